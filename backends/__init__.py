@@ -1,0 +1,1 @@
+"""Backends: lower the mlc IR to a deployable artifact (onnxruntime, TVM, TensorRT)."""

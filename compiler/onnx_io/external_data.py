@@ -1,0 +1,119 @@
+"""External tensor data, resolved by our own code (never by `onnx.load`'s).
+
+A model is untrusted input: its `external_data` entries may point anywhere. We only read files
+that lie inside the model's folder, named by a relative path without `..`, that are regular files
+reached without symbolic links and have a single hard link (a hard link could alias any file of
+the machine), and we check offset + length against the file's size before touching it.
+Weights are memory-mapped on first use, never copied into the process.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath, PureWindowsPath
+
+import numpy as np
+
+from mlc.errors import BadInputError
+from mlc.ir.dtypes import DType
+
+
+@dataclass(frozen=True)
+class ExternalRef:
+    """Where one tensor's bytes live: a checked file path, an offset and a length."""
+
+    path: Path
+    offset: int
+    length: int
+
+
+def _unpacked(dtype: DType, packed: np.ndarray, count: int) -> np.ndarray:
+    """Sub-byte types (int4, uint4, float4, int2, uint2) are packed low nibble first in ONNX."""
+    bits = dtype.bits
+    per_byte = 8 // bits
+    mask = (1 << bits) - 1
+    parts = [(packed >> (bits * k)) & mask for k in range(per_byte)]
+    codes = np.stack(parts, axis=-1).reshape(-1)[:count].astype(np.uint8)
+    if dtype in (DType.INT4, DType.INT2):
+        sign = 1 << (bits - 1)
+        signed = np.where(codes & sign, codes.astype(np.int16) - (1 << bits), codes).astype(np.int8)
+        return signed.astype(dtype.numpy)
+    if dtype.is_float:
+        return codes.view(dtype.numpy)
+    return codes.astype(dtype.numpy)
+
+
+def resolve(model_path: str, base_dir: Path | None, tensor_name: str, entries: dict[str, str]) -> ExternalRef:
+    """Check one tensor's external_data entries; raise BadInputError naming the tensor otherwise."""
+    where = f"{model_path}: tensor {tensor_name!r}"
+    if base_dir is None:
+        raise BadInputError(f"{where}: external data needs the model's folder; import it from a file path")
+    location = entries.get("location", "")
+    if not location:
+        raise BadInputError(f"{where}: external data without a location")
+    if "\0" in location:
+        raise BadInputError(f"{where}: external data location contains a NUL byte")
+    posix, windows = PurePosixPath(location), PureWindowsPath(location)
+    if posix.is_absolute() or windows.is_absolute() or windows.drive:
+        raise BadInputError(f"{where}: external data location {location!r} is an absolute path")
+    parts = [p for p in location.replace("\\", "/").split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise BadInputError(f"{where}: external data location {location!r} leaves the model's folder ('..')")
+    if not parts:
+        raise BadInputError(f"{where}: external data location {location!r} names no file")
+    base = base_dir.resolve()
+    current = base
+    for part in parts:
+        current = current / part
+        try:
+            info = os.lstat(current)
+        except FileNotFoundError:
+            raise BadInputError(f"{where}: external data file {location!r} does not exist") from None
+        if stat.S_ISLNK(info.st_mode):
+            raise BadInputError(f"{where}: external data path {location!r} goes through a symbolic link")
+    if not stat.S_ISREG(info.st_mode):
+        raise BadInputError(f"{where}: external data {location!r} is not a regular file")
+    if info.st_nlink > 1:
+        raise BadInputError(f"{where}: external data file {location!r} has {info.st_nlink} hard links; "
+                            "copy it to a file of its own")
+    try:
+        offset = int(entries.get("offset", "0") or 0)
+        length = int(entries["length"]) if entries.get("length") not in (None, "") else info.st_size - offset
+    except ValueError:
+        raise BadInputError(f"{where}: external data offset/length are not integers") from None
+    if offset < 0 or length < 0:
+        raise BadInputError(f"{where}: negative external data offset or length")
+    if offset + length > info.st_size:
+        raise BadInputError(f"{where}: external data offset {offset} + length {length} is past the end of "
+                            f"{location!r} ({info.st_size} bytes)")
+    return ExternalRef(current, offset, length)
+
+
+def check_size(model_path: str, tensor_name: str, ref: ExternalRef, dtype: DType, shape: tuple[int, ...]) -> None:
+    """The length must hold exactly the tensor's packed bytes."""
+    if dtype == DType.STRING:
+        raise BadInputError(f"{model_path}: tensor {tensor_name!r}: string tensors cannot use external data")
+    count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+    expected = (count * dtype.bits + 7) // 8
+    if ref.length != expected:
+        raise BadInputError(f"{model_path}: tensor {tensor_name!r}: external data holds {ref.length} bytes, "
+                            f"its type {dtype.short_name}{list(shape)} needs {expected}")
+
+
+def loader(ref: ExternalRef, dtype: DType, shape: tuple[int, ...]):
+    """A function that memory-maps the bytes (read-only) as a numpy array of the tensor's type."""
+
+    def load() -> np.ndarray:
+        count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+        if ref.length == 0:
+            return np.zeros(shape, dtype=dtype.numpy)
+        if dtype.bits < 8:
+            packed = np.memmap(ref.path, dtype=np.uint8, mode="r", offset=ref.offset, shape=(ref.length,))
+            return _unpacked(dtype, np.asarray(packed), count).reshape(shape)
+        mapped = np.memmap(ref.path, dtype=dtype.numpy.newbyteorder("<"), mode="r", offset=ref.offset,
+                           shape=(count,))
+        return mapped.reshape(shape)
+
+    return load
