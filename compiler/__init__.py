@@ -5,7 +5,13 @@ Public API (tests and tools outside the package use exactly these):
 and the error classes rooted at `MlcError` (each carries its process exit code).
 """
 
-from mlc.errors import BadInputError, MlcError, NumericMismatchError, TargetUnavailableError, VerificationError
+from mlc.errors import (
+    BadInputError,
+    MlcError,
+    NumericMismatchError,
+    TargetUnavailableError,
+    VerificationError,
+)
 from mlc.ir import Graph, assert_graph_equal, parse_ir, print_ir, verify
 from mlc.onnx_io import export_onnx, import_onnx, save_onnx
 

@@ -28,13 +28,12 @@ class _ArgumentParser(argparse.ArgumentParser):
 
 # ===================================================================== commands
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from rich.console import Console
-    from rich.table import Table
-
     from mlc.ir.printer import print_ir
     from mlc.ir.verifier import verify
     from mlc.onnx_io.importer import import_onnx
     from mlc.summary import human_bytes, summarize
+    from rich.console import Console
+    from rich.table import Table
 
     graph = import_onnx(args.model, freeze_inputs=args.freeze_inputs)
     verify(graph)
@@ -122,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
-    except Exception as error:  # noqa: BLE001 - the last line of defence: no traceback for users
+    except Exception as error:
         if args.verbose:
             traceback.print_exc()
         print(f"mlc: internal error: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"

@@ -17,13 +17,12 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import numpy_helper
-
 from mlc.errors import BadInputError
 from mlc.ir.core import Attr, AttrType, Function, Graph, Node, Value
 from mlc.ir.dtypes import DType
 from mlc.ir.tensor import SparseTensor, Tensor
 from mlc.ir.types import MapType, OpaqueType, OptionalType, SequenceType, SparseTensorType, TensorType, Type
+from onnx import numpy_helper
 
 # onnxruntime 1.31 opens IR versions up to 13 (tests/onnx_io/test_exporter.py asks onnxruntime).
 ORT_MAX_IR_VERSION = 13
@@ -300,7 +299,7 @@ def export_ir_version(graph: Graph) -> int:
         ids = [onnx.helper.make_opsetid(d, v) for d, v in opsets.items()]
         try:
             version = max(onnx.helper.find_min_ir_version_for(ids, ignore_unknown=True), 7)
-        except Exception:  # noqa: BLE001 - unknown domains: fall back to a modern default
+        except Exception:
             version = 10
     return min(version, ORT_MAX_IR_VERSION)
 
