@@ -121,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 - any failure here is reported, not raised
         if args.verbose:
             traceback.print_exc()
         print(f"mlc: internal error: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"

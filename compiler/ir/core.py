@@ -189,7 +189,7 @@ class Value:
             return
         graph = self.graph
         is_output = graph is not None and any(v is self for v in graph.outputs)
-        if is_output and not replace_graph_outputs:
+        if is_output and not replace_graph_outputs and graph is not None:
             raise IRError(
                 f"%{self.name} is an output of graph {graph.name!r}: pass replace_graph_outputs=True "
                 "to rewire the output, or replace only node uses with Node.set_input"

@@ -157,7 +157,7 @@ def graph_difference(a: Graph, b: Graph, *, check_metadata: bool = True) -> str 
         if (ma is None) != (mb is None):
             raise comparer.fail("model", "one side is a main graph, the other a sub-graph")
         if ma is not None and mb is not None:
-            fields = ("opset_imports", "producer_name", "producer_version", "domain", "model_version")
+            fields: tuple[str, ...] = ("opset_imports", "producer_name", "producer_version", "domain", "model_version")
             if check_metadata:
                 fields += ("doc_string", "metadata_props")
             for key in fields:

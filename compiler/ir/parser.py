@@ -384,7 +384,7 @@ class Parser:
         raise self.error(f"attribute {name}: a list mixes kinds")
 
     def attrs(self) -> list[Attr]:
-        result = []
+        result: list[Attr] = []
         if not self.accept("{"):
             return result
         while not self.accept("}"):

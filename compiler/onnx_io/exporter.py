@@ -127,7 +127,7 @@ class _Exporter:
 
     def attribute(self, attr: Attr, proto: onnx.AttributeProto) -> None:
         proto.name = attr.name
-        proto.type = int(attr.type)
+        proto.type = onnx.AttributeProto.AttributeType.Value(attr.type.name)
         if attr.doc_string:
             proto.doc_string = attr.doc_string
         if attr.ref is not None:
@@ -299,7 +299,7 @@ def export_ir_version(graph: Graph) -> int:
         ids = [onnx.helper.make_opsetid(d, v) for d, v in opsets.items()]
         try:
             version = max(onnx.helper.find_min_ir_version_for(ids, ignore_unknown=True), 7)
-        except Exception:
+        except Exception:  # noqa: BLE001 - unknown domains: fall back to a modern default
             version = 10
     return min(version, ORT_MAX_IR_VERSION)
 
