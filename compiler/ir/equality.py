@@ -86,7 +86,13 @@ class _Comparer:
             raise self.fail(where, f"attribute {a.name}: {a.value!r} vs {b.value!r}")
 
     def node(self, a: Node, b: Node, where: str) -> None:
-        where = f"{where}, node {print_node(a)[:120]}"
+        try:
+            self._node(a, b)
+        except _Mismatch as mismatch:
+            raise self.fail(f"{where}, node {print_node(a)[:120]}", str(mismatch)) from None
+
+    def _node(self, a: Node, b: Node) -> None:
+        where = "node"
         if (a.op_type, a.domain, a.overload) != (b.op_type, b.domain, b.overload):
             raise self.fail(where, f"op {a.domain}::{a.op_type} vs {b.domain}::{b.op_type}")
         if len(a.inputs) != len(b.inputs) or len(a.outputs) != len(b.outputs):
@@ -96,11 +102,11 @@ class _Comparer:
         if self.check_metadata and (a.doc_string, a.metadata_props) != (b.doc_string, b.metadata_props):
             raise self.fail(where, "doc string or metadata differ")
         for i, (va, vb) in enumerate(zip(a.inputs, b.inputs, strict=True)):
-            self.use(va, vb, f"{where} input {i}")
+            self.use(va, vb, f"input {i}")
         for key, attr in a.attributes.items():
-            self.attr_value(attr, b.attributes[key], where)
+            self.attr_value(attr, b.attributes[key], "attributes")
         for i, (va, vb) in enumerate(zip(a.outputs, b.outputs, strict=True)):
-            self.bind(va, vb, f"{where} output {i}")
+            self.bind(va, vb, f"output {i}")
 
     def graph(self, a: Graph, b: Graph, where: str = "graph") -> None:
         if len(a.inputs) != len(b.inputs):

@@ -458,6 +458,14 @@ class Parser:
             value.const = self.sparse() if self.at("sparse") else self.tensor()
             graph.add_initializer(value)
 
+    def graph_inputs(self, graph: Graph) -> None:
+        """`(%a: T, %w: T = <tensor>, ...)`"""
+        self.expect("(")
+        while not self.accept(")"):
+            self.graph_input(graph)
+            if not self.at(")"):
+                self.expect(",")
+
     def body(self, graph: Graph) -> None:
         self.expect("{")
         while True:
@@ -500,11 +508,7 @@ class Parser:
         graph = Graph(self.name(), model)
         self.scopes.append({})
         try:
-            self.expect("(")
-            while not self.accept(")"):
-                self.graph_input(graph)
-                if not self.at(")"):
-                    self.expect(",")
+            self.graph_inputs(graph)
             self.body(graph)
         finally:
             self.scopes.pop()
@@ -523,11 +527,7 @@ class Parser:
         body = Graph(name)
         self.scopes.append({})
         try:
-            self.expect("(")
-            while not self.accept(")"):
-                self.graph_input(body)
-                if not self.at(")"):
-                    self.expect(",")
+            self.graph_inputs(body)
             params: list[str] = []
             defaults: dict[str, Attr] = {}
             opsets: dict[str, int] = {}

@@ -159,6 +159,12 @@ def format_sparse(sparse: SparseTensor, max_elements: int | None) -> str:
             f" indices={format_tensor(sparse.indices, max_elements)}")
 
 
+def _doc_meta(doc: str, meta: dict[str, str]) -> str:
+    """The ` doc="…" meta={…}` suffix of nodes, functions and the model line (empty parts omitted)."""
+    text = f" doc={quote(doc)}" if doc else ""
+    return text + (f" meta={json.dumps(meta, ensure_ascii=False)}" if meta else "")
+
+
 class Printer:
     def __init__(self, max_elements: int | None = DEFAULT_MAX_ELEMENTS, indent: str = "  ") -> None:
         self.max_elements = max_elements
@@ -222,11 +228,7 @@ class Printer:
         text += self.attrs(node.attributes, depth)
         if node.name:
             text += f" name={quote(node.name)}"
-        if node.doc_string:
-            text += f" doc={quote(node.doc_string)}"
-        if node.metadata_props:
-            text += f" meta={json.dumps(node.metadata_props, ensure_ascii=False)}"
-        return text
+        return text + _doc_meta(node.doc_string, node.metadata_props)
 
     # ---------------------------------------------------------------- graphs
     def graph_lines(self, graph: Graph, depth: int) -> list[str]:
@@ -287,10 +289,7 @@ class Printer:
             head += " attributes [" + ", ".join(params) + "]"
         if fn.opset_imports:
             head += f" opset_import={json.dumps(fn.opset_imports)}"
-        if fn.doc_string:
-            head += f" doc={quote(fn.doc_string)}"
-        if fn.metadata_props:
-            head += f" meta={json.dumps(fn.metadata_props, ensure_ascii=False)}"
+        head += _doc_meta(fn.doc_string, fn.metadata_props)
         return "\n".join([head + " {", *self.graph_lines(body, 0), "}"])
 
     def module(self, graph: Graph) -> str:
