@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 from mlc.errors import BadInputError
+from mlc.gc_pause import gc_paused
 from mlc.ir.core import Attr, AttrType, Function, Graph, Node, Value
 from mlc.ir.dtypes import DType
 from mlc.ir.tensor import SparseTensor, Tensor
@@ -323,11 +324,12 @@ def export_onnx(graph: Graph, *, sink: TensorSink | None = None) -> onnx.ModelPr
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
     exporter = _Exporter(sink or _inline_sink, legacy_inputs=ir_version < 4, opsets=model.opset_imports)
-    for fn in model.functions:
+    with gc_paused():
+        for fn in model.functions:
+            exporter.names = _Names()
+            exporter.function(fn, proto.functions.add())
         exporter.names = _Names()
-        exporter.function(fn, proto.functions.add())
-    exporter.names = _Names()
-    exporter.graph(graph, proto.graph, main=True)
+        exporter.graph(graph, proto.graph, main=True)
     return proto
 
 

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import numpy as np
-
 from mlc.errors import BadInputError
 from mlc.ir.dtypes import DType
 
@@ -80,9 +79,14 @@ def resolve(model_path: str, base_dir: Path | None, tensor_name: str, entries: d
                             "copy it to a file of its own")
     try:
         offset = int(entries.get("offset", "0") or 0)
-        length = int(entries["length"]) if entries.get("length") not in (None, "") else info.st_size - offset
+        length = int(entries["length"]) if entries.get("length") not in (None, "") else None
     except ValueError:
         raise BadInputError(f"{where}: external data offset/length are not integers") from None
+    if offset > info.st_size:
+        raise BadInputError(f"{where}: external data offset {offset} is past the end of "
+                            f"{location!r} ({info.st_size} bytes)")
+    if length is None:
+        length = info.st_size - offset
     if offset < 0 or length < 0:
         raise BadInputError(f"{where}: negative external data offset or length")
     if offset + length > info.st_size:

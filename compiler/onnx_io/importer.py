@@ -22,14 +22,14 @@ import networkx as nx
 import numpy as np
 import onnx
 from google.protobuf.message import DecodeError
-from onnx import numpy_helper
-
 from mlc.errors import BadInputError
+from mlc.gc_pause import gc_paused
 from mlc.ir.core import Attr, AttrType, Function, Graph, ModelInfo, Node, Value
 from mlc.ir.dtypes import DType
 from mlc.ir.tensor import SparseTensor, Tensor
 from mlc.ir.types import MapType, OpaqueType, OptionalType, SequenceType, SparseTensorType, TensorType, Type
 from mlc.onnx_io import external_data
+from onnx import numpy_helper
 
 log = logging.getLogger("mlc.import")
 
@@ -190,10 +190,11 @@ class _Importer:
                 value = Value(vi.name, type_from_proto(vi.type) if vi.HasField("type") else None)
                 value.doc_string = vi.doc_string
                 define(vi.name, graph.add_input(value), "graph input")
+            # Only graph inputs are in scope yet: a name found there is an initializer listed as input.
             for t in proto.initializer:
                 existing = scope.get(t.name)
                 tensor = self.tensor(t)
-                if existing is not None and existing.const is None and existing.is_graph_input:
+                if existing is not None and existing.const is None:
                     existing.const = tensor
                     graph.add_initializer(existing)
                     continue
@@ -204,7 +205,7 @@ class _Importer:
                 sparse = self.sparse(s)
                 name = s.values.name
                 existing = scope.get(name)
-                if existing is not None and existing.const is None and existing.is_graph_input:
+                if existing is not None and existing.const is None and existing.producer is None:
                     existing.const = sparse
                     graph.add_initializer(existing)
                     continue
@@ -385,7 +386,8 @@ def _read_model(path: Path) -> onnx.ModelProto:
     try:
         model.ParseFromString(data)
     except (DecodeError, RuntimeError, ValueError) as error:
-        raise BadInputError(f"{shown}: not an ONNX model (protobuf parse failed: {str(error) or 'truncated?'})") from None
+        reason = str(error) or "truncated?"
+        raise BadInputError(f"{shown}: not an ONNX model (protobuf parse failed: {reason})") from None
     _check_model_proto(model, shown)
     return model
 
@@ -421,6 +423,7 @@ def import_onnx(
     are overridable defaults and stay inputs otherwise). `base_dir`: the folder external data is
     resolved against when `source` is not a path.
     """
+    folder: Path | None
     if isinstance(source, str | Path):
         path = Path(source)
         model = _read_model(path)
@@ -441,4 +444,5 @@ def import_onnx(
     if infer_shapes:
         model = _infer_shapes(model, shown)
     importer = _Importer(shown, folder, freeze_inputs)
-    return importer.model(model)
+    with gc_paused():
+        return importer.model(model)
