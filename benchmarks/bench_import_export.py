@@ -36,10 +36,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import mlc
 import numpy as np
 import onnx
 import onnxruntime
+
+import mlc
 
 DENSENET = Path(onnx.__file__).parent / "backend/test/data/light/light_densenet121.onnx"
 DENSENET_GOAL_S = 0.3

@@ -28,12 +28,13 @@ class _ArgumentParser(argparse.ArgumentParser):
 
 # ===================================================================== commands
 def cmd_inspect(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
     from mlc.ir.printer import print_ir
     from mlc.ir.verifier import verify
     from mlc.onnx_io.importer import import_onnx
     from mlc.summary import human_bytes, summarize
-    from rich.console import Console
-    from rich.table import Table
 
     graph = import_onnx(args.model, freeze_inputs=args.freeze_inputs)
     verify(graph)

@@ -19,12 +19,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import mlc
 import numpy as np
 import onnx
 import pytest
-from mlc.cli import main
 from onnx import TensorProto, helper
+
+import mlc
+from mlc.cli import main
 
 DIGITS = Path(__file__).resolve().parent.parent / "models" / "digits_mlp.onnx"
 WEIGHTS = np.arange(4, dtype=np.float32) * 1.5 - 2.0  # the external tensor 'w': f32[4], 16 bytes

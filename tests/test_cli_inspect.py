@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from mlc.cli import main
 
 MODEL = Path(__file__).resolve().parents[1] / "models" / "digits_mlp.onnx"

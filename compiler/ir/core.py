@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
 from mlc.ir.tensor import SparseTensor, Tensor
 from mlc.ir.types import TensorType, Type
 

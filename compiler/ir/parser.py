@@ -11,6 +11,7 @@ import re
 from typing import Any
 
 import numpy as np
+
 from mlc.errors import TextParseError
 from mlc.ir.core import Attr, AttrType, Function, Graph, ModelInfo, Node, Value
 from mlc.ir.dtypes import DType

@@ -23,6 +23,7 @@ import re
 from collections.abc import Sequence
 
 import numpy as np
+
 from mlc.ir.core import Attr, AttrType, Function, Graph, Node, Value
 from mlc.ir.dtypes import DType
 from mlc.ir.tensor import SparseTensor, Tensor

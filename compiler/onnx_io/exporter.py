@@ -17,13 +17,14 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+from onnx import numpy_helper
+
 from mlc.errors import BadInputError
 from mlc.gc_pause import gc_paused
 from mlc.ir.core import Attr, AttrType, Function, Graph, Node, Value
 from mlc.ir.dtypes import DType
 from mlc.ir.tensor import SparseTensor, Tensor
 from mlc.ir.types import MapType, OpaqueType, OptionalType, SequenceType, SparseTensorType, TensorType, Type
-from onnx import numpy_helper
 
 # onnxruntime 1.31 opens IR versions up to 13 (tests/onnx_io/test_exporter.py asks onnxruntime).
 ORT_MAX_IR_VERSION = 13

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import numpy as np
+
 from mlc.errors import BadInputError
 from mlc.ir.dtypes import DType
 

@@ -22,6 +22,8 @@ import networkx as nx
 import numpy as np
 import onnx
 from google.protobuf.message import DecodeError
+from onnx import numpy_helper
+
 from mlc.errors import BadInputError
 from mlc.gc_pause import gc_paused
 from mlc.ir.core import Attr, AttrType, Function, Graph, ModelInfo, Node, Value
@@ -29,7 +31,6 @@ from mlc.ir.dtypes import DType
 from mlc.ir.tensor import SparseTensor, Tensor
 from mlc.ir.types import MapType, OpaqueType, OptionalType, SequenceType, SparseTensorType, TensorType, Type
 from mlc.onnx_io import external_data
-from onnx import numpy_helper
 
 log = logging.getLogger("mlc.import")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from mlc.errors import VerificationError
 from mlc.ir import DType, Graph, IRError, ModelInfo, Node, TensorType, Value, verify
 

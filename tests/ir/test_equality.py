@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from mlc.ir import assert_graph_equal, graph_difference, parse_ir
 
 BASE = '''graph "g" (%x: f32[2]) {

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import mlc
 import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from mlc.ir import DType, Graph, ModelInfo, Node, Tensor, TensorType, Value
-from mlc.onnx_io import exporter
 from onnx import helper
 
+import mlc
+from mlc.ir import DType, Graph, ModelInfo, Node, Tensor, TensorType, Value
+from mlc.onnx_io import exporter
 from tests.onnx_io.helpers import assert_bitwise, make_model, run_ort
 
 

@@ -4,11 +4,12 @@
 from __future__ import annotations
 
 import ml_dtypes
-import mlc
 import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
+
+import mlc
 
 CASES = [
     (TensorProto.FLOAT, np.float32),

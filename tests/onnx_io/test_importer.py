@@ -3,13 +3,13 @@ onnxruntime run of the original against the round-tripped model and a structural
 
 from __future__ import annotations
 
-import mlc
 import numpy as np
 import onnx
 import pytest
-from mlc.ir import DType, SparseTensorType, TensorType
 from onnx import TensorProto, helper, numpy_helper
 
+import mlc
+from mlc.ir import DType, SparseTensorType, TensorType
 from tests.onnx_io.helpers import assert_bitwise, make_model, run_ort
 
 
