@@ -6,7 +6,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlc.ir.core import AttrType, Graph, Value
+from mlc.ir.attributes import AttrType
+from mlc.ir.core import Graph, Value
 from mlc.ir.printer import format_type
 from mlc.ir.tensor import SparseTensor, Tensor
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlc.ir.core import Attr, AttrType, Function, Graph, Node, Value
+from mlc.ir.attributes import Attr, AttrType
+from mlc.ir.core import Function, Graph, Node, Value
 from mlc.ir.printer import format_type, print_node
 from mlc.ir.tensor import SparseTensor, Tensor
 

@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 
 from mlc.errors import TextParseError
-from mlc.ir.core import Attr, AttrType, Function, Graph, ModelInfo, Node, Value
+from mlc.ir.attributes import Attr, AttrType
+from mlc.ir.core import Function, Graph, ModelInfo, Node, Value
 from mlc.ir.dtypes import DType
 from mlc.ir.tensor import SparseTensor, Tensor
 from mlc.ir.types import MapType, OpaqueType, OptionalType, SequenceType, SparseTensorType, TensorType, Type

@@ -24,7 +24,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from mlc.ir.core import Attr, AttrType, Function, Graph, Node, Value
+from mlc.ir.attributes import Attr, AttrType
+from mlc.ir.core import Function, Graph, Node, Value
 from mlc.ir.dtypes import DType
 from mlc.ir.tensor import SparseTensor, Tensor
 from mlc.ir.types import MapType, OpaqueType, OptionalType, SequenceType, SparseTensorType, TensorType, Type

@@ -26,7 +26,8 @@ from onnx import numpy_helper
 
 from mlc.errors import BadInputError
 from mlc.gc_pause import gc_paused
-from mlc.ir.core import Attr, AttrType, Function, Graph, ModelInfo, Node, Value
+from mlc.ir.attributes import Attr, AttrType
+from mlc.ir.core import Function, Graph, ModelInfo, Node, Value
 from mlc.ir.dtypes import DType
 from mlc.ir.tensor import SparseTensor, Tensor
 from mlc.ir.types import MapType, OpaqueType, OptionalType, SequenceType, SparseTensorType, TensorType, Type
