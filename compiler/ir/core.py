@@ -202,6 +202,15 @@ class Node:
         if value is not None:
             value._uses[(self, index)] = None
 
+    def replace_input(self, old: Value, new: Value | None) -> int:
+        """Make every input that reads `old` read `new`; returns how many were rewired."""
+        count = 0
+        for i, value in enumerate(self._inputs):
+            if value is old:
+                self.set_input(i, new)
+                count += 1
+        return count
+
     def append_input(self, value: Value | None) -> None:
         self._inputs.append(None)
         self.set_input(len(self._inputs) - 1, value)

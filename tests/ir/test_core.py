@@ -131,3 +131,13 @@ def test_sort_reorders_and_keeps_uses() -> None:
     verify(g)
     with pytest.raises(IRError):
         g.sort([a, c])
+
+
+def test_replace_input_rewires_every_occurrence() -> None:
+    g, x, (relu, neg, abs_) = chain()
+    mul = Node("Mul", [relu.outputs[0], relu.outputs[0]], ["m"])
+    g.insert_after(relu, mul)
+    assert mul.replace_input(relu.outputs[0], x) == 2
+    assert mul.inputs == (x, x) and (mul, 0) in x._uses and (mul, 1) in x._uses
+    assert relu.outputs[0].consumers == [neg]
+    verify(g)
