@@ -28,9 +28,9 @@ class _ArgumentParser(argparse.ArgumentParser):
 
 # ===================================================================== commands
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from rich.console import Console
     from rich.table import Table
 
+    from mlc.console import make_console
     from mlc.ir.printer import print_ir
     from mlc.ir.verifier import verify
     from mlc.onnx_io.importer import import_onnx
@@ -42,7 +42,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary.to_json(), indent=1))
         return 0
-    console = Console(highlight=False, soft_wrap=True)
+    console = make_console()
     opsets = ", ".join(f"{d or 'ai.onnx'} {v}" for d, v in sorted(summary.opsets.items()))
     console.print(f"[bold]{args.model}[/bold]  graph {summary.name!r}  IR {summary.ir_version}  "
                   f"opsets: {opsets}" + (f"  producer: {summary.producer}" if summary.producer else ""),
@@ -72,6 +72,59 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_passes(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from mlc.console import make_console
+    from mlc.pass_api import registered_passes
+    from mlc.pipelines import PIPELINES
+
+    console = make_console()
+    table = Table(show_edge=False, pad_edge=False)
+    for column in ("pass", "numerics", "description", "options", "statistics"):
+        table.add_column(column)
+    for name, cls in registered_passes().items():
+        options = ", ".join(f"{o.name}={o.default!r} ({o.help})" for o in cls.options)
+        table.add_row(name, cls.numerics.value, cls.description, options or "-", ", ".join(cls.statistics) or "-")
+    console.print(table)
+    console.print()
+    for level, specs in PIPELINES.items():
+        console.print(f"-{level}: {', '.join(specs) or '(no passes)'}")
+    return 0
+
+
+def cmd_debug(args: argparse.Namespace) -> int:
+    from mlc.debug_view import render_debug
+    from mlc.debugger import DebugOptions, load_plugin, run_debug
+    from mlc.instruments import IRDiff, IRDumper, PrintAfterChange
+    from mlc.pass_manager import Instrument
+    from mlc.pipelines import build_pipeline
+    from mlc.report import debug_report, write_report
+    from mlc.verify.inputs import InputSpec, parse_range_flags, parse_shape_flags
+
+    loaded = [load_plugin(spec) for spec in args.load]
+    level = f"O{args.O}" if args.O is not None else None
+    passes = build_pipeline(level, args.passes, args.disable_pass, args.pass_option)
+    instruments: list[Instrument] = []
+    if args.dump_ir:
+        instruments.append(IRDumper(args.dump_ir))
+    if args.print_ir_after_change:
+        instruments.append(PrintAfterChange())
+    if args.ir_diff:
+        instruments.append(IRDiff())
+    options = DebugOptions(
+        passes=passes, verify=args.verify, inputs_path=args.inputs,
+        input_spec=InputSpec(seed=args.seed, shapes=parse_shape_flags(args.input_shape),
+                             ranges=parse_range_flags(args.input_range)),
+        stop_after=args.stop_after, max_rewrites=args.max_rewrites, reproducer_dir=args.reproducer,
+        second_opinion=not args.no_second_opinion, freeze_inputs=args.freeze_inputs, loaded_modules=loaded)
+    result = run_debug(args.model, options, instruments)
+    render_debug(result, verbose=args.verbose)
+    if args.report:
+        write_report(debug_report(result), args.report)
+    return 1 if result.verdict == "fail" else 0
+
+
 # ===================================================================== parser and main
 def build_parser() -> argparse.ArgumentParser:
     parser = _ArgumentParser(
@@ -99,6 +152,65 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--freeze-inputs", action="store_true",
                          help="treat initializers listed as graph inputs as constants")
     inspect.set_defaults(func=cmd_inspect)
+
+    passes = sub.add_parser("passes", help="list passes (name, contract, options) and pipelines -O0..-O3")
+    passes.set_defaults(func=cmd_passes)
+
+    debug = sub.add_parser(
+        "debug", help="run passes one by one, check the numbers after each, localize a break",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="""Run a pipeline pass by pass on MODEL, print one row per pass (time, nodes before -> after,
+rewrites, max error vs the original, verdict) and, when the numbers break, name the first pass, the
+first rewrite inside it and the first tensor that diverges, and write a reproducer folder.
+
+examples:
+  mlc debug models/digits_mlp.onnx -O1
+  mlc debug model.onnx --passes eliminate-identity,cse,dce --inputs inputs.npz --report report.json
+  mlc debug model.onnx -O2 --verify final          # check only the end; bisect the pipeline on failure
+  mlc debug model.onnx -O2 --stop-after 3 --dump-ir ir/   # the first 3 passes, IR after each
+
+exit codes: 0 numbers hold (or inconclusive), 1 a numeric check failed, 2 bad input, 70 a pass crashed""",
+    )
+    debug.add_argument("model", help="an .onnx file")
+    pipeline = debug.add_mutually_exclusive_group()
+    pipeline.add_argument("-O", choices=["0", "1", "2", "3"], default=None,
+                          help="a named pipeline, e.g. -O2 (default -O1 when --passes is not given)")
+    pipeline.add_argument("--passes", metavar="P,P,...",
+                          help="explicit pipeline, e.g. --passes 'cse,dce' or 'name{option=value}'")
+    debug.add_argument("--disable-pass", action="append", default=[], metavar="NAME",
+                       help="drop a pass from the pipeline, e.g. --disable-pass cse (repeatable)")
+    debug.add_argument("--pass-option", action="append", default=[], metavar="PASS.OPTION=VALUE",
+                       help="set a pass option, e.g. --pass-option dce.keep=1 (repeatable)")
+    debug.add_argument("--inputs", metavar="F.npz",
+                       help="input arrays keyed by input name, e.g. --inputs sample.npz (default: generated)")
+    debug.add_argument("--input-shape", action="append", default=[], metavar="NAME:D,D",
+                       help="shape of a generated input, e.g. --input-shape pixels:4,64 (repeatable)")
+    debug.add_argument("--input-range", action="append", default=[], metavar="NAME:LO,HI",
+                       help="value range of a generated input, e.g. --input-range ids:0,30521 (repeatable)")
+    debug.add_argument("--seed", type=int, default=0, help="seed of generated inputs, e.g. --seed 7 (default 0)")
+    debug.add_argument("--verify", choices=["each", "final", "none"], default="each",
+                       help="check numbers after each changing pass (default), only at the end "
+                            "(a failure is then bisected over the pipeline prefix), or never")
+    debug.add_argument("--stop-after", type=int, metavar="N",
+                       help="run only the first N passes, e.g. --stop-after 3")
+    debug.add_argument("--max-rewrites", type=int, metavar="N",
+                       help="stop each pass after N rewrites, e.g. --max-rewrites 10 (the debugger bisects this)")
+    debug.add_argument("--dump-ir", metavar="DIR",
+                       help="write NNN_<pass>.txt (text IR) and NNN_<pass>.onnx after each pass, e.g. --dump-ir ir/")
+    debug.add_argument("--print-ir-after-change", action="store_true",
+                       help="print the IR after every pass that changed it")
+    debug.add_argument("--ir-diff", action="store_true", help="print a unified diff of the IR across each pass")
+    debug.add_argument("--report", metavar="FILE.json",
+                       help="write the JSON report (schema: compiler/schemas/report.schema.json)")
+    debug.add_argument("--reproducer", metavar="DIR",
+                       help="where to write the reproducer on failure (default ./mlc-repro-<model>)")
+    debug.add_argument("--no-second-opinion", action="store_true",
+                       help="do not re-judge a failure with onnx's reference evaluator")
+    debug.add_argument("--load", action="append", default=[], metavar="MODULE",
+                       help="import a module or .py file that registers extra passes, e.g. --load my_passes.py")
+    debug.add_argument("--freeze-inputs", action="store_true",
+                       help="treat initializers listed as graph inputs as constants")
+    debug.set_defaults(func=cmd_debug)
     return parser
 
 

@@ -124,8 +124,8 @@ def _check_value(value: object, what: str) -> None:
 class Node:
     """One operation. Inputs may hold `None` for an omitted optional input; outputs likewise."""
 
-    __slots__ = ("__weakref__", "_erased", "_inputs", "_next", "_outputs", "_prev", "attributes",
-                 "doc_string", "domain", "graph", "metadata_props", "name", "op_type", "overload")
+    __slots__ = ("__weakref__", "_erased", "_inputs", "_next", "_outputs", "_prev", "attributes", "created_by",
+                 "doc_string", "domain", "graph", "metadata_props", "name", "op_type", "overload", "source")
 
     def __init__(
         self,
@@ -139,6 +139,8 @@ class Node:
         overload: str = "",
         doc_string: str = "",
         metadata_props: dict[str, str] | None = None,
+        source: Sequence[str] = (),
+        created_by: str = "",
     ) -> None:
         self.op_type = op_type
         self.domain = domain
@@ -146,6 +148,10 @@ class Node:
         self.name = name
         self.doc_string = doc_string
         self.metadata_props: dict[str, str] = dict(metadata_props or {})
+        # Provenance: the ONNX nodes this node stands for (empty: itself, by name) and the
+        # `pass/rule` that created it (empty: imported). Exported as node metadata.
+        self.source: tuple[str, ...] = tuple(source)
+        self.created_by = created_by
         self.graph: Graph | None = None
         self._prev: Node | None = None
         self._next: Node | None = None
@@ -183,6 +189,11 @@ class Node:
     def __repr__(self) -> str:
         op = f"{self.domain}::{self.op_type}" if self.domain else self.op_type
         return f"Node({op}, name={self.name!r})"
+
+    @property
+    def origin(self) -> tuple[str, ...]:
+        """The source ONNX node names this node descends from (its own name when imported)."""
+        return self.source or ((self.name,) if self.name else ())
 
     @property
     def inputs(self) -> tuple[Value | None, ...]:

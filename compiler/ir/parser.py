@@ -445,6 +445,18 @@ class Parser:
             elif self.accept("meta"):
                 self.expect("=")
                 node.metadata_props = self.json_object()
+            elif self.accept("loc"):
+                self.expect("(")
+                self.expect("[")
+                sources = []
+                while not self.accept("]"):
+                    sources.append(self.text_string())
+                    if not self.at("]"):
+                        self.expect(",")
+                node.source = tuple(sources)
+                if self.accept(","):
+                    node.created_by = self.text_string()
+                self.expect(")")
             else:
                 break
         graph.append(node)

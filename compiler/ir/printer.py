@@ -36,7 +36,7 @@ _BARE_VALUE = re.compile(r"[A-Za-z0-9_.\-/]+\Z")
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*\Z")
 _DIM_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _KEYWORDS = {"none", "inf", "nan", "true", "false", "graph", "const", "return", "model", "function",
-             "dense", "splat", "digest", "sparse", "type", "hex", "doc", "meta", "name"}
+             "dense", "splat", "digest", "sparse", "type", "hex", "doc", "meta", "name", "loc"}
 _EMPTY_LIST = {AttrType.FLOATS: "floats[]", AttrType.INTS: "ints[]", AttrType.STRINGS: "strings[]",
                AttrType.TENSORS: "tensors[]", AttrType.GRAPHS: "graphs[]",
                AttrType.SPARSE_TENSORS: "sparse_tensors[]", AttrType.TYPE_PROTOS: "types[]"}
@@ -168,9 +168,11 @@ def _doc_meta(doc: str, meta: dict[str, str]) -> str:
 
 
 class Printer:
-    def __init__(self, max_elements: int | None = DEFAULT_MAX_ELEMENTS, indent: str = "  ") -> None:
+    def __init__(self, max_elements: int | None = DEFAULT_MAX_ELEMENTS, indent: str = "  ",
+                 debug_info: bool = False) -> None:
         self.max_elements = max_elements
         self.indent = indent
+        self.debug_info = debug_info
 
     # ---------------------------------------------------------------- attributes
     def attr_value(self, attr: Attr, depth: int) -> str:
@@ -230,7 +232,11 @@ class Printer:
         text += self.attrs(node.attributes, depth)
         if node.name:
             text += f" name={quote(node.name)}"
-        return text + _doc_meta(node.doc_string, node.metadata_props)
+        text += _doc_meta(node.doc_string, node.metadata_props)
+        if self.debug_info and (node.source or node.created_by):
+            sources = ", ".join(quote(s) for s in node.source)
+            text += f" loc([{sources}]" + (f", {quote(node.created_by)})" if node.created_by else ")")
+        return text
 
     # ---------------------------------------------------------------- graphs
     def graph_lines(self, graph: Graph, depth: int) -> list[str]:
@@ -317,9 +323,13 @@ class Printer:
         return "\n".join(parts) + "\n"
 
 
-def print_ir(graph: Graph, max_elements: int | None = DEFAULT_MAX_ELEMENTS) -> str:
-    """The text form of a graph (and, for a main graph, its model header and functions)."""
-    return Printer(max_elements).module(graph)
+def print_ir(graph: Graph, max_elements: int | None = DEFAULT_MAX_ELEMENTS, *, debug_info: bool = False) -> str:
+    """The text form of a graph (and, for a main graph, its model header and functions).
+
+    `debug_info=True` adds each node's provenance, like MLIR locations:
+    `loc(["conv1", "bn1"], "fuse-conv-bn/conv_bn")` (source ONNX nodes, creating pass/rule).
+    """
+    return Printer(max_elements, debug_info=debug_info).module(graph)
 
 
 def print_node(node: Node) -> str:

@@ -10,6 +10,7 @@ model would pass protobuf's 2 GB limit.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections.abc import Callable
@@ -34,6 +35,10 @@ SPLAT_AS_NODE_BYTES = 1024
 PROTOBUF_LIMIT = 2**31 - 1
 # Keep well clear of the limit: the graph itself needs room beside the weights.
 EXTERNAL_THRESHOLD = PROTOBUF_LIMIT - (64 << 20)
+
+# Provenance travels in node metadata under these keys (read back by the importer).
+SOURCE_KEY = "mlc.source"
+CREATED_BY_KEY = "mlc.created_by"
 
 TensorSink = Callable[[onnx.TensorProto, Tensor], None]
 
@@ -185,6 +190,12 @@ class _Exporter:
         for key, value in node.metadata_props.items():
             entry = proto.metadata_props.add()
             entry.key, entry.value = key, value
+        if node.source:
+            entry = proto.metadata_props.add()
+            entry.key, entry.value = SOURCE_KEY, json.dumps(list(node.source))
+        if node.created_by:
+            entry = proto.metadata_props.add()
+            entry.key, entry.value = CREATED_BY_KEY, node.created_by
         for attr in node.attributes.values():
             self.attribute(attr, proto.attribute.add())
         proto.output.extend("" if v is None else names.assign(v) for v in node.outputs)

@@ -13,6 +13,7 @@ turned into numpy on first use; external data is checked and memory-mapped
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -32,6 +33,7 @@ from mlc.ir.dtypes import DType
 from mlc.ir.tensor import SparseTensor, Tensor
 from mlc.ir.types import MapType, OpaqueType, OptionalType, SequenceType, SparseTensorType, TensorType, Type
 from mlc.onnx_io import external_data
+from mlc.onnx_io.exporter import CREATED_BY_KEY, SOURCE_KEY
 
 log = logging.getLogger("mlc.import")
 
@@ -243,10 +245,12 @@ class _Importer:
                                     "which is not defined")
                 inputs.append(value)
             attrs = [self.attribute(a, scopes) for a in node_proto.attribute]
+            meta = {p.key: p.value for p in node_proto.metadata_props}
+            source, created_by = _provenance(meta)
             node = Node(node_proto.op_type, inputs, outs, attrs, domain=node_proto.domain,
                         name=node_proto.name, overload=node_proto.overload,
-                        doc_string=node_proto.doc_string,
-                        metadata_props={p.key: p.value for p in node_proto.metadata_props})
+                        doc_string=node_proto.doc_string, metadata_props=meta,
+                        source=source, created_by=created_by)
             nodes.append(node)
 
         graph.append(*nodes) if nodes else None
@@ -321,6 +325,19 @@ class _Importer:
         )
         info.functions = [self.function(f) for f in proto.functions]
         return self.graph(proto.graph, [], info)
+
+
+def _provenance(meta: dict[str, str]) -> tuple[tuple[str, ...], str]:
+    """Take mlc's provenance keys out of node metadata (written by our exporter)."""
+    created_by = meta.pop(CREATED_BY_KEY, "")
+    text = meta.pop(SOURCE_KEY, None)
+    if text is None:
+        return (), created_by
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        return (text,), created_by
+    return tuple(str(s) for s in parsed) if isinstance(parsed, list) else (str(parsed),), created_by
 
 
 def _lookup(scopes: list[dict[str, Value]], name: str) -> Value | None:

@@ -1,0 +1,175 @@
+"""Comparison of outputs with tolerances by dtype and pass contract.
+
+An element fails when |got - expected| > atol * scale + rtol * |expected|, where `scale` is the
+largest finite |expected| of that output (so that atol follows the output's magnitude). Integer,
+bool and string outputs must match exactly. Elements whose reference is NaN or Inf cannot be
+judged: if they are the only differences, the verdict is `inconclusive`, not `fail`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from mlc.pass_api import Numerics
+
+OK, FAIL, INCONCLUSIVE = "ok", "fail", "inconclusive"
+
+# (rtol, atol relative to the output's scale) per contract and float width. `exact` passes are
+# checked strictly but not bitwise: onnxruntime may pick another kernel for a rewritten graph.
+_TOLERANCES: dict[Numerics, dict[str, tuple[float, float]]] = {
+    Numerics.EXACT: {"f64": (1e-12, 1e-13), "f32": (1e-5, 1e-6), "f16": (2e-3, 2e-4), "low": (2e-2, 2e-3)},
+    Numerics.TOLERANCE: {"f64": (1e-9, 1e-10), "f32": (1e-4, 1e-5), "f16": (1e-2, 1e-3), "low": (5e-2, 5e-3)},
+    Numerics.LOSSY: {"f64": (1e-1, 1e-1), "f32": (1e-1, 1e-1), "f16": (1e-1, 1e-1), "low": (1e-1, 1e-1)},
+}
+
+
+def _width(dtype: np.dtype) -> str:
+    if dtype == np.float64:
+        return "f64"
+    if dtype == np.float32:
+        return "f32"
+    if dtype == np.float16:
+        return "f16"
+    return "low"
+
+
+def tolerance_for(numerics: Numerics, dtype: np.dtype) -> tuple[float, float]:
+    return _TOLERANCES[numerics][_width(np.dtype(dtype))]
+
+
+@dataclass
+class OutputCheck:
+    name: str
+    verdict: str
+    dtype: str = ""
+    shape: tuple[int, ...] = ()
+    max_abs: float = 0.0
+    max_rel: float = 0.0
+    cosine: float = 1.0
+    worst_index: tuple[int, ...] | None = None
+    expected: float | None = None
+    got: float | None = None
+    rtol: float = 0.0
+    atol: float = 0.0
+    note: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        data = dict(self.__dict__)
+        data["shape"] = list(self.shape)
+        data["worst_index"] = list(self.worst_index) if self.worst_index is not None else None
+        for key in ("max_abs", "max_rel", "cosine", "expected", "got"):
+            value = data[key]
+            data[key] = None if value is None or not np.isfinite(value) else float(value)
+        return data
+
+    def describe(self) -> str:
+        if self.verdict == OK and not self.note:
+            return f"{self.name}: ok (max abs {self.max_abs:.3g})"
+        where = f" at {list(self.worst_index)}" if self.worst_index is not None else ""
+        values = f" (expected {self.expected:.6g}, got {self.got:.6g})" if self.expected is not None else ""
+        return (f"{self.name}: {self.verdict}: max abs {self.max_abs:.3g}, max rel {self.max_rel:.3g}, "
+                f"cosine {self.cosine:.6f}{where}{values}" + (f"; {self.note}" if self.note else ""))
+
+
+@dataclass
+class CheckResult:
+    verdict: str
+    numerics: str
+    engine: str
+    outputs: list[OutputCheck] = field(default_factory=list)
+    note: str = ""
+
+    @property
+    def worst(self) -> OutputCheck | None:
+        failing = [o for o in self.outputs if o.verdict != OK]
+        pool = failing or self.outputs
+        return max(pool, key=lambda o: o.max_rel, default=None)
+
+    @property
+    def max_abs(self) -> float:
+        return max((o.max_abs for o in self.outputs), default=0.0)
+
+    @property
+    def max_rel(self) -> float:
+        return max((o.max_rel for o in self.outputs), default=0.0)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"verdict": self.verdict, "numerics": self.numerics, "engine": self.engine, "note": self.note,
+                "max_abs": float(self.max_abs), "max_rel": float(self.max_rel),
+                "outputs": [o.to_json() for o in self.outputs]}
+
+
+def compare_array(name: str, expected: Any, got: Any, numerics: Numerics) -> OutputCheck:
+    if expected is None or got is None:
+        same = expected is None and got is None
+        return OutputCheck(name, OK if same else FAIL, note="" if same else "one side is None")
+    if isinstance(expected, list) or isinstance(got, list):
+        if not isinstance(expected, list) or not isinstance(got, list) or len(expected) != len(got):
+            return OutputCheck(name, FAIL, note="sequence lengths differ")
+        checks = [compare_array(f"{name}[{i}]", e, g, numerics) for i, e, g in
+                  zip(range(len(expected)), expected, got, strict=True)]
+        bad = [c for c in checks if c.verdict != OK]
+        return bad[0] if bad else OutputCheck(name, OK, note=f"{len(checks)} elements")
+    exp, act = np.asarray(expected), np.asarray(got)
+    check = OutputCheck(name, OK, dtype=str(exp.dtype), shape=tuple(exp.shape))
+    if exp.shape != act.shape or exp.dtype != act.dtype:
+        check.verdict, check.note = FAIL, f"{act.dtype}{list(act.shape)}, expected {exp.dtype}{list(exp.shape)}"
+        return check
+    if exp.size == 0:
+        return check
+    if exp.dtype.kind not in "fc":
+        equal = exp == act
+        if not np.all(equal):
+            index = tuple(int(i) for i in np.argwhere(~equal)[0])
+            check.verdict, check.worst_index = FAIL, index
+            check.note = f"{int((~equal).sum())} of {exp.size} elements differ (must match exactly)"
+            if exp.dtype.kind in "iub":
+                check.expected, check.got = float(exp[index]), float(act[index])
+                check.max_abs = float(np.max(np.abs(exp.astype(np.float64) - act.astype(np.float64))))
+        return check
+    rtol, atol = tolerance_for(numerics, exp.dtype)
+    e64, a64 = exp.astype(np.complex128 if exp.dtype.kind == "c" else np.float64), act.astype(
+        np.complex128 if exp.dtype.kind == "c" else np.float64)
+    finite = np.isfinite(e64)
+    scale = float(np.max(np.abs(e64[finite]))) if finite.any() else 0.0
+    diff = np.abs(e64 - a64)
+    diff = np.where(finite, diff, 0.0)
+    bad_nonfinite = ~finite & ~((np.isnan(e64) & np.isnan(a64)) | (e64 == a64))
+    limit = atol * max(scale, 1e-30) + rtol * np.abs(np.where(finite, e64, 0.0))
+    failing = finite & ~(diff <= limit)  # a NaN result where the reference is finite fails too
+    rel = diff / np.maximum(np.abs(np.where(finite, e64, 0.0)), atol * max(scale, 1e-30))
+    check.rtol, check.atol = rtol, atol * scale
+    check.max_abs = float(np.nanmax(np.where(finite & np.isfinite(a64), diff, 0.0)))
+    check.max_rel = float(np.nanmax(np.where(finite & np.isfinite(a64), rel, 0.0)))
+    fe, fa = e64[finite & np.isfinite(a64)].ravel(), a64[finite & np.isfinite(a64)].ravel()
+    norms = float(np.linalg.norm(fe) * np.linalg.norm(fa))
+    check.cosine = float(np.real(np.vdot(fe, fa)) / norms) if norms > 0 else (1.0 if not fe.size or
+                                                                             np.array_equal(fe, fa) else 0.0)
+    score = np.where(failing, rel + 1.0, rel)
+    score = np.where(np.isnan(score), np.inf, score)
+    index = tuple(int(i) for i in np.unravel_index(int(np.argmax(score)), exp.shape))
+    check.worst_index = index
+    check.expected, check.got = float(np.real(e64[index])), float(np.real(a64[index]))
+    if failing.any():
+        check.verdict = FAIL
+        check.note = f"{int(failing.sum())} of {exp.size} elements off"
+    elif bad_nonfinite.any():
+        check.verdict = INCONCLUSIVE
+        check.note = f"{int(bad_nonfinite.sum())} elements where the reference is NaN/Inf differ"
+    return check
+
+
+def compare_outputs(expected: dict[str, Any], got: dict[str, Any], numerics: Numerics, engine: str) -> CheckResult:
+    """Compare every expected output; the verdict is the worst of them."""
+    checks = []
+    for name, value in expected.items():
+        if name not in got:
+            checks.append(OutputCheck(name, FAIL, note="output missing"))
+            continue
+        checks.append(compare_array(name, value, got[name], numerics))
+    verdicts = {c.verdict for c in checks}
+    verdict = FAIL if FAIL in verdicts else INCONCLUSIVE if INCONCLUSIVE in verdicts else OK
+    return CheckResult(verdict, numerics.value, engine, checks)
