@@ -23,13 +23,26 @@ with their provenance through `ctx.created(...)`.
 from __future__ import annotations
 
 import enum
+import functools
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from mlc.errors import BadInputError
+from mlc.errors import BadInputError, VerificationError
 from mlc.ir.core import Graph, Node
+from mlc.ir.verifier import verify
+
+# When set (the test kit's autouse fixture does), every Pass.run verifies the IR on return, even
+# when a test calls run() directly instead of going through the PassManager.
+_VERIFY_AFTER_EVERY_RUN = False
+
+
+def set_verify_after_every_run(enabled: bool) -> bool:
+    """Turn verification after every pass run on or off; returns the previous setting."""
+    global _VERIFY_AFTER_EVERY_RUN
+    previous, _VERIFY_AFTER_EVERY_RUN = _VERIFY_AFTER_EVERY_RUN, enabled
+    return previous
 
 
 class Numerics(enum.Enum):
@@ -111,6 +124,23 @@ class Pass:
     numerics: ClassVar[Numerics] = Numerics.EXACT
     options: ClassVar[tuple[PassOption, ...]] = ()
     statistics: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "run" in cls.__dict__:
+            original = cls.__dict__["run"]
+
+            @functools.wraps(original)
+            def run(self: Pass, graph: Graph, ctx: PassContext) -> bool:
+                changed = original(self, graph, ctx)
+                if _VERIFY_AFTER_EVERY_RUN:
+                    try:
+                        verify(graph)
+                    except VerificationError as error:
+                        raise VerificationError(f"after pass {self.spec()}: {error}") from error
+                return changed
+
+            cls.run = run  # type: ignore[method-assign]
 
     def __init__(self, **values: Any) -> None:
         known = {o.name: o for o in self.options}

@@ -1,4 +1,5 @@
-"""A test-only pass that breaks the numbers on purpose: it multiplies the weights of one Conv by
+"""A test-only pass that breaks the numbers on purpose: it multiplies the weights of one Conv (or
+another op with a constant weight at input 1, `op=Gemm`) by
 (1 + epsilon * noise), noise seeded and uniform in [-1, 1], while declaring the `tolerance`
 contract. `mlc debug` must find it (epsilon = 1e-3) and must not flag float noise (1e-7).
 
@@ -15,12 +16,13 @@ from mlc.pass_api import Numerics, Pass, PassContext, PassOption, register_pass
 
 
 @register_pass
-class PerturbConvWeights(Pass):
-    name = "perturb-conv-weights"
-    description = "Test only: scale one Conv's weights by (1 + epsilon * seeded noise)"
+class PerturbWeights(Pass):
+    name = "perturb-weights"
+    description = "Test only: scale one Conv's (or op's) weights by (1 + epsilon * seeded noise)"
     numerics = Numerics.TOLERANCE
     options = (
-        PassOption("node", str, "", "name of the Conv to perturb (empty: the first Conv)"),
+        PassOption("op", str, "Conv", "op type whose weight (input 1) is perturbed"),
+        PassOption("node", str, "", "name of the node to perturb (empty: the first of that op)"),
         PassOption("epsilon", float, 1e-3, "relative size of the noise"),
         PassOption("seed", int, 0, "seed of the noise"),
     )
@@ -29,7 +31,7 @@ class PerturbConvWeights(Pass):
     def run(self, graph: Graph, ctx: PassContext) -> bool:
         target = self.option("node")
         for node in graph:
-            if node.op_type != "Conv" or (target and node.name != target):
+            if node.op_type != self.option("op") or (target and node.name != target):
                 continue
             weight = node.inputs[1]
             if weight is None or not isinstance(weight.const, Tensor):
@@ -45,5 +47,5 @@ class PerturbConvWeights(Pass):
                 graph.remove_initializer(weight)
             ctx.stats["perturbed"] += 1
             return True
-        ctx.remark(f"no Conv named {target!r}")
+        ctx.remark(f"no {self.option('op')} named {target!r}")
         return False

@@ -130,6 +130,11 @@ def compare_array(name: str, expected: Any, got: Any, numerics: Numerics) -> Out
                 check.expected, check.got = float(exp[index]), float(act[index])
                 check.max_abs = float(np.max(np.abs(exp.astype(np.float64) - act.astype(np.float64))))
         return check
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        return _compare_floats(check, exp, act, numerics)
+
+
+def _compare_floats(check: OutputCheck, exp: np.ndarray, act: np.ndarray, numerics: Numerics) -> OutputCheck:
     rtol, atol = tolerance_for(numerics, exp.dtype)
     e64, a64 = exp.astype(np.complex128 if exp.dtype.kind == "c" else np.float64), act.astype(
         np.complex128 if exp.dtype.kind == "c" else np.float64)

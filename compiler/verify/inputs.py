@@ -103,7 +103,7 @@ def make_inputs(graph: Graph, spec: InputSpec | None = None) -> dict[str, np.nda
                 else:
                     dims.append(spec.default_dim)
             shape = tuple(dims)
-        feeds[value.name] = _values(value, t.dtype, shape, spec, rng)
+        feeds[value.name] = np.asarray(_values(value, t.dtype, shape, spec, rng))
     return feeds
 
 
@@ -111,7 +111,7 @@ def _values(value: Value, dtype: DType, shape: tuple[int, ...], spec: InputSpec,
             rng: np.random.Generator) -> np.ndarray:
     name = value.name
     if dtype == DType.BOOL:
-        return rng.random(shape) < 0.5
+        return np.asarray(rng.random(shape) < 0.5)
     if dtype == DType.STRING:
         return np.array(["abcdefghij"[i % 10] for i in range(int(np.prod(shape)))], dtype=object).reshape(shape)
     if dtype.is_float:

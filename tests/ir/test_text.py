@@ -144,3 +144,24 @@ def test_tensor_equality_is_bitwise() -> None:
 def test_parse_errors_say_where(text: str, message: str) -> None:
     with pytest.raises(TextParseError, match=message):
         parse_ir(text)
+
+
+def test_provenance_prints_parses_and_travels_through_onnx() -> None:
+    import mlc
+
+    text = '''model ir_version=8 opset_import={"": 17}
+graph "g" (%x: f32[2]) {
+  %y: f32[2] = Relu(%x) name="fused" loc(["conv1", "bn1"], "fuse-conv-bn/conv_bn")
+  return %y
+}
+'''
+    graph = parse_ir(text)
+    node = graph.nodes[0]
+    assert node.source == ("conv1", "bn1") and node.created_by == "fuse-conv-bn/conv_bn"
+    assert print_ir(graph, debug_info=True) == text
+    assert "loc(" not in print_ir(graph), "provenance is debug info, shown on request like MLIR locations"
+    exported = mlc.export_onnx(graph)
+    meta = {p.key: p.value for p in exported.graph.node[0].metadata_props}
+    assert meta == {"mlc.source": '["conv1", "bn1"]', "mlc.created_by": "fuse-conv-bn/conv_bn"}
+    again = mlc.import_onnx(exported).nodes[0]
+    assert (again.source, again.created_by, again.metadata_props) == (node.source, node.created_by, {})
