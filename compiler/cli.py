@@ -97,10 +97,10 @@ def cmd_debug(args: argparse.Namespace) -> int:
     from mlc.debug_view import render_debug
     from mlc.debugger import DebugOptions, load_plugin, run_debug
     from mlc.instruments import IRDiff, IRDumper, PrintAfterChange
+    from mlc.numerics.inputs import InputSpec, parse_range_flags, parse_shape_flags
     from mlc.pass_manager import Instrument
     from mlc.pipelines import build_pipeline
     from mlc.report import debug_report, write_report
-    from mlc.verify.inputs import InputSpec, parse_range_flags, parse_shape_flags
 
     loaded = [load_plugin(spec) for spec in args.load]
     level = f"O{args.O}" if args.O is not None else None

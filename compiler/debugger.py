@@ -37,13 +37,13 @@ from mlc.errors import BadInputError
 from mlc.ir.core import Graph
 from mlc.ir.printer import print_ir
 from mlc.ir.verifier import verify
+from mlc.numerics.compare import FAIL, INCONCLUSIVE, OK, CheckResult, OutputCheck, compare_array, compare_outputs
+from mlc.numerics.inputs import InputSpec, load_inputs, make_inputs
+from mlc.numerics.reference import ORT, REFERENCE, ReferenceError, run_model, run_with_fallback
 from mlc.onnx_io.exporter import export_onnx
 from mlc.onnx_io.importer import import_onnx
 from mlc.pass_api import Numerics, Pass
 from mlc.pass_manager import Instrument, PassManager, PassRecord
-from mlc.verify.compare import FAIL, INCONCLUSIVE, OK, CheckResult, OutputCheck, compare_array, compare_outputs
-from mlc.verify.inputs import InputSpec, load_inputs, make_inputs
-from mlc.verify.reference import ORT, REFERENCE, ReferenceError, run_model, run_with_fallback
 
 Model = Any  # an onnx.ModelProto: this module hands models between export and the reference, opaquely
 

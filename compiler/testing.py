@@ -28,10 +28,10 @@ from mlc.ir.core import Graph, ModelInfo
 from mlc.ir.equality import assert_graph_equal
 from mlc.ir.parser import parse_ir
 from mlc.ir.printer import print_ir
+from mlc.numerics.compare import FAIL, compare_outputs
+from mlc.numerics.inputs import InputSpec, make_inputs
+from mlc.numerics.reference import run_graph
 from mlc.pass_api import Numerics, Pass, PassContext, parse_pass_spec, set_verify_after_every_run
-from mlc.verify.compare import FAIL, compare_outputs
-from mlc.verify.inputs import InputSpec, make_inputs
-from mlc.verify.reference import run_graph
 
 DEFAULT_OPSET = 17
 

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 
 from mlc.errors import BadInputError
+from mlc.numerics import compare_outputs, load_inputs, make_inputs, run_graph
+from mlc.numerics.compare import compare_array
+from mlc.numerics.inputs import InputSpec, parse_range_flags, parse_shape_flags
+from mlc.numerics.reference import REFERENCE
 from mlc.pass_api import Numerics
 from mlc.testing import as_graph
-from mlc.verify import compare_outputs, load_inputs, make_inputs, run_graph
-from mlc.verify.compare import compare_array
-from mlc.verify.inputs import InputSpec, parse_range_flags, parse_shape_flags
-from mlc.verify.reference import REFERENCE
 
 
 def test_float_tolerances_follow_the_contract() -> None:

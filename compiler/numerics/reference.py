@@ -18,7 +18,7 @@ from mlc.errors import MlcError
 from mlc.ir.core import Graph
 from mlc.onnx_io.exporter import export_onnx
 
-log = logging.getLogger("mlc.verify")
+log = logging.getLogger("mlc.numerics")
 
 ORT = "onnxruntime"
 REFERENCE = "onnx.reference"
