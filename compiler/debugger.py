@@ -39,7 +39,15 @@ from mlc.ir.printer import print_ir
 from mlc.ir.verifier import verify
 from mlc.numerics.compare import FAIL, INCONCLUSIVE, OK, CheckResult, OutputCheck, compare_array, compare_outputs
 from mlc.numerics.inputs import InputSpec, load_inputs, make_inputs
-from mlc.numerics.reference import ORT, REFERENCE, ReferenceError, run_model, run_with_fallback
+from mlc.numerics.reference import (
+    ORT,
+    REFERENCE,
+    PreparedModel,
+    ReferenceError,
+    WeightCache,
+    run_model,
+    run_with_fallback,
+)
 from mlc.onnx_io.exporter import export_onnx
 from mlc.onnx_io.importer import import_onnx
 from mlc.pass_api import Numerics, Pass
@@ -144,6 +152,7 @@ class _Debugger:
         self.options = options
         self.instruments = instruments
         self.notes: list[str] = []
+        self.weights = WeightCache()
 
     # ---------------------------------------------------------------- checks
     def check(self, model: Model, numerics: Numerics) -> CheckResult:
@@ -208,7 +217,7 @@ class _Debugger:
             if opts.verify != "each":
                 continue
             if record.changed:
-                current = export_onnx(graph)
+                current = self.weights.prepare(graph)
                 record.check = self.check(current, self.numerics_of(passes[:index + 1]))
             if record.check is not None and record.check.verdict == FAIL:
                 localization = self.localize(index, pass_, before, record, "check after each pass")
@@ -220,7 +229,7 @@ class _Debugger:
         if opts.verify == "each" and verdict == "unchecked":
             verdict = OK
         if opts.verify == "final":
-            final_check = self.check(export_onnx(graph), self.numerics_of(passes))
+            final_check = self.check(self.weights.prepare(graph), self.numerics_of(passes))
             verdict = final_check.verdict
             if verdict == FAIL:
                 localization = self.bisect_prefix(passes, records)
@@ -245,7 +254,7 @@ class _Debugger:
         while hi - lo > 1:
             mid = (lo + hi) // 2
             graph, _ = self.replay(self.original, passes[:mid])
-            if self.check(export_onnx(graph), self.numerics_of(passes[:mid])).verdict == FAIL:
+            if self.check(self.weights.prepare(graph), self.numerics_of(passes[:mid])).verdict == FAIL:
                 hi = mid
             else:
                 lo = mid
@@ -256,6 +265,8 @@ class _Debugger:
 
     def localize(self, index: int, pass_: Pass, before: Model, record: PassRecord,
                  found_by: str) -> Localization:
+        if isinstance(before, PreparedModel):
+            before = before.inline()
         loc = Localization(index, pass_.spec(), found_by, record.rewrites)
         numerics = self.numerics_of(self.options.passes[:index + 1])
         after_model: Model | None = None
@@ -267,9 +278,9 @@ class _Debugger:
             while hi - lo > 1:
                 mid = (lo + hi) // 2
                 graph, _ = self.replay(before, [pass_], {0: mid})
-                model = export_onnx(graph)
+                model = self.weights.prepare(graph)
                 if self.check(model, numerics).verdict == FAIL:
-                    hi, hi_model = mid, model
+                    hi, hi_model = mid, model.inline()
                 else:
                     lo = mid
             graph, records = self.replay(before, [pass_], {0: hi})

@@ -110,15 +110,17 @@ class _Names:
 
 
 class _Exporter:
-    def __init__(self, sink: TensorSink, legacy_inputs: bool, opsets: dict[str, int]) -> None:
+    def __init__(self, sink: TensorSink, legacy_inputs: bool, opsets: dict[str, int], sink_all: bool = False) -> None:
         self.sink = sink
+        self.sink_all = sink_all
         self.legacy_inputs = legacy_inputs
         self.opsets = opsets
         self.names = _Names()
 
     def tensor(self, tensor: Tensor, proto: onnx.TensorProto, name: str) -> None:
         source = tensor.source
-        if isinstance(source, onnx.TensorProto) and source.data_location != onnx.TensorProto.EXTERNAL:
+        if (not self.sink_all and isinstance(source, onnx.TensorProto)
+                and source.data_location != onnx.TensorProto.EXTERNAL):
             proto.CopyFrom(source)
         else:
             proto.data_type = int(tensor.dtype)
@@ -318,8 +320,12 @@ def export_ir_version(graph: Graph) -> int:
     return min(version, ORT_MAX_IR_VERSION)
 
 
-def export_onnx(graph: Graph, *, sink: TensorSink | None = None) -> onnx.ModelProto:
-    """The graph as an ONNX ModelProto (the graph is not modified)."""
+def export_onnx(graph: Graph, *, sink: TensorSink | None = None, sink_all: bool = False) -> onnx.ModelProto:
+    """The graph as an ONNX ModelProto (the graph is not modified).
+
+    `sink` writes a tensor's values into its TensorProto (default: inline raw data); with
+    `sink_all` it is called for every tensor, also unmodified imported weights.
+    """
     model = graph.model
     if model is None:
         raise BadInputError("export_onnx: needs a main graph (this one is a sub-graph)")
@@ -336,7 +342,8 @@ def export_onnx(graph: Graph, *, sink: TensorSink | None = None) -> onnx.ModelPr
     for key, value in model.metadata_props.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
-    exporter = _Exporter(sink or _inline_sink, legacy_inputs=ir_version < 4, opsets=model.opset_imports)
+    exporter = _Exporter(sink or _inline_sink, legacy_inputs=ir_version < 4, opsets=model.opset_imports,
+                         sink_all=sink_all)
     with gc_paused():
         for fn in model.functions:
             exporter.names = _Names()
@@ -397,7 +404,7 @@ def save_onnx(graph: Graph, path: str | Path, *, external_data: bool | None = No
                     entry = proto.external_data.add()
                     entry.key, entry.value = key, value
 
-            proto = export_onnx(graph, sink=sink)
+            proto = export_onnx(graph, sink=sink, sink_all=True)
             tmp_data.close()
         else:
             proto = export_onnx(graph)
