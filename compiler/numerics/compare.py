@@ -71,7 +71,7 @@ class OutputCheck:
         where = f" at {list(self.worst_index)}" if self.worst_index is not None else ""
         values = f" (expected {self.expected:.6g}, got {self.got:.6g})" if self.expected is not None else ""
         return (f"{self.name}: {self.verdict}: max abs {self.max_abs:.3g}, max rel {self.max_rel:.3g}, "
-                f"cosine {self.cosine:.6f}{where}{values}" + (f"; {self.note}" if self.note else ""))
+                f"cosine {self.cosine:.9f}{where}{values}" + (f"; {self.note}" if self.note else ""))
 
 
 @dataclass
