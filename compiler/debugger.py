@@ -51,7 +51,7 @@ from mlc.numerics.reference import (
 from mlc.onnx_io.exporter import export_onnx
 from mlc.onnx_io.importer import import_onnx
 from mlc.pass_api import Numerics, Pass
-from mlc.pass_manager import Instrument, PassManager, PassRecord
+from mlc.pass_manager import Instrument, PassFailedError, PassManager, PassRecord
 
 Model = Any  # an onnx.ModelProto: this module hands models between export and the reference, opaquely
 
@@ -212,7 +212,13 @@ class _Debugger:
         final_check = None
         for index, pass_ in enumerate(passes):
             before = current
-            record = manager.run_one(index, pass_, graph, [p.spec() for p in passes[:index]])
+            if opts.verify != "each" and index > 0:
+                before = None  # not snapshotted: a crash reproducer replays the prefix instead
+            try:
+                record = manager.run_one(index, pass_, graph, [p.spec() for p in passes[:index]])
+            except PassFailedError as error:
+                self.crash_reproducer(error, index, pass_, passes, before)
+                raise
             records.append(record)
             if opts.verify != "each":
                 continue
@@ -330,6 +336,17 @@ class _Debugger:
                 return TensorDivergence(after_name, node.name, node.op_type, list(node.origin), node.created_by,
                                         matched_by, check)
         return None
+
+    def crash_reproducer(self, error: PassFailedError, index: int, pass_: Pass, passes: list[Pass],
+                         before: Model | None) -> None:
+        """A pass raised or broke the IR: write its input and a replay command, and say where."""
+        if before is None:
+            graph, _ = self.replay(self.original, passes[:index])
+            before = export_onnx(graph)
+        elif isinstance(before, PreparedModel):
+            before = before.inline()
+        folder, command = self.write_reproducer(before, pass_, None)
+        error.args = (f"{error.args[0] if error.args else error}; reproducer: {folder}; replay: {command}",)
 
     def write_reproducer(self, before: Model, pass_: Pass,
                          max_rewrites: int | None) -> tuple[str, str]:

@@ -159,3 +159,28 @@ def test_resnet50_float_noise_of_1e7_is_not_flagged(capsys, tmp_path, resnet50) 
     perturbed = validate(tmp_path / "r.json")["passes"][PIPELINE_K]
     assert perturbed["changed"] and perturbed["check"]["verdict"] == "ok"
     assert perturbed["check"]["max_abs"] > 0, "the noise did change the outputs, by float-rounding amounts"
+
+
+def test_a_crashing_pass_gets_a_reproducer(capsys, tmp_path) -> None:
+    crash = tmp_path / "crash_pass.py"
+    crash.write_text('''
+from mlc.pass_api import Pass, register_pass
+
+
+@register_pass
+class Crash(Pass):
+    name = "test-crash"
+    description = "raises on purpose"
+
+    def run(self, graph, ctx):
+        raise RuntimeError("boom")
+''')
+    code, out = debug(capsys, str(DIGITS), "--passes", "cse,test-crash", "--load", str(crash),
+                      "--reproducer", str(tmp_path / "repro"))
+    assert code == 70
+    assert out.count("\n") == 1, "one line, no traceback"
+    assert "pass #1 test-crash (after cse) raised RuntimeError: boom" in out and "reproducer:" in out
+    assert (tmp_path / "repro" / "before.onnx").exists()
+    command = out.split("replay: ", 1)[1].strip()
+    result = replay(command)
+    assert result.returncode == 70 and "test-crash" in result.stderr
