@@ -17,8 +17,23 @@ from mlc.onnx_io import export_onnx, import_onnx, save_onnx
 
 __version__ = "0.1.0"
 
+
+def compile(model, target: str = "onnxruntime", output=None, **options):  # type: ignore[no-untyped-def]
+    """Compile an .onnx file for `target` into an artifact folder (see `mlc.driver.compile_model`)."""
+    from mlc.driver import compile_model
+
+    folder, _ = compile_model(model, target, output, **options)
+    return folder
+
+
+def load(folder):  # type: ignore[no-untyped-def]
+    """Load an artifact folder; `.run(feeds)` executes it (see `mlc.artifact.load`)."""
+    from mlc.artifact import load as load_artifact
+
+    return load_artifact(folder)
+
 __all__ = [
     "BadInputError", "Graph", "MlcError", "NumericMismatchError", "TargetUnavailableError",
-    "VerificationError", "__version__", "assert_graph_equal", "export_onnx", "import_onnx",
+    "VerificationError", "__version__", "assert_graph_equal", "compile", "export_onnx", "import_onnx", "load",
     "parse_ir", "print_ir", "save_onnx", "verify",
 ]

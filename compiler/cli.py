@@ -13,6 +13,7 @@ import logging
 import sys
 import traceback
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from mlc.errors import MlcError
 
@@ -125,6 +126,101 @@ def cmd_debug(args: argparse.Namespace) -> int:
     return 1 if result.verdict == "fail" else 0
 
 
+def _pipeline_args(parser: argparse.ArgumentParser, default_level: str) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("-O", choices=["0", "1", "2", "3"], default=None,
+                       help=f"a named pipeline, e.g. -O2 (default -O{default_level})")
+    group.add_argument("--passes", metavar="P,P,...",
+                       help="explicit pipeline, e.g. --passes 'cse,dce' or 'name{option=value}'")
+    parser.add_argument("--disable-pass", action="append", default=[], metavar="NAME",
+                        help="drop a pass from the pipeline, e.g. --disable-pass cse (repeatable)")
+    parser.add_argument("--pass-option", action="append", default=[], metavar="PASS.OPTION=VALUE",
+                        help="set a pass option, e.g. --pass-option perturb-weights.epsilon=0.1 (repeatable)")
+
+
+def _input_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--inputs", metavar="F.npz",
+                        help="input arrays keyed by input name, e.g. --inputs sample.npz (default: generated)")
+    parser.add_argument("--input-shape", action="append", default=[], metavar="NAME:D,D",
+                        help="shape of a generated input, e.g. --input-shape pixels:4,64 (repeatable)")
+    parser.add_argument("--input-range", action="append", default=[], metavar="NAME:LO,HI",
+                        help="value range of a generated input, e.g. --input-range ids:0,30521 (repeatable)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of generated inputs, e.g. --seed 7 (default 0)")
+
+
+def _input_spec(args: argparse.Namespace) -> Any:
+    from mlc.numerics.inputs import InputSpec, parse_range_flags, parse_shape_flags
+
+    return InputSpec(seed=args.seed, shapes=parse_shape_flags(args.input_shape),
+                     ranges=parse_range_flags(args.input_range))
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    from mlc.driver import compile_model
+    from mlc.instruments import IRDumper
+    from mlc.report import debug_report, write_report
+
+    instruments = [IRDumper(args.dump_ir)] if args.dump_ir else []
+    folder, result = compile_model(
+        args.model, args.target, args.output, level=f"O{args.O}" if args.O is not None else None,
+        passes=args.passes, disabled=tuple(args.disable_pass), pass_options=tuple(args.pass_option),
+        verify=args.verify, inputs_path=args.inputs, input_spec=_input_spec(args), freeze_inputs=args.freeze_inputs,
+        instruments=instruments)
+    if args.report:
+        report = debug_report(result)
+        report["command"] = "compile"
+        write_report(report, args.report)
+    changed = sum(1 for r in result.records if r.changed)
+    nodes = f"{result.records[0].nodes_before} -> {result.records[-1].nodes_after} nodes" if result.records else ""
+    print(f"{folder}: {args.target} artifact ({len(result.records)} passes, {changed} changed the graph"
+          f"{', ' + nodes if nodes else ''}; numbers {result.verdict})")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from mlc.artifact import load
+
+    artifact = load(args.artifact)
+    if args.inputs:
+        from mlc.errors import BadInputError
+
+        try:
+            with np.load(args.inputs, allow_pickle=False) as data:
+                feeds = {k: data[k] for k in data.files}
+        except (OSError, ValueError) as error:
+            raise BadInputError(f"{args.inputs}: cannot read inputs ({error})") from None
+    else:
+        from mlc.errors import BadInputError
+
+        raise BadInputError("mlc run needs --inputs IN.npz (arrays keyed by input name)")
+    outputs = artifact.run(feeds)
+    if args.output:
+        np.savez(args.output, **outputs)
+    for name, value in outputs.items():
+        array = np.asarray(value)
+        print(f"{name}: {array.dtype}{list(array.shape)}")
+    return 0
+
+
+def cmd_targets(args: argparse.Namespace) -> int:
+    from rich.markup import escape
+    from rich.table import Table
+
+    from mlc.console import make_console
+    from mlc.targets import TARGETS, availability
+
+    table = Table(show_edge=False, pad_edge=False)
+    for column in ("target", "available", "why / version"):
+        table.add_column(column)
+    for target in TARGETS:
+        state = availability(target)
+        table.add_row(target, "yes" if state.ok else "no", escape(state.reason))
+    make_console().print(table)
+    return 0
+
+
 # ===================================================================== parser and main
 def build_parser() -> argparse.ArgumentParser:
     parser = _ArgumentParser(
@@ -211,6 +307,39 @@ exit codes: 0 numbers hold (or inconclusive), 1 a numeric check failed, 2 bad in
     debug.add_argument("--freeze-inputs", action="store_true",
                        help="treat initializers listed as graph inputs as constants")
     debug.set_defaults(func=cmd_debug)
+
+    comp = sub.add_parser(
+        "compile", help="compile a model for a target into an artifact folder",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="""Import MODEL, run the pipeline (numbers checked against the original), compile it for
+TARGET and write an artifact folder (manifest.json + the backend's files), atomically.
+
+examples:
+  mlc compile models/digits_mlp.onnx --target onnxruntime -o digits.ort
+  mlc compile model.onnx --target onnxruntime -O1 --verify each --report report.json""")
+    comp.add_argument("model", help="an .onnx file")
+    comp.add_argument("--target", default="onnxruntime", help="e.g. --target onnxruntime (`mlc targets` lists them)")
+    comp.add_argument("-o", "--output", metavar="DIR", help="artifact folder, e.g. -o out/ (default MODEL.TARGET)")
+    _pipeline_args(comp, "2")
+    comp.add_argument("--verify", choices=["each", "final", "none"], default="final",
+                      help="check the numbers after each pass, at the end (default), or never")
+    _input_args(comp)
+    comp.add_argument("--dump-ir", metavar="DIR", help="IR after each pass, e.g. --dump-ir ir/")
+    comp.add_argument("--report", metavar="FILE.json", help="JSON report, e.g. --report report.json")
+    comp.add_argument("--freeze-inputs", action="store_true",
+                      help="treat initializers listed as graph inputs as constants")
+    comp.set_defaults(func=cmd_compile)
+
+    run = sub.add_parser("run", help="run an artifact on inputs from an .npz",
+                         description="example: mlc run digits.ort --inputs models/digits_mlp.sample.npz "
+                                     "--output out.npz")
+    run.add_argument("artifact", help="an artifact folder written by mlc compile")
+    run.add_argument("--inputs", metavar="IN.npz", help="arrays keyed by input name")
+    run.add_argument("--output", metavar="OUT.npz", help="write the outputs, keyed by output name")
+    run.set_defaults(func=cmd_run)
+
+    targets = sub.add_parser("targets", help="list targets and whether this machine can use them")
+    targets.set_defaults(func=cmd_targets)
     return parser
 
 

@@ -353,6 +353,12 @@ def export_onnx(graph: Graph, *, sink: TensorSink | None = None, sink_all: bool 
     return proto
 
 
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
 def _total_constant_bytes(graph: Graph) -> int:
     total = 0
     for g in graph.all_graphs():
@@ -410,6 +416,10 @@ def save_onnx(graph: Graph, path: str | Path, *, external_data: bool | None = No
             proto = export_onnx(graph)
         tmp_model.write(proto.SerializeToString())
         tmp_model.close()
+        mode = 0o666 & ~_umask()
+        os.chmod(tmp_model.name, mode)  # NamedTemporaryFile creates 0600; a saved model is an ordinary file
+        if tmp_data is not None:
+            os.chmod(tmp_data.name, mode)
         if tmp_data is not None:
             os.replace(tmp_data.name, folder / data_name)
         os.replace(tmp_model.name, path)

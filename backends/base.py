@@ -1,0 +1,66 @@
+"""The backend contract (DESIGN.md): name and targets, availability with a reason, compile into a
+folder, load a runner from an artifact.
+
+A backend never sees ONNX protobufs: it gets the IR and writes its files with the IR's tools
+(`mlc.save_onnx`) or its own compiler. `compile` writes only inside `out_dir` (a temporary folder
+the driver renames into place), and returns what the manifest should record about the result.
+A backend whose artifact can only be built or run on a GPU machine (TensorRT) says so through
+`available()` and `check_runnable()`, so that `mlc targets`, `mlc compile` and `mlc run` refuse
+with one line instead of a deep traceback.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mlc.ir.core import Graph
+
+
+@dataclass
+class Availability:
+    ok: bool
+    reason: str = ""
+
+
+@dataclass
+class CompileResult:
+    """What a backend reports back: its files (relative to the artifact folder) and what a machine
+    needs to run them (portability constraints), plus backend options worth recording."""
+
+    files: list[str]
+    requirements: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+class Runner(ABC):
+    """Executes a loaded artifact."""
+
+    @abstractmethod
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Outputs keyed by graph output name."""
+
+
+class Backend(ABC):
+    name: str = ""
+    targets: tuple[str, ...] = ()
+
+    @abstractmethod
+    def available(self, target: str) -> Availability:
+        """Whether `target` can be compiled on this machine, and if not, why (one line)."""
+
+    def check_runnable(self, target: str, requirements: dict[str, Any]) -> Availability:
+        """Whether an artifact with these requirements can run on this machine."""
+        return self.available(target)
+
+    @abstractmethod
+    def compile(self, graph: Graph, target: str, options: dict[str, Any], out_dir: Path) -> CompileResult:
+        """Write the artifact's files into `out_dir`."""
+
+    @abstractmethod
+    def load(self, artifact_dir: Path, manifest: dict[str, Any]) -> Runner:
+        """A runner for a checked artifact."""

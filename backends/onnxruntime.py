@@ -1,0 +1,161 @@
+"""The ONNX Runtime backend: targets `onnxruntime` (CPU) and `onnxruntime-cuda` (CUDA EP).
+
+The artifact is portable ai.onnx ONNX (`model.onnx`, plus `model.onnx.data` past 2 GB) and the
+session options to open it with; no hardware-specific ORT format, so the same artifact opens on
+any machine with a recent enough onnxruntime. Tensors of types numpy cannot hand to onnxruntime
+(bfloat16, float8, 4-bit) travel as OrtValues of raw ONNX-layout bytes.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mlc.backends.base import Availability, Backend, CompileResult, Runner
+from mlc.ir.core import Graph
+from mlc.ir.dtypes import DType
+from mlc.onnx_io.exporter import save_onnx
+
+CPU, CUDA = "onnxruntime", "onnxruntime-cuda"
+_PROVIDERS = {CPU: ["CPUExecutionProvider"], CUDA: ["CUDAExecutionProvider", "CPUExecutionProvider"]}
+
+
+def _ort_version() -> str | None:
+    try:
+        return metadata.version("onnxruntime")
+    except metadata.PackageNotFoundError:
+        try:
+            return metadata.version("onnxruntime-gpu")
+        except metadata.PackageNotFoundError:
+            return None
+
+
+def _version_tuple(text: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in text.split(".")[:2] if p.isdigit())
+
+
+def _pack_subbyte(array: np.ndarray, bits: int) -> bytes:
+    """ONNX's packed layout for 4- and 2-bit types: low bits first within each byte."""
+    codes = array.reshape(-1).view(np.uint8) & ((1 << bits) - 1)
+    per_byte = 8 // bits
+    padded = np.zeros(-(-codes.size // per_byte) * per_byte, np.uint8)
+    padded[:codes.size] = codes
+    packed = np.zeros(padded.size // per_byte, np.uint8)
+    for k in range(per_byte):
+        packed |= padded[k::per_byte] << (bits * k)
+    return packed.tobytes()
+
+
+def _to_ortvalue(value: np.ndarray) -> Any:
+    import onnxruntime as ort
+
+    try:
+        dtype = DType.from_numpy(value.dtype)
+    except TypeError:
+        dtype = DType.UNDEFINED
+    if not dtype.is_exotic:
+        return ort.OrtValue.ortvalue_from_numpy(np.require(value, requirements="C"))
+    raw = _pack_subbyte(value, dtype.bits) if dtype.bits < 8 else np.ascontiguousarray(value).tobytes()
+    ortvalue = ort.OrtValue.ortvalue_from_shape_and_type(list(value.shape), int(dtype))
+    if raw:
+        ctypes.memmove(ortvalue.data_ptr(), raw, len(raw))
+    return ortvalue
+
+
+def _from_ortvalue(ortvalue: Any) -> Any:
+    if not ortvalue.is_tensor():
+        return ortvalue.numpy()
+    dtype = DType(ortvalue.element_type())
+    if not dtype.is_exotic:
+        return ortvalue.numpy()
+    shape = tuple(ortvalue.shape())
+    size = ortvalue.tensor_size_in_bytes()
+    raw = np.frombuffer(ctypes.string_at(ortvalue.data_ptr(), size), np.uint8) if size else np.zeros(0, np.uint8)
+    if dtype.bits < 8:
+        from mlc.onnx_io.external_data import _unpacked
+
+        count = int(np.prod(shape)) if shape else 1
+        return _unpacked(dtype, raw, count).reshape(shape)
+    return raw.view(dtype.numpy).reshape(shape)
+
+
+class OrtRunner(Runner):
+    def __init__(self, model_path: Path, providers: list[str], level: str, threads: int = 0) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, level)
+        options.log_severity_level = 3
+        if threads:
+            options.intra_op_num_threads = threads
+        self.session = ort.InferenceSession(str(model_path), options, providers=providers)
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        self.output_names = [o.name for o in self.session.get_outputs()]
+        exotic = {f"tensor({d.name.lower()})" for d in DType if d.is_exotic}
+        self.exotic_outputs = any(o.type in exotic for o in self.session.get_outputs())
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        feeds = {k: v for k, v in feeds.items() if k in self.input_names}
+        needs_ortvalues = self.exotic_outputs or any(_is_exotic(v) for v in feeds.values())
+        if not needs_ortvalues:
+            return dict(zip(self.output_names, self.session.run(None, feeds), strict=True))
+        values = {k: _to_ortvalue(v) if isinstance(v, np.ndarray) else v for k, v in feeds.items()}
+        results = self.session.run_with_ort_values(None, values)
+        return {name: _from_ortvalue(v) for name, v in zip(self.output_names, results, strict=True)}
+
+
+def _is_exotic(value: Any) -> bool:
+    if not isinstance(value, np.ndarray) or value.dtype == object:
+        return False
+    try:
+        return DType.from_numpy(value.dtype).is_exotic
+    except TypeError:
+        return False
+
+
+class OnnxRuntimeBackend(Backend):
+    name = "onnxruntime"
+    targets = (CPU, CUDA)
+
+    def available(self, target: str) -> Availability:
+        version = _ort_version()
+        if version is None:
+            return Availability(False, "onnxruntime is not installed: pip install onnxruntime")
+        if target == CUDA:
+            import onnxruntime as ort
+
+            if "CUDAExecutionProvider" not in ort.get_available_providers():
+                return Availability(False, "onnxruntime has no CUDA execution provider here: "
+                                           "pip install onnxruntime-gpu on a machine with an NVIDIA GPU")
+        return Availability(True, f"onnxruntime {version}")
+
+    def check_runnable(self, target: str, requirements: dict[str, Any]) -> Availability:
+        here = self.available(target)
+        if not here.ok:
+            return here
+        need = requirements.get("onnxruntime_min")
+        version = _ort_version() or "0"
+        if need and _version_tuple(version) < _version_tuple(need):
+            return Availability(False, f"the artifact needs onnxruntime >= {need}, this machine has {version}")
+        return here
+
+    def compile(self, graph: Graph, target: str, options: dict[str, Any], out_dir: Path) -> CompileResult:
+        save_onnx(graph, out_dir / "model.onnx")
+        files = sorted(p.name for p in out_dir.iterdir() if p.name.startswith("model.onnx"))
+        level = options.get("ort_optimization_level", "ORT_ENABLE_ALL")
+        version = _ort_version() or ""
+        return CompileResult(
+            files=files,
+            requirements={"onnxruntime_min": ".".join(version.split(".")[:2]),
+                          "execution_providers": _PROVIDERS[target][:1]},
+            options={"graph_optimization_level": level, "providers": _PROVIDERS[target]},
+        )
+
+    def load(self, artifact_dir: Path, manifest: dict[str, Any]) -> Runner:
+        backend_options = manifest["backend_options"]
+        return OrtRunner(artifact_dir / "model.onnx", backend_options["providers"],
+                         backend_options["graph_optimization_level"])

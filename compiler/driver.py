@@ -1,0 +1,92 @@
+"""`mlc.compile`: import → pipeline (numbers checked) → backend → artifact folder.
+
+The pipeline runs through the same engine as `mlc debug`, so a compile whose numbers break stops
+with exit code 1, names the pass (found by bisection when only the final result is checked), and
+writes no artifact.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from mlc.artifact import FORMAT_VERSION, file_sha256, write_artifact
+from mlc.debugger import DebugOptions, DebugResult, run_debug
+from mlc.errors import NumericMismatchError
+from mlc.ir.printer import format_type
+from mlc.numerics.inputs import InputSpec
+from mlc.pipelines import build_pipeline
+from mlc.report import tool_versions
+from mlc.targets import require
+
+DEFAULT_LEVEL = "O2"
+
+
+def default_output(model: str | Path, target: str) -> Path:
+    return Path(f"{Path(model).stem}.{target}")
+
+
+def _manifest(result: DebugResult, target: str, model: Path, options: dict[str, Any]) -> dict[str, Any]:
+    graph = result.graph
+    assert graph is not None
+    return {
+        "format_version": FORMAT_VERSION,
+        "target": target,
+        "options": options,
+        "inputs": [{"name": v.name, "type": format_type(v.type), "default": v.const is not None}
+                   for v in graph.inputs],
+        "outputs": [{"name": v.name, "type": format_type(v.type)} for v in graph.outputs],
+        "passes": [{k: r.to_json()[k] for k in ("name", "spec", "numerics", "changed", "rewrites", "rules",
+                                                 "nodes_before", "nodes_after", "constant_bytes_before",
+                                                 "constant_bytes_after")} for r in result.records],
+        "verification": {"verify": result.verify, "verdict": result.verdict, "reference": result.engine},
+        "source": {"name": model.name, "sha256": file_sha256(model)},
+        "tool_versions": tool_versions(),
+    }
+
+
+def compile_model(
+    model: str | Path,
+    target: str = "onnxruntime",
+    output: str | Path | None = None,
+    *,
+    level: str | None = None,
+    passes: str | None = None,
+    disabled: tuple[str, ...] = (),
+    pass_options: tuple[str, ...] = (),
+    verify: str = "final",
+    inputs_path: str | None = None,
+    input_spec: InputSpec | None = None,
+    freeze_inputs: bool = False,
+    backend_options: dict[str, Any] | None = None,
+    instruments: list[Any] | None = None,
+) -> tuple[Path, DebugResult]:
+    """Compile `model` for `target` into an artifact folder; returns (folder, pipeline result)."""
+    backend = require(target)
+    model = Path(model)
+    if passes is not None:
+        pipeline = build_pipeline(None, passes, disabled, pass_options)
+    else:
+        pipeline = build_pipeline(level or DEFAULT_LEVEL, None, disabled, pass_options)
+    options = DebugOptions(passes=pipeline, verify=verify, inputs_path=inputs_path,
+                           input_spec=input_spec or InputSpec(), freeze_inputs=freeze_inputs)
+    result = run_debug(str(model), options, instruments)
+    if result.verdict == "fail":
+        loc = result.localization
+        where = f"pass #{loc.pass_index} {loc.pass_spec}" if loc else "the pipeline"
+        raise NumericMismatchError(f"{model}: the numbers changed beyond tolerance in {where}; no artifact written "
+                                   f"(run `mlc debug` with the same options for details)")
+    folder = Path(output) if output is not None else default_output(model, target)
+    recorded = {"pipeline": [p.spec() for p in pipeline], "freeze_inputs": freeze_inputs,
+                **(backend_options or {})}
+
+    def build(tmp: Path) -> dict[str, Any]:
+        assert result.graph is not None
+        compiled = backend.compile(result.graph, target, dict(backend_options or {}), tmp)
+        manifest = _manifest(result, target, model, recorded)
+        manifest["backend"] = backend.name
+        manifest["backend_options"] = compiled.options
+        manifest["requirements"] = compiled.requirements
+        return manifest
+
+    return write_artifact(folder, build), result
