@@ -221,6 +221,32 @@ def cmd_targets(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from mlc.bench import bench
+    from mlc.console import make_console
+
+    ours, plain, target = bench(args.model, args.target, original=args.original, runs=args.runs, warmup=args.warmup,
+                                inputs_path=args.inputs, spec=_input_spec(args),
+                                level=f"O{args.O}" if args.O is not None else None)
+    table = Table(show_edge=False, pad_edge=False)
+    for column in ("", "median ms", "p10 ms", "p90 ms", "runs", "vs plain onnxruntime"):
+        table.add_column(column, justify="right" if column else "left")
+    rows = [ours] + ([plain] if plain else [])
+    for row in rows:
+        ratio = ""
+        if plain is not None:
+            ratio = f"{plain.median_ms / row.median_ms:.2f}x speed" if row is ours else "1.00x"
+        table.add_row(row.label, f"{row.median_ms:.3f}", f"{row.p10_ms:.3f}", f"{row.p90_ms:.3f}", str(row.runs), ratio)
+    console = make_console()
+    console.print(f"mlc bench {args.model} (target {target}; interleaved runs, medians)")
+    console.print(table)
+    if plain is None:
+        console.print("no plain onnxruntime baseline: pass --original MODEL.onnx for an artifact folder")
+    return 0
+
+
 # ===================================================================== parser and main
 def build_parser() -> argparse.ArgumentParser:
     parser = _ArgumentParser(
@@ -337,6 +363,21 @@ examples:
     run.add_argument("--inputs", metavar="IN.npz", help="arrays keyed by input name")
     run.add_argument("--output", metavar="OUT.npz", help="write the outputs, keyed by output name")
     run.set_defaults(func=cmd_run)
+
+    ben = sub.add_parser(
+        "bench", help="median latency of a model or artifact against plain onnxruntime, measured interleaved",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="""examples:
+  mlc bench models/digits_mlp.onnx --target onnxruntime
+  mlc bench digits.ort --original models/digits_mlp.onnx --runs 200""")
+    ben.add_argument("model", help="an .onnx file (compiled first) or an artifact folder")
+    ben.add_argument("--target", default="onnxruntime", help="target when MODEL is an .onnx file, e.g. --target llvm")
+    ben.add_argument("--original", metavar="MODEL.onnx", help="the source model, for an artifact folder's baseline")
+    ben.add_argument("-O", choices=["0", "1", "2", "3"], default=None, help="pipeline when compiling, e.g. -O2")
+    ben.add_argument("--runs", type=int, default=50, help="timed runs of each, e.g. --runs 200 (default 50)")
+    ben.add_argument("--warmup", type=int, default=5, help="untimed runs first (default 5)")
+    _input_args(ben)
+    ben.set_defaults(func=cmd_bench)
 
     targets = sub.add_parser("targets", help="list targets and whether this machine can use them")
     targets.set_defaults(func=cmd_targets)

@@ -122,3 +122,13 @@ def test_failing_numbers_write_no_artifact(tmp_path, capsys) -> None:
     err = capsys.readouterr().err
     assert "pass #1 perturb-weights" in err and "no artifact written" in err
     assert not (tmp_path / "bad").exists()
+
+
+def test_bench_prints_both_rows(tmp_path, capsys) -> None:
+    """Functional only: timing goals live in benchmarks/, never in tests."""
+    assert main(["bench", str(DIGITS), "--runs", "3", "--warmup", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "mlc onnxruntime" in out and "plain onnxruntime" in out and "x speed" in out
+    folder = mlc.compile(DIGITS, "onnxruntime", tmp_path / "a")
+    assert main(["bench", str(folder), "--runs", "2", "--warmup", "0"]) == 0
+    assert "--original" in capsys.readouterr().out
