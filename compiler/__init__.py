@@ -2,7 +2,8 @@
 
 Public API (tests and tools outside the package use exactly these):
 `import_onnx`, `export_onnx`, `save_onnx`, `print_ir`, `parse_ir`, `assert_graph_equal`, `verify`,
-and the error classes rooted at `MlcError` (each carries its process exit code).
+`compile` (model → artifact folder), `load` (artifact folder → `.run(feeds)`), and the error
+classes rooted at `MlcError` (each carries its process exit code).
 """
 
 from mlc.errors import (
@@ -18,11 +19,15 @@ from mlc.onnx_io import export_onnx, import_onnx, save_onnx
 __version__ = "0.1.0"
 
 
-def compile(model, target: str = "onnxruntime", output=None, **options):  # type: ignore[no-untyped-def]
-    """Compile an .onnx file for `target` into an artifact folder (see `mlc.driver.compile_model`)."""
+def compile(  # type: ignore[no-untyped-def]
+    model, target: str = "onnxruntime", output=None, *, mcpu=None, cuda_arch=None, **options
+):
+    """Compile an .onnx file for `target` into an artifact folder (see `mlc.driver.compile_model`);
+    `mcpu` (llvm) and `cuda_arch` (cuda) choose the machine to compile for."""
     from mlc.driver import compile_model
 
-    folder, _ = compile_model(model, target, output, **options)
+    backend_options = {k: v for k, v in (("mcpu", mcpu), ("cuda_arch", cuda_arch)) if v}
+    folder, _ = compile_model(model, target, output, backend_options=backend_options, **options)
     return folder
 
 

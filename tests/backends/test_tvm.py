@@ -1,0 +1,105 @@
+"""The TVM backend: llvm artifacts match onnxruntime, cuda artifacts build without a GPU,
+unsupported ops and unrunnable artifacts are refused in one line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import helper
+
+import mlc
+from mlc.cli import main
+from mlc.numerics.inputs import make_inputs
+
+tvm = pytest.importorskip("tvm", reason="apache-tvm is not installed (pip install 'mlc[tvm]')")
+
+ROOT = Path(__file__).resolve().parents[2]
+DIGITS = ROOT / "models" / "digits_mlp.onnx"
+LIGHT = Path(onnx.__file__).resolve().parent / "backend" / "test" / "data" / "light"
+LIGHT_MODELS = sorted(p.name for p in LIGHT.glob("light_*.onnx"))
+HAS_GPU = bool(tvm.cuda(0).exist)
+
+
+def plain_ort(path: Path, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    names = {i.name for i in session.get_inputs()}
+    return session.run(None, {k: v for k, v in feeds.items() if k in names})
+
+
+def assert_matches_ort(model: Path, folder: Path) -> None:
+    feeds = make_inputs(mlc.import_onnx(model))
+    got = mlc.load(folder).run(feeds)
+    for value, expected in zip(got.values(), plain_ort(model, feeds), strict=True):
+        np.testing.assert_allclose(value, expected, rtol=1e-3, atol=1e-4)
+
+
+def test_digits_llvm_artifact_matches_and_records_the_cpu(tmp_path) -> None:
+    folder = mlc.compile(DIGITS, "llvm", tmp_path / "a")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert set(manifest["files"]) == {"module.so"}
+    assert manifest["requirements"]["mcpu"] and manifest["requirements"]["cpu_features"]
+    assert_matches_ort(DIGITS, folder)
+
+
+def test_llvm_artifacts_are_byte_identical(tmp_path) -> None:
+    one = mlc.compile(DIGITS, "llvm", tmp_path / "one")
+    two = mlc.compile(DIGITS, "llvm", tmp_path / "two")
+    for name in ("manifest.json", "module.so"):
+        assert (one / name).read_bytes() == (two / name).read_bytes(), name
+
+
+def test_an_artifact_for_another_cpu_is_refused(tmp_path, capsys) -> None:
+    folder = mlc.compile(DIGITS, "llvm", tmp_path / "a")
+    manifest_path = folder / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["requirements"]["cpu_features"].append("+imaginary-isa")
+    manifest_path.write_text(json.dumps(manifest))
+    code = main(["run", str(folder), "--inputs", str(ROOT / "models" / "digits_mlp.sample.npz")])
+    err = capsys.readouterr().err
+    assert code == 3 and err.count("\n") == 1 and "lacks +imaginary-isa" in err
+
+
+def test_unsupported_ops_are_listed_in_one_line(tmp_path, capsys) -> None:
+    node = helper.make_node("Frobnicate", ["x"], ["y"], domain="com.vendor")
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2])],
+                              [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [2])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.vendor", 1)])
+    model.ir_version = 8
+    path = tmp_path / "m.onnx"
+    path.write_bytes(model.SerializeToString())
+    code = main(["compile", str(path), "--target", "llvm", "--verify", "none", "-o", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "cannot convert com.vendor::Frobnicate" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_cuda_artifact_builds_here_and_runs_only_on_a_gpu(tmp_path, capsys) -> None:
+    folder = mlc.compile(DIGITS, "cuda", tmp_path / "c", cuda_arch="sm_80")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["requirements"]["cuda_arch"] == "sm_80" and (folder / "module.so").stat().st_size > 0
+    code = main(["run", str(folder), "--inputs", str(ROOT / "models" / "digits_mlp.sample.npz")])
+    if HAS_GPU:
+        assert code == 0
+    else:
+        assert code == 3 and "no CUDA GPU" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not HAS_GPU, reason="no CUDA GPU on this machine: the cuda artifact cannot run here")
+def test_cuda_artifact_matches_onnxruntime_on_a_gpu(tmp_path) -> None:
+    assert_matches_ort(DIGITS, mlc.compile(DIGITS, "cuda", tmp_path / "c"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", LIGHT_MODELS)
+def test_light_models_llvm_match_and_cuda_builds(tmp_path, model: str) -> None:
+    path = LIGHT / model
+    assert_matches_ort(path, mlc.compile(path, "llvm", tmp_path / "llvm", verify="none"))
+    cuda = mlc.compile(path, "cuda", tmp_path / "cuda", verify="none")
+    assert (cuda / "module.so").stat().st_size > 0
