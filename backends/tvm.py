@@ -54,7 +54,7 @@ def unsupported_ops(graph: Graph) -> list[str]:
     """Ops (domain::op) of the graph and its sub-graphs that TVM's ONNX frontend cannot convert."""
     from tvm.relax.frontend.onnx import onnx_frontend
 
-    known = set(onnx_frontend._get_convert_map())
+    known = set(onnx_frontend._get_convert_map()) | {"If"}  # If is converted by the frontend itself
     missing = set()
     for node in graph.all_nodes():
         if node.domain not in ("", "ai.onnx") or node.op_type not in known:

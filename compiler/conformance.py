@@ -89,3 +89,9 @@ class _TargetBackend(Backend):
 
 class OnnxRuntimeBackend(_TargetBackend):
     target = "onnxruntime"
+
+
+class LlvmBackend(_TargetBackend):
+    """The `llvm` target (TVM on the host CPU)."""
+
+    target = "llvm"

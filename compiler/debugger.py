@@ -124,6 +124,7 @@ class DebugResult:
     notes: list[str] = field(default_factory=list)
     graph: Graph | None = None  # the graph after the passes that ran (what compile hands the backend)
     feeds: dict[str, Any] = field(default_factory=dict)
+    expected: dict[str, Any] = field(default_factory=dict)  # the original's outputs on `feeds`
 
 
 def load_plugin(spec: str) -> str:
@@ -247,7 +248,8 @@ class _Debugger:
             verify=opts.verify, engine=self.engine,
             inputs={k: [str(v.dtype), list(v.shape)] for k, v in self.feeds.items()},
             records=records, verdict=verdict, final_check=final_check, localization=localization,
-            seconds=time.perf_counter() - started, notes=self.notes, graph=graph, feeds=self.feeds)
+            seconds=time.perf_counter() - started, notes=self.notes, graph=graph, feeds=self.feeds,
+            expected=getattr(self, "expected", {}))
 
     # ---------------------------------------------------------------- localization
     def replay(self, start: Model, passes: list[Pass], max_rewrites: dict[int, int] | None = None,

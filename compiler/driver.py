@@ -14,7 +14,9 @@ from mlc.artifact import FORMAT_VERSION, file_sha256, write_artifact
 from mlc.debugger import DebugOptions, DebugResult, run_debug
 from mlc.errors import NumericMismatchError
 from mlc.ir.printer import format_type
+from mlc.numerics.compare import compare_outputs
 from mlc.numerics.inputs import InputSpec
+from mlc.pass_api import Numerics
 from mlc.pipelines import build_pipeline
 from mlc.report import tool_versions
 from mlc.targets import require
@@ -61,6 +63,23 @@ def write_artifact_for_graph(graph: Any, target: str, backend: Any, folder: Path
     return write_artifact(folder, build)
 
 
+def _check_artifact(backend: Any, target: str, folder: Path, manifest: dict[str, Any], result: DebugResult,
+                    model: Path) -> str:
+    """Run the compiled artifact on the check inputs and compare with the original's outputs, so
+    that a backend's wrong result is never shipped silently. Returns the verdict recorded."""
+    state = backend.check_runnable(target, manifest["requirements"])
+    if not state.ok:
+        return f"not run on the compiling machine ({state.reason})"
+    runner = backend.load(folder, manifest)
+    got = runner.run(result.feeds)
+    check = compare_outputs(result.expected, got, Numerics.TOLERANCE, result.engine)
+    if check.verdict == "fail":
+        worst = "; ".join(o.describe() for o in check.outputs if o.verdict != "ok")
+        raise NumericMismatchError(f"{model}: the {target} artifact computes different numbers from the original "
+                                   f"under {result.engine}: {worst}; no artifact written")
+    return check.verdict
+
+
 def compile_model(
     model: str | Path,
     target: str = "onnxruntime",
@@ -103,6 +122,8 @@ def compile_model(
         manifest["backend"] = backend.name
         manifest["backend_options"] = compiled.options
         manifest["requirements"] = compiled.requirements
+        if verify != "none" and result.expected:
+            manifest["verification"]["artifact"] = _check_artifact(backend, target, tmp, manifest, result, model)
         return manifest
 
     return write_artifact(folder, build), result

@@ -103,3 +103,26 @@ def test_light_models_llvm_match_and_cuda_builds(tmp_path, model: str) -> None:
     assert_matches_ort(path, mlc.compile(path, "llvm", tmp_path / "llvm", verify="none"))
     cuda = mlc.compile(path, "cuda", tmp_path / "cuda", verify="none")
     assert (cuda / "module.so").stat().st_size > 0
+
+
+def test_a_wrong_tvm_result_is_never_shipped(tmp_path, capsys) -> None:
+    """TVM 0.27 wraps float8 casts instead of saturating: compile checks the artifact's own outputs
+    against onnxruntime on the original and refuses to write it."""
+    from onnx import TensorProto
+
+    graph = helper.make_graph(
+        [helper.make_node("Cast", ["x"], ["q"], to=TensorProto.FLOAT8E4M3FN),
+         helper.make_node("Cast", ["q"], ["y"], to=TensorProto.FLOAT)],
+        "f8", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
+    model.ir_version = 10
+    path = tmp_path / "f8.onnx"
+    path.write_bytes(model.SerializeToString())
+    np.savez(tmp_path / "in.npz", x=np.array([1000.0, -1000.0, 0.5, 3.0], np.float32))
+    code = main(["compile", str(path), "--target", "llvm", "--inputs", str(tmp_path / "in.npz"),
+                 "-o", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1
+    assert "the llvm artifact computes different numbers" in err and "expected 448" in err
+    assert not (tmp_path / "out").exists()
