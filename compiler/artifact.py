@@ -9,7 +9,6 @@ files. Loading checks every file's sha256 and whether this machine can run the t
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -21,17 +20,10 @@ import numpy as np
 
 from mlc.backends.base import Runner
 from mlc.errors import BadInputError, TargetUnavailableError
+from mlc.hashing import file_sha256
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _remove_stale(parent: Path, name: str) -> None:

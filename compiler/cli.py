@@ -98,7 +98,6 @@ def cmd_debug(args: argparse.Namespace) -> int:
     from mlc.debug_view import render_debug
     from mlc.debugger import DebugOptions, load_plugin, run_debug
     from mlc.instruments import IRDiff, IRDumper, PrintAfterChange
-    from mlc.numerics.inputs import InputSpec, parse_range_flags, parse_shape_flags
     from mlc.pass_manager import Instrument
     from mlc.pipelines import build_pipeline
     from mlc.report import debug_report, write_report
@@ -114,9 +113,7 @@ def cmd_debug(args: argparse.Namespace) -> int:
     if args.ir_diff:
         instruments.append(IRDiff())
     options = DebugOptions(
-        passes=passes, verify=args.verify, inputs_path=args.inputs,
-        input_spec=InputSpec(seed=args.seed, shapes=parse_shape_flags(args.input_shape),
-                             ranges=parse_range_flags(args.input_range)),
+        passes=passes, verify=args.verify, inputs_path=args.inputs, input_spec=_input_spec(args),
         stop_after=args.stop_after, max_rewrites=args.max_rewrites, reproducer_dir=args.reproducer,
         second_opinion=not args.no_second_opinion, freeze_inputs=args.freeze_inputs, loaded_modules=loaded)
     result = run_debug(args.model, options, instruments)
@@ -295,22 +292,8 @@ examples:
 exit codes: 0 numbers hold (or inconclusive), 1 a numeric check failed, 2 bad input, 70 a pass crashed""",
     )
     debug.add_argument("model", help="an .onnx file")
-    pipeline = debug.add_mutually_exclusive_group()
-    pipeline.add_argument("-O", choices=["0", "1", "2", "3"], default=None,
-                          help="a named pipeline, e.g. -O2 (default -O1 when --passes is not given)")
-    pipeline.add_argument("--passes", metavar="P,P,...",
-                          help="explicit pipeline, e.g. --passes 'cse,dce' or 'name{option=value}'")
-    debug.add_argument("--disable-pass", action="append", default=[], metavar="NAME",
-                       help="drop a pass from the pipeline, e.g. --disable-pass cse (repeatable)")
-    debug.add_argument("--pass-option", action="append", default=[], metavar="PASS.OPTION=VALUE",
-                       help="set a pass option, e.g. --pass-option dce.keep=1 (repeatable)")
-    debug.add_argument("--inputs", metavar="F.npz",
-                       help="input arrays keyed by input name, e.g. --inputs sample.npz (default: generated)")
-    debug.add_argument("--input-shape", action="append", default=[], metavar="NAME:D,D",
-                       help="shape of a generated input, e.g. --input-shape pixels:4,64 (repeatable)")
-    debug.add_argument("--input-range", action="append", default=[], metavar="NAME:LO,HI",
-                       help="value range of a generated input, e.g. --input-range ids:0,30521 (repeatable)")
-    debug.add_argument("--seed", type=int, default=0, help="seed of generated inputs, e.g. --seed 7 (default 0)")
+    _pipeline_args(debug, "1")
+    _input_args(debug)
     debug.add_argument("--verify", choices=["each", "final", "none"], default="each",
                        help="check numbers after each changing pass (default), only at the end "
                             "(a failure is then bisected over the pipeline prefix), or never")

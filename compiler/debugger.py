@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from mlc.errors import BadInputError
+from mlc.hashing import file_sha256
 from mlc.ir.core import Graph
 from mlc.ir.printer import print_ir
 from mlc.ir.verifier import verify
@@ -244,7 +245,7 @@ class _Debugger:
                 localization = self.bisect_prefix(passes, records)
                 localization.check = final_check
         return DebugResult(
-            model=self.model_path, model_sha256=_sha256(self.model_path), pipeline=[p.spec() for p in passes],
+            model=self.model_path, model_sha256=file_sha256(self.model_path), pipeline=[p.spec() for p in passes],
             verify=opts.verify, engine=self.engine,
             inputs={k: [str(v.dtype), list(v.shape)] for k, v in self.feeds.items()},
             records=records, verdict=verdict, final_check=final_check, localization=localization,
@@ -374,14 +375,6 @@ class _Debugger:
         (folder / "command.sh").write_text("#!/bin/sh\n# replays the failure: exit code 1 and the same pass\n"
                                            + command + "\n")
         return str(folder), command
-
-
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def run_debug(model_path: str, options: DebugOptions, instruments: list[Instrument] | None = None) -> DebugResult:

@@ -10,9 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from mlc.artifact import FORMAT_VERSION, file_sha256, write_artifact
+from mlc.artifact import FORMAT_VERSION, write_artifact
 from mlc.debugger import DebugOptions, DebugResult, run_debug
 from mlc.errors import NumericMismatchError
+from mlc.hashing import file_sha256
 from mlc.ir.printer import format_type
 from mlc.numerics.compare import compare_outputs
 from mlc.numerics.inputs import InputSpec
