@@ -21,7 +21,13 @@ from onnx.backend.base import Backend, BackendRep
 from mlc.artifact import load
 from mlc.backends.base import Runner
 from mlc.driver import DEFAULT_LEVEL
+from mlc.errors import NumericMismatchError
+from mlc.numerics.compare import compare_outputs
+from mlc.numerics.inputs import InputSpec, make_inputs
+from mlc.numerics.reference import run_model
+from mlc.onnx_io.exporter import export_onnx
 from mlc.onnx_io.importer import import_onnx
+from mlc.pass_api import Numerics
 from mlc.pass_manager import PassManager
 from mlc.pipelines import build_pipeline
 from mlc.targets import require
@@ -52,8 +58,25 @@ class MlcRep(BackendRep):
         return [outputs[name] for name in self.output_names]
 
 
+def _refuse_wrong_numbers(target: str, graph: Any, reference: onnx.ModelProto, runner: Runner) -> None:
+    """What `mlc compile` does before it ships an artifact: run it on generated inputs and compare
+    with onnxruntime on the original. A case whose inputs cannot be generated, or that onnxruntime
+    cannot run, is not checked (the harness then judges it on its own data)."""
+    try:
+        feeds = make_inputs(graph, InputSpec(seed=0))
+        expected = run_model(reference, feeds)
+        got = runner.run(feeds)
+    except Exception:  # noqa: BLE001 - no check possible: leave the judgement to the harness
+        return
+    result = compare_outputs(expected, got, Numerics.TOLERANCE, "onnxruntime")
+    if result.verdict == "fail":
+        worst = next(o for o in result.outputs if o.verdict == "fail")
+        raise NumericMismatchError(f"{target} result refused: {worst.describe()}")
+
+
 class _TargetBackend(Backend):
     target = ""
+    check_against_onnxruntime = True
 
     @classmethod
     def prepare(cls, model: onnx.ModelProto, device: str = "CPU", **kwargs: Any) -> MlcRep:
@@ -62,6 +85,7 @@ class _TargetBackend(Backend):
         weights = {t.name for t in model.graph.initializer}
         original_inputs = [i.name for i in model.graph.input if i.name not in weights]
         graph = import_onnx(model)
+        reference = export_onnx(graph) if cls.check_against_onnxruntime else None
         _stage("optimize")
         PassManager(build_pipeline(kwargs.get("level", DEFAULT_LEVEL))).run(graph)
         _stage("compile")
@@ -75,6 +99,9 @@ class _TargetBackend(Backend):
             artifact = load(folder / "artifact")
         finally:
             shutil.rmtree(folder, ignore_errors=True)
+        if reference is not None and kwargs.get("check", True):
+            _stage("check")
+            _refuse_wrong_numbers(cls.target, graph, reference, artifact.runner)
         return MlcRep(artifact.runner, original_inputs, [v.name for v in graph.outputs])
 
     @classmethod
@@ -89,6 +116,7 @@ class _TargetBackend(Backend):
 
 class OnnxRuntimeBackend(_TargetBackend):
     target = "onnxruntime"
+    check_against_onnxruntime = False  # it is the reference
 
 
 class LlvmBackend(_TargetBackend):
