@@ -1,5 +1,11 @@
-"""Rewrite passes over the mlc IR, one module per pass; importing this package registers them."""
+"""Rewrite passes over the mlc IR, one module per pass; importing this package registers them.
 
-from mlc.passes import cse, dce, dedupe_constants, eliminate_identity
+Every module of this package is imported, so a new pass file registers itself by existing.
+"""
 
-__all__ = ["cse", "dce", "dedupe_constants", "eliminate_identity"]
+import importlib
+import pkgutil
+
+__all__ = sorted(info.name for info in pkgutil.iter_modules(__path__) if not info.name.startswith("_"))
+for _name in __all__:
+    importlib.import_module(f"{__name__}.{_name}")
