@@ -1,0 +1,210 @@
+"""Constant folding: evaluate at compile time what does not depend on the model's inputs.
+
+    y = Op(c1, c2, ...)            all inputs constant            ->  y is a constant
+    y = Shape(x) / Size(x)         the dims asked for are static  ->  y is a constant
+    y = Constant<value...>()                                      ->  y is a constant (initializer)
+    y = ConstantOfShape(c)                                        ->  a splat constant (no bytes stored)
+
+Values come from onnx's reference evaluator (`mlc.numerics.evaluate`), which follows the node's
+opset; Shape, Size, Constant and ConstantOfShape are read off the IR directly. Results whose
+elements are all equal are stored as splats, which cost one element whatever their shape.
+
+Folding must not turn a small model into a large one (onnxsim's known failure: a 150-byte
+`Expand` becomes hundreds of MB). A node is left alone, with the reason recorded as a remark, when
+its output would exceed `limit` bytes, or when folding would grow the model: the new constant
+is larger than the constants it makes dead by more than `growth` bytes (a weight cast from
+float16 to float32 at load time stays a Cast; a quantized weight stays DequantizeLinear).
+
+Random ops, ops with sub-graphs, ops of other domains and nodes whose output is a graph output
+(a graph output cannot be an initializer for every consumer) are never folded. Folding computes
+in numpy what the runtime would compute with its own kernels: transcendental functions may differ
+in the last bit, hence `tolerance`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mlc.ir.attributes import AttrType
+from mlc.ir.core import Graph, Node, Value
+from mlc.ir.dtypes import DType
+from mlc.ir.tensor import SparseTensor, Tensor, TensorDataUnavailable
+from mlc.ir.types import TensorType
+from mlc.numerics.evaluate import EvaluationError, evaluate_node
+from mlc.pass_api import Numerics, Pass, PassContext, PassOption, register_pass
+
+_NONDETERMINISTIC = {"RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike", "Multinomial",
+                     "Bernoulli", "Dropout"}
+_CONSTANT_ATTRS = {"value_float": np.float32, "value_floats": np.float32, "value_int": np.int64,
+                   "value_ints": np.int64}
+
+
+def _label(node: Node) -> str:
+    return f"{node.op_type} {node.name!r}" if node.name else node.op_type
+
+
+def _constant_tensor(value: Value | None) -> Tensor | None:
+    if value is None or not value.is_constant or not isinstance(value.const, Tensor):
+        return None
+    return value.const if value.const.has_data else None
+
+
+def _shape_dims(node: Node) -> np.ndarray | None:
+    """Shape's output when the dims it asks for are static ints."""
+    source = node.inputs[0]
+    if source is None or not isinstance(source.type, TensorType) or source.type.shape is None:
+        return None
+    dims = source.type.shape
+    rank = len(dims)
+    start = node.attr("start", 0)
+    end = node.attr("end", rank)
+    start = min(max(start + rank if start < 0 else start, 0), rank)
+    end = min(max(end + rank if end < 0 else end, 0), rank)
+    wanted = dims[start:end]
+    if not all(isinstance(d, int) for d in wanted):
+        return None
+    return np.array(wanted, dtype=np.int64)
+
+
+def _from_constant_node(node: Node) -> Tensor | None:
+    for name, attr in node.attributes.items():
+        if attr.ref is not None:
+            return None
+        if name == "value" and attr.type == AttrType.TENSOR:
+            return attr.value  # type: ignore[no-any-return]
+        if name in _CONSTANT_ATTRS:
+            return Tensor.from_array(np.array(attr.value, dtype=_CONSTANT_ATTRS[name]))
+        if name in ("value_string", "value_strings"):
+            return Tensor.from_array(np.array(attr.value, dtype=object), DType.STRING)
+    return None  # sparse_value stays a node: the IR keeps sparse constants as initializers only
+
+
+def _as_tensor(array: np.ndarray, dtype: DType) -> Tensor:
+    """A splat when every element is equal (cheap to store whatever the shape)."""
+    if dtype != DType.STRING and array.size > 1:
+        flat = array.reshape(-1)
+        first = flat[0]
+        same = flat == first
+        if dtype.is_float and first != first:  # NaN: equal only to NaNs
+            same = flat != flat
+        if bool(np.all(same)):
+            return Tensor.splat_of(first, dtype, array.shape)
+    return Tensor.from_array(array, dtype)
+
+
+def _stored_bytes(tensor: Tensor) -> int:
+    return max(tensor.dtype.bits // 8, 1) if tensor.is_splat else tensor.nbytes
+
+
+@register_pass
+class FoldConstants(Pass):
+    name = "fold-constants"
+    description = "Evaluate nodes whose inputs are constant (and static Shape/Size) at compile time"
+    numerics = Numerics.TOLERANCE
+    options = (
+        PassOption("limit", int, 4 << 20, "largest output (bytes) a folded node may produce"),
+        PassOption("growth", int, 1024, "bytes by which one fold may grow the model's constants"),
+    )
+    statistics = ("folded", "skipped_size", "skipped_growth", "skipped_error")
+
+    def run(self, graph: Graph, ctx: PassContext) -> bool:
+        changed = False
+        opsets = dict(graph.root.model.opset_imports) if graph.root.model is not None else {"": 17}
+        for sub in list(graph.all_graphs()):
+            for node in sub:
+                if node.domain not in ("", "ai.onnx") or node.op_type in _NONDETERMINISTIC or node.subgraphs():
+                    continue
+                outputs = [v for v in node.outputs if v is not None]
+                if not outputs or any(v.is_graph_output for v in outputs):
+                    continue
+                folded = self._evaluate(node, opsets, ctx)
+                if folded is None:
+                    continue
+                if not self._affordable(node, folded, ctx):
+                    continue
+                if not ctx.rewrite(f"fold-{node.op_type}"):
+                    return changed
+                for value, tensor in zip(node.outputs, folded, strict=True):
+                    if value is None or tensor is None:
+                        continue
+                    constant = sub.make_constant(tensor, value.name)
+                    value.replace_all_uses_with(constant)
+                inputs = [v for v in node.inputs if v is not None]
+                sub.remove(node)
+                for value in inputs:  # constants only this node read go with it
+                    owner = value.graph
+                    if (not value.uses and value.is_constant and owner is not None and not value.is_graph_output
+                            and owner.initializers.get(value.name) is value):
+                        owner.remove_initializer(value)
+                ctx.stats["folded"] += 1
+                changed = True
+        return changed
+
+    def _evaluate(self, node: Node, opsets: dict[str, int], ctx: PassContext) -> list[Tensor | None] | None:
+        op = node.op_type
+        out_type = node.outputs[0].type if node.outputs[0] is not None else None
+        if op == "Constant":
+            tensor = _from_constant_node(node)
+            return None if tensor is None else [tensor]
+        if op == "Shape":
+            dims = _shape_dims(node)
+            return None if dims is None else [Tensor.from_array(dims)]
+        if op == "Size":
+            source = node.inputs[0]
+            if source is None or not isinstance(source.type, TensorType) or not source.type.is_static:
+                return None
+            return [Tensor.from_array(np.array(int(np.prod(source.type.shape, dtype=np.int64)), dtype=np.int64))]
+        inputs = [_constant_tensor(v) if v is not None else None for v in node.inputs]
+        if any(t is None for v, t in zip(node.inputs, inputs, strict=True) if v is not None):
+            return None
+        if op == "ConstantOfShape":
+            shape = [int(d) for d in inputs[0].numpy().reshape(-1)]  # type: ignore[union-attr]
+            attr = node.attributes.get("value")
+            fill = attr.value if attr is not None and attr.ref is None else Tensor.from_array(np.zeros(1, np.float32))
+            if fill.dtype == DType.STRING or fill.dtype.is_exotic or min(shape, default=1) < 0:
+                return None
+            return [Tensor.splat_of(fill.numpy().reshape(-1)[0], fill.dtype, shape)]
+        if isinstance(out_type, TensorType) and out_type.is_static and out_type.dtype != DType.STRING:
+            size = int(np.prod(out_type.shape, dtype=np.int64)) * max(out_type.dtype.bits // 8, 1)  # type: ignore[arg-type]
+            if size > self.option("limit"):
+                ctx.stats["skipped_size"] += 1
+                ctx.remark(f"{_label(node)}: not folded, its output would take {size} bytes "
+                           f"(limit {self.option('limit')})")
+                return None
+        try:
+            arrays = [t.numpy() if t is not None else None for t in inputs]
+            results = evaluate_node(node, arrays, opsets)
+        except (EvaluationError, TensorDataUnavailable, TypeError) as error:
+            ctx.stats["skipped_error"] += 1
+            ctx.remark(f"{_label(node)}: not folded, the reference evaluator failed ({error})")
+            return None
+        tensors: list[Tensor | None] = []
+        for value, array in zip(node.outputs, results, strict=True):
+            if value is None or array is None:
+                tensors.append(None)
+                continue
+            declared = value.type.dtype if isinstance(value.type, TensorType) else DType.from_numpy(array.dtype)
+            tensors.append(_as_tensor(array, declared))
+        return tensors
+
+    def _affordable(self, node: Node, folded: list[Tensor | None], ctx: PassContext) -> bool:
+        """Within the size limit and not growing the model by more than `growth` bytes."""
+        added = sum(_stored_bytes(t) for t in folded if t is not None)
+        if any(t is not None and t.nbytes > self.option("limit") and not t.is_splat for t in folded):
+            ctx.stats["skipped_size"] += 1
+            ctx.remark(f"{_label(node)}: not folded, its output takes {added} bytes (limit {self.option('limit')})")
+            return False
+        freed = 0
+        seen: set[int] = set()
+        for value in node.inputs:
+            if value is None or id(value) in seen or isinstance(value.const, SparseTensor) or value.const is None:
+                continue
+            seen.add(id(value))
+            if all(user is node for user, _ in value.uses) and not value.is_graph_output:
+                freed += _stored_bytes(value.const)
+        if added - freed > self.option("growth"):
+            ctx.stats["skipped_growth"] += 1
+            ctx.remark(f"{_label(node)}: not folded, it would grow the model by {added - freed} bytes "
+                       f"({added} bytes of new constants for {freed} freed)")
+            return False
+        return True

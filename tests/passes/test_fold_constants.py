@@ -1,0 +1,152 @@
+"""fold-constants: constant sub-expressions and static shapes become constants; the size guard holds."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mlc.testing import assert_pass, run_pass
+
+
+def test_constant_chain_and_static_shape_fold() -> None:
+    before = '''graph "g" (%x: f32[2,3]) {
+  const %a = dense<f32[3]> [1.0, 2.0, 3.0]
+  const %b = dense<f32[3]> [0.5, 0.5, 0.5]
+  %s: f32[3] = Mul(%a, %b)
+  const %one = dense<i64[1]> [1]
+  const %two = dense<i64[1]> [2]
+  %n: i64[2] = Shape(%x)
+  %last: i64[1] = Slice(%n, %one, %two)
+  %y: f32[2,3] = Add(%x, %s)
+  %r: f32[2,3] = Reshape(%y, %n)
+  return %r, %last
+}'''
+    expected = '''graph "g" (%x: f32[2,3]) {
+  const %s = dense<f32[3]> [0.5, 1.0, 1.5]
+  const %one = dense<i64[1]> [1]
+  const %two = dense<i64[1]> [2]
+  const %n = dense<i64[2]> [2, 3]
+  %last: i64[1] = Slice(%n, %one, %two)
+  %y: f32[2,3] = Add(%x, %s)
+  %r: f32[2,3] = Reshape(%y, %n)
+  return %r, %last
+}'''
+    # %last is a graph output: it stays a node (an initializer cannot stand for a node output there)
+    assert_pass("fold-constants", before, expected, folded=2)
+
+
+def test_constant_node_and_constant_of_shape() -> None:
+    before = '''graph "g" (%x: f32[2,2]) {
+  %c: f32[] = Constant() {value_float = 2.0}
+  %shape: i64[2] = Constant() {value_ints = [2, 2]}
+  %z: f32[2,2] = ConstantOfShape(%shape) {value = dense<f32[1]> [3.0]}
+  %p: f32[2,2] = Mul(%x, %c)
+  %y: f32[2,2] = Add(%p, %z)
+  return %y
+}'''
+    graph, ctx = run_pass("fold-constants", before)
+    assert [n.op_type for n in graph] == ["Mul", "Add"], [n.op_type for n in graph]
+    splat = graph.nodes[1].inputs[1].const
+    assert splat.is_splat and splat.shape == (2, 2) and float(splat.splat_value) == 3.0
+    assert ctx.stats["folded"] == 3
+    assert_pass("fold-constants", before, '''graph "g" (%x: f32[2,2]) {
+  const %c = dense<f32[]> [2.0]
+  const %z = dense<f32[2,2]> [3.0, 3.0, 3.0, 3.0]
+  %p: f32[2,2] = Mul(%x, %c)
+  %y: f32[2,2] = Add(%p, %z)
+  return %y
+}''')
+
+
+def test_must_not_change() -> None:
+    dynamic = '''graph "g" (%x: f32[N,3]) {
+  %n: i64[2] = Shape(%x)
+  %r: f32[N,3] = Reshape(%x, %n)
+  return %r
+}'''
+    assert_pass("fold-constants", dynamic, dynamic)  # N is symbolic: Shape stays
+    overridable = '''graph "g" (%x: f32[2], %w: f32[2] = dense<f32[2]> [1.0, 1.0]) {
+  const %c = dense<f32[2]> [1.0, 1.0]
+  %s: f32[2] = Add(%w, %c)
+  %y: f32[2] = Mul(%x, %s)
+  return %y
+}'''
+    assert_pass("fold-constants", overridable, overridable)  # %w is an input with a default: not constant
+    random = '''graph "g" (%x: f32[2]) {
+  %r: f32[2] = RandomUniform() {shape = [2]}
+  %y: f32[2] = Add(%x, %r)
+  return %y
+}'''
+    assert_pass("fold-constants", random, random, numeric=False)
+
+
+def test_growth_and_size_guards_leave_nodes_and_say_why() -> None:
+    grows = '''graph "g" (%x: f32[64,64]) {
+  const %v = dense<f32[64]> [%s]
+  const %reps = dense<i64[2]> [64, 1]
+  const %zero = dense<i64[1]> [0]
+  %v1: f32[1,64] = Unsqueeze(%v, %zero)
+  %t: f32[64,64] = Tile(%v1, %reps)
+  %y: f32[64,64] = Add(%x, %t)
+  return %y
+}'''.replace("[%s]", "[" + ", ".join(str(float(i)) for i in range(64)) + "]")
+    graph, ctx = run_pass("fold-constants", grows)
+    assert [n.op_type for n in graph] == ["Tile", "Add"], "the Unsqueeze folds, the 16 KB Tile does not"
+    assert ctx.stats["skipped_growth"] == 1
+    assert any("grow the model" in r and "Tile" in r for r in ctx.remarks), ctx.remarks
+    _, small = run_pass("fold-constants{limit=1000}", grows)
+    assert small.stats["skipped_size"] == 1
+    assert any("limit 1000" in r for r in small.remarks), small.remarks
+    _, allowed = run_pass("fold-constants{growth=100000}", grows)
+    assert allowed.stats["folded"] == 2
+
+
+def test_uniform_results_are_stored_as_splats() -> None:
+    before = '''graph "g" (%x: f32[256,256]) {
+  const %one = dense<f32[]> [1.0]
+  const %shape = dense<i64[2]> [256, 256]
+  %e: f32[256,256] = Expand(%one, %shape)
+  %y: f32[256,256] = Mul(%x, %e)
+  return %y
+}'''
+    graph, ctx = run_pass("fold-constants", before)
+    const = graph.nodes[0].inputs[1].const
+    assert const.is_splat and const.shape == (256, 256), "256 KB of ones cost one element"
+    assert ctx.stats["folded"] == 1
+
+
+def test_folding_matches_onnxruntime_on_a_real_model(tmp_path) -> None:
+    """A ResNet-style light model: the Shape→Gather→Unsqueeze→Concat→Reshape chain before the
+    classifier folds, and the numbers stay."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from mlc.onnx_io.importer import import_onnx
+    from mlc.testing import assert_numerically_equivalent
+
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+        helper.make_node("Shape", ["c"], ["s"]),
+        helper.make_node("Gather", ["s", "i0"], ["b"], axis=0),
+        helper.make_node("Unsqueeze", ["b", "ax"], ["b1"]),
+        helper.make_node("Concat", ["b1", "m1"], ["shape"], axis=0),
+        helper.make_node("Reshape", ["c", "shape"], ["flat"]),
+        helper.make_node("Exp", ["k"], ["ek"]),
+        helper.make_node("MatMul", ["flat", "ek"], ["y"]),
+    ]
+    rng = np.random.default_rng(0)
+    inits = [helper.make_tensor("w", TensorProto.FLOAT, [4, 3, 3, 3], rng.standard_normal(108).tolist()),
+             helper.make_tensor("i0", TensorProto.INT64, [], [0]),
+             helper.make_tensor("ax", TensorProto.INT64, [1], [0]),
+             helper.make_tensor("m1", TensorProto.INT64, [1], [-1]),
+             helper.make_tensor("k", TensorProto.FLOAT, [64, 5], (rng.standard_normal(320) * 0.1).tolist())]
+    graph_proto = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 4, 4])],
+                                    [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 5])], inits)
+    model = helper.make_model(graph_proto, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    onnx.checker.check_model(model)
+    before = import_onnx(model)
+    after = import_onnx(model)
+    _, ctx = run_pass("fold-constants", after)
+    assert [n.op_type for n in after] == ["Conv", "Reshape", "MatMul"]
+    assert ctx.stats["folded"] == 5  # Shape, Gather, Unsqueeze, Concat, Exp
+    for seed in (0, 1):
+        assert_numerically_equivalent(before, after, seed=seed)
