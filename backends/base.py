@@ -53,6 +53,13 @@ class Backend(ABC):
     def available(self, target: str) -> Availability:
         """Whether `target` can be compiled on this machine, and if not, why (one line)."""
 
+    def legalization(self, target: str) -> list[str]:
+        """Pass specs the driver appends to the pipeline for this target: rewrites of what the
+        target lacks or gets wrong into what it handles. They run under the same numeric checks
+        as every other pass and appear in the pass log, so a wrong legalization is found by
+        `mlc debug` like any other pass."""
+        return []
+
     def check_runnable(self, target: str, requirements: dict[str, Any]) -> Availability:
         """Whether an artifact with these requirements can run on this machine."""
         return self.available(target)

@@ -22,7 +22,10 @@ import numpy as np
 from mlc.backends.base import Availability, Backend, CompileResult, Runner
 from mlc.errors import BadInputError
 from mlc.ir.core import Graph
+from mlc.ir.dtypes import DType
+from mlc.ir.types import MapType, OptionalType, SequenceType, TensorType
 from mlc.onnx_io.exporter import export_onnx
+from mlc.specialize import reads_input_values
 
 LLVM, CUDA = "llvm", "cuda"
 DEFAULT_CUDA_ARCH = "sm_80"
@@ -52,14 +55,60 @@ def cpu_features(mcpu: str) -> list[str]:
 
 def unsupported_ops(graph: Graph) -> list[str]:
     """Ops (domain::op) of the graph and its sub-graphs that TVM's ONNX frontend cannot convert."""
-    from tvm.relax.frontend.onnx import onnx_frontend
-
-    known = set(onnx_frontend._get_convert_map()) | {"If"}  # If is converted by the frontend itself
     missing = set()
+    known = convertible_ops()
     for node in graph.all_nodes():
         if node.domain not in ("", "ai.onnx") or node.op_type not in known:
             missing.add(f"{node.domain}::{node.op_type}" if node.domain not in ("", "ai.onnx") else node.op_type)
     return sorted(missing)
+
+
+# Ops with an ONNX function body that TVM 0.27's frontend cannot convert (or converts wrongly:
+# Attention expects com.microsoft's attributes), expanded into their bodies before lowering.
+_EXPAND_FOR_TVM = "*"
+
+
+def convertible_ops() -> set[str]:
+    from tvm.relax.frontend.onnx import onnx_frontend
+
+    return set(onnx_frontend._get_convert_map()) | {"If"}  # If is converted by the frontend itself
+
+
+# Element types TVM 0.27 reads or converts wrongly: float8 casts wrap instead of saturating and
+# read the bits wrongly, sub-byte types are not unpacked (all measured on the official node cases).
+_UNTRUSTED_DTYPES = {DType.FLOAT8E4M3FN, DType.FLOAT8E4M3FNUZ, DType.FLOAT8E5M2, DType.FLOAT8E5M2FNUZ,
+                     DType.FLOAT8E8M0, DType.FLOAT4E2M1, DType.INT4, DType.UINT4, DType.INT2, DType.UINT2,
+                     DType.FLOAT6E2M3, DType.FLOAT6E3M2}
+
+
+def untrusted(graph: Graph) -> list[str]:
+    """What TVM's frontend converts without error but computes wrongly, one phrase each; the
+    backend refuses such a graph rather than ship wrong numbers (legalize-tvm rewrites the cases
+    that have a correct decomposition, so they never reach this list)."""
+    found: dict[str, None] = {}
+    for sub in graph.all_graphs():
+        values = [*sub.inputs, *sub.initializers.values(), *sub.outputs]
+        values += [v for node in sub for v in node.outputs if v is not None]
+        for value in values:
+            t = value.type
+            if isinstance(t, TensorType) and t.dtype in _UNTRUSTED_DTYPES:
+                found[f"element type {t.dtype.short_name} (TVM converts it wrongly)"] = None
+            elif isinstance(t, SequenceType | OptionalType | MapType):
+                found["sequence/optional/map values (TVM drops or mis-reads them)"] = None
+        for node in sub:
+            if node.domain not in ("", "ai.onnx"):
+                continue
+            op = node.op_type
+            if op == "NonMaxSuppression":
+                found["NonMaxSuppression (TVM returns wrong selections)"] = None
+            elif op == "RoiAlign" and node.attr("mode", "avg") in ("max", b"max"):
+                found["RoiAlign mode=max (TVM averages)"] = None
+            elif op == "Expand" and node.inputs[1] is not None and reads_input_values(node.inputs[1]):
+                found["Expand with a runtime shape (TVM ignores the shape; bind it with --bind-inputs)"] = None
+            elif op == "LayerNormalization" and any(v is not None and (v.uses or v.is_graph_output)
+                                                   for v in node.outputs[1:]):
+                found["LayerNormalization's Mean/InvStdDev outputs (TVM returns scalars)"] = None
+    return list(found)
 
 
 class TvmRunner(Runner):
@@ -114,6 +163,18 @@ class TvmBackend(Backend):
             return Availability(True, f"apache-tvm {tvm.__version__} ({gpu})")
         return Availability(True, f"apache-tvm {tvm.__version__} (host CPU {host_cpu()})")
 
+    def legalization(self, target: str) -> list[str]:
+        """Decompose what the frontend lacks (recurrent and quantized-linear ops, ops with an ONNX
+        function body), rewrite what it gets wrong (legalize-tvm), then fold what became constant
+        (shapes of the decompositions) so that the frontend sees constants where it needs them."""
+        from mlc.pass_api import registered_passes
+
+        available = registered_passes()
+        specs = [name for name in ("legalize-rnn", "legalize-qlinear") if name in available]
+        if "expand-functions" in available:
+            specs.insert(0, "expand-functions{ops=" + _EXPAND_FOR_TVM + "}")
+        return [*specs, "legalize-tvm", "fold-constants", "dce"]
+
     def check_runnable(self, target: str, requirements: dict[str, Any]) -> Availability:
         try:
             tvm = _tvm()
@@ -144,6 +205,9 @@ class TvmBackend(Backend):
         missing = unsupported_ops(graph)
         if missing:
             raise BadInputError(f"target {target}: TVM's ONNX frontend cannot convert {', '.join(missing)}")
+        wrong = untrusted(graph)
+        if wrong:
+            raise BadInputError(f"target {target}: refused, TVM computes these wrongly: {'; '.join(wrong)}")
         opset = graph.opset_version("") or 17
         module = from_onnx(export_onnx(graph), opset=opset, keep_params_in_input=False)
         module = relax.transform.DecomposeOpsForInference()(module)

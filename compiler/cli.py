@@ -115,7 +115,8 @@ def cmd_debug(args: argparse.Namespace) -> int:
     options = DebugOptions(
         passes=passes, verify=args.verify, inputs_path=args.inputs, input_spec=_input_spec(args),
         stop_after=args.stop_after, max_rewrites=args.max_rewrites, reproducer_dir=args.reproducer,
-        second_opinion=not args.no_second_opinion, freeze_inputs=args.freeze_inputs, loaded_modules=loaded)
+        second_opinion=not args.no_second_opinion, freeze_inputs=args.freeze_inputs, loaded_modules=loaded,
+        bind_inputs_path=args.bind_inputs)
     result = run_debug(args.model, options, instruments)
     render_debug(result, verbose=args.verbose)
     if args.report:
@@ -162,7 +163,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
         args.model, args.target, args.output, level=f"O{args.O}" if args.O is not None else None,
         passes=args.passes, disabled=tuple(args.disable_pass), pass_options=tuple(args.pass_option),
         verify=args.verify, inputs_path=args.inputs, input_spec=_input_spec(args), freeze_inputs=args.freeze_inputs,
-        instruments=instruments,
+        bind_inputs=args.bind_inputs, instruments=instruments,
         backend_options={k: v for k, v in (("mcpu", args.mcpu), ("cuda_arch", args.cuda_arch)) if v})
     if args.report:
         report = debug_report(result)
@@ -316,6 +317,9 @@ exit codes: 0 numbers hold (or inconclusive), 1 a numeric check failed, 2 bad in
                        help="import a module or .py file that registers extra passes, e.g. --load my_passes.py")
     debug.add_argument("--freeze-inputs", action="store_true",
                        help="treat initializers listed as graph inputs as constants")
+    debug.add_argument("--bind-inputs", metavar="F.npz",
+                      help="compile for these values of the named inputs (shape operands such as Reshape "
+                           "shapes or Reduce axes), which become constants, e.g. --bind-inputs axes.npz")
     debug.set_defaults(func=cmd_debug)
 
     comp = sub.add_parser(
@@ -340,6 +344,9 @@ examples:
     comp.add_argument("--report", metavar="FILE.json", help="JSON report, e.g. --report report.json")
     comp.add_argument("--freeze-inputs", action="store_true",
                       help="treat initializers listed as graph inputs as constants")
+    comp.add_argument("--bind-inputs", metavar="F.npz",
+                      help="compile for these values of the named inputs (shape operands such as Reshape "
+                           "shapes or Reduce axes), which become constants, e.g. --bind-inputs axes.npz")
     comp.set_defaults(func=cmd_compile)
 
     run = sub.add_parser("run", help="run an artifact on inputs from an .npz",

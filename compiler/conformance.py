@@ -1,7 +1,10 @@
 """ONNX backend adapters (`onnx.backend.base.Backend`) for the official conformance suite.
 
-Each case runs through what a user gets: import → the default pipeline (-O2) → the target's
-backend compile into an artifact folder → load → run. `OnnxRuntimeBackend` serves the
+Each case runs through what a user gets: import → the default pipeline (-O2) and the target's
+legalizations → the target's backend compile into an artifact folder → load → run. For `llvm`,
+inputs that feed shape operands (Reshape shapes, Reduce axes, Resize scales, TopK's k, ...) are
+bound to the values of the first run and the model compiled for them, as `mlc compile
+--bind-inputs` does; other values compile again. `OnnxRuntimeBackend` serves the
 `onnxruntime` target:
 
     python ../shared/conformance/conformance.py run --backend mlc.conformance:OnnxRuntimeBackend --name mlc-ort
@@ -20,7 +23,7 @@ from onnx.backend.base import Backend, BackendRep
 
 from mlc.artifact import load
 from mlc.backends.base import Runner
-from mlc.driver import DEFAULT_LEVEL
+from mlc.driver import DEFAULT_LEVEL, target_pipeline, write_artifact_for_graph
 from mlc.errors import NumericMismatchError
 from mlc.numerics.compare import compare_outputs
 from mlc.numerics.inputs import InputSpec, make_inputs
@@ -29,7 +32,7 @@ from mlc.onnx_io.exporter import export_onnx
 from mlc.onnx_io.importer import import_onnx
 from mlc.pass_api import Numerics
 from mlc.pass_manager import PassManager
-from mlc.pipelines import build_pipeline
+from mlc.specialize import shape_inputs
 from mlc.targets import require
 
 
@@ -49,11 +52,7 @@ class MlcRep(BackendRep):
         self.output_names = output_names
 
     def run(self, inputs: Any, **kwargs: Any) -> list[Any]:  # type: ignore[override]
-        if isinstance(inputs, dict):
-            feeds = dict(inputs)
-        else:
-            values = list(inputs) if isinstance(inputs, list | tuple) else [inputs]
-            feeds = dict(zip(self.input_names, values, strict=False))
+        feeds = _as_feeds(inputs, self.input_names)
         outputs = self.runner.run({k: np.asarray(v) if isinstance(v, np.generic) else v for k, v in feeds.items()})
         return [outputs[name] for name in self.output_names]
 
@@ -74,26 +73,64 @@ def _refuse_wrong_numbers(target: str, graph: Any, reference: onnx.ModelProto, r
         raise NumericMismatchError(f"{target} result refused: {worst.describe()}")
 
 
+class SpecializingRep(BackendRep):
+    """Compiles on first run, with the model's shape-operand inputs bound to the values given
+    (`mlc.specialize`); a later run with other values compiles again (one artifact per value set)."""
+
+    def __init__(self, backend: type[_TargetBackend], model: onnx.ModelProto, bound: list[str],
+                 input_names: list[str], kwargs: dict[str, Any]) -> None:
+        self.backend, self.model, self.bound = backend, model, bound
+        self.input_names, self.kwargs = input_names, kwargs
+        self.compiled: dict[bytes, MlcRep] = {}
+
+    def run(self, inputs: Any, **kwargs: Any) -> list[Any]:  # type: ignore[override]
+        feeds = _as_feeds(inputs, self.input_names)
+        values = {name: np.asarray(feeds[name]) for name in self.bound if name in feeds}
+        key = b"".join(name.encode() + v.dtype.str.encode() + str(v.shape).encode() + v.tobytes()
+                       for name, v in sorted(values.items()))
+        if key not in self.compiled:
+            self.compiled[key] = self.backend._build(self.model, values, self.kwargs)
+        rest = {k: v for k, v in feeds.items() if k not in values}
+        return self.compiled[key].run(rest)
+
+
+def _as_feeds(inputs: Any, input_names: list[str]) -> dict[str, Any]:
+    if isinstance(inputs, dict):
+        return dict(inputs)
+    values = list(inputs) if isinstance(inputs, list | tuple) else [inputs]
+    return dict(zip(input_names, values, strict=False))
+
+
 class _TargetBackend(Backend):
     target = ""
     check_against_onnxruntime = True
+    specialize_shape_inputs = False  # bind shape-operand inputs at first run (targets that need them constant)
 
     @classmethod
-    def prepare(cls, model: onnx.ModelProto, device: str = "CPU", **kwargs: Any) -> MlcRep:
+    def prepare(cls, model: onnx.ModelProto, device: str = "CPU", **kwargs: Any) -> BackendRep:
+        if cls.specialize_shape_inputs:
+            _stage("import")
+            bound = shape_inputs(import_onnx(model))
+            if bound:
+                weights = {t.name for t in model.graph.initializer}
+                names = [i.name for i in model.graph.input if i.name not in weights]
+                return SpecializingRep(cls, model, bound, names, kwargs)
+        return cls._build(model, {}, kwargs)
+
+    @classmethod
+    def _build(cls, model: onnx.ModelProto, bound: dict[str, np.ndarray], kwargs: dict[str, Any]) -> MlcRep:
         _stage("import")
         # Inputs arrive by position over the inputs that are not initializers (as onnxruntime lists them).
         weights = {t.name for t in model.graph.initializer}
-        original_inputs = [i.name for i in model.graph.input if i.name not in weights]
-        graph = import_onnx(model)
+        original_inputs = [i.name for i in model.graph.input if i.name not in weights and i.name not in bound]
+        graph = import_onnx(model, bind_inputs=bound)
         reference = export_onnx(graph) if cls.check_against_onnxruntime else None
         _stage("optimize")
-        PassManager(build_pipeline(kwargs.get("level", DEFAULT_LEVEL))).run(graph)
-        _stage("compile")
         backend = require(cls.target)
+        PassManager(target_pipeline(backend, cls.target, kwargs.get("level", DEFAULT_LEVEL))).run(graph)
+        _stage("compile")
         folder = Path(tempfile.mkdtemp(prefix="mlc-conformance-"))
         try:
-            from mlc.driver import write_artifact_for_graph
-
             write_artifact_for_graph(graph, cls.target, backend, folder / "artifact")
             _stage("load")
             artifact = load(folder / "artifact")
@@ -123,3 +160,4 @@ class LlvmBackend(_TargetBackend):
     """The `llvm` target (TVM on the host CPU)."""
 
     target = "llvm"
+    specialize_shape_inputs = True

@@ -39,7 +39,7 @@ from mlc.ir.core import Graph
 from mlc.ir.printer import print_ir
 from mlc.ir.verifier import verify
 from mlc.numerics.compare import FAIL, INCONCLUSIVE, OK, CheckResult, OutputCheck, compare_array, compare_outputs
-from mlc.numerics.inputs import InputSpec, load_inputs, make_inputs
+from mlc.numerics.inputs import InputSpec, load_inputs, make_inputs, read_npz
 from mlc.numerics.reference import (
     ORT,
     REFERENCE,
@@ -70,6 +70,7 @@ class DebugOptions:
     reproducer_dir: str | None = None
     second_opinion: bool = True
     freeze_inputs: bool = False
+    bind_inputs_path: str | None = None  # .npz of input values to compile the model for (specialization)
     loaded_modules: list[str] = field(default_factory=list)
 
 
@@ -194,11 +195,12 @@ class _Debugger:
     def run(self) -> DebugResult:
         started = time.perf_counter()
         opts = self.options
-        graph = import_onnx(self.model_path, freeze_inputs=opts.freeze_inputs)
+        bound = read_npz(opts.bind_inputs_path) if opts.bind_inputs_path else {}
+        graph = import_onnx(self.model_path, freeze_inputs=opts.freeze_inputs, bind_inputs=bound)
         verify(graph)
         self.original = export_onnx(graph)
         self.output_names = [v.name for v in graph.outputs]
-        self.feeds = (load_inputs(opts.inputs_path, graph) if opts.inputs_path
+        self.feeds = (load_inputs(opts.inputs_path, graph, bound) if opts.inputs_path
                       else make_inputs(graph, opts.input_spec))
         self.engine = ORT
         if opts.verify != "none":

@@ -17,7 +17,7 @@ from mlc.hashing import file_sha256
 from mlc.ir.printer import format_type
 from mlc.numerics.compare import compare_outputs
 from mlc.numerics.inputs import InputSpec
-from mlc.pass_api import Numerics
+from mlc.pass_api import Numerics, parse_pass_spec
 from mlc.pipelines import build_pipeline
 from mlc.report import tool_versions
 from mlc.targets import require
@@ -64,6 +64,25 @@ def write_artifact_for_graph(graph: Any, target: str, backend: Any, folder: Path
     return write_artifact(folder, build)
 
 
+def _bound_record(path: str) -> dict[str, Any]:
+    """What the manifest says of the values the artifact was specialized to (names and digests)."""
+    from mlc.numerics.inputs import read_npz
+
+    return {name: {"shape": list(array.shape), "dtype": str(array.dtype),
+                   "values": array.reshape(-1).tolist()[:64]} for name, array in sorted(read_npz(path).items())}
+
+
+def target_pipeline(backend: Any, target: str, level: str | None = None, passes: str | None = None,
+                    disabled: tuple[str, ...] = (), pass_options: tuple[str, ...] = ()) -> list[Any]:
+    """The optimization pipeline (`-O` level or `--passes`) followed by the target's legalization
+    passes, which run under the same checks."""
+    if passes is not None:
+        pipeline = build_pipeline(None, passes, disabled, pass_options)
+    else:
+        pipeline = build_pipeline(level or DEFAULT_LEVEL, None, disabled, pass_options)
+    return pipeline + [parse_pass_spec(spec) for spec in backend.legalization(target)]
+
+
 def _check_artifact(backend: Any, target: str, folder: Path, manifest: dict[str, Any], result: DebugResult,
                     model: Path) -> str:
     """Run the compiled artifact on the check inputs and compare with the original's outputs, so
@@ -94,18 +113,17 @@ def compile_model(
     inputs_path: str | None = None,
     input_spec: InputSpec | None = None,
     freeze_inputs: bool = False,
+    bind_inputs: str | None = None,
     backend_options: dict[str, Any] | None = None,
     instruments: list[Any] | None = None,
 ) -> tuple[Path, DebugResult]:
     """Compile `model` for `target` into an artifact folder; returns (folder, pipeline result)."""
     backend = require(target)
     model = Path(model)
-    if passes is not None:
-        pipeline = build_pipeline(None, passes, disabled, pass_options)
-    else:
-        pipeline = build_pipeline(level or DEFAULT_LEVEL, None, disabled, pass_options)
+    pipeline = target_pipeline(backend, target, level, passes, disabled, pass_options)
     options = DebugOptions(passes=pipeline, verify=verify, inputs_path=inputs_path,
-                           input_spec=input_spec or InputSpec(), freeze_inputs=freeze_inputs)
+                           input_spec=input_spec or InputSpec(), freeze_inputs=freeze_inputs,
+                           bind_inputs_path=bind_inputs)
     result = run_debug(str(model), options, instruments)
     if result.verdict == "fail":
         loc = result.localization
@@ -114,6 +132,7 @@ def compile_model(
                                    f"(run `mlc debug` with the same options for details)")
     folder = Path(output) if output is not None else default_output(model, target)
     recorded = {"pipeline": [p.spec() for p in pipeline], "freeze_inputs": freeze_inputs,
+                **({"bound_inputs": _bound_record(bind_inputs)} if bind_inputs else {}),
                 **(backend_options or {})}
 
     def build(tmp: Path) -> dict[str, Any]:

@@ -8,6 +8,7 @@ everywhere) to `default_dim` unless a given shape fixes them.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -130,16 +131,24 @@ def _values(value: Value, dtype: DType, shape: tuple[int, ...], spec: InputSpec,
     return rng.integers(max(info.min, 0), min(info.max, 10), shape, endpoint=True).astype(dtype.numpy)
 
 
-def load_inputs(path: str | Path, graph: Graph) -> dict[str, np.ndarray]:
-    """Arrays from an .npz keyed by input name; every input without a default must be there."""
+def read_npz(path: str | Path) -> dict[str, np.ndarray]:
+    """The arrays of an .npz file keyed by name; a missing or unreadable file is a BadInputError."""
     path = Path(path)
     try:
         with np.load(path, allow_pickle=False) as data:
-            feeds = {key: data[key] for key in data.files}
+            return {key: data[key] for key in data.files}
     except FileNotFoundError:
         raise BadInputError(f"{path}: no such file") from None
     except (OSError, ValueError) as error:
         raise BadInputError(f"{path}: not a readable .npz file ({error})") from None
+
+
+def load_inputs(path: str | Path, graph: Graph, bound: Iterable[str] = ()) -> dict[str, np.ndarray]:
+    """Arrays from an .npz keyed by input name; every input without a default must be there.
+    Arrays named in `bound` (inputs already bound as constants) are ignored."""
+    path = Path(path)
+    skipped = set(bound)
+    feeds = {k: v for k, v in read_npz(path).items() if k not in skipped}
     names = {v.name for v in graph.inputs}
     unknown = sorted(set(feeds) - names)
     if unknown:

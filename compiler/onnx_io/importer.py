@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -418,6 +418,44 @@ def _check_model_proto(model: onnx.ModelProto, shown: str) -> None:
         raise BadInputError(f"{shown}: the model declares no opset_import")
 
 
+def _bind_inputs(model: onnx.ModelProto, values: Mapping[str, np.ndarray], shown: str) -> onnx.ModelProto:
+    """A copy of `model` whose named graph inputs are constants holding `values`."""
+    declared = {i.name: i for i in model.graph.input}
+    for name, value in values.items():
+        if name not in declared:
+            raise BadInputError(f"{shown}: cannot bind input {name!r}: the model has no such input "
+                                f"(inputs: {', '.join(declared) or 'none'})")
+        tensor_type = declared[name].type.tensor_type
+        if not declared[name].type.HasField("tensor_type"):
+            raise BadInputError(f"{shown}: cannot bind input {name!r}: only tensor inputs can be bound")
+        wanted = onnx.helper.tensor_dtype_to_np_dtype(tensor_type.elem_type)
+        array = np.asarray(value)
+        if array.dtype != wanted:
+            converted = array.astype(wanted)
+            if not np.array_equal(converted, array):
+                raise BadInputError(f"{shown}: cannot bind input {name!r}: values of type {array.dtype} do not fit "
+                                    f"its element type {wanted}")
+            array = converted
+        if tensor_type.HasField("shape"):
+            dims = [d.dim_value if d.HasField("dim_value") else None for d in tensor_type.shape.dim]
+            mismatch = any(d is not None and d != n for d, n in zip(dims, array.shape, strict=False))
+            if len(dims) != array.ndim or mismatch:
+                raise BadInputError(f"{shown}: cannot bind input {name!r}: shape {list(array.shape)} does not match "
+                                    f"the declared {['?' if d is None else d for d in dims]}")
+    bound = onnx.ModelProto()
+    bound.CopyFrom(model)
+    kept = [i for i in bound.graph.input if i.name not in values]
+    del bound.graph.input[:]
+    bound.graph.input.extend(kept)
+    initializers = [t for t in bound.graph.initializer if t.name not in values]
+    del bound.graph.initializer[:]
+    bound.graph.initializer.extend(initializers)
+    for name, value in values.items():
+        wanted = onnx.helper.tensor_dtype_to_np_dtype(declared[name].type.tensor_type.elem_type)
+        bound.graph.initializer.append(numpy_helper.from_array(np.asarray(value).astype(wanted), name))
+    return bound
+
+
 def _infer_shapes(model: onnx.ModelProto, shown: str) -> onnx.ModelProto:
     """onnx's shape inference, best effort: a model it cannot complete keeps its own value infos."""
     try:
@@ -435,12 +473,15 @@ def import_onnx(
     freeze_inputs: bool = False,
     infer_shapes: bool = True,
     base_dir: str | Path | None = None,
+    bind_inputs: Mapping[str, np.ndarray] | None = None,
 ) -> Graph:
     """Import an ONNX model (a file path, a ModelProto or serialized bytes) into the IR.
 
     `freeze_inputs`: initializers also listed as graph inputs become constants (from IR 4 on they
     are overridable defaults and stay inputs otherwise). `base_dir`: the folder external data is
-    resolved against when `source` is not a path.
+    resolved against when `source` is not a path. `bind_inputs`: graph inputs replaced by these
+    values as constants before shape inference, so that shapes computed from them become static
+    (the model is specialized to them and no longer takes them; the caller's model is not modified).
     """
     folder: Path | None
     if isinstance(source, str | Path):
@@ -460,6 +501,8 @@ def import_onnx(
             raise BadInputError(f"import_onnx: expected a path, bytes or ModelProto, got {type(source).__name__}")
         shown, folder = "<model>", (Path(base_dir) if base_dir is not None else None)
         _check_model_proto(model, shown)
+    if bind_inputs:
+        model = _bind_inputs(model, bind_inputs, shown)
     if infer_shapes:
         model = _infer_shapes(model, shown)
     importer = _Importer(shown, folder, freeze_inputs)

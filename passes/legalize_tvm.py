@@ -1,0 +1,121 @@
+"""Rewrite ops whose TVM lowering is wrong on some inputs into forms TVM computes correctly.
+
+Found by running the official ONNX node cases through TVM's Relax frontend and comparing with the
+shipped outputs (see `backends/tvm.py` for the ops that are refused instead):
+
+    IsInf(x) {detect_negative=0}   TVM ignores the flags   ->  And(IsInf(x), Greater(x, 0))
+    IsInf(x) {detect_positive=0}                           ->  And(IsInf(x), Less(x, 0))
+    Softplus(x)   TVM computes log(1 + exp(x)), which loses all precision once exp(x) is below
+                  float32's epsilon (and overflows above 88)   ->  Relu(x) + log1p(exp(-|x|)),
+                  with log1p(e) taken as e - e²/2 where e < 2^-10 (error < e³/3)
+    Mish(x)       TVM's Mish uses the same softplus        ->  x * Tanh(stable softplus(x))
+
+The pass is in no `-O` pipeline; the TVM backend appends it to the pipeline of its targets.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mlc.ir.core import Graph, Node, Value
+from mlc.ir.dtypes import DType
+from mlc.ir.types import TensorType
+from mlc.pass_api import Numerics, Pass, PassContext, register_pass
+
+_SMALL = 2.0**-10
+
+
+class _Builder:
+    """Creates typed nodes before an anchor node, stamped as made by the pass."""
+
+    def __init__(self, graph: Graph, anchor: Node, ctx: PassContext, rule: str) -> None:
+        self.graph, self.anchor, self.ctx, self.rule = graph, anchor, ctx, rule
+
+    def op(self, op_type: str, inputs: list[Value], type_: TensorType | None, **attributes: object) -> Value:
+        node = Node(op_type, inputs, [Value(self.graph.unique_name(op_type.lower()), type_)], attributes or None)
+        self.ctx.created(node, [self.anchor], self.rule)
+        self.graph.insert_before(self.anchor, node)
+        out = node.outputs[0]
+        assert out is not None
+        return out
+
+    def scalar(self, value: float, dtype: DType) -> Value:
+        return self.graph.make_constant(np.array(value, dtype=dtype.numpy), "c")
+
+
+def _stable_softplus(b: _Builder, x: Value, t: TensorType) -> Value:
+    dtype = t.dtype
+    bool_t = TensorType(DType.BOOL, t.shape)
+    magnitude = b.op("Abs", [x], t)
+    e = b.op("Exp", [b.op("Neg", [magnitude], t)], t)
+    logged = b.op("Log", [b.op("Add", [e, b.scalar(1.0, dtype)], t)], t)
+    series = b.op("Sub", [e, b.op("Mul", [b.op("Mul", [e, e], t), b.scalar(0.5, dtype)], t)], t)
+    small = b.op("Less", [e, b.scalar(_SMALL, dtype)], bool_t)
+    return b.op("Add", [b.op("Relu", [x], t), b.op("Where", [small, series, logged], t)], t)
+
+
+def _float_type(node: Node) -> TensorType | None:
+    x = node.inputs[0] if node.inputs else None
+    if x is None or not isinstance(x.type, TensorType) or x.type.dtype not in (DType.FLOAT, DType.DOUBLE):
+        return None
+    return x.type
+
+
+@register_pass
+class LegalizeForTvm(Pass):
+    name = "legalize-tvm"
+    description = "Rewrite ops TVM lowers wrongly (IsInf flags, Softplus/Mish precision) into ones it gets right"
+    numerics = Numerics.TOLERANCE
+    statistics = ("rewritten",)
+
+    def run(self, graph: Graph, ctx: PassContext) -> bool:
+        changed = False
+        for sub in list(graph.all_graphs()):
+            for node in sub:
+                if node.domain not in ("", "ai.onnx") or node.op_type not in ("IsInf", "Softplus", "Mish"):
+                    continue
+                rule = self._rule(node, ctx)
+                if rule is None:
+                    continue
+                if not ctx.rewrite(rule):
+                    return changed
+                self._rewrite(sub, node, rule, ctx)
+                ctx.stats["rewritten"] += 1
+                changed = True
+        return changed
+
+    @staticmethod
+    def _rule(node: Node, ctx: PassContext) -> str | None:
+        if node.op_type == "IsInf":
+            positive, negative = node.attr("detect_positive", 1), node.attr("detect_negative", 1)
+            if positive and negative:
+                return None
+            if _float_type(node) is None:
+                ctx.remark(f"IsInf {node.name!r}: left alone, its input is not float32/float64 with a known type")
+                return None
+            return "isinf-flags"
+        if _float_type(node) is None:
+            ctx.remark(f"{node.op_type} {node.name!r}: left alone, its input is not float32/float64 with a known type")
+            return None
+        return "stable-softplus" if node.op_type == "Softplus" else "stable-mish"
+
+    @staticmethod
+    def _rewrite(graph: Graph, node: Node, rule: str, ctx: PassContext) -> None:
+        x, out = node.inputs[0], node.outputs[0]
+        assert x is not None and out is not None and isinstance(x.type, TensorType)
+        b = _Builder(graph, node, ctx, rule)
+        t = x.type
+        if rule == "isinf-flags":
+            bool_t = TensorType(DType.BOOL, t.shape)
+            if not node.attr("detect_positive", 1) and not node.attr("detect_negative", 1):
+                result = b.op("And", [b.op("IsInf", [x], bool_t), b.op("IsNaN", [x], bool_t)], bool_t)  # all False
+            else:
+                compare = "Greater" if node.attr("detect_positive", 1) else "Less"
+                result = b.op("And", [b.op("IsInf", [x], bool_t), b.op(compare, [x, b.scalar(0.0, t.dtype)], bool_t)],
+                              bool_t)
+        elif rule == "stable-softplus":
+            result = _stable_softplus(b, x, t)
+        else:
+            result = b.op("Mul", [x, b.op("Tanh", [_stable_softplus(b, x, t)], t)], t)
+        out.replace_all_uses_with(result, replace_graph_outputs=True)
+        graph.remove(node)

@@ -1,0 +1,64 @@
+"""legalize-tvm: IsInf flags and a softplus that keeps its precision, checked against onnxruntime."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mlc.testing import as_graph, assert_numerically_equivalent, assert_pass, run_pass
+
+
+def test_isinf_detect_negative_off() -> None:
+    before = '''graph "g" (%x: f32[4]) {
+  %y: bool[4] = IsInf(%x) {detect_negative = 0}
+  return %y
+}'''
+    expected = '''graph "g" (%x: f32[4]) {
+  const %zero = dense<f32[]> [0.0]
+  %i: bool[4] = IsInf(%x)
+  %p: bool[4] = Greater(%x, %zero)
+  %y: bool[4] = And(%i, %p)
+  return %y
+}'''
+    feeds = {"x": np.array([np.inf, -np.inf, 1.0, np.nan], np.float32)}
+    assert_pass("legalize-tvm", before, expected, feeds=feeds, rewritten=1)
+    graph, _ = run_pass("legalize-tvm", before)
+    assert [v.name for v in graph.outputs] == ["y"], "the graph output keeps its name"
+
+
+def test_must_not_change() -> None:
+    plain = '''graph "g" (%x: f32[4]) {
+  %y: bool[4] = IsInf(%x)
+  %z: f32[4] = Relu(%x)
+  return %y, %z
+}'''
+    assert_pass("legalize-tvm", plain, plain)
+    half = '''graph "g" (%x: f16[4]) {
+  %y: f16[4] = Softplus(%x)
+  return %y
+}'''
+    _, ctx = run_pass("legalize-tvm", half)
+    assert ctx.rewrites == 0 and any("float32/float64" in r for r in ctx.remarks)
+
+
+def test_softplus_and_mish_keep_precision_where_the_naive_formula_loses_it() -> None:
+    x = np.array([-1e4, -100, -20, -9.98, -1, 0, 1, 9.98, 20, 100, 1e4], np.float32)
+    for op in ("Softplus", "Mish"):
+        before = f'''graph "g" (%x: f32[11]) {{
+  %y: f32[11] = {op}(%x)
+  return %y
+}}'''
+        before_graph = as_graph(before, opset=18)  # Mish is opset 18
+        after, ctx = run_pass("legalize-tvm", as_graph(before, opset=18))
+        assert ctx.stats["rewritten"] == 1 and all(n.op_type != op for n in after)
+        assert_numerically_equivalent(before_graph, after, feeds={"x": x})
+        for seed in (0, 1):
+            assert_numerically_equivalent(before_graph, after, seed=seed)
+    # the decomposition itself, in float64, against the exact value at -20 (log1p(e^-20) = 2.06e-9)
+    from mlc.numerics.reference import run_graph
+
+    graph, _ = run_pass("legalize-tvm", '''graph "g" (%x: f32[1]) {
+  %y: f32[1] = Softplus(%x)
+  return %y
+}''')
+    got = run_graph(graph, {"x": np.array([-20.0], np.float32)})
+    assert abs(float(next(iter(got.values()))[0]) - np.log1p(np.exp(-20.0))) < 1e-15
