@@ -105,9 +105,7 @@ def test_light_models_llvm_match_and_cuda_builds(tmp_path, model: str) -> None:
     assert (cuda / "module.so").stat().st_size > 0
 
 
-def test_a_wrong_tvm_result_is_never_shipped(tmp_path, capsys) -> None:
-    """TVM 0.27 wraps float8 casts instead of saturating: compile checks the artifact's own outputs
-    against onnxruntime on the original and refuses to write it."""
+def _float8_roundtrip_model(tmp_path: Path) -> Path:
     from onnx import TensorProto
 
     graph = helper.make_graph(
@@ -120,9 +118,85 @@ def test_a_wrong_tvm_result_is_never_shipped(tmp_path, capsys) -> None:
     path = tmp_path / "f8.onnx"
     path.write_bytes(model.SerializeToString())
     np.savez(tmp_path / "in.npz", x=np.array([1000.0, -1000.0, 0.5, 3.0], np.float32))
+    return path
+
+
+def test_what_tvm_computes_wrongly_is_refused_in_one_line(tmp_path, capsys) -> None:
+    """TVM 0.27 wraps float8 casts instead of saturating: refused before TVM is asked."""
+    path = _float8_roundtrip_model(tmp_path)
+    code = main(["compile", str(path), "--target", "llvm", "--inputs", str(tmp_path / "in.npz"),
+                 "-o", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert "refused, TVM computes these wrongly: element type f8e4m3fn" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_wrong_tvm_result_is_never_shipped(tmp_path, capsys, monkeypatch) -> None:
+    """The safety net behind the refusal list: with the list emptied, compile runs the artifact,
+    compares with onnxruntime on the original and refuses to write it."""
+    import mlc.backends.tvm as tvm_backend
+
+    monkeypatch.setattr(tvm_backend, "untrusted", lambda graph: [])
+    path = _float8_roundtrip_model(tmp_path)
     code = main(["compile", str(path), "--target", "llvm", "--inputs", str(tmp_path / "in.npz"),
                  "-o", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert code == 1 and err.count("\n") == 1
     assert "the llvm artifact computes different numbers" in err and "expected 448" in err
     assert not (tmp_path / "out").exists()
+
+
+def _reshape_by_input_model(tmp_path: Path) -> Path:
+    """y = Reshape(x, shape) with `shape` a graph input: TVM needs it constant."""
+    from onnx import TensorProto
+
+    graph = helper.make_graph(
+        [helper.make_node("Reshape", ["x", "shape"], ["r"]), helper.make_node("Relu", ["r"], ["y"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 4]),
+         helper.make_tensor_value_info("shape", TensorProto.INT64, [2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = tmp_path / "reshape.onnx"
+    path.write_bytes(model.SerializeToString())
+    return path
+
+
+def test_bind_inputs_specializes_a_shape_operand(tmp_path, capsys) -> None:
+    path = _reshape_by_input_model(tmp_path)
+    np.savez(tmp_path / "bind.npz", shape=np.array([6, 4], np.int64))
+    code = main(["compile", str(path), "--target", "llvm", "--bind-inputs", str(tmp_path / "bind.npz"),
+                 "-o", str(tmp_path / "a")])
+    assert code == 0, capsys.readouterr().err
+    manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
+    assert [i["name"] for i in manifest["inputs"]] == ["x"]
+    assert manifest["options"]["bound_inputs"]["shape"]["values"] == [6, 4]
+    x = np.random.default_rng(0).standard_normal((2, 3, 4)).astype(np.float32)
+    got = mlc.load(tmp_path / "a").run({"x": x})
+    np.testing.assert_array_equal(next(iter(got.values())), np.maximum(x.reshape(6, 4), 0))
+    before = path.read_bytes()
+    np.savez(tmp_path / "bad.npz", shape=np.array([6, 4, 1], np.int64))
+    code = main(["compile", str(path), "--target", "llvm", "--bind-inputs", str(tmp_path / "bad.npz"),
+                 "-o", str(tmp_path / "b")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "cannot bind input 'shape'" in err and "[2]" in err
+    np.savez(tmp_path / "unknown.npz", axes=np.array([0], np.int64))
+    code = main(["compile", str(path), "--target", "llvm", "--bind-inputs", str(tmp_path / "unknown.npz"),
+                 "-o", str(tmp_path / "b")])
+    err = capsys.readouterr().err
+    assert code == 2 and "no such input" in err and "x, shape" in err
+    assert not (tmp_path / "b").exists() and path.read_bytes() == before
+
+
+def test_conformance_adapter_compiles_for_the_shape_values_it_is_given(tmp_path) -> None:
+    from mlc.conformance import LlvmBackend, SpecializingRep
+
+    model = onnx.load(_reshape_by_input_model(tmp_path))
+    rep = LlvmBackend.prepare(model)
+    assert isinstance(rep, SpecializingRep) and rep.bound == ["shape"]
+    x = np.arange(24, dtype=np.float32).reshape(2, 3, 4) - 12
+    (first,) = rep.run([x, np.array([6, 4], np.int64)])
+    (second,) = rep.run([x, np.array([4, 6], np.int64)])
+    assert first.shape == (6, 4) and second.shape == (4, 6) and len(rep.compiled) == 2
+    np.testing.assert_array_equal(second, np.maximum(x.reshape(4, 6), 0))
