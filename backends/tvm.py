@@ -6,8 +6,9 @@ frontend does not know are reported in one line before TVM is asked. The artifac
 `module.so`, the compiled library with its weights as constants, which TVM's runtime alone loads
 (`tvm.runtime.load_module` + `relax.VirtualMachine`).
 
-`llvm` compiles for the host CPU unless `mcpu` is given (cross-compiling); the artifact records
-the CPU features the code may use, and `mlc run` refuses it on a CPU that lacks one. `cuda`
+`llvm` compiles for the host CPU unless `mcpu` is given (cross-compiling), with AVX-512 off
+unless `mattr` turns it on (TVM 0.27 miscompiles some ops with it); the artifact records the CPU
+features the code may use, and `mlc run` refuses it on a CPU that lacks one. `cuda`
 compiles without a GPU (the wheel has CUDA codegen) for `cuda_arch` (default sm_80); running it
 needs a GPU of at least that architecture.
 """
@@ -23,7 +24,7 @@ from mlc.backends.base import Availability, Backend, CompileResult, Runner
 from mlc.errors import BadInputError
 from mlc.ir.core import Graph
 from mlc.ir.dtypes import DType
-from mlc.ir.types import MapType, OptionalType, SequenceType, TensorType
+from mlc.ir.types import OptionalType, SequenceType, TensorType
 from mlc.onnx_io.exporter import export_onnx
 from mlc.specialize import reads_input_values
 
@@ -43,12 +44,18 @@ def host_cpu() -> str:
     return str(codegen.llvm_get_system_cpu())
 
 
-def cpu_features(mcpu: str) -> list[str]:
-    """LLVM's feature names enabled for `mcpu` (what code compiled for it may use)."""
+# TVM 0.27's LLVM code for AVX-512 is wrong for some ops (the official Tile case returns garbage
+# with mcpu znver4, skylake-avx512, icelake-server or x86-64-v4, and is exact with AVX-512 off):
+# AVX-512 stays off unless asked for with --mattr +avx512f.
+DEFAULT_MATTR = ("-avx512f",)
+
+
+def cpu_features(mcpu: str, mattr: tuple[str, ...] = ()) -> list[str]:
+    """LLVM's feature names enabled for `mcpu` with `mattr` (what code compiled for it may use)."""
     tvm = _tvm()
     from tvm.target import codegen
 
-    target = tvm.target.Target({"kind": "llvm", "mcpu": mcpu})
+    target = tvm.target.Target({"kind": "llvm", "mcpu": mcpu, **({"mattr": list(mattr)} if mattr else {})})
     features = codegen.llvm_get_cpu_features(target)
     return sorted(str(f) for f in features)
 
@@ -89,16 +96,30 @@ def untrusted(graph: Graph) -> list[str]:
     for sub in graph.all_graphs():
         values = [*sub.inputs, *sub.initializers.values(), *sub.outputs]
         values += [v for node in sub for v in node.outputs if v is not None]
+        inputs = {id(v) for v in sub.inputs}
         for value in values:
             t = value.type
             if isinstance(t, TensorType) and t.dtype in _UNTRUSTED_DTYPES:
+                if t.dtype == DType.FLOAT8E8M0 and id(value) in inputs:
+                    continue  # read correctly; only casts to it are wrong
                 found[f"element type {t.dtype.short_name} (TVM converts it wrongly)"] = None
-            elif isinstance(t, SequenceType | OptionalType | MapType):
-                found["sequence/optional/map values (TVM drops or mis-reads them)"] = None
+            elif isinstance(t, OptionalType) and isinstance(t.elem, SequenceType):
+                found["optional sequences (TVM drops them)"] = None
         for node in sub:
             if node.domain not in ("", "ai.onnx"):
                 continue
             op = node.op_type
+            first = node.inputs[0] if node.inputs else None
+            if op == "Identity" and first is not None and isinstance(first.type, SequenceType | OptionalType):
+                found["Identity of a sequence/optional (TVM returns its first tensor)"] = None
+            elif op == "OptionalGetElement" and isinstance(node.outputs[0] and node.outputs[0].type, SequenceType):
+                found["OptionalGetElement of a sequence (TVM returns its first tensor)"] = None
+            elif (op in ("ReduceMax", "ReduceMin", "ReduceLogSum", "ReduceLogSumExp") and first is not None
+                  and isinstance(first.type, TensorType) and first.type.shape is not None and 0 in first.type.shape):
+                found[f"{op} over an empty tensor (TVM does not return the identity element)"] = None
+            elif op == "Dropout" and len(node.outputs) > 1 and node.outputs[1] is not None and (
+                    node.outputs[1].uses or node.outputs[1].is_graph_output):
+                found["Dropout's mask output (TVM returns it as float32)"] = None
             if op == "NonMaxSuppression":
                 found["NonMaxSuppression (TVM returns wrong selections)"] = None
             elif op == "RoiAlign" and node.attr("mode", "avg") in ("max", b"max"):
@@ -213,10 +234,11 @@ class TvmBackend(Backend):
         module = relax.transform.DecomposeOpsForInference()(module)
         if target == LLVM:
             mcpu = options.get("mcpu") or host_cpu()
-            tvm_target = tvm.target.Target({"kind": "llvm", "mcpu": mcpu})
+            mattr = tuple(a for a in str(options.get("mattr") or "").split(",") if a) or DEFAULT_MATTR
+            tvm_target = tvm.target.Target({"kind": "llvm", "mcpu": mcpu, "mattr": list(mattr)})
             requirements: dict[str, Any] = {"mtriple": str(tvm_target.attrs.get("mtriple", "")), "mcpu": mcpu,
-                                            "cpu_features": cpu_features(mcpu)}
-            recorded = {"mcpu": mcpu}
+                                            "cpu_features": cpu_features(mcpu, mattr)}
+            recorded = {"mcpu": mcpu, "mattr": ",".join(mattr)}
         else:
             arch = options.get("cuda_arch") or DEFAULT_CUDA_ARCH
             # Sizes every NVIDIA GPU since sm_50 has; given so that TVM does not guess (and warn).

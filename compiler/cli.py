@@ -164,7 +164,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
         passes=args.passes, disabled=tuple(args.disable_pass), pass_options=tuple(args.pass_option),
         verify=args.verify, inputs_path=args.inputs, input_spec=_input_spec(args), freeze_inputs=args.freeze_inputs,
         bind_inputs=args.bind_inputs, instruments=instruments,
-        backend_options={k: v for k, v in (("mcpu", args.mcpu), ("cuda_arch", args.cuda_arch)) if v})
+        backend_options={k: v for k, v in (("mcpu", args.mcpu), ("mattr", args.mattr), ("cuda_arch", args.cuda_arch))
+                         if v})
     if args.report:
         report = debug_report(result)
         report["command"] = "compile"
@@ -335,6 +336,8 @@ examples:
     comp.add_argument("--target", default="onnxruntime", help="e.g. --target onnxruntime (`mlc targets` lists them)")
     comp.add_argument("-o", "--output", metavar="DIR", help="artifact folder, e.g. -o out/ (default MODEL.TARGET)")
     comp.add_argument("--mcpu", help="llvm: the CPU to compile for, e.g. --mcpu skylake-avx512 (default: this one)")
+    comp.add_argument("--mattr", help="llvm: CPU features on/off, e.g. --mattr +avx512f (default -avx512f: TVM 0.27 "
+                                       "miscompiles some ops with AVX-512)")
     comp.add_argument("--cuda-arch", help="cuda: the GPU architecture, e.g. --cuda-arch sm_90 (default sm_80)")
     _pipeline_args(comp, "2")
     comp.add_argument("--verify", choices=["each", "final", "none"], default="final",
