@@ -104,7 +104,7 @@ def cmd_debug(args: argparse.Namespace) -> int:
 
     loaded = [load_plugin(spec) for spec in args.load]
     level = f"O{args.O}" if args.O is not None else None
-    passes = build_pipeline(level, args.passes, args.disable_pass, args.pass_option)
+    passes = build_pipeline(level, args.passes, args.disable_pass, _pass_options(args))
     instruments: list[Instrument] = []
     if args.dump_ir:
         instruments.append(IRDumper(args.dump_ir))
@@ -134,6 +134,20 @@ def _pipeline_args(parser: argparse.ArgumentParser, default_level: str) -> None:
                         help="drop a pass from the pipeline, e.g. --disable-pass cse (repeatable)")
     parser.add_argument("--pass-option", action="append", default=[], metavar="PASS.OPTION=VALUE",
                         help="set a pass option, e.g. --pass-option perturb-weights.epsilon=0.1 (repeatable)")
+    parser.add_argument("--fold-limit", type=int, metavar="BYTES",
+                        help="largest constant folding may create, e.g. --fold-limit 1048576 (default 4 MiB)")
+    parser.add_argument("--prune-inputs", action="store_true",
+                        help="remove graph inputs nothing reads (changes the model's interface)")
+
+
+def _pass_options(args: argparse.Namespace) -> list[str]:
+    """--pass-option values plus the shorthand flags, which apply where their pass runs."""
+    options = list(args.pass_option)
+    if getattr(args, "fold_limit", None) is not None:
+        options.append(f"?fold-constants.limit={args.fold_limit}")
+    if getattr(args, "prune_inputs", False):
+        options.append("?dce.prune_inputs=true")
+    return options
 
 
 def _input_args(parser: argparse.ArgumentParser) -> None:
@@ -161,7 +175,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
     instruments = [IRDumper(args.dump_ir)] if args.dump_ir else []
     folder, result = compile_model(
         args.model, args.target, args.output, level=f"O{args.O}" if args.O is not None else None,
-        passes=args.passes, disabled=tuple(args.disable_pass), pass_options=tuple(args.pass_option),
+        passes=args.passes, disabled=tuple(args.disable_pass), pass_options=tuple(_pass_options(args)),
         verify=args.verify, inputs_path=args.inputs, input_spec=_input_spec(args), freeze_inputs=args.freeze_inputs,
         bind_inputs=args.bind_inputs, instruments=instruments,
         backend_options={k: v for k, v in (("mcpu", args.mcpu), ("mattr", args.mattr), ("cuda_arch", args.cuda_arch))

@@ -13,15 +13,21 @@ from mlc.pass_api import Pass, parse_pass_spec, split_pass_list
 
 PIPELINES: dict[str, list[str]] = {
     "O0": [],
-    "O1": ["eliminate-identity", "fold-constants", "dedupe-constants", "cse", "dce"],
-    "O2": ["eliminate-identity", "fold-constants", "dedupe-constants", "cse", "dce"],
-    "O3": ["eliminate-identity", "fold-constants", "dedupe-constants", "cse", "dce"],
+    "O1": ["eliminate-identity", "fold-constants", "inline-constant-if", "dedupe-constants", "cse", "dce"],
+    "O2": ["eliminate-identity", "fold-constants", "inline-constant-if", "dedupe-constants", "cse", "dce"],
+    "O3": ["eliminate-identity", "fold-constants", "inline-constant-if", "dedupe-constants", "cse", "dce"],
 }
 DEFAULT_LEVEL = "O1"
 
 
 def build_pipeline(level: str | None = None, passes: str | None = None,
                    disabled: Sequence[str] = (), options: Sequence[str] = ()) -> list[Pass]:
+    """See _build; options prefixed with `?` (from flags like --fold-limit) apply only where their
+    pass is in the pipeline."""
+    return _build(level, passes, disabled, options)
+
+
+def _build(level: str | None, passes: str | None, disabled: Sequence[str], options: Sequence[str]) -> list[Pass]:
     """Passes from `--passes a,b{opt=v},c` or a level (`O0`..`O3`), minus `--disable-pass`,
     with `--pass-option NAME.OPTION=VALUE` applied to every pass of that name."""
     if passes is not None and level is not None:
@@ -38,11 +44,14 @@ def build_pipeline(level: str | None = None, passes: str | None = None,
             raise BadInputError(f"--disable-pass {name}: not in the pipeline ({', '.join(specs) or 'empty'})")
     built = [parse_pass_spec(s) for s in specs if s.partition("{")[0] not in set(disabled)]
     for option in options:
-        target, dot, rest = option.partition(".")
+        optional = option.startswith("?")
+        target, dot, rest = option.lstrip("?").partition(".")
         key, eq, value = rest.partition("=")
         if not dot or not eq:
             raise BadInputError(f"--pass-option {option!r}: expected PASS.OPTION=VALUE")
         matching = [p for p in built if p.name == target]
+        if not matching and optional:
+            continue
         if not matching:
             raise BadInputError(f"--pass-option {option!r}: pass {target!r} is not in the pipeline")
         for pass_ in matching:

@@ -158,3 +158,15 @@ def test_instruments_dump_print_and_diff(tmp_path) -> None:
     assert "Identity" not in (tmp_path / "001_eliminate-identity.txt").read_text()
     assert "IR after pass #0 eliminate-identity" in out.getvalue() and "pass #1" not in out.getvalue()
     assert "-  %a: f32[2] = Identity(%x)" in diff.getvalue()
+
+
+def test_shorthand_flags_apply_only_where_their_pass_runs() -> None:
+    from mlc.cli import _pass_options, build_parser
+
+    args = build_parser().parse_args(["debug", "m.onnx", "--fold-limit", "10", "--prune-inputs"])
+    options = _pass_options(args)
+    pipeline = build_pipeline("O1", None, (), options)
+    fold = next(p for p in pipeline if p.name == "fold-constants")
+    dce = next(p for p in pipeline if p.name == "dce")
+    assert fold.option("limit") == 10 and dce.option("prune_inputs") is True
+    assert [p.name for p in build_pipeline(None, "cse", (), options)] == ["cse"]  # no error without them

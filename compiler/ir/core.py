@@ -234,6 +234,18 @@ class Node:
     def subgraphs(self) -> list[Graph]:
         return [g for a in self.attributes.values() for g in a.subgraphs()]
 
+    def drop_output(self, index: int) -> None:
+        """Omit an optional output nobody reads (trailing ones are removed, others become None)."""
+        value = self._outputs[index]
+        if value is None:
+            return
+        if value._uses or value.is_graph_output:
+            raise IRError(f"{self!r}: output %{value.name} is still read; it cannot be dropped")
+        value._producer, value._index = None, -1
+        self._outputs[index] = None
+        while self._outputs and self._outputs[-1] is None:
+            self._outputs.pop()
+
     def _detach_inputs(self) -> None:
         for i, value in enumerate(self._inputs):
             if value is not None:
@@ -375,6 +387,23 @@ class Graph:
         node._erased = True
         node.graph = None
         self._count -= 1
+
+    def move_before(self, anchor: Node, nodes: Sequence[Node]) -> None:
+        """Move nodes (of this graph or of a sub-graph) before `anchor`, keeping their uses: the
+        caller guarantees the values they read are in scope at the new place."""
+        self._check_member(anchor)
+        for node in nodes:
+            owner = node.graph
+            if owner is None:
+                raise IRError(f"{node!r} is in no graph")
+            prev, nxt = node._prev, node._next
+            assert prev is not None and nxt is not None
+            prev._next, nxt._prev = nxt, prev
+            owner._count -= 1
+            node.graph = None
+            before = anchor._prev
+            assert before is not None
+            self._link(node, before)
 
     def sort(self, order: Sequence[Node]) -> None:
         """Re-link all nodes in the given order (a permutation of the current nodes)."""

@@ -53,3 +53,32 @@ def test_dead_values_inside_subgraphs() -> None:
 }'''
     expected = before.replace("    %unused: f32[2] = Neg(%x)\n", "")
     assert_pass("dce", before, expected, nodes_removed=1)
+
+
+def test_unused_optional_outputs_are_omitted() -> None:
+    before = '''graph "g" (%x: f32[1,1,4,4]) {
+  %p: f32[1,1,2,2], %idx: i64[1,1,2,2] = MaxPool(%x) {kernel_shape = [2, 2], strides = [2, 2]}
+  %d: f32[1,1,2,2], %mask: bool[1,1,2,2] = Dropout(%p)
+  return %d
+}'''
+    expected = '''graph "g" (%x: f32[1,1,4,4]) {
+  %p: f32[1,1,2,2] = MaxPool(%x) {kernel_shape = [2, 2], strides = [2, 2]}
+  %d: f32[1,1,2,2] = Dropout(%p)
+  return %d
+}'''
+    assert_pass("dce", before, expected, outputs_dropped=2)
+    used = '''graph "g" (%x: f32[1,1,4,4]) {
+  %p: f32[1,1,2,2], %idx: i64[1,1,2,2] = MaxPool(%x) {kernel_shape = [2, 2], strides = [2, 2]}
+  return %p, %idx
+}'''
+    assert_pass("dce", used, used)
+
+
+def test_prune_inputs_is_opt_in() -> None:
+    pruned = '''graph "g" (%x: f32[2,3]) {
+  const %w = dense<f32[3]> [1.0, 2.0, 3.0]
+  %a: f32[2,3] = Add(%x, %w)
+  %y: f32[2,3] = Relu(%a)
+  return %y
+}'''
+    assert_pass("dce{prune_inputs=true}", EXPECTED, pruned, inputs_removed=1, numeric=False)
