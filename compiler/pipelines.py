@@ -14,8 +14,10 @@ from mlc.pass_api import Pass, parse_pass_spec, split_pass_list
 PIPELINES: dict[str, list[str]] = {
     "O0": [],
     "O1": ["eliminate-identity", "fold-constants", "inline-constant-if", "dedupe-constants", "cse", "dce"],
-    "O2": ["eliminate-identity", "fold-constants", "inline-constant-if", "dedupe-constants", "cse", "dce"],
-    "O3": ["eliminate-identity", "fold-constants", "inline-constant-if", "dedupe-constants", "cse", "dce"],
+    "O2": ["eliminate-identity", "fold-constants", "inline-constant-if", "simplify-shapes", "dedupe-constants", "cse",
+           "dce"],
+    "O3": ["eliminate-identity", "fold-constants", "inline-constant-if", "simplify-shapes", "dedupe-constants", "cse",
+           "dce"],
 }
 DEFAULT_LEVEL = "O1"
 
