@@ -60,6 +60,11 @@ class Backend(ABC):
         `mlc debug` like any other pass."""
         return []
 
+    def composites(self, target: str) -> list[str]:
+        """Pass specs that build this target's own composite ops (onnxruntime's contrib kernels,
+        ...), appended at -O3 only: their output runs on this target alone."""
+        return []
+
     def check_runnable(self, target: str, requirements: dict[str, Any]) -> Availability:
         """Whether an artifact with these requirements can run on this machine."""
         return self.available(target)

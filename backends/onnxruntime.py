@@ -133,6 +133,17 @@ class OnnxRuntimeBackend(Backend):
                                            "pip install onnxruntime-gpu on a machine with an NVIDIA GPU")
         return Availability(True, f"onnxruntime {version}")
 
+    def composites(self, target: str) -> list[str]:
+        """onnxruntime's contrib fusions (com.microsoft domain): Conv+activation, GELU forms,
+        attention, skip/bias fusions. Only those whose pass is registered are used."""
+        from mlc.pass_api import registered_passes
+
+        wanted = ["fuse-conv-activation", "fuse-gelu{contrib=true}", "fuse-attention{form=contrib}",
+                  "fuse-skip-layernorm", "fuse-bias-gelu"]
+        available = registered_passes()
+        specs = [spec for spec in wanted if spec.partition("{")[0] in available]
+        return [*specs, "dce"] if specs else []
+
     def check_runnable(self, target: str, requirements: dict[str, Any]) -> Availability:
         here = self.available(target)
         if not here.ok:

@@ -74,12 +74,14 @@ def _bound_record(path: str) -> dict[str, Any]:
 
 def target_pipeline(backend: Any, target: str, level: str | None = None, passes: str | None = None,
                     disabled: tuple[str, ...] = (), pass_options: tuple[str, ...] = ()) -> list[Any]:
-    """The optimization pipeline (`-O` level or `--passes`) followed by the target's legalization
-    passes, which run under the same checks."""
+    """The optimization pipeline (`-O` level or `--passes`; at -O3 plus the target's composite
+    ops) followed by the target's legalization passes, all under the same checks."""
     if passes is not None:
         pipeline = build_pipeline(None, passes, disabled, pass_options)
     else:
         pipeline = build_pipeline(level or DEFAULT_LEVEL, None, disabled, pass_options)
+        if (level or DEFAULT_LEVEL).lstrip("-").upper() == "O3":
+            pipeline += [parse_pass_spec(spec) for spec in backend.composites(target)]
     return pipeline + [parse_pass_spec(spec) for spec in backend.legalization(target)]
 
 
