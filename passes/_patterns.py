@@ -1,0 +1,215 @@
+"""Pattern helpers shared by the fusion passes: constants, single-reader checks, replacing a
+chain of nodes by one, and folding a per-channel affine map y = x*s + t into the weights of the
+linear op (Conv, ConvTranspose, Gemm, MatMul) that produces x."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from mlc.ir.core import Graph, Node, Value
+from mlc.ir.dtypes import DType
+from mlc.ir.tensor import Tensor
+from mlc.ir.types import TensorType
+from mlc.pass_api import PassContext
+
+STANDARD = ("", "ai.onnx")
+FLOAT_DTYPES = (DType.FLOAT, DType.FLOAT16, DType.DOUBLE, DType.BFLOAT16)
+AFFINE_PRODUCERS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
+
+
+def label(node: Node) -> str:
+    """How remarks name a node: `Conv 'c1'`, or the bare op type when it has no name."""
+    return f"{node.op_type} {node.name!r}" if node.name else node.op_type
+
+
+def const_array(value: Value | None) -> np.ndarray | None:
+    """The values of a constant no caller can override, or None (graph inputs with defaults,
+    node outputs, digests without data are not constants a fusion may bake in)."""
+    if value is None or not value.is_constant or not isinstance(value.const, Tensor) or not value.const.has_data:
+        return None
+    return value.const.numpy()
+
+
+def input_at(node: Node, index: int) -> Value | None:
+    """Input `index`, or None when it is omitted or past the end."""
+    return node.inputs[index] if index < len(node.inputs) else None
+
+
+def static_shape(value: Value | None) -> tuple[int, ...] | None:
+    """The value's shape when every dim is a known int."""
+    if value is None or not isinstance(value.type, TensorType) or not value.type.is_static:
+        return None
+    assert value.type.shape is not None
+    return tuple(int(d) for d in value.type.shape)  # type: ignore[arg-type]
+
+
+def dtype_of(value: Value | None) -> DType | None:
+    if value is None or not isinstance(value.type, TensorType):
+        return None
+    return value.type.dtype
+
+
+def reader_problem(value: Value) -> str | None:
+    """Why a fusion cannot swallow the node producing `value`: someone else needs the value."""
+    if value.is_graph_output:
+        return "its output is a graph output"
+    count = len(value.uses)
+    if count != 1:
+        return f"its output has {count} readers"
+    return None
+
+
+def replace_chain(graph: Graph, ctx: PassContext, rule: str, chain: Sequence[Node], op_type: str,
+                  inputs: Sequence[Value | None], attributes: dict[str, Any], *, domain: str = "",
+                  name: str | None = None) -> Node:
+    """Replace the single-reader chain `chain` (first → last) by one new node that computes the
+    last node's first output. The new node is inserted where the last one was, so every value
+    the chain read is still defined before it; the chain is then removed, last node first."""
+    last = chain[-1]
+    out = last.outputs[0]
+    assert out is not None
+    node = Node(op_type, inputs, [Value(out.name, out.type)], attributes, domain=domain,
+                name=chain[0].name if name is None else name)
+    ctx.created(node, chain, rule)
+    graph.insert_before(last, node)
+    new_out = node.outputs[0]
+    assert new_out is not None
+    out.replace_all_uses_with(new_out, replace_graph_outputs=True)
+    for old in reversed(chain):
+        graph.remove(old)
+    return node
+
+
+def drop_dead_constants(values: Iterable[Value | None]) -> None:
+    """Remove the constants among `values` that nothing reads any more (a weight the fusion
+    replaced), so that the result needs no `dce` to be tidy; shared ones stay."""
+    for value in values:
+        if value is None or not value.is_constant or value.uses or value.is_graph_output:
+            continue
+        owner = value.graph
+        if owner is not None and owner.initializers.get(value.name) is value:
+            owner.remove_initializer(value)
+
+
+def new_constant(graph: Graph, array: np.ndarray, like: Value | None, hint: str) -> Value:
+    name = like.name if like is not None and like.name else hint
+    return graph.make_constant(array, name)
+
+
+# ===================================================================== folding y = P(x)*s + t
+def out_channels(producer: Node) -> int | None:
+    """Number of output channels of a Conv/ConvTranspose/Gemm/MatMul whose weight shape is static."""
+    shape = static_shape(input_at(producer, 1))
+    if shape is None:
+        return None
+    op = producer.op_type
+    if op == "Conv" and len(shape) >= 3:
+        return shape[0]
+    if op == "ConvTranspose" and len(shape) >= 3:
+        return int(producer.attr("group", 1)) * shape[1]
+    if op == "Gemm" and len(shape) == 2:
+        return shape[0] if producer.attr("transB", 0) else shape[1]
+    if op == "MatMul" and len(shape) == 2:
+        return shape[1]
+    return None
+
+
+def fold_problem(producer: Node, channels: int, *, scales: bool, shifts: bool) -> str | None:
+    """Why y*s + t (per output channel, `channels` of them) cannot be folded into `producer`'s
+    constants; None when it can. `scales` / `shifts` say whether s / t are present."""
+    op = producer.op_type
+    w = input_at(producer, 1)
+    wdtype = dtype_of(w)
+    if wdtype not in FLOAT_DTYPES:
+        return "its weight is not a floating-point tensor of known type"
+    have = out_channels(producer)
+    if have is None:
+        return "its weight's shape is not static"
+    if have != channels:
+        return f"it has {have} output channels, the per-channel constant has {channels}"
+    if scales and const_array(w) is None:
+        return "its weight is not a constant"
+    if op == "ConvTranspose":
+        group = int(producer.attr("group", 1))
+        shape = static_shape(w)
+        assert shape is not None
+        if group < 1 or shape[0] % group:
+            return f"its weight has {shape[0]} input channels, not a multiple of group={group}"
+    if op in ("Conv", "ConvTranspose", "Gemm"):
+        bias = input_at(producer, 2)
+        if bias is not None and const_array(bias) is None:
+            return "its bias is not a constant"
+    if op == "MatMul" and shifts:
+        return "a bias on MatMul needs an Add (fuse-matmul-add makes Gemm)"
+    return None
+
+
+def _channel_factor(producer: Node, w: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """s laid out to multiply the weight `w` elementwise."""
+    op = producer.op_type
+    if op == "Conv":
+        return s.reshape(-1, *([1] * (w.ndim - 1)))
+    if op == "ConvTranspose":
+        group = int(producer.attr("group", 1))
+        per_group = s.reshape(group, -1)  # [group, M/group]
+        factor = np.repeat(per_group, w.shape[0] // group, axis=0)  # [C_in, M/group]
+        return factor.reshape(*factor.shape, *([1] * (w.ndim - 2)))
+    if op == "Gemm" and producer.attr("transB", 0):
+        return s.reshape(-1, 1)
+    return s.reshape(1, -1)  # Gemm (B is [K, N]) and MatMul
+
+
+def fold_affine(graph: Graph, ctx: PassContext, rule: str, producer: Node, consumer: Node,
+                scale: np.ndarray | None, shift: np.ndarray | None) -> None:
+    """Replace `consumer(producer(...))`, which computes producer(...)*scale + shift per output
+    channel, by one producer with new constants. Check `fold_problem` first. `scale` / `shift`
+    are float64 vectors of the channel count (None: 1 / 0)."""
+    op = producer.op_type
+    inputs: list[Value | None] = list(producer.inputs)
+    attributes: dict[str, Any] = dict(producer.attributes)
+    w = inputs[1]
+    assert w is not None
+    wdtype = dtype_of(w)
+    assert wdtype is not None
+    np_dtype = wdtype.numpy
+    old = [*inputs[1:], *consumer.inputs]  # the consumer's constants (BN parameters, Mul's factor) too
+    if scale is not None:
+        weight = const_array(w)
+        assert weight is not None
+        scaled = weight.astype(np.float64) * _channel_factor(producer, weight, scale)
+        inputs[1] = new_constant(graph, scaled.astype(np_dtype), w, "weight")
+
+    if op == "MatMul":
+        assert shift is None
+        replace_chain(graph, ctx, rule, [producer, consumer], "MatMul", inputs, attributes)
+        drop_dead_constants(old)
+        return
+
+    bias_value = input_at(producer, 2)
+    bias = const_array(bias_value)
+    if op == "Gemm" and bias is not None:
+        bias = bias.astype(np.float64) * float(producer.attr("beta", 1.0))
+    new_bias: np.ndarray | None = None
+    if bias is not None and (scale is not None or shift is not None):
+        new_bias = bias.astype(np.float64)
+        if scale is not None:
+            new_bias = new_bias * (scale if op != "Gemm" else scale.reshape(1, -1))
+        if shift is not None:
+            new_bias = new_bias + (shift if op != "Gemm" else shift.reshape(1, -1))
+        if op == "Gemm" and bias.ndim < 2:  # keep C's rank when it was [N] or a scalar
+            new_bias = new_bias.reshape(-1)
+    elif bias is None and shift is not None:
+        new_bias = shift
+    if new_bias is not None:
+        while len(inputs) < 3:
+            inputs.append(None)
+        inputs[2] = new_constant(graph, np.ascontiguousarray(new_bias).astype(np_dtype), bias_value, "bias")
+        if op == "Gemm":
+            attributes.pop("beta", None)  # beta*C is folded in: the default 1.0 applies
+    replace_chain(graph, ctx, rule, [producer, consumer], op, inputs, attributes)
+    drop_dead_constants(old)
+
+

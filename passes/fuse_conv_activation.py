@@ -1,0 +1,134 @@
+"""Fuse a Conv and the activation after it into onnxruntime's `com.microsoft::FusedConv`.
+
+    Relu(Conv(X, W, B))                 ->  FusedConv(X, W, B) {activation="Relu"}
+    Sigmoid / Tanh (Conv(...))          ->  FusedConv {activation="Sigmoid" / "Tanh"}
+    LeakyRelu(Conv(...)) {alpha}        ->  FusedConv {activation="LeakyRelu", activation_params=[alpha]}
+    HardSigmoid(Conv(...)) {alpha,beta} ->  FusedConv {activation="HardSigmoid", activation_params=[alpha, beta]}
+    Clip(Conv(...), min, max)           ->  FusedConv {activation="Clip", activation_params=[min, max]}
+
+FusedConv (contrib schema, domain com.microsoft, version 1) takes Conv's inputs X, W, B and all
+its attributes, plus `activation` and `activation_params`; onnxruntime's CPU kernel
+(contrib_ops/cpu/fused_activation.cc) reads the parameters in the order above. The kernel is
+registered for float32 only, so other element types are left alone, with a remark. Clip's bounds
+must be constants (inputs from opset 11, attributes before); an absent bound becomes float32's
+lowest/highest value, and the bounds' constants are removed when nothing else reads them. The
+Conv's output must have the activation as its only reader.
+
+This is an onnxruntime-only rewrite: no other backend knows the op. It adds the `com.microsoft`
+opset (version 1) to the model's imports when it creates the first FusedConv, and belongs in the
+onnxruntime target's pipeline only. The values are those of Conv then the activation, but the
+fused kernel computes Sigmoid and Tanh with MLAS's approximations, which may differ in the last
+bits from the standalone ops, hence `tolerance`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mlc.ir.attributes import Attr, AttrType
+from mlc.ir.core import Graph, Node
+from mlc.ir.dtypes import DType
+from mlc.ir.types import TensorType
+from mlc.pass_api import Numerics, Pass, PassContext, register_pass
+from mlc.passes._patterns import (
+    STANDARD,
+    const_array,
+    drop_dead_constants,
+    input_at,
+    label,
+    reader_problem,
+    replace_chain,
+)
+
+MS_DOMAIN = "com.microsoft"
+_ACTIVATIONS = ("Relu", "Clip", "Sigmoid", "HardSigmoid", "LeakyRelu", "Tanh")
+_F32 = np.finfo(np.float32)
+
+
+def _activation_params(act: Node, opset: int) -> list[float] | str:
+    """FusedConv's activation_params for `act`, or why it has none."""
+    op = act.op_type
+    if op in ("Relu", "Sigmoid", "Tanh"):
+        return []
+    if op == "LeakyRelu":
+        return [float(act.attr("alpha", 0.01))]
+    if op == "HardSigmoid":
+        return [float(act.attr("alpha", 0.2)), float(act.attr("beta", 0.5))]
+    if opset < 11:
+        return [float(act.attr("min", float(_F32.min))), float(act.attr("max", float(_F32.max)))]
+    bounds: list[float] = []
+    for index, default in ((1, float(_F32.min)), (2, float(_F32.max))):
+        value = input_at(act, index)
+        if value is None:
+            bounds.append(default)
+            continue
+        array = const_array(value)
+        if array is None or array.size != 1:
+            return "its min/max are not constant scalars"
+        bounds.append(float(array.reshape(-1)[0]))
+    return bounds
+
+
+@register_pass
+class FuseConvActivation(Pass):
+    name = "fuse-conv-activation"
+    description = "Fuse Conv and its Relu, Clip, Sigmoid, HardSigmoid, LeakyRelu or Tanh into onnxruntime's FusedConv"
+    numerics = Numerics.TOLERANCE
+    statistics = ("fused",)
+
+    def run(self, graph: Graph, ctx: PassContext) -> bool:
+        changed = False
+        model = graph.root.model
+        opset = graph.opset_version("") or 1
+        for sub in list(graph.all_graphs()):
+            for node in sub:
+                if node.op_type != "Conv" or node.domain not in STANDARD:
+                    continue
+                match = self._match(node, opset, ctx)
+                if match is None:
+                    continue
+                if model is None:
+                    ctx.remark(f"{label(node)}: not fused, the graph has no model to import {MS_DOMAIN} into")
+                    continue
+                act, params = match
+                rule = f"conv-{act.op_type.lower()}"
+                if not ctx.rewrite(rule):
+                    return changed
+                model.opset_imports.setdefault(MS_DOMAIN, 1)
+                attributes = dict(node.attributes)
+                attributes["activation"] = Attr("activation", AttrType.STRING, act.op_type)
+                if params:
+                    attributes["activation_params"] = Attr("activation_params", AttrType.FLOATS, params)
+                bounds = list(act.inputs[1:])
+                replace_chain(sub, ctx, rule, [node, act], "FusedConv", list(node.inputs), attributes,
+                              domain=MS_DOMAIN)
+                drop_dead_constants(bounds)
+                ctx.stats["fused"] += 1
+                changed = True
+        return changed
+
+    @staticmethod
+    def _match(conv: Node, opset: int, ctx: PassContext) -> tuple[Node, list[float]] | None:
+        out = conv.outputs[0]
+        if out is None:
+            return None
+        acts = [n for n in out.consumers if n.op_type in _ACTIVATIONS and n.domain in STANDARD]
+        if not acts:
+            return None  # not a candidate
+        why = reader_problem(out)
+        act = acts[0]
+        if why is None and act.graph is not conv.graph:
+            why = f"{label(act)} is in a sub-graph"
+        if why is None and len(conv.inputs) > 3:
+            why = "it has more than three inputs"
+        x = input_at(conv, 0)
+        if why is None and (x is None or not isinstance(x.type, TensorType) or x.type.dtype != DType.FLOAT):
+            why = "its input is not known to be float32 (onnxruntime's FusedConv kernel is float32 only)"
+        if why is None:
+            params = _activation_params(act, opset)
+            if isinstance(params, str):
+                why = f"{label(act)}: {params}"
+            else:
+                return act, params
+        ctx.remark(f"{label(conv)}: not fused, {why}")
+        return None

@@ -1,0 +1,129 @@
+"""Fold a per-channel constant Mul or Add after a Conv, Gemm or MatMul into its weights.
+
+    Mul(Conv(X, W, B), c)   ->  Conv(X, W*c, B*c)         c broadcasts as [M,1,1], [1,M,1,1], [1] or a scalar
+    Add(Conv(X, W, B), c)   ->  Conv(X, W, B + c)         B created when absent
+    Mul(Gemm(A, B, C), c)   ->  Gemm(A, B*c, C*c)         c broadcasts as [N], [1,N] or a scalar (per column)
+    Add(Gemm(A, B, C), c)   ->  Gemm(A, B, beta*C + c)    beta becomes 1
+    Mul(MatMul(A, W), c)    ->  MatMul(A, W*c)            W constant and 2-D, c per column
+
+Either operand order of Mul/Add matches. A chain Conv→Mul→Add folds in two rewrites (the new
+Conv is visited again); this is what Caffe2-exported models need after BatchNormalization is
+folded (`Conv→BN→Mul→Add` in Inception-v2 and DenseNet). The constant must vary along the output
+channel axis only and must not enlarge the result (a [1,M,1,1] constant after a 3-D Conv output
+would add an axis), the producer's output must have this one reader, and the producer's weight
+must be a constant when it is scaled (an Add only needs a constant or absent bias). An Add after
+MatMul is fuse-matmul-add's rule (MatMul+Add → Gemm) and is left to it.
+
+Arithmetic is done in float64 and rounded once to the weight's dtype, hence `tolerance`. Weights
+that nothing reads any more are removed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mlc.ir.core import Graph, Node
+from mlc.ir.types import TensorType
+from mlc.pass_api import Numerics, Pass, PassContext, register_pass
+from mlc.passes._patterns import (
+    STANDARD,
+    const_array,
+    fold_affine,
+    fold_problem,
+    label,
+    out_channels,
+    reader_problem,
+)
+
+_PRODUCERS = ("Conv", "Gemm", "MatMul")
+_AFFINE_OPS = ("Mul", "Add")
+
+
+def per_channel(c: np.ndarray, rank: int, axis: int, channels: int) -> np.ndarray | None:
+    """`c` as a float64 vector of `channels` values when, broadcast against a tensor of rank
+    `rank`, it varies along `axis` only and leaves the tensor's shape unchanged."""
+    if c.ndim > rank:
+        return None
+    padded = (1,) * (rank - c.ndim) + tuple(c.shape)
+    if any(d != 1 for i, d in enumerate(padded) if i != axis) or padded[axis] not in (1, channels):
+        return None
+    return np.broadcast_to(np.asarray(c, dtype=np.float64).reshape(-1), (channels,)).copy()
+
+
+def _output_rank(producer: Node) -> int | None:
+    out = producer.outputs[0]
+    if out is not None and isinstance(out.type, TensorType) and out.type.shape is not None:
+        return len(out.type.shape)
+    if producer.op_type == "Gemm":
+        return 2
+    if producer.op_type == "Conv":
+        w = producer.inputs[1] if len(producer.inputs) > 1 else None
+        if w is not None and isinstance(w.type, TensorType) and w.type.shape is not None:
+            return len(w.type.shape)
+    return None
+
+
+@register_pass
+class FuseConvAffine(Pass):
+    name = "fuse-conv-affine"
+    description = "Fold a per-channel constant Mul/Add after Conv, Gemm or MatMul into its weight and bias"
+    numerics = Numerics.TOLERANCE
+    statistics = ("fused",)
+
+    def run(self, graph: Graph, ctx: PassContext) -> bool:
+        changed = False
+        for sub in list(graph.all_graphs()):
+            for node in sub:
+                if node.op_type not in _PRODUCERS or node.domain not in STANDARD:
+                    continue
+                match = self._match(node, ctx)
+                if match is None:
+                    continue
+                consumer, vector = match
+                rule = f"{node.op_type.lower()}-{consumer.op_type.lower()}"
+                if not ctx.rewrite(rule):
+                    return changed
+                is_mul = consumer.op_type == "Mul"
+                fold_affine(sub, ctx, rule, node, consumer, vector if is_mul else None, None if is_mul else vector)
+                ctx.stats["fused"] += 1
+                changed = True
+        return changed
+
+    @staticmethod
+    def _match(producer: Node, ctx: PassContext) -> tuple[Node, np.ndarray] | None:
+        out = producer.outputs[0]
+        if out is None:
+            return None
+        consumers = [n for n in out.consumers if n.op_type in _AFFINE_OPS and n.domain in STANDARD]
+        if not consumers:
+            return None  # not a candidate: nothing to fold
+        why = reader_problem(out)
+        if why is not None:
+            ctx.remark(f"{label(producer)}: not fused, {why}")
+            return None
+        consumer = consumers[0]
+        if consumer.graph is not producer.graph:
+            ctx.remark(f"{label(producer)}: not fused, {label(consumer)} is in a sub-graph")
+            return None
+        other = consumer.inputs[1] if consumer.inputs[0] is out else consumer.inputs[0]
+        c = const_array(other)
+        if c is None:
+            ctx.remark(f"{label(producer)}: not fused with {label(consumer)}, its other operand is not a constant")
+            return None
+        rank, channels = _output_rank(producer), out_channels(producer)
+        if rank is None or channels is None:
+            ctx.remark(f"{label(producer)}: not fused with {label(consumer)}, its output rank or channel count "
+                       "is unknown")
+            return None
+        axis = 1 if producer.op_type == "Conv" else rank - 1
+        vector = per_channel(c, rank, axis, channels)
+        if vector is None:
+            ctx.remark(f"{label(producer)}: not fused with {label(consumer)}, the constant of shape {list(c.shape)} "
+                       f"is not per output channel (axis {axis} of {channels})")
+            return None
+        is_mul = consumer.op_type == "Mul"
+        why = fold_problem(producer, channels, scales=is_mul, shifts=not is_mul)
+        if why is not None:
+            ctx.remark(f"{label(producer)}: not fused with {label(consumer)}, {why}")
+            return None
+        return consumer, vector
