@@ -1,0 +1,457 @@
+"""Remove ops that provably hand their data input through unchanged (each line is a rule).
+
+    cast             Cast(x){to = dtype of x}                   -> x
+    castlike         CastLike(x, like), like has x's dtype       -> x
+    reshape          Reshape(x, c), c names x's own shape         -> x    (0 copies a dim unless allowzero; one -1)
+    expand           Expand(x, c), broadcast(shape(x), c) = shape(x) -> x
+    slice            Slice(x, ...) selecting every element        -> x    (step 1, start 0, end >= dim)
+    pad              Pad(x, pads = 0...)                          -> x    (any mode)
+    transpose        Transpose(x){perm = 0, 1, ..., n-1}          -> x
+    squeeze          Squeeze(x) without axes, no dim of x is 1    -> x    (empty axes read as none, as onnxruntime does)
+    unsqueeze        Unsqueeze(x, axes = [])                      -> x
+    concat           Concat(x)                                    -> x
+    split            Split(x) into one output                     -> x
+    tile             Tile(x, repeats = 1...)                      -> x
+    mul-one          Mul(x, 1), Mul(1, x)                         -> x
+    div-one          Div(x, 1)                                    -> x
+    add-zero         Add(x, 0), Add(0, x)                         -> x
+    sub-zero         Sub(x, 0)       (never 0 - x)                -> x
+
+Every rule needs the facts that make it exact: constant operands (initializers no caller can
+override) and, where the answer depends on them, the input's dims. A symbolic dim counts only
+where its value does not matter (a 0 entry of Reshape copies it, an Expand entry of 1 keeps it).
+A candidate that cannot be proven a no-op is kept with a remark.
+
+Arithmetic identities are removed only where the constant neither broadcasts the kept operand to
+a larger shape nor changes its dtype (the output must be the kept operand's own type), and only
+where the identity is exact in IEEE arithmetic: x * 1 and x / 1 are exact for every float (NaN,
+infinities and -0.0 included), and so are x + (-0.0) and x - (+0.0); but x + (+0.0) turns -0.0
+into +0.0, and so does x - (-0.0). The option `signed_zeros` (default true: honour the sign of
+zero) can be turned off to remove those too, for models whose consumers do not tell -0.0 from
++0.0 (which is then a documented, deliberate departure from bit-exactness). Integer identities
+are always exact.
+
+A removed node whose output is a graph output hands the output's name to x's producer, as in
+`eliminate-identity`; it is kept when x is a graph input, a constant, a value of an enclosing
+graph or another graph output (the interface needs two distinct names).
+
+The constants the removed nodes read (shapes, pads, the 1 of a Mul) are left in place when they
+become unused: `dce`, which the pipelines run last, deletes them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mlc.ir.core import Graph, Node, Value
+from mlc.ir.dtypes import DType
+from mlc.ir.tensor import Tensor, TensorDataUnavailable
+from mlc.ir.types import Dim, TensorType
+from mlc.pass_api import Numerics, Pass, PassContext, PassOption, register_pass
+
+# A Slice end at least this large covers any dim a tensor can have (INT64_MAX and its kin), so it
+# selects to the end even where the dim is symbolic; smaller ends are compared with static dims.
+_HUGE = 2**62
+
+# What a matcher answers: (rule, the input that takes the output's place), or the reason a
+# candidate is kept (remarked), or None when the node is no candidate at all.
+Match = tuple[str, Value] | str | None
+
+
+def _label(node: Node) -> str:
+    return f"{node.op_type} {node.name!r}"
+
+
+def _dims(value: Value | None) -> tuple[Dim, ...] | None:
+    if value is None or not isinstance(value.type, TensorType):
+        return None
+    return value.type.shape
+
+
+def _dtype(value: Value | None) -> DType | None:
+    if value is None or not isinstance(value.type, TensorType) or value.type.dtype == DType.UNDEFINED:
+        return None
+    return value.type.dtype
+
+
+def _const_array(value: Value | None) -> np.ndarray | None:
+    """The values of a constant no caller can override, or None."""
+    if value is None or not value.is_constant or not isinstance(value.const, Tensor):
+        return None
+    try:
+        return value.const.numpy()
+    except TensorDataUnavailable:
+        return None
+
+
+def _const_ints(value: Value | None) -> list[int] | None:
+    array = _const_array(value)
+    if array is None or array.dtype.kind not in "iu":
+        return None
+    return [int(v) for v in array.reshape(-1)]
+
+
+def _is_int(dim: Dim) -> bool:
+    return isinstance(dim, int)
+
+
+def _broadcast_keeps(dims: tuple[Dim, ...] | None, other: list[int]) -> str | None:
+    """None when broadcasting `dims` with the static shape `other` gives `dims` back; otherwise why
+    not ("differs" when it provably changes the shape, a reason when it cannot be told)."""
+    if dims is None:
+        return "the input's rank is unknown"
+    if len(other) > len(dims):
+        return "differs"
+    offset = len(dims) - len(other)
+    unknown = False
+    for k, entry in enumerate(other):
+        dim = dims[offset + k]
+        if entry == 1:
+            continue
+        if _is_int(dim):
+            if entry != dim:
+                return "differs"
+        else:
+            unknown = True
+    return f"a dim of the input is symbolic where {other} is not 1" if unknown else None
+
+
+# ===================================================================== the rules
+def _cast(node: Node) -> Match:
+    x, to = node.inputs[0], node.attr("to")
+    dtype = _dtype(x)
+    if x is None or dtype is None or to is None:
+        return None
+    return ("cast", x) if int(to) == int(dtype) else None
+
+
+def _castlike(node: Node) -> Match:
+    if len(node.inputs) < 2:
+        return None
+    x, like = node.inputs[0], node.inputs[1]
+    dtype, target = _dtype(x), _dtype(like)
+    if x is None or dtype is None or target is None:
+        return None
+    return ("castlike", x) if dtype == target else None
+
+
+def _reshape(node: Node) -> Match:
+    if len(node.inputs) < 2:
+        return None
+    x, target = node.inputs[0], _const_ints(node.inputs[1])
+    if x is None or target is None:
+        return None
+    dims = _dims(x)
+    if dims is None:
+        return "the input's rank is unknown"
+    if len(target) != len(dims) or target.count(-1) > 1:
+        return None
+    allowzero = bool(node.attr("allowzero", 0))
+    unknown = False
+    for entry, dim in zip(target, dims, strict=True):
+        if entry == -1 or (entry == 0 and not allowzero):
+            continue  # -1 is checked below; 0 copies the input's dim, whatever it is
+        if _is_int(dim):
+            if entry != dim:
+                return None
+        else:
+            unknown = True
+    if -1 in target:
+        # -1 is the element count over the product of the other dims: x's own dim when those are
+        # x's dims and known non-zero (with a zero among them -1 is ill-defined).
+        j = target.index(-1)
+        if not all(isinstance(d, int) and d > 0 for i, d in enumerate(dims) if i != j):
+            return "a -1 entry stands beside symbolic or zero dims"
+    if unknown:
+        return f"target {target} names a dim that is symbolic in the input"
+    return ("reshape", x)
+
+
+def _expand(node: Node) -> Match:
+    if len(node.inputs) < 2:
+        return None
+    x, shape = node.inputs[0], _const_ints(node.inputs[1])
+    if x is None or shape is None:
+        return None
+    why = _broadcast_keeps(_dims(x), shape)
+    if why == "differs":
+        return None
+    return why if why is not None else ("expand", x)
+
+
+def _slice(node: Node) -> Match:
+    x = node.inputs[0]
+    if x is None:
+        return None
+    if len(node.inputs) >= 3:  # opset 10 on: starts, ends, axes, steps are inputs
+        starts, ends = _const_ints(node.inputs[1]), _const_ints(node.inputs[2])
+        axes = _const_ints(node.inputs[3]) if len(node.inputs) > 3 and node.inputs[3] is not None else None
+        steps = _const_ints(node.inputs[4]) if len(node.inputs) > 4 and node.inputs[4] is not None else None
+        if starts is None or ends is None:
+            return None
+        if (len(node.inputs) > 3 and node.inputs[3] is not None and axes is None) or (
+                len(node.inputs) > 4 and node.inputs[4] is not None and steps is None):
+            return None
+    else:
+        starts, ends, axes, steps = node.attr("starts"), node.attr("ends"), node.attr("axes"), None
+        if starts is None or ends is None:
+            return None
+    axes = list(range(len(starts))) if axes is None else axes
+    steps = [1] * len(starts) if steps is None else steps
+    if not len(starts) == len(ends) == len(axes) == len(steps):
+        return None
+    dims = _dims(x)
+    seen: set[int] = set()
+    unknown = ""
+    for start, end, axis, step in zip(starts, ends, axes, steps, strict=True):
+        if step != 1:
+            return None
+        if (start == 0 or start <= -_HUGE) and end >= _HUGE:
+            continue  # the whole axis, whatever its length
+        if dims is None or not -len(dims) <= axis < len(dims):
+            unknown = unknown or "the input's rank is unknown"
+            continue
+        axis = axis + len(dims) if axis < 0 else axis
+        if axis in seen:
+            return None
+        seen.add(axis)
+        dim = dims[axis]
+        if not isinstance(dim, int):
+            unknown = unknown or f"dim {axis} is symbolic and the slice [{start}:{end}] may end before it"
+            continue
+        lo = min(max(start + dim if start < 0 else start, 0), dim)
+        hi = min(max(end + dim if end < 0 else end, 0), dim)
+        if lo != 0 or hi != dim:
+            return None
+    return unknown if unknown else ("slice", x)
+
+
+def _pad(node: Node) -> Match:
+    x = node.inputs[0]
+    if x is None:
+        return None
+    if len(node.inputs) > 1:  # opset 11 on: pads is an input
+        pads = _const_ints(node.inputs[1])
+    else:
+        pads = node.attr("pads")
+    if pads is None or any(p != 0 for p in pads):
+        return None
+    return ("pad", x)
+
+
+def _transpose(node: Node) -> Match:
+    x = node.inputs[0]
+    if x is None:
+        return None
+    perm = node.attr("perm")
+    if perm is None:  # the default reverses the dims: nothing moves for rank 0 and 1
+        dims = _dims(x)
+        return ("transpose", x) if dims is not None and len(dims) <= 1 else None
+    return ("transpose", x) if list(perm) == list(range(len(perm))) else None
+
+
+def _axes(node: Node) -> list[int] | str | None:
+    """Squeeze/Unsqueeze axes: a list, None when absent, "?" when not a constant."""
+    if "axes" in node.attributes:
+        return list(node.attr("axes"))
+    if len(node.inputs) > 1 and node.inputs[1] is not None:
+        axes = _const_ints(node.inputs[1])
+        return "?" if axes is None else axes
+    return None
+
+
+def _squeeze(node: Node) -> Match:
+    x, axes = node.inputs[0], _axes(node)
+    if x is None or (axes is not None and axes != []):
+        return None  # named axes are removed: the rank changes
+    # No axes (an empty list is read the same way): every dim of size 1 goes.
+    dims = _dims(x)
+    if dims is None:
+        return "without axes it removes every 1-dim, and the input's rank is unknown"
+    if any(d == 1 for d in dims):
+        return None
+    if not all(_is_int(d) for d in dims):
+        return "without axes it removes every 1-dim, and a symbolic dim may be 1"
+    return ("squeeze", x)
+
+
+def _unsqueeze(node: Node) -> Match:
+    x, axes = node.inputs[0], _axes(node)
+    return ("unsqueeze", x) if x is not None and axes == [] else None
+
+
+def _concat(node: Node) -> Match:
+    x = node.inputs[0] if len(node.inputs) == 1 else None
+    return ("concat", x) if x is not None else None
+
+
+def _split(node: Node) -> Match:
+    x = node.inputs[0]
+    if x is None or len(node.outputs) != 1:
+        return None
+    if "split" in node.attributes:
+        sizes: list[int] | None = list(node.attr("split"))
+    elif len(node.inputs) > 1 and node.inputs[1] is not None:
+        sizes = _const_ints(node.inputs[1])
+        if sizes is None:
+            return None
+    else:
+        sizes = None
+    if sizes is not None:
+        if len(sizes) != 1:
+            return None
+        dims = _dims(x)
+        axis = node.attr("axis", 0)
+        if dims is not None and -len(dims) <= axis < len(dims) and _is_int(dims[axis]) and dims[axis] != sizes[0]:
+            return None  # not the whole (the model is malformed): leave it to the runtime to say so
+    return ("split", x)
+
+
+def _tile(node: Node) -> Match:
+    if len(node.inputs) < 2:
+        return None
+    x, repeats = node.inputs[0], _const_ints(node.inputs[1])
+    if x is None or repeats is None or any(r != 1 for r in repeats):
+        return None
+    return ("tile", x)
+
+
+def _identity_element(array: np.ndarray, op: str, position: int, signed_zeros: bool) -> str | None:
+    """None when the constant (operand `position`) is an exact identity of `op`; "no" when it is no
+    identity at all; otherwise why it is kept."""
+    if array.dtype.kind not in "iuf" and not _float_like(array):
+        return "no"  # bool, complex, strings
+    values = array.reshape(-1).astype(np.float64) if array.dtype.kind not in "iu" else array.reshape(-1)
+    if op in ("Mul", "Div"):
+        if op == "Div" and position == 0:
+            return "no"
+        return None if bool(np.all(values == 1)) else "no"
+    if op == "Sub" and position == 0:
+        return "no"
+    if not bool(np.all(values == 0)):
+        return "no"
+    if array.dtype.kind in "iu" or not signed_zeros:
+        return None
+    negative = np.signbit(values)
+    # x + (-0.0) and x - (+0.0) keep every x; x + (+0.0) and x - (-0.0) turn -0.0 into +0.0.
+    exact = bool(np.all(negative)) if op == "Add" else bool(not np.any(negative))
+    if exact:
+        return None
+    zero = "+0.0" if op == "Add" else "-0.0"
+    return f"x {'+' if op == 'Add' else '-'} {zero} turns -0.0 into +0.0 (signed_zeros is on)"
+
+
+def _float_like(array: np.ndarray) -> bool:
+    """ml_dtypes floats (bfloat16, float8, ...) have numpy kind 'V'."""
+    try:
+        return DType.from_numpy(array.dtype).is_float
+    except TypeError:
+        return False
+
+
+def _arithmetic(node: Node, signed_zeros: bool) -> Match:
+    if len(node.inputs) != 2 or node.inputs[0] is None or node.inputs[1] is None:
+        return None
+    why: str | None = None
+    for position in (1, 0):  # prefer x op c: the kept operand is the other one
+        constant, x = node.inputs[position], node.inputs[1 - position]
+        array = _const_array(constant)
+        if array is None or x is None:
+            continue
+        verdict = _identity_element(array, node.op_type, position, signed_zeros)
+        if verdict == "no":
+            continue
+        if verdict is not None:
+            why = verdict
+            continue
+        assert constant is not None and isinstance(constant.const, Tensor)
+        operand = _dtype(x)
+        if operand != constant.const.dtype:
+            why = (f"the constant is {constant.const.dtype.short_name} and the operand is "
+                   f"{operand.short_name if operand is not None else 'of unknown type'}")
+            continue
+        shape_why = _broadcast_keeps(_dims(x), list(constant.const.shape))
+        if shape_why == "differs":
+            why = f"the constant {list(constant.const.shape)} broadcasts the operand to a larger shape"
+            continue
+        if shape_why is not None:
+            why = shape_why
+            continue
+        rule = {"Mul": "mul-one", "Div": "div-one", "Add": "add-zero", "Sub": "sub-zero"}[node.op_type]
+        return (rule, x)
+    return why
+
+
+_MATCHERS = {
+    "Cast": _cast, "CastLike": _castlike, "Reshape": _reshape, "Expand": _expand, "Slice": _slice, "Pad": _pad,
+    "Transpose": _transpose, "Squeeze": _squeeze, "Unsqueeze": _unsqueeze, "Concat": _concat, "Split": _split,
+    "Tile": _tile,
+}
+_ARITHMETIC = {"Mul", "Div", "Add", "Sub"}
+
+
+def match_noop(node: Node, signed_zeros: bool = True) -> Match:
+    """The rule that removes `node` and the input taking its place, a reason it is kept, or None."""
+    if node.domain not in ("", "ai.onnx") or not node.inputs or node.inputs[0] is None:
+        return None
+    if any(a.ref is not None for a in node.attributes.values()):
+        return None  # a function body's attribute reference: the value is not known here
+    if node.op_type in _ARITHMETIC:
+        return _arithmetic(node, signed_zeros)
+    matcher = _MATCHERS.get(node.op_type)
+    return None if matcher is None else matcher(node)
+
+
+def _type_mismatch(out: Value, kept: Value) -> str | None:
+    """Why the output's declared type rules out the rewrite (it contradicts the kept input's)."""
+    a, b = out.type, kept.type
+    if not isinstance(a, TensorType) or not isinstance(b, TensorType):
+        return None
+    if a.dtype != DType.UNDEFINED and b.dtype != DType.UNDEFINED and a.dtype != b.dtype:
+        return f"its output is declared {a.dtype.short_name}, its input {b.dtype.short_name}"
+    if a.is_static and b.is_static and a.shape != b.shape:
+        return f"its output is declared {list(a.shape or ())}, its input {list(b.shape or ())}"
+    return None
+
+
+@register_pass
+class EliminateNoop(Pass):
+    name = "eliminate-noop"
+    description = "Remove ops that do nothing (same-type Cast, full Slice, identity Transpose, x*1, ...)"
+    numerics = Numerics.EXACT
+    options = (
+        PassOption("signed_zeros", bool, True,
+                   "honour the sign of zero: keep x + (+0.0) and x - (-0.0), which turn -0.0 into +0.0"),
+    )
+    statistics = ("removed",)
+
+    def run(self, graph: Graph, ctx: PassContext) -> bool:
+        changed = False
+        signed_zeros = bool(self.option("signed_zeros"))
+        for sub in graph.all_graphs():
+            for node in sub:
+                found = match_noop(node, signed_zeros)
+                if found is None:
+                    continue
+                if isinstance(found, str):
+                    ctx.remark(f"{_label(node)}: kept, {found}")
+                    continue
+                rule, source = found
+                out = node.outputs[0]
+                if out is None or len(node.outputs) != 1:
+                    continue
+                mismatch = _type_mismatch(out, source)
+                if mismatch is not None:
+                    ctx.remark(f"{_label(node)}: kept, {mismatch}")
+                    continue
+                if out.is_graph_output and (
+                        source.producer is None or source.is_graph_output or source.graph is not sub):
+                    ctx.remark(f"{_label(node)}: kept, it names a graph output and its input cannot take the name")
+                    continue
+                if not ctx.rewrite(rule):
+                    return changed
+                out.replace_all_uses_with(source, replace_graph_outputs=True)
+                sub.remove(node)
+                ctx.stats["removed"] += 1
+                changed = True
+        return changed

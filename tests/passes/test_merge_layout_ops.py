@@ -1,0 +1,302 @@
+"""merge-layout-ops: consecutive Transposes, Reshapes, Squeezes, Unsqueezes and Flattens become one op
+(or none); pairs whose middle value is read elsewhere, or whose 0 entries would change meaning, stay."""
+
+from __future__ import annotations
+
+from mlc.ir.printer import print_ir
+from mlc.pass_api import PassContext
+from mlc.testing import as_graph, assert_pass, run_pass
+
+
+def _at(text: str, opset: int) -> str:
+    """The text with a `model` line for `opset` (assert_pass parses bare graphs at opset 17)."""
+    return print_ir(as_graph(text, opset=opset))
+
+
+def _check(before: str, expected: str, rule: str, opset: int = 17, **stats: int) -> PassContext:
+    ctx = assert_pass("merge-layout-ops", _at(before, opset), _at(expected, opset), **stats)
+    assert set(ctx.rules) == {rule}, ctx.rules
+    return ctx
+
+
+def test_transposes_compose() -> None:
+    before = '''graph "g" (%x: f32[2,3,4]) {
+  %a: f32[3,4,2] = Transpose(%x) {perm = [1, 2, 0]}
+  %b: f32[3,2,4] = Transpose(%a) {perm = [0, 2, 1]}
+  %c: f32[3,4,2] = Transpose(%b) {perm = [0, 2, 1]}
+  %y: f32[3,4,2] = Relu(%c)
+  %t: f32[3,2,4] = Transpose(%x) {perm = [1, 0, 2]}
+  %u: f32[4,3,2] = Transpose(%t) {perm = [2, 0, 1]}
+  return %y, %u
+}'''
+    expected = '''graph "g" (%x: f32[2,3,4]) {
+  %c: f32[3,4,2] = Transpose(%x) {perm = [1, 2, 0]}
+  %y: f32[3,4,2] = Relu(%c)
+  %u: f32[4,3,2] = Transpose(%x) {perm = [2, 1, 0]}
+  return %y, %u
+}'''
+    # (%a then %b compose to [1, 0, 2]; with %c that is x's own [1, 2, 0] again)
+    _check(before, expected, "transpose-transpose", merged=3)
+
+
+def test_transposes_cancel() -> None:
+    # (the second pair has no perms: reversing twice cancels whatever the rank)
+    before = '''graph "g" (%x: f32[2,3,4], %u: f32[2,3]) {
+  %a: f32[3,2,4] = Transpose(%x) {perm = [1, 0, 2]}
+  %b: f32[2,3,4] = Transpose(%a) {perm = [1, 0, 2]}
+  %y: f32[2,3,4] = Relu(%b)
+  %t: f32[3,2] = Transpose(%u)
+  %v: f32[2,3] = Transpose(%t)
+  %w: f32[2,3] = Relu(%v)
+  return %y, %w
+}'''
+    expected = '''graph "g" (%x: f32[2,3,4], %u: f32[2,3]) {
+  %y: f32[2,3,4] = Relu(%x)
+  %w: f32[2,3] = Relu(%u)
+  return %y, %w
+}'''
+    _check(before, expected, "transpose-cancel", cancelled=2, merged=0)
+
+
+def test_cancel_into_graph_output_of_graph_input_leaves_an_identity() -> None:
+    before = '''graph "g" (%x: f32[2,3]) {
+  %a: f32[3,2] = Transpose(%x) {perm = [1, 0]}
+  %y: f32[2,3] = Transpose(%a) {perm = [1, 0]}
+  return %y
+}'''
+    expected = '''graph "g" (%x: f32[2,3]) {
+  %y: f32[2,3] = Identity(%x)
+  return %y
+}'''
+    ctx = _check(before, expected, "transpose-cancel", merged=1)
+    assert any("kept as an Identity" in r for r in ctx.remarks)
+    graph, _ = run_pass("merge-layout-ops", before)
+    assert [v.name for v in graph.outputs] == ["y"]
+
+
+def test_reshape_of_reshape() -> None:
+    before = '''graph "g" (%x: f32[2,3,4]) {
+  const %s1 = dense<i64[2]> [6, 4]
+  const %s2 = dense<i64[3]> [0, 2, 2]
+  %a: f32[6,4] = Reshape(%x, %s1)
+  %y: f32[6,2,2] = Reshape(%a, %s2)
+  return %y
+}'''
+    # the 0 copied the intermediate dim 6, not x's 2: it is written out
+    expected = '''graph "g" (%x: f32[2,3,4]) {
+  const %s1 = dense<i64[2]> [6, 4]
+  const %s2 = dense<i64[3]> [0, 2, 2]
+  const %s = dense<i64[3]> [6, 2, 2]
+  %y: f32[6,2,2] = Reshape(%x, %s)
+  return %y
+}'''
+    _check(before, expected, "reshape-reshape", merged=1)
+    graph, _ = run_pass("merge-layout-ops", before)
+    assert [v.name for v in graph.outputs] == ["y"]
+
+
+def test_reshape_zero_copied_through_a_symbolic_dim() -> None:
+    before = '''graph "g" (%x: f32[N,12]) {
+  const %s1 = dense<i64[3]> [0, 3, 4]
+  const %s2 = dense<i64[2]> [0, -1]
+  %a: f32[N,3,4] = Reshape(%x, %s1)
+  %b: f32[N,12] = Reshape(%a, %s2)
+  %y: f32[N,12] = Relu(%b)
+  return %y
+}'''
+    expected = '''graph "g" (%x: f32[N,12]) {
+  const %s1 = dense<i64[3]> [0, 3, 4]
+  const %s2 = dense<i64[2]> [0, -1]
+  %b: f32[N,12] = Reshape(%x, %s2)
+  %y: f32[N,12] = Relu(%b)
+  return %y
+}'''
+    _check(before, expected, "reshape-reshape", merged=1)
+
+
+def test_squeeze_unsqueeze_flatten_then_reshape() -> None:
+    before = '''graph "g" (%x: f32[2,1,3], %u: f32[2,3], %f: f32[2,3,4]) {
+  const %ax = dense<i64[1]> [1]
+  const %s = dense<i64[2]> [3, 2]
+  %a: f32[2,3] = Squeeze(%x, %ax)
+  %y: f32[3,2] = Reshape(%a, %s)
+  const %ax0 = dense<i64[1]> [0]
+  const %t = dense<i64[2]> [0, 6]
+  %b: f32[1,2,3] = Unsqueeze(%u, %ax0)
+  %z: f32[1,6] = Reshape(%b, %t)
+  const %q = dense<i64[2]> [4, 6]
+  %c: f32[2,12] = Flatten(%f) {axis = 1}
+  %w: f32[4,6] = Reshape(%c, %q)
+  return %y, %z, %w
+}'''
+    expected = '''graph "g" (%x: f32[2,1,3], %u: f32[2,3], %f: f32[2,3,4]) {
+  const %ax = dense<i64[1]> [1]
+  const %s = dense<i64[2]> [3, 2]
+  %y: f32[3,2] = Reshape(%x, %s)
+  const %ax0 = dense<i64[1]> [0]
+  const %t = dense<i64[2]> [0, 6]
+  const %t1 = dense<i64[2]> [1, 6]
+  %z: f32[1,6] = Reshape(%u, %t1)
+  const %q = dense<i64[2]> [4, 6]
+  %w: f32[4,6] = Reshape(%f, %q)
+  return %y, %z, %w
+}'''
+    ctx = assert_pass("merge-layout-ops", before, expected, merged=3)
+    assert dict(ctx.rules) == {"squeeze-reshape": 1, "unsqueeze-reshape": 1, "flatten-reshape": 1}
+
+
+def test_squeezes_merge() -> None:
+    before = '''graph "g" (%x: f32[1,2,1,3,1]) {
+  const %a = dense<i64[1]> [0]
+  const %b = dense<i64[2]> [-1, 1]
+  %s: f32[2,1,3,1] = Squeeze(%x, %a)
+  %y: f32[2,3] = Squeeze(%s, %b)
+  return %y
+}'''
+    expected = '''graph "g" (%x: f32[1,2,1,3,1]) {
+  const %a = dense<i64[1]> [0]
+  const %b = dense<i64[2]> [-1, 1]
+  const %c = dense<i64[3]> [0, 2, 4]
+  %y: f32[2,3] = Squeeze(%x, %c)
+  return %y
+}'''
+    _check(before, expected, "squeeze-squeeze", merged=1)
+    # before opset 13 the axes are an attribute
+    _check('''graph "g" (%x: f32[1,2,1,3,1]) {
+  %s: f32[2,1,3,1] = Squeeze(%x) {axes = [0]}
+  %y: f32[2,3] = Squeeze(%s) {axes = [-1, 1]}
+  return %y
+}''', '''graph "g" (%x: f32[1,2,1,3,1]) {
+  %y: f32[2,3] = Squeeze(%x) {axes = [0, 2, 4]}
+  return %y
+}''', "squeeze-squeeze", opset=11, merged=1)
+
+
+def test_unsqueezes_merge() -> None:
+    before = '''graph "g" (%x: f32[2,3]) {
+  const %a = dense<i64[1]> [0]
+  const %b = dense<i64[2]> [-1, 2]
+  %s: f32[1,2,3] = Unsqueeze(%x, %a)
+  %y: f32[1,2,1,3,1] = Unsqueeze(%s, %b)
+  return %y
+}'''
+    expected = '''graph "g" (%x: f32[2,3]) {
+  const %a = dense<i64[1]> [0]
+  const %b = dense<i64[2]> [-1, 2]
+  const %c = dense<i64[3]> [0, 2, 4]
+  %y: f32[1,2,1,3,1] = Unsqueeze(%x, %c)
+  return %y
+}'''
+    _check(before, expected, "unsqueeze-unsqueeze", merged=1)
+    _check('''graph "g" (%x: f32[2,3]) {
+  %s: f32[2,3,1] = Unsqueeze(%x) {axes = [-1]}
+  %y: f32[1,2,3,1] = Unsqueeze(%s) {axes = [0]}
+  return %y
+}''', '''graph "g" (%x: f32[2,3]) {
+  %y: f32[1,2,3,1] = Unsqueeze(%x) {axes = [0, 3]}
+  return %y
+}''', "unsqueeze-unsqueeze", opset=11, merged=1)
+
+
+def test_static_pair_becomes_one_reshape() -> None:
+    before = '''graph "g" (%x: f32[2,1,3]) {
+  const %a = dense<i64[1]> [1]
+  const %b = dense<i64[1]> [0]
+  %s: f32[2,3] = Squeeze(%x, %a)
+  %y: f32[1,2,3] = Unsqueeze(%s, %b)
+  return %y
+}'''
+    expected = '''graph "g" (%x: f32[2,1,3]) {
+  const %a = dense<i64[1]> [1]
+  const %b = dense<i64[1]> [0]
+  const %c = dense<i64[3]> [1, 2, 3]
+  %y: f32[1,2,3] = Reshape(%x, %c)
+  return %y
+}'''
+    _check(before, expected, "static-reshape", merged=1)
+
+
+def test_inside_subgraphs() -> None:
+    before = '''graph "g" (%c: bool[], %x: f32[2,3]) {
+  %y: f32[3,2] = If(%c) {then_branch=graph "then" () {
+    %a: f32[2,3] = Relu(%x)
+    %b: f32[3,2] = Transpose(%a) {perm = [1, 0]}
+    %t: f32[2,3] = Transpose(%b) {perm = [1, 0]}
+    %u: f32[3,2] = Transpose(%t) {perm = [1, 0]}
+    return %u
+  }, else_branch=graph "else" () {
+    %e: f32[3,2] = Transpose(%x) {perm = [1, 0]}
+    return %e
+  }}
+  return %y
+}'''
+    expected = '''graph "g" (%c: bool[], %x: f32[2,3]) {
+  %y: f32[3,2] = If(%c) {then_branch=graph "then" () {
+    %a: f32[2,3] = Relu(%x)
+    %u: f32[3,2] = Transpose(%a) {perm = [1, 0]}
+    return %u
+  }, else_branch=graph "else" () {
+    %e: f32[3,2] = Transpose(%x) {perm = [1, 0]}
+    return %e
+  }}
+  return %y
+}'''
+    assert_pass("merge-layout-ops", before, expected, cancelled=1, merged=0)
+
+
+def _kept(text: str, remark: str | None) -> None:
+    ctx = assert_pass("merge-layout-ops", text, text)
+    if remark is None:
+        assert not ctx.remarks, ctx.remarks
+    else:
+        assert any(remark in r for r in ctx.remarks), ctx.remarks
+
+
+def test_must_not_change() -> None:
+    # The 0 would copy the intermediate dim 2N, and x's dim is N.
+    _kept('''graph "g" (%x: f32[N,12]) {
+  const %s1 = dense<i64[2]> [-1, 6]
+  const %s2 = dense<i64[3]> [0, 2, 3]
+  %a: f32[?,6] = Reshape(%x, %s1)
+  %y: f32[?,2,3] = Reshape(%a, %s2)
+  return %y
+}''', "Reshape '': kept, its shape's 0 at 0 copies a dim of the Reshape's output")
+    # The first Transpose has a second reader: merging would save nothing.
+    _kept('''graph "g" (%x: f32[2,3]) {
+  %a: f32[3,2] = Transpose(%x) {perm = [1, 0]}
+  %b: f32[2,3] = Transpose(%a) {perm = [1, 0]}
+  %y: f32[3,2] = Relu(%a)
+  return %b, %y
+}''', "Transpose '': kept, the Transpose '' before it has 2 readers")
+    # The middle value is a graph output.
+    _kept('''graph "g" (%x: f32[2,3]) {
+  %a: f32[3,2] = Transpose(%x) {perm = [1, 0]}
+  %b: f32[2,3] = Transpose(%a) {perm = [1, 0]}
+  return %a, %b
+}''', "Transpose '': kept, the Transpose '' before it names a graph output")
+    # A Squeeze without axes, with a symbolic result: no merge is provable.
+    _kept('''graph "g" (%x: f32[1,N,1]) {
+  const %a = dense<i64[1]> [0]
+  %s: f32[N,1] = Squeeze(%x, %a)
+  %y: f32[*] = Squeeze(%s)
+  return %y
+}''', "Squeeze '': kept, a Squeeze without axes removes whichever dims are 1")
+    # Not layout pairs at all.
+    _kept('''graph "g" (%x: f32[2,3]) {
+  const %s = dense<i64[2]> [3, 2]
+  %a: f32[3,2] = Transpose(%x) {perm = [1, 0]}
+  %r: f32[3,2] = Relu(%a)
+  %y: f32[3,2] = Reshape(%r, %s)
+  return %y
+}''', None)
+
+
+def test_axes_form_follows_the_opset() -> None:
+    graph, ctx = run_pass("merge-layout-ops", as_graph('''graph "g" (%x: f32[2]) {
+  %a: f32[1,2] = Unsqueeze(%x) {axes = [0]}
+  %y: f32[1,2,1] = Unsqueeze(%a) {axes = [2]}
+  return %y
+}''', opset=11))
+    (node,) = graph.nodes
+    assert node.attr("axes") == [0, 2] and len(node.inputs) == 1
+    assert node.created_by == "merge-layout-ops/unsqueeze-unsqueeze" and ctx.rewrites == 1
