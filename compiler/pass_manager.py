@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlc.errors import MlcError, VerificationError
+from mlc.gc_pause import gc_paused
 from mlc.ir.core import Graph
 from mlc.ir.tensor import Tensor
 from mlc.ir.verifier import verify
@@ -90,8 +91,9 @@ class PassManager:
         """Run the pipeline (its first `stop_after` passes) on `graph` in place."""
         records: list[PassRecord] = []
         passes = self.passes if stop_after is None else self.passes[:stop_after]
-        for index, pass_ in enumerate(passes):
-            records.append(self.run_one(index, pass_, graph, [p.spec() for p in passes[:index]]))
+        with gc_paused():  # passes make many short-lived objects and no cycles worth collecting mid-way
+            for index, pass_ in enumerate(passes):
+                records.append(self.run_one(index, pass_, graph, [p.spec() for p in passes[:index]]))
         return records
 
     def run_one(self, index: int, pass_: Pass, graph: Graph, before: list[str]) -> PassRecord:
@@ -111,14 +113,15 @@ class PassManager:
         record.seconds = time.perf_counter() - started
         if not isinstance(changed, bool):
             raise PassFailedError(f"{where} returned {changed!r}; run() must return True or False")
-        if self.verify_each:
+        touched = changed or ctx.rewrites > 0
+        if self.verify_each and touched:  # a pass that rewrote nothing left the verified graph as it was
             try:
                 verify(graph)
             except VerificationError as error:
                 raise PassFailedError(f"{where} broke the IR: {error}") from error
         record.changed = changed
-        record.nodes_after = count_nodes(graph)
-        record.constant_bytes_after = constant_bytes(graph)
+        record.nodes_after = count_nodes(graph) if touched else record.nodes_before
+        record.constant_bytes_after = constant_bytes(graph) if touched else record.constant_bytes_before
         record.rewrites = ctx.rewrites
         record.rules = dict(ctx.rules)
         record.stats = dict(ctx.stats)

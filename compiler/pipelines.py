@@ -1,7 +1,8 @@
 """Named pipelines, defined in this one place (`mlc passes` lists them).
 
--O0 runs nothing; -O1 the exact cleanups; -O2 and -O3 grow with the optimization passes
-(shape simplification, fusions, target-specific composites) as they land.
+-O0 runs nothing; -O1 folds constants and removes what does nothing or is dead; -O2 adds shape
+simplification and the fusions into standard ai.onnx ops (portable to every target); -O3 adds
+the target's own composite ops (onnxruntime's contrib kernels), which the driver asks the backend for.
 """
 
 from __future__ import annotations
@@ -11,13 +12,15 @@ from collections.abc import Sequence
 from mlc.errors import BadInputError
 from mlc.pass_api import Pass, parse_pass_spec, split_pass_list
 
+_CLEANUP = ["eliminate-identity", "eliminate-noop", "fold-constants", "inline-constant-if"]
+_FUSIONS = ["simplify-shapes", "merge-layout-ops", "fuse-pad", "fuse-batchnorm", "fuse-conv-affine", "fuse-matmul-add"]
+_FINISH = ["dedupe-constants", "cse", "dce"]
+
 PIPELINES: dict[str, list[str]] = {
     "O0": [],
-    "O1": ["eliminate-identity", "fold-constants", "inline-constant-if", "dedupe-constants", "cse", "dce"],
-    "O2": ["eliminate-identity", "fold-constants", "inline-constant-if", "simplify-shapes", "dedupe-constants", "cse",
-           "dce"],
-    "O3": ["eliminate-identity", "fold-constants", "inline-constant-if", "simplify-shapes", "dedupe-constants", "cse",
-           "dce"],
+    "O1": [*_CLEANUP, *_FINISH],
+    "O2": [*_CLEANUP, *_FUSIONS, *_FINISH],
+    "O3": [*_CLEANUP, *_FUSIONS, *_FINISH],  # + the target's composites (Backend.composites), added by the driver
 }
 DEFAULT_LEVEL = "O1"
 

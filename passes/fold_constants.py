@@ -6,7 +6,9 @@
     y = ConstantOfShape(c)                                        ->  a splat constant (no bytes stored)
 
 Values come from onnx's reference evaluator (`mlc.numerics.evaluate`), which follows the node's
-opset; Shape, Size, Constant and ConstantOfShape are read off the IR directly. Results whose
+opset; Shape, Size, Constant and ConstantOfShape are read off the IR directly, and the layout ops
+that keep the values in order (Identity, Reshape, Flatten, Squeeze, Unsqueeze) only reshape, so a
+splat stays a splat. Results whose
 elements are all equal are stored as splats, which cost one element whatever their shape.
 
 Folding must not turn a small model into a large one (onnxsim's known failure: a 150-byte
@@ -35,6 +37,7 @@ from mlc.pass_api import Numerics, Pass, PassContext, PassOption, register_pass
 
 _NONDETERMINISTIC = {"RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike", "Multinomial",
                      "Bernoulli", "Dropout"}
+_LAYOUT_OPS = {"Identity", "Unsqueeze", "Squeeze", "Flatten", "Reshape"}
 _CONSTANT_ATTRS = {"value_float": np.float32, "value_floats": np.float32, "value_int": np.int64,
                    "value_ints": np.int64}
 
@@ -90,6 +93,54 @@ def _as_tensor(array: np.ndarray, dtype: DType) -> Tensor:
         if bool(np.all(same)):
             return Tensor.splat_of(first, dtype, array.shape)
     return Tensor.from_array(array, dtype)
+
+
+def _axes(node: Node, inputs: list[Tensor | None]) -> list[int] | None:
+    """Unsqueeze/Squeeze axes: an attribute before opset 13, the second input from 13 on."""
+    if len(inputs) > 1 and inputs[1] is not None:
+        return [int(a) for a in inputs[1].numpy().reshape(-1)]
+    axes = node.attr("axes")
+    return None if axes is None else [int(a) for a in axes]
+
+
+def _layout_shape(node: Node, inputs: list[Tensor | None]) -> tuple[int, ...] | None:
+    """The output shape of a data-preserving layout op (the values keep their order, so a splat
+    stays a splat and an array is reshaped), or None when the op is not one of them."""
+    op, data = node.op_type, inputs[0]
+    assert data is not None
+    shape = list(data.shape)
+    if op == "Identity":
+        return tuple(shape)
+    if op == "Unsqueeze":
+        axes = _axes(node, inputs)
+        if axes is None:
+            return None
+        rank = len(shape) + len(axes)
+        for axis in sorted(a + rank if a < 0 else a for a in axes):
+            shape.insert(axis, 1)
+        return tuple(shape)
+    if op == "Squeeze":
+        axes = _axes(node, inputs)
+        if axes is None:
+            return tuple(d for d in shape if d != 1)
+        drop = {a + len(shape) if a < 0 else a for a in axes}
+        if any(shape[a] != 1 for a in drop):
+            return None
+        return tuple(d for i, d in enumerate(shape) if i not in drop)
+    if op == "Flatten":
+        axis = node.attr("axis", 1)
+        axis = axis + len(shape) if axis < 0 else axis
+        return (int(np.prod(shape[:axis], dtype=np.int64)), int(np.prod(shape[axis:], dtype=np.int64)))
+    if op == "Reshape" and inputs[1] is not None and not node.attr("allowzero", 0):
+        target = [int(d) for d in inputs[1].numpy().reshape(-1)]
+        target = [shape[i] if d == 0 else d for i, d in enumerate(target)]
+        if target.count(-1) == 1:
+            known = int(np.prod([d for d in target if d != -1], dtype=np.int64))
+            if known == 0:
+                return None
+            target[target.index(-1)] = data.size // known
+        return tuple(target) if int(np.prod(target, dtype=np.int64)) == data.size else None
+    return None
 
 
 def _stored_bytes(tensor: Tensor) -> int:
@@ -164,6 +215,14 @@ class FoldConstants(Pass):
             if fill.dtype == DType.STRING or fill.dtype.is_exotic or min(shape, default=1) < 0:
                 return None
             return [Tensor.splat_of(fill.numpy().reshape(-1)[0], fill.dtype, shape)]
+        if op in _LAYOUT_OPS and inputs[0] is not None:
+            new_shape = _layout_shape(node, inputs)
+            if new_shape is not None:
+                data = inputs[0]
+                if data.is_splat:
+                    return [Tensor.splat_of(data.splat_value, data.dtype, new_shape)]
+                if data.dtype != DType.STRING and not data.dtype.is_exotic:
+                    return [Tensor.from_array(data.numpy().reshape(new_shape), data.dtype)]
         if isinstance(out_type, TensorType) and out_type.is_static and out_type.dtype != DType.STRING:
             size = int(np.prod(out_type.shape, dtype=np.int64)) * max(out_type.dtype.bits // 8, 1)  # type: ignore[arg-type]
             if size > self.option("limit"):

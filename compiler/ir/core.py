@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from mlc.ir.attributes import Attr
+from mlc.ir.attributes import Attr, AttrType
 from mlc.ir.irerror import IRError
 from mlc.ir.tensor import SparseTensor, Tensor
 from mlc.ir.types import TensorType, Type
@@ -118,6 +118,9 @@ class Value:
 def _check_value(value: object, what: str) -> None:
     if value is not None and not isinstance(value, Value):
         raise IRError(f"{what}: expected a Value or None, got {type(value).__name__}")
+
+
+_GRAPH_ATTRS = (AttrType.GRAPH, AttrType.GRAPHS)
 
 
 # ===================================================================== nodes
@@ -232,7 +235,9 @@ class Node:
         return default if attr is None else attr.value
 
     def subgraphs(self) -> list[Graph]:
-        return [g for a in self.attributes.values() for g in a.subgraphs()]
+        if not self.attributes:
+            return []
+        return [g for a in self.attributes.values() if a.type in _GRAPH_ATTRS for g in a.subgraphs()]
 
     def drop_output(self, index: int) -> None:
         """Omit an optional output nobody reads (trailing ones are removed, others become None)."""

@@ -150,3 +150,43 @@ def test_folding_matches_onnxruntime_on_a_real_model(tmp_path) -> None:
     assert ctx.stats["folded"] == 5  # Shape, Gather, Unsqueeze, Concat, Exp
     for seed in (0, 1):
         assert_numerically_equivalent(before, after, seed=seed)
+
+
+def test_layout_ops_keep_splats_and_match_the_reference() -> None:
+    before = '''graph "g" (%x: f32[1,64,1,1]) {
+  const %w = dense<f32[64]> [%s]
+  const %ax = dense<i64[3]> [0, 2, 3]
+  const %shape = dense<i64[2]> [0, -1]
+  %u: f32[1,64,1,1] = Unsqueeze(%w, %ax)
+  %f: f32[1,64] = Reshape(%u, %shape)
+  %q: f32[64] = Squeeze(%f, %zero)
+  const %zero = dense<i64[1]> [0]
+  %y: f32[1,64,1,1] = Mul(%x, %u)
+  %z: f32[64] = Flatten(%q) {axis = 0}
+  return %y
+}'''.replace("[%s]", "[" + ", ".join(str(float(i)) for i in range(64)) + "]")
+    # (Flatten's output is unused and its declared type wrong on purpose: folding computes, not copies, shapes)
+    before = before.replace('''  %q: f32[64] = Squeeze(%f, %zero)
+  const %zero = dense<i64[1]> [0]''', '''  const %zero = dense<i64[1]> [0]
+  %q: f32[64] = Squeeze(%f, %zero)''').replace('''  %z: f32[64] = Flatten(%q) {axis = 0}
+''', "")
+    graph, ctx = run_pass("fold-constants", before)
+    assert ctx.stats["folded"] == 3 and [n.op_type for n in graph] == ["Mul"]
+    assert graph.nodes[0].inputs[1].const.shape == (1, 64, 1, 1)
+    from mlc.testing import assert_numerically_equivalent
+
+    assert_numerically_equivalent(before, graph)
+    splat = '''graph "g" (%x: f32[1,3,1,1]) {
+  const %w = dense<f32[3]> [0.5, 0.5, 0.5]
+  const %ax = dense<i64[3]> [0, 2, 3]
+  %u: f32[1,3,1,1] = Unsqueeze(%w, %ax)
+  %y: f32[1,3,1,1] = Mul(%x, %u)
+  return %y
+}'''
+    from mlc.ir.tensor import Tensor
+    from mlc.testing import as_graph
+
+    g = as_graph(splat)
+    g.initializers["w"].const = Tensor.splat_of(0.5, g.initializers["w"].const.dtype, (3,))
+    run_pass("fold-constants", g)
+    assert g.nodes[0].inputs[1].const.is_splat and g.nodes[0].inputs[1].const.shape == (1, 3, 1, 1)
