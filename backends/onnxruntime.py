@@ -134,11 +134,11 @@ class OnnxRuntimeBackend(Backend):
         return Availability(True, f"onnxruntime {version}")
 
     def composites(self, target: str) -> list[str]:
-        """onnxruntime's contrib fusions (com.microsoft domain): Conv+activation, GELU forms,
+        """onnxruntime's contrib fusions (com.microsoft domain): Conv/Gemm+activation, GELU forms,
         attention, skip/bias fusions. Only those whose pass is registered are used."""
         from mlc.pass_api import registered_passes
 
-        wanted = ["fuse-conv-activation", "fuse-gelu{contrib=true}", "fuse-attention{form=contrib}",
+        wanted = ["fuse-conv-activation", "fuse-gemm-activation", "fuse-gelu{contrib=true}", "fuse-attention{form=contrib}",
                   "fuse-skip-layernorm", "fuse-bias-gelu"]
         available = registered_passes()
         specs = [spec for spec in wanted if spec.partition("{")[0] in available]
