@@ -1,0 +1,133 @@
+"""Runtime effect of mlc's pipelines under onnxruntime (run by hand, not a test).
+
+    python benchmarks/bench_runtime.py                  # light models (-O2) and BERT (-O3)
+    python benchmarks/bench_runtime.py --only bert --runs 200
+
+1. Each light model of the onnx wheel: the original and mlc's -O2 output, both under a default
+   onnxruntime session (all of ORT's own optimizations on), same inputs, runs interleaved; the
+   ratio is original median / -O2 median (> 1: mlc's output is faster). Goal: never below 1
+   beyond noise.
+2. The BERT-style encoder of models/make_transformers.py (batch 1, sequence 128): the original
+   under a default session; onnxruntime's transformer optimizer (`optimize_model`, model_type
+   bert, opt_level 0: its fusions; the session then applies ORT's own graph optimizations as
+   usual); mlc -O3 for the onnxruntime target (its contrib composites). Goals: mlc at least as
+   fast as ORT's transformer optimizer, and at least 1.2x the original.
+
+Sessions use intra_op_num_threads=1 so that the two cores of a shared machine do not decide the
+ranking; medians of interleaved runs (one run of each variant per round).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+from mlc.driver import target_pipeline
+from mlc.numerics.inputs import InputSpec, make_inputs
+from mlc.onnx_io.exporter import export_onnx
+from mlc.onnx_io.importer import import_onnx
+from mlc.pass_manager import PassManager
+from mlc.targets import require
+
+ROOT = Path(__file__).resolve().parents[1]
+LIGHT = Path(onnx.__file__).resolve().parent / "backend" / "test" / "data" / "light"
+
+
+def session(model: onnx.ModelProto) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.log_severity_level = 3
+    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+
+
+def optimized(model: onnx.ModelProto, level: str) -> onnx.ModelProto:
+    graph = import_onnx(model)
+    PassManager(target_pipeline(require("onnxruntime"), "onnxruntime", level)).run(graph)
+    return export_onnx(graph)
+
+
+def interleaved(sessions: dict[str, ort.InferenceSession], feeds: dict[str, np.ndarray], runs: int) -> dict[str, float]:
+    """Median milliseconds per variant, one run of each per round after a warm-up."""
+    samples: dict[str, list[float]] = {k: [] for k in sessions}
+    for s in sessions.values():
+        for _ in range(3):
+            s.run(None, feeds)
+    for _ in range(runs):
+        for key, s in sessions.items():
+            start = time.perf_counter()
+            s.run(None, feeds)
+            samples[key].append((time.perf_counter() - start) * 1000)
+    return {k: statistics.median(v) for k, v in samples.items()}
+
+
+def light_models(runs: int) -> None:
+    print("| light model | original ms | mlc -O2 ms | ratio |\n|---|--:|--:|--:|")
+    for path in sorted(LIGHT.glob("light_*.onnx")):
+        model = onnx.load(str(path))
+        feeds = make_inputs(import_onnx(model), InputSpec(seed=0))
+        times = interleaved({"original": session(model), "O2": session(optimized(model, "O2"))}, feeds, runs)
+        print(f"| {path.stem.removeprefix('light_')} | {times['original']:.2f} | {times['O2']:.2f} | "
+              f"{times['original'] / times['O2']:.2f}x |", flush=True)
+
+
+def _transformers_module() -> object:
+    spec = importlib.util.spec_from_file_location("make_transformers", ROOT / "models" / "make_transformers.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def bert(runs: int, sequence: int) -> None:
+    from onnxruntime.transformers import optimizer
+
+    builder = _transformers_module()
+    model = builder.build_bert()  # type: ignore[attr-defined]
+    rng = np.random.default_rng(0)
+    feeds = {"input_ids": rng.integers(0, 1000, (1, sequence), dtype=np.int64),
+             "attention_mask": np.ones((1, sequence), np.int64),
+             "token_type_ids": np.zeros((1, sequence), np.int64)}
+    feeds["attention_mask"][0, sequence - sequence // 4:] = 0  # padded tail
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "bert.onnx"
+        onnx.save(model, str(path))
+        ort_opt = optimizer.optimize_model(str(path), model_type="bert", num_heads=4, hidden_size=128, opt_level=0)
+        ort_model = ort_opt.model
+    ours = optimized(model, "O3")
+    variants = {"original": session(model), "ORT transformer optimizer": session(ort_model), "mlc -O3": session(ours)}
+    reference = variants["original"].run(None, feeds)
+    for key, s in variants.items():
+        for got, want in zip(s.run(None, feeds), reference, strict=True):
+            assert np.allclose(got, want, atol=1e-3, rtol=1e-3), f"{key} computes different numbers"
+    times = interleaved(variants, feeds, runs)
+    ops = {k: len(m.graph.node) for k, m in (("original", model), ("ORT transformer optimizer", ort_model),
+                                              ("mlc -O3", ours))}
+    print(f"\n| BERT (batch 1, sequence {sequence}) | nodes | median ms | vs original |\n|---|--:|--:|--:|")
+    for key, value in times.items():
+        print(f"| {key} | {ops[key]} | {value:.3f} | {times['original'] / value:.2f}x |")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=100, help="interleaved rounds (default 100)")
+    parser.add_argument("--sequence", type=int, default=128, help="BERT sequence length (default 128)")
+    parser.add_argument("--only", choices=["light", "bert"], help="run one part")
+    args = parser.parse_args()
+    if args.only in (None, "light"):
+        light_models(max(args.runs // 4, 10))
+    if args.only in (None, "bert"):
+        bert(args.runs, args.sequence)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
