@@ -70,9 +70,17 @@ def unsupported_ops(graph: Graph) -> list[str]:
     return sorted(missing)
 
 
-# Ops with an ONNX function body that TVM 0.27's frontend cannot convert (or converts wrongly:
-# Attention expects com.microsoft's attributes), expanded into their bodies before lowering.
-_EXPAND_FOR_TVM = "*"
+# Ops TVM 0.27's frontend has a converter for but converts wrongly, which have a function body.
+_CONVERTED_WRONGLY = {"Attention"}  # its converter expects com.microsoft's attributes (num_heads)
+
+
+def expand_for_tvm() -> set[str]:
+    """Ops with an ONNX function body that TVM's frontend cannot convert or converts wrongly:
+    expanded into their bodies before lowering."""
+    from mlc.onnx_io.functions import ops_with_function_bodies
+
+    random = {"Bernoulli"}  # its body draws from RandomUniformLike, which TVM lacks as well
+    return (ops_with_function_bodies() - convertible_ops() - random) | _CONVERTED_WRONGLY
 
 
 def convertible_ops() -> set[str]:
@@ -193,7 +201,7 @@ class TvmBackend(Backend):
         available = registered_passes()
         specs = [name for name in ("legalize-rnn", "legalize-qlinear") if name in available]
         if "expand-functions" in available:
-            specs.insert(0, "expand-functions{ops=" + _EXPAND_FOR_TVM + "}")
+            specs.insert(0, "expand-functions{ops=" + "+".join(sorted(expand_for_tvm())) + "}")
         return [*specs, "legalize-tvm", "fold-constants", "dce"]
 
     def check_runnable(self, target: str, requirements: dict[str, Any]) -> Availability:
