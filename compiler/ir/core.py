@@ -367,7 +367,7 @@ class Graph:
             raise IRError(f"{node!r} is not in graph {self.name!r}")
 
     def remove(self, node: Node, *, detach_uses: bool = False) -> None:
-        """Unlink a node and drop its input uses.
+        """Unlink a node and drop its input uses, and those of the nodes in its sub-graphs.
 
         Refused while one of its outputs is still read or is a graph output, unless
         `detach_uses=True` (the caller then owns the dangling readers and must rewire them).
@@ -386,6 +386,9 @@ class Graph:
                 if any(v is out for v in self.outputs):
                     raise IRError(f"cannot remove {node!r}: %{out.name} is a graph output")
         node._detach_inputs()
+        for sub in node.subgraphs():  # reads of outer values from inside its sub-graphs go with it
+            for inner in sub.all_nodes():
+                inner._detach_inputs()
         prev, nxt = node._prev, node._next
         assert prev is not None and nxt is not None
         prev._next, nxt._prev = nxt, prev

@@ -141,3 +141,26 @@ def test_replace_input_rewires_every_occurrence() -> None:
     assert mul.inputs == (x, x) and (mul, 0) in x._uses and (mul, 1) in x._uses
     assert relu.outputs[0].consumers == [neg]
     verify(g)
+
+
+def test_removing_a_node_drops_the_reads_of_its_subgraphs() -> None:
+    from mlc.testing import as_graph
+
+    graph = as_graph('''graph "g" (%x: f32[3], %c: bool[]) {
+  %y: f32[3] = If(%c) {
+    else_branch = graph "e" () {
+      %n: f32[3] = Neg(%x)
+      return %n
+    },
+    then_branch = graph "t" () {
+      %m: f32[3] = Relu(%x)
+      return %m
+    }
+  }
+  %z: f32[3] = Abs(%x)
+  return %z
+}''')
+    x = graph.inputs[0]
+    assert len(x.uses) == 3
+    graph.remove(graph.nodes[0])
+    assert [n.op_type for n, _ in x.uses] == ["Abs"]
