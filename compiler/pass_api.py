@@ -203,7 +203,13 @@ def parse_pass_spec(spec: str) -> Pass:
         if not rest.endswith("}"):
             raise BadInputError(f"pass spec {spec!r}: options end with '}}'")
         options = {o.name: o for o in cls.options}
-        for item in filter(None, (p.strip() for p in rest[:-1].split(","))):
+        items: list[str] = []
+        for part in filter(None, (p.strip() for p in rest[:-1].split(","))):
+            if "=" not in part and items:  # a list value: `ops=Celu,Mish` continues the previous option
+                items[-1] += "," + part
+            else:
+                items.append(part)
+        for item in items:
             key, eq, text = item.partition("=")
             if not eq or key.strip() not in options:
                 raise BadInputError(f"pass {cls.name}: bad option {item!r} (options: {', '.join(options) or 'none'})")

@@ -170,3 +170,10 @@ def test_shorthand_flags_apply_only_where_their_pass_runs() -> None:
     dce = next(p for p in pipeline if p.name == "dce")
     assert fold.option("limit") == 10 and dce.option("prune_inputs") is True
     assert [p.name for p in build_pipeline(None, "cse", (), options)] == ["cse"]  # no error without them
+
+
+def test_list_options_may_use_commas() -> None:
+    from mlc.pass_api import parse_pass_spec
+
+    assert parse_pass_spec("expand-functions{ops=Celu,Mish}").option("ops") == "Celu,Mish"
+    assert parse_pass_spec("fold-constants{limit=10,growth=0}").values == {"limit": 10, "growth": 0}
