@@ -97,3 +97,21 @@ def test_both_references_agree_and_expose_intermediates() -> None:
 }''')
     values = run_graph(chain, {"x": np.array([1.0, -2.0, 3.0], np.float32)}, outputs=["a", "y"])
     assert values["a"].tolist() == [-1.0, 2.0, -3.0] and values["y"].tolist() == [0.0, 2.0, 0.0]
+
+
+def test_checks_tolerate_dead_large_constants_left_for_dce() -> None:
+    """A pass may leave unread weights for dce; onnxruntime drops unread initializers and would
+    then refuse their in-memory values, so the checker hands over only what the graph reads."""
+    import numpy as np
+
+    from mlc.numerics.reference import WeightCache, run_model
+    from mlc.testing import as_graph
+
+    graph = as_graph('''graph "g" (%x: f32[4]) {
+  %y: f32[4] = Relu(%x)
+  return %y
+}''')
+    graph.make_constant(np.ones((64, 64), np.float32), "dead")  # 16 KB, above the in-memory threshold
+    prepared = WeightCache().prepare(graph)
+    out = run_model(prepared, {"x": np.array([-1.0, 0.0, 1.0, 2.0], np.float32)})
+    assert np.array_equal(next(iter(out.values())), [0.0, 0.0, 1.0, 2.0])

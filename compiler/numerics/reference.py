@@ -107,9 +107,34 @@ class WeightCache:
             by_proto.append((proto, entry[1], entry[2]))
 
         model = export_onnx(graph, sink=sink, sink_all=True)
+        # onnxruntime drops initializers nothing reads, and then refuses their external values:
+        # hand over (and keep) only those the graph reads (passes may leave dead ones to dce)
+        read = _read_names(model.graph) | {i.name for i in model.graph.input}
+        kept = [t for t in model.graph.initializer if t.name in read]
+        if len(kept) != len(model.graph.initializer):
+            del model.graph.initializer[:]
+            model.graph.initializer.extend(kept)
+        by_proto = [entry for entry in by_proto if entry[0].name in read]
         names = [p.name for p, _, _ in by_proto]
         return PreparedModel(model, names, [v for _, _, v in by_proto],
                              {p.name: a for p, a, _ in by_proto})
+
+
+def _read_names(graph: onnx.GraphProto) -> set[str]:
+    """Names read by any node of the graph or its sub-graphs, or returned by the main graph."""
+    read = {o.name for o in graph.output}
+    stack = [graph]
+    while stack:
+        current = stack.pop()
+        for node in current.node:
+            read.update(node.input)
+            for attr in node.attribute:
+                if attr.type == onnx.AttributeProto.GRAPH:
+                    stack.append(attr.g)
+                elif attr.type == onnx.AttributeProto.GRAPHS:
+                    stack.extend(attr.graphs)
+        read.update(o.name for o in current.output)
+    return read
 
 
 def _run_ort(model: onnx.ModelProto | PreparedModel, feeds: dict[str, np.ndarray],
