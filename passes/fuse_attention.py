@@ -96,6 +96,16 @@ def _shape(value: Value | None) -> tuple[Dim, ...] | None:
     return value.type.shape
 
 
+def _same_rows(x: Value, out: Value) -> TensorType | None:
+    """The fused output's type: [batch, sequence] of the projected input (which shape inference
+    may have lost track of through the decomposed block), the hidden size of the old output."""
+    x_shape, out_shape = _shape(x), _shape(out)
+    if x_shape is None or out_shape is None or len(x_shape) != 3 or len(out_shape) != 3:
+        return out.type if isinstance(out.type, TensorType) else None
+    assert isinstance(out.type, TensorType)
+    return TensorType(out.type.dtype, (x_shape[0], x_shape[1], out_shape[2]))
+
+
 def _dtype(value: Value | None) -> DType | None:
     return value.type.dtype if value is not None and isinstance(value.type, TensorType) else None
 
@@ -634,7 +644,8 @@ class FuseAttention(Pass):
         if extended is not None:
             inputs.append(FuseAttention._int32_mask(graph, extended.raw, casts, ctx, rule))
             attributes["mask_filter_value"] = extended.filter_value
-        FuseAttention._replace(graph, block, Node("Attention", inputs, [Value(block.out.name, block.out.type)],
+        out = Value(block.out.name, _same_rows(q.x, block.out))
+        FuseAttention._replace(graph, block, Node("Attention", inputs, [out],
                                                   attributes, domain=_MS, name=block.softmax.name.rsplit(
                                                       "/", 1)[0] + "/Attention" if block.softmax.name else ""),
                                anchor, ctx, rule)
