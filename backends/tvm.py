@@ -202,7 +202,8 @@ class TvmBackend(Backend):
         specs = [name for name in ("legalize-rnn", "legalize-qlinear") if name in available]
         if "expand-functions" in available:
             specs.insert(0, "expand-functions{ops=" + "+".join(sorted(expand_for_tvm())) + "}")
-        return [*specs, "legalize-tvm", "fold-constants", "dce"]
+        legalize = "legalize-tvm{f16_as_f32=true}" if target == LLVM else "legalize-tvm"
+        return [*specs, legalize, "fold-constants", "dce"]
 
     def check_runnable(self, target: str, requirements: dict[str, Any]) -> Availability:
         try:

@@ -62,3 +62,25 @@ def test_softplus_and_mish_keep_precision_where_the_naive_formula_loses_it() -> 
 }''')
     got = run_graph(graph, {"x": np.array([-20.0], np.float32)})
     assert abs(float(next(iter(got.values()))[0]) - np.log1p(np.exp(-20.0))) < 1e-15
+
+
+def test_float16_math_is_computed_in_float32_when_asked() -> None:
+    before = '''graph "g" (%a: f16[2,8], %b: f16[8,3]) {
+  %m: f16[2,3] = MatMul(%a, %b)
+  %s: f16[2,3] = Softmax(%m) {axis = -1}
+  %r: f16[2,3] = Relu(%s)
+  return %r
+}'''
+    expected = '''graph "g" (%a: f16[2,8], %b: f16[8,3]) {
+  %a32: f32[2,8] = Cast(%a) {to = 1}
+  %b32: f32[8,3] = Cast(%b) {to = 1}
+  %m32: f32[2,3] = MatMul(%a32, %b32)
+  %m: f16[2,3] = Cast(%m32) {to = 10}
+  %m2: f32[2,3] = Cast(%m) {to = 1}
+  %s32: f32[2,3] = Softmax(%m2) {axis = -1}
+  %s: f16[2,3] = Cast(%s32) {to = 10}
+  %r: f16[2,3] = Relu(%s)
+  return %r
+}'''
+    assert_pass("legalize-tvm{f16_as_f32=true}", before, expected, f16_upcast=2)
+    assert_pass("legalize-tvm", before, before)  # off by default (cuda keeps float16 arithmetic)
