@@ -39,12 +39,13 @@ from mlc.pass_manager import PassManager
 from mlc.targets import require
 
 ROOT = Path(__file__).resolve().parents[1]
+THREADS = 0  # 0: onnxruntime's default (one per core)
 LIGHT = Path(onnx.__file__).resolve().parent / "backend" / "test" / "data" / "light"
 
 
 def session(model: onnx.ModelProto) -> ort.InferenceSession:
     options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
+    options.intra_op_num_threads = THREADS
     options.log_severity_level = 3
     return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
