@@ -168,6 +168,8 @@ class FoldConstants(Pass):
                 outputs = [v for v in node.outputs if v is not None]
                 if not outputs or any(v.is_graph_output for v in outputs):
                     continue
+                if any(not isinstance(v.type, TensorType) for v in outputs):
+                    continue  # sequences, optionals, maps (and untyped values) are not tensor constants
                 folded = self._evaluate(node, opsets, ctx)
                 if folded is None:
                     continue

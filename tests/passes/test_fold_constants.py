@@ -190,3 +190,14 @@ def test_layout_ops_keep_splats_and_match_the_reference() -> None:
     g.initializers["w"].const = Tensor.splat_of(0.5, g.initializers["w"].const.dtype, (3,))
     run_pass("fold-constants", g)
     assert g.nodes[0].inputs[1].const.is_splat and g.nodes[0].inputs[1].const.shape == (1, 3, 1, 1)
+
+
+def test_sequences_are_not_folded_into_tensors() -> None:
+    before = '''graph "g" (%x: f32[2]) {
+  %e: seq<f32[*]> = SequenceEmpty() {dtype = 1}
+  %s: seq<f32[*]> = SequenceInsert(%e, %x)
+  const %zero = dense<i64[]> [0]
+  %y: f32[2] = SequenceAt(%s, %zero)
+  return %y
+}'''
+    assert_pass("fold-constants", before, before)
