@@ -281,9 +281,9 @@ class Graph:
     values of enclosing graphs directly (the same Value objects).
     """
 
-    _name_counter = itertools.count()
-
     def __init__(self, name: str = "main", model: ModelInfo | None = None) -> None:
+        self._name_counter = itertools.count()  # per graph tree (the root's is used): names are reproducible
+        self._taken_names: set[str] | None = None  # the root's: names in use when unique_name was first asked
         self.name = name
         self.model = model
         self.parent: Node | None = None
@@ -457,8 +457,19 @@ class Graph:
             value._graph = None
 
     def unique_name(self, hint: str) -> str:
-        """A value name unlikely to collide (the exporter still renames on any collision)."""
-        return f"{hint}__{next(Graph._name_counter)}"
+        """A value name unlikely to collide (the exporter still renames on any collision). Counted
+        per model, so that the same rewrites of the same model give the same names (artifacts are
+        byte-identical across compiles in one process)."""
+        root = self.root
+        if root._taken_names is None:
+            root._taken_names = {v.name for g in root.all_graphs()
+                                 for v in (*g.inputs, *g.initializers.values(), *g.sparse_initializers.values(),
+                                           *(o for n in g for o in n.outputs if o is not None))}
+        while True:
+            name = f"{hint}__{next(root._name_counter)}"
+            if name not in root._taken_names:
+                root._taken_names.add(name)
+                return name
 
     # ---------------------------------------------------------------- walking
     @property

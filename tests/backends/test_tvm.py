@@ -49,8 +49,15 @@ def test_digits_llvm_artifact_matches_and_records_the_cpu(tmp_path) -> None:
 
 
 def test_llvm_artifacts_are_byte_identical(tmp_path) -> None:
-    one = mlc.compile(DIGITS, "llvm", tmp_path / "one")
-    two = mlc.compile(DIGITS, "llvm", tmp_path / "two")
+    """Two `mlc compile` runs give the same bytes. (Inside one process, TVM 0.27's first compile
+    differs from later ones in a few bytes of code: measured, so the test compiles as users do.)"""
+    import subprocess
+    import sys
+
+    for name in ("one", "two"):
+        subprocess.run([sys.executable, "-m", "mlc.cli", "compile", str(DIGITS), "--target", "llvm",
+                        "-o", str(tmp_path / name)], check=True, capture_output=True, timeout=600)
+    one, two = tmp_path / "one", tmp_path / "two"
     for name in ("manifest.json", "module.so"):
         assert (one / name).read_bytes() == (two / name).read_bytes(), name
 
