@@ -133,6 +133,11 @@ class OnnxRuntimeBackend(Backend):
                                            "pip install onnxruntime-gpu on a machine with an NVIDIA GPU")
         return Availability(True, f"onnxruntime {version}")
 
+    def legalization(self, target: str) -> list[str]:
+        """Range bounds as scalars: onnxruntime's shape inference refuses [1] ones once folding
+        made the other bounds constants."""
+        return ["scalarize-range"]
+
     def composites(self, target: str) -> list[str]:
         """onnxruntime's contrib fusions (com.microsoft domain): Conv/Gemm+activation, GELU forms,
         attention, skip/bias fusions. Only those whose pass is registered are used."""
@@ -155,7 +160,7 @@ class OnnxRuntimeBackend(Backend):
         return here
 
     def compile(self, graph: Graph, target: str, options: dict[str, Any], out_dir: Path) -> CompileResult:
-        save_onnx(graph, out_dir / "model.onnx")
+        save_onnx(graph, out_dir / "model.onnx", value_info=False)  # onnxruntime infers types itself
         files = sorted(p.name for p in out_dir.iterdir() if p.name.startswith("model.onnx"))
         level = options.get("ort_optimization_level", "ORT_ENABLE_ALL")
         version = _ort_version() or ""

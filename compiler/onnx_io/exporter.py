@@ -110,7 +110,9 @@ class _Names:
 
 
 class _Exporter:
-    def __init__(self, sink: TensorSink, legacy_inputs: bool, opsets: dict[str, int], sink_all: bool = False) -> None:
+    def __init__(self, sink: TensorSink, legacy_inputs: bool, opsets: dict[str, int], sink_all: bool = False,
+                 value_info: bool = True) -> None:
+        self.value_info = value_info
         self.sink = sink
         self.sink_all = sink_all
         self.legacy_inputs = legacy_inputs
@@ -270,7 +272,7 @@ class _Exporter:
             type_to_proto(value.type, vi.type)
             if value.doc_string and value.producer is not None:
                 vi.doc_string = value.doc_string
-        for node in graph:
+        for node in graph if self.value_info else ():
             for value in node.outputs:
                 if value is not None and value.type is not None and id(value) not in output_ids:
                     vi = proto.value_info.add()
@@ -298,7 +300,7 @@ class _Exporter:
         for node in body:
             self.node(node, proto.node.add())
         proto.output.extend(self.names(v) for v in body.outputs)
-        for node in body:
+        for node in body if self.value_info else ():
             for value in node.outputs:
                 if value is not None and value.type is not None:
                     vi = proto.value_info.add()
@@ -320,11 +322,15 @@ def export_ir_version(graph: Graph) -> int:
     return min(version, ORT_MAX_IR_VERSION)
 
 
-def export_onnx(graph: Graph, *, sink: TensorSink | None = None, sink_all: bool = False) -> onnx.ModelProto:
+def export_onnx(graph: Graph, *, sink: TensorSink | None = None, sink_all: bool = False,
+                value_info: bool = True) -> onnx.ModelProto:
     """The graph as an ONNX ModelProto (the graph is not modified).
 
     `sink` writes a tensor's values into its TensorProto (default: inline raw data); with
-    `sink_all` it is called for every tensor, also unmodified imported weights.
+    `sink_all` it is called for every tensor, also unmodified imported weights. `value_info=False`
+    leaves out the types of intermediate values (a runtime then infers them itself; onnxruntime
+    trusts declared ones, and refuses a model where a declared type is stricter than it needs,
+    e.g. a Range bound declared [1] rather than a scalar).
     """
     model = graph.model
     if model is None:
@@ -343,7 +349,7 @@ def export_onnx(graph: Graph, *, sink: TensorSink | None = None, sink_all: bool 
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
     exporter = _Exporter(sink or _inline_sink, legacy_inputs=ir_version < 4, opsets=model.opset_imports,
-                         sink_all=sink_all)
+                         sink_all=sink_all, value_info=value_info)
     with gc_paused():
         for fn in model.functions:
             exporter.names = _Names()
@@ -373,7 +379,7 @@ def _total_constant_bytes(graph: Graph) -> int:
 
 
 def save_onnx(graph: Graph, path: str | Path, *, external_data: bool | None = None,
-              min_external_bytes: int = 1024) -> Path:
+              min_external_bytes: int = 1024, value_info: bool = True) -> Path:
     """Write the graph to `path` atomically.
 
     `external_data=None` decides by size: a model whose constants would pass protobuf's 2 GB
@@ -410,10 +416,10 @@ def save_onnx(graph: Graph, path: str | Path, *, external_data: bool | None = No
                     entry = proto.external_data.add()
                     entry.key, entry.value = key, value
 
-            proto = export_onnx(graph, sink=sink, sink_all=True)
+            proto = export_onnx(graph, sink=sink, sink_all=True, value_info=value_info)
             tmp_data.close()
         else:
-            proto = export_onnx(graph)
+            proto = export_onnx(graph, value_info=value_info)
         tmp_model.write(proto.SerializeToString())
         tmp_model.close()
         mode = 0o666 & ~_umask()
