@@ -6,11 +6,10 @@ frontend does not know are reported in one line before TVM is asked. The artifac
 `module.so`, the compiled library with its weights as constants, which TVM's runtime alone loads
 (`tvm.runtime.load_module` + `relax.VirtualMachine`).
 
-`llvm` compiles for the host CPU unless `mcpu` is given (cross-compiling), with AVX-512 off
-unless `mattr` turns it on (TVM 0.27 miscompiles some ops with it); the artifact records the CPU
-features the code may use, and `mlc run` refuses it on a CPU that lacks one. `cuda`
-compiles without a GPU (the wheel has CUDA codegen) for `cuda_arch` (default sm_80); running it
-needs a GPU of at least that architecture.
+`llvm` compiles for the host CPU unless `mcpu` is given (cross-compiling; `mattr` adds or
+removes CPU features); the artifact records the CPU features the code may use, and `mlc run`
+refuses it on a CPU that lacks one. `cuda` compiles without a GPU (the wheel has CUDA codegen)
+for `cuda_arch` (default sm_80); running it needs a GPU of at least that architecture.
 """
 
 from __future__ import annotations
@@ -21,11 +20,12 @@ from typing import Any
 import numpy as np
 
 from mlc.backends.base import Availability, Backend, CompileResult, Runner
+from mlc.backends.tvm_build import build_in_child, build_library
 from mlc.errors import BadInputError
 from mlc.ir.core import Graph
 from mlc.ir.dtypes import DType
 from mlc.ir.types import OptionalType, SequenceType, TensorType
-from mlc.onnx_io.exporter import export_onnx
+from mlc.onnx_io.exporter import export_onnx, save_onnx
 from mlc.specialize import reads_input_values
 
 LLVM, CUDA = "llvm", "cuda"
@@ -44,10 +44,12 @@ def host_cpu() -> str:
     return str(codegen.llvm_get_system_cpu())
 
 
-# TVM 0.27's LLVM code for AVX-512 is wrong for some ops (the official Tile case returns garbage
-# with mcpu znver4, skylake-avx512, icelake-server or x86-64-v4, and is exact with AVX-512 off):
-# AVX-512 stays off unless asked for with --mattr +avx512f.
-DEFAULT_MATTR = ("-avx512f",)
+# TVM 0.27's LLVM code for AVX-512 computed the official Tile case wrongly (garbage with mcpu
+# znver4, skylake-avx512, icelake-server, x86-64-v4; exact without AVX-512): legalize-tvm rewrites
+# Tile into Reshape/Expand/Reshape, so AVX-512 stays available. Without AVX-512 (mcpu x86-64-v3,
+# or "-avx512f") TVM's code for the VM's shape functions changes from run to run (registers
+# allocated in another order: measured 3 different module.so in 5 compiles), so turning it off
+# by default would cost byte-identical artifacts.
 
 
 def cpu_features(mcpu: str, mattr: tuple[str, ...] = ()) -> list[str]:
@@ -229,9 +231,6 @@ class TvmBackend(Backend):
 
     def compile(self, graph: Graph, target: str, options: dict[str, Any], out_dir: Path) -> CompileResult:
         tvm = _tvm()
-        from tvm import relax
-        from tvm.relax.frontend.onnx import from_onnx
-
         missing = unsupported_ops(graph)
         if missing:
             raise BadInputError(f"target {target}: TVM's ONNX frontend cannot convert {', '.join(missing)}")
@@ -239,25 +238,34 @@ class TvmBackend(Backend):
         if wrong:
             raise BadInputError(f"target {target}: refused, TVM computes these wrongly: {'; '.join(wrong)}")
         opset = graph.opset_version("") or 17
-        module = from_onnx(export_onnx(graph), opset=opset, keep_params_in_input=False)
-        module = relax.transform.DecomposeOpsForInference()(module)
         if target == LLVM:
             mcpu = options.get("mcpu") or host_cpu()
-            mattr = tuple(a for a in str(options.get("mattr") or "").split(",") if a) or DEFAULT_MATTR
-            tvm_target = tvm.target.Target({"kind": "llvm", "mcpu": mcpu, "mattr": list(mattr)})
+            mattr = tuple(a for a in str(options.get("mattr") or "").split(",") if a)
+            target_spec: dict[str, Any] = {"kind": "llvm", "mcpu": mcpu, **({"mattr": list(mattr)} if mattr else {})}
+            tvm_target = tvm.target.Target(target_spec)
             requirements: dict[str, Any] = {"mtriple": str(tvm_target.attrs.get("mtriple", "")), "mcpu": mcpu,
                                             "cpu_features": cpu_features(mcpu, mattr)}
             recorded = {"mcpu": mcpu, "mattr": ",".join(mattr)}
         else:
             arch = options.get("cuda_arch") or DEFAULT_CUDA_ARCH
             # Sizes every NVIDIA GPU since sm_50 has; given so that TVM does not guess (and warn).
-            tvm_target = tvm.target.Target({"kind": "cuda", "arch": arch, "max_shared_memory_per_block": 49152,
-                                            "max_threads_per_block": 1024, "thread_warp_size": 32})
+            target_spec = {"kind": "cuda", "arch": arch, "max_shared_memory_per_block": 49152,
+                           "max_threads_per_block": 1024, "thread_warp_size": 32}
             requirements = {"cuda_arch": arch}
             recorded = {"cuda_arch": arch}
-        with tvm_target, tvm.transform.PassContext(opt_level=3):
-            executable = tvm.compile(module, target=tvm_target)
-        executable.export_library(str(out_dir / "module.so"))
+        library = out_dir / "module.so"
+        if options.get("in_process"):  # faster (no second TVM import); bytes may vary run to run
+            build_library(export_onnx(graph), target_spec, library, opset)
+        else:
+            model_path = out_dir / ".tvm-input.onnx"
+            save_onnx(graph, model_path)
+            try:
+                failure = build_in_child(model_path, target_spec, library, opset)
+            finally:
+                for leftover in out_dir.glob(".tvm-input.onnx*"):
+                    leftover.unlink()
+            if failure is not None:
+                raise BadInputError(f"target {target}: TVM failed: {failure}")
         requirements["tvm_runtime"] = tvm.__version__
         return CompileResult(files=["module.so"], requirements=requirements, options=recorded)
 

@@ -48,12 +48,13 @@ def _manifest(result: DebugResult, target: str, model: Path, options: dict[str, 
     }
 
 
-def write_artifact_for_graph(graph: Any, target: str, backend: Any, folder: Path) -> Path:
+def write_artifact_for_graph(graph: Any, target: str, backend: Any, folder: Path,
+                             options: dict[str, Any] | None = None) -> Path:
     """An artifact for an already optimized graph (no pass log, no source file): conformance
     adapters and tests use it."""
 
     def build(tmp: Path) -> dict[str, Any]:
-        compiled = backend.compile(graph, target, {}, tmp)
+        compiled = backend.compile(graph, target, dict(options or {}), tmp)
         return {"format_version": FORMAT_VERSION, "target": target, "backend": backend.name,
                 "backend_options": compiled.options, "requirements": compiled.requirements,
                 "inputs": [{"name": v.name, "type": format_type(v.type), "default": v.const is not None}

@@ -9,6 +9,9 @@ shipped outputs (see `backends/tvm.py` for the ops that are refused instead):
                   float32's epsilon (and overflows above 88)   ->  Relu(x) + log1p(exp(-|x|)),
                   with log1p(e) taken as e - e²/2 where e < 2^-10 (error < e³/3)
     Mish(x)       TVM's Mish uses the same softplus        ->  x * Tanh(stable softplus(x))
+    Tile(x, r)    TVM 0.27's AVX-512 code for Tile returns garbage (official test_tile on znver4) ->
+                  Reshape(Expand(Reshape(x, [1, d0, 1, d1, ...]), [r0, d0, r1, d1, ...]), [r0*d0, ...])
+                  (static x, constant repeats)
     Op(f16...)    with f16_as_f32 (the llvm target): matrix products, reductions, softmax and
                   transcendental functions on float16 accumulate in float16 in TVM's CPU code,
                   off by up to 3e-3 relative on the official attention cases -> Cast to float32,
@@ -24,6 +27,7 @@ import numpy as np
 
 from mlc.ir.core import Graph, Node, Value
 from mlc.ir.dtypes import DType
+from mlc.ir.tensor import Tensor
 from mlc.ir.types import TensorType
 from mlc.pass_api import Numerics, Pass, PassContext, PassOption, register_pass
 
@@ -60,6 +64,39 @@ def _stable_softplus(b: _Builder, x: Value, t: TensorType) -> Value:
     series = b.op("Sub", [e, b.op("Mul", [b.op("Mul", [e, e], t), b.scalar(0.5, dtype)], t)], t)
     small = b.op("Less", [e, b.scalar(_SMALL, dtype)], bool_t)
     return b.op("Add", [b.op("Relu", [x], t), b.op("Where", [small, series, logged], t)], t)
+
+
+def _tile_plan(node: Node, ctx: PassContext) -> tuple[list[int], list[int]] | None:
+    """(dims of x, repeats) when Tile can become Reshape/Expand/Reshape, else None (with a remark)."""
+    x, repeats = node.inputs[0], node.inputs[1] if len(node.inputs) > 1 else None
+    if x is None or not isinstance(x.type, TensorType) or not x.type.is_static:
+        ctx.remark(f"Tile {node.name!r}: left alone, its input's shape is not static")
+        return None
+    if repeats is None or not repeats.is_constant or not isinstance(repeats.const, Tensor):
+        ctx.remark(f"Tile {node.name!r}: left alone, its repeats are not constant")
+        return None
+    dims = [int(d) for d in x.type.shape]  # type: ignore[arg-type, union-attr]
+    reps = [int(r) for r in repeats.const.numpy().reshape(-1)]
+    return (dims, reps) if len(reps) == len(dims) else None
+
+
+def _tile_as_expand(graph: Graph, node: Node, ctx: PassContext) -> None:
+    plan = _tile_plan(node, ctx)
+    x, out = node.inputs[0], node.outputs[0]
+    assert plan is not None and x is not None and out is not None and isinstance(x.type, TensorType)
+    dims, reps = plan
+    b = _Builder(graph, node, ctx, "tile-as-expand")
+    spread = [v for d in dims for v in (1, d)]
+    wide = [v for d, r in zip(dims, reps, strict=True) for v in (r, d)]
+    final = [d * r for d, r in zip(dims, reps, strict=True)]
+    shaped = b.op("Reshape", [x, graph.make_constant(np.array(spread, np.int64), "tile_spread")],
+                  TensorType(x.type.dtype, tuple(spread)))
+    expanded = b.op("Expand", [shaped, graph.make_constant(np.array(wide, np.int64), "tile_wide")],
+                    TensorType(x.type.dtype, tuple(wide)))
+    result = b.op("Reshape", [expanded, graph.make_constant(np.array(final, np.int64), "tile_shape")],
+                  TensorType(x.type.dtype, tuple(final)))
+    out.replace_all_uses_with(result, replace_graph_outputs=True)
+    graph.remove(node)
 
 
 def _all_f16(node: Node) -> bool:
@@ -113,7 +150,7 @@ def _float_type(node: Node) -> TensorType | None:
 @register_pass
 class LegalizeForTvm(Pass):
     name = "legalize-tvm"
-    description = "Rewrite ops TVM lowers wrongly (IsInf flags, Softplus/Mish precision) into ones it gets right"
+    description = "Rewrite ops TVM lowers wrongly (IsInf flags, Softplus/Mish precision, Tile) into ones it gets right"
     numerics = Numerics.TOLERANCE
     options = (PassOption("f16_as_f32", bool, False, "compute float16 products, reductions and transcendental "
                           "functions in float32 (CPU targets)"),)
@@ -130,6 +167,15 @@ class LegalizeForTvm(Pass):
                         return changed
                     _upcast(sub, node, ctx)
                     ctx.stats["f16_upcast"] += 1
+                    changed = True
+                    continue
+                if node.op_type == "Tile":
+                    if _tile_plan(node, ctx) is None:
+                        continue
+                    if not ctx.rewrite("tile-as-expand"):
+                        return changed
+                    _tile_as_expand(sub, node, ctx)
+                    ctx.stats["rewritten"] += 1
                     changed = True
                     continue
                 if node.op_type not in ("IsInf", "Softplus", "Mish"):

@@ -49,15 +49,10 @@ def test_digits_llvm_artifact_matches_and_records_the_cpu(tmp_path) -> None:
 
 
 def test_llvm_artifacts_are_byte_identical(tmp_path) -> None:
-    """Two `mlc compile` runs give the same bytes. (Inside one process, TVM 0.27's first compile
-    differs from later ones in a few bytes of code: measured, so the test compiles as users do.)"""
-    import subprocess
-    import sys
-
-    for name in ("one", "two"):
-        subprocess.run([sys.executable, "-m", "mlc.cli", "compile", str(DIGITS), "--target", "llvm",
-                        "-o", str(tmp_path / name)], check=True, capture_output=True, timeout=600)
-    one, two = tmp_path / "one", tmp_path / "two"
+    """TVM builds in a child process without address randomization (backends/tvm_build.py):
+    without that, 3 of 5 compiles of this model differed, and a process's first compile always."""
+    one = mlc.compile(DIGITS, "llvm", tmp_path / "one")
+    two = mlc.compile(DIGITS, "llvm", tmp_path / "two")
     for name in ("manifest.json", "module.so"):
         assert (one / name).read_bytes() == (two / name).read_bytes(), name
 
@@ -172,6 +167,10 @@ def _reshape_by_input_model(tmp_path: Path) -> Path:
 
 def test_bind_inputs_specializes_a_shape_operand(tmp_path, capsys) -> None:
     path = _reshape_by_input_model(tmp_path)
+    code = main(["compile", str(path), "--target", "llvm", "--verify", "none", "-o", str(tmp_path / "unbound")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "target llvm: TVM failed:" in err, err  # TVM's own error, one line
+    assert not (tmp_path / "unbound").exists()
     np.savez(tmp_path / "bind.npz", shape=np.array([6, 4], np.int64))
     code = main(["compile", str(path), "--target", "llvm", "--bind-inputs", str(tmp_path / "bind.npz"),
                  "-o", str(tmp_path / "a")])

@@ -84,3 +84,25 @@ def test_float16_math_is_computed_in_float32_when_asked() -> None:
 }'''
     assert_pass("legalize-tvm{f16_as_f32=true}", before, expected, f16_upcast=2)
     assert_pass("legalize-tvm", before, before)  # off by default (cuda keeps float16 arithmetic)
+
+
+def test_tile_becomes_reshape_expand_reshape() -> None:
+    before = '''graph "g" (%x: f32[2,3]) {
+  const %r = dense<i64[2]> [2, 3]
+  %y: f32[4,9] = Tile(%x, %r)
+  return %y
+}'''
+    expected = '''graph "g" (%x: f32[2,3]) {
+  const %r = dense<i64[2]> [2, 3]
+  const %spread = dense<i64[4]> [1, 2, 1, 3]
+  const %wide = dense<i64[4]> [2, 2, 3, 3]
+  const %shape = dense<i64[2]> [4, 9]
+  %a: f32[1,2,1,3] = Reshape(%x, %spread)
+  %b: f32[2,2,3,3] = Expand(%a, %wide)
+  %y: f32[4,9] = Reshape(%b, %shape)
+  return %y
+}'''
+    assert_pass("legalize-tvm", before, expected, rewritten=1)
+    dynamic = before.replace("f32[2,3]", "f32[N,3]").replace("f32[4,9]", "f32[?,9]")
+    _, ctx = run_pass("legalize-tvm", dynamic)
+    assert ctx.rewrites == 0 and any("not static" in r for r in ctx.remarks)

@@ -1,0 +1,79 @@
+"""TVM's part of a compile: ONNX model in, `module.so` out, in a process of its own.
+
+TVM 0.27 emits some functions (the VM's shape bookkeeping) with registers allocated in an order
+that follows heap addresses: with address-space randomization, the same model compiled twice gave
+3 different `module.so` in 5 runs (same code, other instruction order), and a process's first
+compile differs from its later ones. Compiling in a child process that runs with randomization
+off (Linux `personality(ADDR_NO_RANDOMIZE)`, which `setarch -R` also sets) made 5 of 5 identical,
+so artifacts are byte-identical for identical inputs. Where the personality call is unavailable
+the build still runs (in a child), only without that guarantee.
+
+    python -m mlc.backends.tvm_build MODEL.onnx TARGET.json OUT.so
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+ADDR_NO_RANDOMIZE = 0x0040000
+FAILED = 3  # the child's exit code for a TVM error (its one-line message is on stderr)
+
+
+def build_library(model: Any, target: dict[str, Any], out: Path, opset: int) -> None:
+    """from_onnx → DecomposeOpsForInference → tvm.compile(opt_level 3) → export_library."""
+    import tvm
+    from tvm import relax
+    from tvm.relax.frontend.onnx import from_onnx
+
+    module = from_onnx(model, opset=opset, keep_params_in_input=False)
+    module = relax.transform.DecomposeOpsForInference()(module)
+    tvm_target = tvm.target.Target(target)
+    with tvm_target, tvm.transform.PassContext(opt_level=3):
+        executable = tvm.compile(module, target=tvm_target)
+    executable.export_library(str(out))
+
+
+def _no_aslr() -> None:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.personality(ADDR_NO_RANDOMIZE)
+    except (OSError, AttributeError):
+        pass
+
+
+def build_in_child(model_path: Path, target: dict[str, Any], out: Path, opset: int) -> str | None:
+    """Run build_library in a child process with address randomization off; None on success, else
+    the error's first line."""
+    env = dict(os.environ)
+    command = [sys.executable, "-m", "mlc.backends.tvm_build", str(model_path), json.dumps(target), str(out),
+               str(opset)]
+    done = subprocess.run(command, capture_output=True, text=True, env=env,
+                          preexec_fn=_no_aslr if sys.platform.startswith("linux") else None)
+    if done.returncode == 0:
+        return None
+    lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else f"the TVM build process exited with {done.returncode}"
+
+
+def main(argv: list[str]) -> int:
+    import onnx  # noqa: TID251 - the child reads the ONNX file the parent wrote for TVM's frontend
+
+    model_path, target, out, opset = argv
+    try:
+        build_library(onnx.load(model_path), json.loads(target), Path(out), int(opset))
+    except Exception as error:  # noqa: BLE001 - reported to the parent as one line
+        text = str(error).strip().splitlines()
+        message = next((line for line in reversed(text) if line.strip()), type(error).__name__)
+        print(f"{type(error).__name__}: {message.strip()}", file=sys.stderr)
+        return FAILED
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
