@@ -9,6 +9,9 @@ shipped outputs (see `backends/tvm.py` for the ops that are refused instead):
                   float32's epsilon (and overflows above 88)   ->  Relu(x) + log1p(exp(-|x|)),
                   with log1p(e) taken as e - e²/2 where e < 2^-10 (error < e³/3)
     Mish(x)       TVM's Mish uses the same softplus        ->  x * Tanh(stable softplus(x))
+    LayerNormalization's Mean / InvStdDev outputs (TVM returns scalars)  ->  computed beside it:
+                  ReduceMean over the normalized axes, and 1 / Sqrt(ReduceMean((x - mean)²) + eps),
+                  in float32 (stash_type 1); the LayerNormalization keeps only Y
     Tile(x, r)    TVM 0.27's AVX-512 code for Tile returns garbage (official test_tile on znver4) ->
                   Reshape(Expand(Reshape(x, [1, d0, 1, d1, ...]), [r0, d0, r1, d1, ...]), [r0*d0, ...])
                   (static x, constant repeats)
@@ -64,6 +67,54 @@ def _stable_softplus(b: _Builder, x: Value, t: TensorType) -> Value:
     series = b.op("Sub", [e, b.op("Mul", [b.op("Mul", [e, e], t), b.scalar(0.5, dtype)], t)], t)
     small = b.op("Less", [e, b.scalar(_SMALL, dtype)], bool_t)
     return b.op("Add", [b.op("Relu", [x], t), b.op("Where", [small, series, logged], t)], t)
+
+
+def _layernorm_stats_used(node: Node) -> bool:
+    return any(v is not None and (v.uses or v.is_graph_output) for v in node.outputs[1:3])
+
+
+def _layernorm_axes(node: Node, ctx: PassContext) -> list[int] | None:
+    x = node.inputs[0]
+    if x is None or not isinstance(x.type, TensorType) or x.type.shape is None:
+        ctx.remark(f"LayerNormalization {node.name!r}: left alone, its input's rank is unknown")
+        return None
+    if node.attr("stash_type", 1) != 1 or not x.type.dtype.is_float:
+        ctx.remark(f"LayerNormalization {node.name!r}: left alone, stash_type is not float32")
+        return None
+    rank = len(x.type.shape)
+    axis = node.attr("axis", -1)
+    axis = axis + rank if axis < 0 else axis
+    return list(range(axis, rank))
+
+
+def _layernorm_stats(graph: Graph, node: Node, ctx: PassContext) -> None:
+    axes = _layernorm_axes(node, ctx)
+    x = node.inputs[0]
+    assert axes is not None and x is not None and isinstance(x.type, TensorType) and x.type.shape is not None
+    b = _Builder(graph, node, ctx, "layernorm-stats")
+    shape = tuple(1 if i in axes else d for i, d in enumerate(x.type.shape))
+    wide = TensorType(DType.FLOAT, x.type.shape)
+    stat = TensorType(DType.FLOAT, shape)
+    xs = x if x.type.dtype == DType.FLOAT else b.op("Cast", [x], wide, to=int(DType.FLOAT))
+    opset = graph.opset_version("") or 17
+
+    def reduce_mean(value: Value) -> Value:
+        if opset >= 18:
+            return b.op("ReduceMean", [value, graph.make_constant(np.array(axes, np.int64), "axes")], stat, keepdims=1)
+        return b.op("ReduceMean", [value], stat, axes=axes, keepdims=1)
+
+    mean = reduce_mean(xs)
+    centered = b.op("Sub", [xs, mean], wide)
+    variance = reduce_mean(b.op("Mul", [centered, centered], wide))
+    eps = b.scalar(float(node.attr("epsilon", 1e-5)), DType.FLOAT)
+    inv = b.op("Reciprocal", [b.op("Sqrt", [b.op("Add", [variance, eps], stat)], stat)], stat)
+    for index, value in ((1, mean), (2, inv)):
+        old = node.outputs[index] if index < len(node.outputs) else None
+        if old is not None and (old.uses or old.is_graph_output):
+            old.replace_all_uses_with(value, replace_graph_outputs=True)
+    for index in (2, 1):
+        if index < len(node.outputs) and node.outputs[index] is not None:
+            node.drop_output(index)
 
 
 def _tile_plan(node: Node, ctx: PassContext) -> tuple[list[int], list[int]] | None:
@@ -167,6 +218,15 @@ class LegalizeForTvm(Pass):
                         return changed
                     _upcast(sub, node, ctx)
                     ctx.stats["f16_upcast"] += 1
+                    changed = True
+                    continue
+                if node.op_type == "LayerNormalization" and _layernorm_stats_used(node):
+                    if _layernorm_axes(node, ctx) is None:
+                        continue
+                    if not ctx.rewrite("layernorm-stats"):
+                        return changed
+                    _layernorm_stats(sub, node, ctx)
+                    ctx.stats["rewritten"] += 1
                     changed = True
                     continue
                 if node.op_type == "Tile":

@@ -106,3 +106,21 @@ def test_tile_becomes_reshape_expand_reshape() -> None:
     dynamic = before.replace("f32[2,3]", "f32[N,3]").replace("f32[4,9]", "f32[?,9]")
     _, ctx = run_pass("legalize-tvm", dynamic)
     assert ctx.rewrites == 0 and any("not static" in r for r in ctx.remarks)
+
+
+def test_layernorm_statistics_are_computed_beside_it() -> None:
+    before = '''graph "g" (%x: f32[2,3,4], %s: f32[4], %b: f32[4]) {
+  %y: f32[2,3,4], %m: f32[2,3,1], %inv: f32[2,3,1] = LayerNormalization(%x, %s, %b) {axis = -1}
+  return %y, %m, %inv
+}'''
+    after, ctx = run_pass("legalize-tvm", as_graph(before, opset=18))
+    ln = next(n for n in after if n.op_type == "LayerNormalization")
+    assert len(ln.outputs) == 1 and ctx.stats["rewritten"] == 1
+    assert [v.name for v in after.outputs] == ["y", "m", "inv"]
+    for seed in (0, 1):
+        assert_numerically_equivalent(as_graph(before, opset=18), after, seed=seed)
+    plain = '''graph "g" (%x: f32[2,3,4], %s: f32[4]) {
+  %y: f32[2,3,4] = LayerNormalization(%x, %s)
+  return %y
+}'''
+    assert_pass("legalize-tvm", plain, plain)
