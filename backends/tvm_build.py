@@ -23,6 +23,7 @@ from typing import Any
 
 ADDR_NO_RANDOMIZE = 0x0040000
 FAILED = 3  # the child's exit code for a TVM error (its one-line message is on stderr)
+MARKER = "mlc-tvm-error: "  # TVM may print warnings after the error; the parent looks for this line
 
 
 def build_library(model: Any, target: dict[str, Any], out: Path, opset: int) -> None:
@@ -58,6 +59,9 @@ def build_in_child(model_path: Path, target: dict[str, Any], out: Path, opset: i
     if done.returncode == 0:
         return None
     lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
+    marked = [line.removeprefix(MARKER) for line in lines if line.startswith(MARKER)]
+    if marked:
+        return marked[-1]
     return lines[-1] if lines else f"the TVM build process exited with {done.returncode}"
 
 
@@ -70,7 +74,7 @@ def main(argv: list[str]) -> int:
     except Exception as error:  # noqa: BLE001 - reported to the parent as one line
         text = str(error).strip().splitlines()
         message = next((line for line in reversed(text) if line.strip()), type(error).__name__)
-        print(f"{type(error).__name__}: {message.strip()}", file=sys.stderr)
+        print(f"{MARKER}{type(error).__name__}: {message.strip()}", file=sys.stderr, flush=True)
         return FAILED
     return 0
 
