@@ -116,7 +116,7 @@ def cmd_debug(args: argparse.Namespace) -> int:
         passes=passes, verify=args.verify, inputs_path=args.inputs, input_spec=_input_spec(args),
         stop_after=args.stop_after, max_rewrites=args.max_rewrites, reproducer_dir=args.reproducer,
         second_opinion=not args.no_second_opinion, freeze_inputs=args.freeze_inputs, loaded_modules=loaded,
-        bind_inputs_path=args.bind_inputs)
+        bind_inputs_path=args.bind_inputs, static_shapes=_static_shapes(args))
     result = run_debug(args.model, options, instruments)
     render_debug(result, verbose=args.verbose)
     if args.report:
@@ -138,6 +138,12 @@ def _pipeline_args(parser: argparse.ArgumentParser, default_level: str) -> None:
                         help="largest constant folding may create, e.g. --fold-limit 1048576 (default 4 MiB)")
     parser.add_argument("--prune-inputs", action="store_true",
                         help="remove graph inputs nothing reads (changes the model's interface)")
+
+
+def _static_shapes(args: argparse.Namespace) -> dict[str, tuple[int, ...]]:
+    from mlc.numerics.inputs import parse_shape_flags
+
+    return parse_shape_flags(args.static_shape)
 
 
 def _pass_options(args: argparse.Namespace) -> list[str]:
@@ -177,7 +183,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
         args.model, args.target, args.output, level=f"O{args.O}" if args.O is not None else None,
         passes=args.passes, disabled=tuple(args.disable_pass), pass_options=tuple(_pass_options(args)),
         verify=args.verify, inputs_path=args.inputs, input_spec=_input_spec(args), freeze_inputs=args.freeze_inputs,
-        bind_inputs=args.bind_inputs, instruments=instruments,
+        bind_inputs=args.bind_inputs, static_shapes=_static_shapes(args), instruments=instruments,
         backend_options={k: v for k, v in (("mcpu", args.mcpu), ("mattr", args.mattr), ("cuda_arch", args.cuda_arch))
                          if v})
     if args.report:
@@ -335,6 +341,9 @@ exit codes: 0 numbers hold (or inconclusive), 1 a numeric check failed, 2 bad in
     debug.add_argument("--bind-inputs", metavar="F.npz",
                       help="compile for these values of the named inputs (shape operands such as Reshape "
                            "shapes or Reduce axes), which become constants, e.g. --bind-inputs axes.npz")
+    debug.add_argument("--static-shape", action="append", default=[], metavar="NAME:D,D",
+                      help="fix an input's dims (dynamic ones included) so that shape computations fold, "
+                           "e.g. --static-shape input_ids:1,128 (repeatable)")
     debug.set_defaults(func=cmd_debug)
 
     comp = sub.add_parser(
@@ -364,6 +373,9 @@ examples:
     comp.add_argument("--bind-inputs", metavar="F.npz",
                       help="compile for these values of the named inputs (shape operands such as Reshape "
                            "shapes or Reduce axes), which become constants, e.g. --bind-inputs axes.npz")
+    comp.add_argument("--static-shape", action="append", default=[], metavar="NAME:D,D",
+                      help="fix an input's dims (dynamic ones included) so that shape computations fold, "
+                           "e.g. --static-shape input_ids:1,128 (repeatable)")
     comp.set_defaults(func=cmd_compile)
 
     run = sub.add_parser("run", help="run an artifact on inputs from an .npz",

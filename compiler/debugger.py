@@ -71,6 +71,7 @@ class DebugOptions:
     second_opinion: bool = True
     freeze_inputs: bool = False
     bind_inputs_path: str | None = None  # .npz of input values to compile the model for (specialization)
+    static_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # input dims fixed at import
     loaded_modules: list[str] = field(default_factory=list)
 
 
@@ -196,7 +197,8 @@ class _Debugger:
         started = time.perf_counter()
         opts = self.options
         bound = read_npz(opts.bind_inputs_path) if opts.bind_inputs_path else {}
-        graph = import_onnx(self.model_path, freeze_inputs=opts.freeze_inputs, bind_inputs=bound)
+        graph = import_onnx(self.model_path, freeze_inputs=opts.freeze_inputs, bind_inputs=bound,
+                            static_shapes=opts.static_shapes)
         verify(graph)
         self.original = export_onnx(graph)
         self.output_names = [v.name for v in graph.outputs]

@@ -117,6 +117,7 @@ def compile_model(
     input_spec: InputSpec | None = None,
     freeze_inputs: bool = False,
     bind_inputs: str | None = None,
+    static_shapes: dict[str, tuple[int, ...]] | None = None,
     backend_options: dict[str, Any] | None = None,
     instruments: list[Any] | None = None,
 ) -> tuple[Path, DebugResult]:
@@ -126,7 +127,7 @@ def compile_model(
     pipeline = target_pipeline(backend, target, level, passes, disabled, pass_options)
     options = DebugOptions(passes=pipeline, verify=verify, inputs_path=inputs_path,
                            input_spec=input_spec or InputSpec(), freeze_inputs=freeze_inputs,
-                           bind_inputs_path=bind_inputs)
+                           bind_inputs_path=bind_inputs, static_shapes=dict(static_shapes or {}))
     result = run_debug(str(model), options, instruments)
     if result.verdict == "fail":
         loc = result.localization
@@ -136,6 +137,7 @@ def compile_model(
     folder = Path(output) if output is not None else default_output(model, target)
     recorded = {"pipeline": [p.spec() for p in pipeline], "freeze_inputs": freeze_inputs,
                 **({"bound_inputs": _bound_record(bind_inputs)} if bind_inputs else {}),
+                **({"static_shapes": {k: list(v) for k, v in sorted(static_shapes.items())}} if static_shapes else {}),
                 **(backend_options or {})}
 
     def build(tmp: Path) -> dict[str, Any]:

@@ -48,3 +48,47 @@ def test_bind_inputs_makes_shapes_static_and_checks_what_it_binds() -> None:
         import_onnx(model, bind_inputs={"shape": np.array([1.5, 4.0])})
     with pytest.raises(BadInputError, match="no such input"):
         import_onnx(model, bind_inputs={"axes": np.array([0])})
+
+
+def test_static_shapes_fix_dynamic_dims_so_shape_chains_fold() -> None:
+    from onnx import TensorProto, helper
+
+    from mlc.onnx_io.importer import import_onnx
+    from mlc.testing import run_pass
+
+    graph = helper.make_graph(
+        [helper.make_node("Shape", ["x"], ["s"]), helper.make_node("Reshape", ["x", "s"], ["y"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", "seq"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    fixed = import_onnx(model, static_shapes={"x": (2, 5)})
+    assert fixed.inputs[0].type.shape == (2, 5)
+    _, ctx = run_pass("fold-constants", fixed)
+    assert ctx.stats["folded"] == 1  # Shape(x) is a constant now
+    with pytest.raises(BadInputError, match=r"cannot fix the shape of 'x' to \[2\]"):
+        import_onnx(model, static_shapes={"x": (2,)})
+
+
+def test_a_dynamic_gpt_compiles_for_llvm_once_its_shape_is_fixed(tmp_path, capsys) -> None:
+    """TVM's frontend cannot convert the exporter's dynamic shape chains (Gather of shape_of);
+    fixed input dims make them fold away."""
+    pytest.importorskip("tvm", reason="apache-tvm is not installed (pip install 'mlc[tvm]')")
+    import importlib.util
+    from pathlib import Path
+
+    import onnx
+
+    from mlc.cli import main
+
+    script = Path(__file__).resolve().parents[1] / "models" / "make_transformers.py"
+    spec = importlib.util.spec_from_file_location("make_transformers", script)
+    assert spec is not None and spec.loader is not None
+    builder = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(builder)
+    path = tmp_path / "gpt.onnx"
+    onnx.save(builder.build_gpt(layers=1, hidden=32, heads=2), str(path))
+    code = main(["compile", str(path), "--target", "llvm", "--static-shape", "input_ids:1,8",
+                 "-o", str(tmp_path / "a")])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert "numbers ok" in out.out

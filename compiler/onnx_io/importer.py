@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -456,6 +456,27 @@ def _bind_inputs(model: onnx.ModelProto, values: Mapping[str, np.ndarray], shown
     return bound
 
 
+def _fix_shapes(model: onnx.ModelProto, shapes: Mapping[str, Sequence[int]], shown: str) -> onnx.ModelProto:
+    """A copy of `model` whose named graph inputs have the given static dims."""
+    fixed = onnx.ModelProto()
+    fixed.CopyFrom(model)
+    declared = {i.name: i for i in fixed.graph.input}
+    for name, dims in shapes.items():
+        if name not in declared:
+            raise BadInputError(f"{shown}: cannot fix the shape of {name!r}: the model has no such input "
+                                f"(inputs: {', '.join(declared) or 'none'})")
+        tensor_type = declared[name].type.tensor_type
+        old = [d.dim_value if d.HasField("dim_value") else None for d in tensor_type.shape.dim]
+        if tensor_type.HasField("shape") and (len(old) != len(dims) or any(
+                o is not None and o != n for o, n in zip(old, dims, strict=False))):
+            raise BadInputError(f"{shown}: cannot fix the shape of {name!r} to {list(dims)}: it is declared "
+                                f"{['?' if o is None else o for o in old]}")
+        del tensor_type.shape.dim[:]
+        for size in dims:
+            tensor_type.shape.dim.add().dim_value = int(size)
+    return fixed
+
+
 def _infer_shapes(model: onnx.ModelProto, shown: str) -> onnx.ModelProto:
     """onnx's shape inference, best effort: a model it cannot complete keeps its own value infos."""
     try:
@@ -474,6 +495,7 @@ def import_onnx(
     infer_shapes: bool = True,
     base_dir: str | Path | None = None,
     bind_inputs: Mapping[str, np.ndarray] | None = None,
+    static_shapes: Mapping[str, Sequence[int]] | None = None,
 ) -> Graph:
     """Import an ONNX model (a file path, a ModelProto or serialized bytes) into the IR.
 
@@ -482,6 +504,8 @@ def import_onnx(
     resolved against when `source` is not a path. `bind_inputs`: graph inputs replaced by these
     values as constants before shape inference, so that shapes computed from them become static
     (the model is specialized to them and no longer takes them; the caller's model is not modified).
+    `static_shapes`: dims of graph inputs fixed to these sizes (symbolic or unknown dims become
+    ints) before shape inference, so that shape computations fold.
     """
     folder: Path | None
     if isinstance(source, str | Path):
@@ -503,6 +527,8 @@ def import_onnx(
         _check_model_proto(model, shown)
     if bind_inputs:
         model = _bind_inputs(model, bind_inputs, shown)
+    if static_shapes:
+        model = _fix_shapes(model, static_shapes, shown)
     if infer_shapes:
         model = _infer_shapes(model, shown)
     importer = _Importer(shown, folder, freeze_inputs)
