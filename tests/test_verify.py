@@ -115,3 +115,18 @@ def test_checks_tolerate_dead_large_constants_left_for_dce() -> None:
     prepared = WeightCache().prepare(graph)
     out = run_model(prepared, {"x": np.array([-1.0, 0.0, 1.0, 2.0], np.float32)})
     assert np.array_equal(next(iter(out.values())), [0.0, 0.0, 1.0, 2.0])
+
+
+def test_integer_mask_inputs_are_zero_or_one_with_no_row_fully_masked() -> None:
+    from mlc.numerics.inputs import InputSpec, make_inputs
+    from mlc.testing import as_graph
+
+    graph = as_graph('''graph "g" (%attention_mask: i64[4,16], %count: i64[4]) {
+  %c: f32[4,16] = Cast(%attention_mask) {to = 1}
+  %k: f32[4] = Cast(%count) {to = 1}
+  return %c, %k
+}''')
+    feeds = make_inputs(graph, InputSpec(seed=3))
+    mask = feeds["attention_mask"]
+    assert set(np.unique(mask)) <= {0, 1} and mask[:, 0].all() and (mask == 0).any()
+    assert feeds["count"].max() > 1  # other integers keep the default range

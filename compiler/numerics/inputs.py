@@ -126,6 +126,12 @@ def _values(value: Value, dtype: DType, shape: tuple[int, ...], spec: InputSpec,
         return rng.integers(int(lo), int(hi) + 1, shape).astype(dtype.numpy)
     bound = _index_bound(value)
     info = np.iinfo(dtype.numpy)
+    if bound is None and "mask" in name.lower():
+        # attention masks are 0/1 (other values turn (1 - mask) * -inf into NaN); no row fully masked
+        mask = rng.integers(0, 2, shape).astype(dtype.numpy)
+        if mask.ndim:
+            mask[..., 0] = 1
+        return mask
     if bound is not None:
         return rng.integers(0, max(bound, 1), shape).astype(dtype.numpy)
     return rng.integers(max(info.min, 0), min(info.max, 10), shape, endpoint=True).astype(dtype.numpy)
