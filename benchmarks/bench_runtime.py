@@ -13,8 +13,9 @@
    usual); mlc -O3 for the onnxruntime target (its contrib composites). Goals: mlc at least as
    fast as ORT's transformer optimizer, and at least 1.2x the original.
 
-Sessions use intra_op_num_threads=1 so that the two cores of a shared machine do not decide the
-ranking; medians of interleaved runs (one run of each variant per round).
+Sessions use onnxruntime's default thread count with thread spinning off (spinning idle sessions
+would steal cores from the one being timed); medians of interleaved runs (one run of each variant
+per round).
 """
 
 from __future__ import annotations
@@ -47,6 +48,9 @@ def session(model: onnx.ModelProto) -> ort.InferenceSession:
     options = ort.SessionOptions()
     options.intra_op_num_threads = THREADS
     options.log_severity_level = 3
+    # Interleaved sessions in one process: with spinning on, the idle sessions' threads spin while
+    # another runs and steal the (two) cores; every variant gets the same setting.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
 
