@@ -144,7 +144,7 @@ class OnnxRuntimeBackend(Backend):
         from mlc.pass_api import registered_passes
 
         wanted = ["fuse-conv-activation", "fuse-gemm-activation", "fuse-gelu{contrib=true}",
-                  "fuse-attention{form=contrib}", "fuse-skip-layernorm", "fuse-bias-gelu"]
+                  "fuse-attention{form=contrib}", "fuse-embed-layernorm", "fuse-skip-layernorm", "fuse-bias-gelu"]
         available = registered_passes()
         specs = [spec for spec in wanted if spec.partition("{")[0] in available]
         return [*specs, "dce"] if specs else []
