@@ -129,6 +129,11 @@ class _Dims:
             return []
         if op in _SAME_AS_INPUT:  # the first output (SkipLayerNormalization's sum too; not Mean/InvStdDev)
             return [x, None, None, x] if op == "SkipLayerNormalization" else [x]
+        if node.domain == MS_DOMAIN and op in ("Attention", "MultiHeadAttention", "EmbedLayerNormalization"):
+            # [batch, sequence] of the query (input ids), the hidden size its declared output has
+            declared = dims_of(node.outputs[0]) if node.outputs and node.outputs[0] is not None else None
+            hidden = declared[-1] if declared else None
+            return [(x[0], x[1], hidden)] if len(x) >= 2 else []
         if op == "MatMul" and ins[1] is not None and len(x) >= 2 and len(ins[1]) >= 2:
             w = ins[1]
             return [(*_broadcast([x[:-2], w[:-2]]), x[-2], w[-1])]

@@ -178,3 +178,12 @@ def test_gpt(linear: str) -> None:
     (remark,) = remarks(contexts["fuse-skip-layernorm"], "SkipLayerNorm")
     assert remark.startswith("SkipLayerNorm at '/transformer/h.0/ln_1/LayerNormalization': not fused"), remark
     assert_model_numbers("gpt", graph, linear)
+
+
+def test_dims_are_followed_through_fused_attention() -> None:
+    """After fuse-attention, the residual Adds of both layers still prove one batch size."""
+    graph, contexts, _ = fused_model("bert", ["simplify-shapes", "dce", "fuse-layernorm",
+                                              "fuse-attention", "fuse-skip-layernorm", "dce"])
+    assert contexts["fuse-skip-layernorm"].stats["fused"] == 4, contexts["fuse-skip-layernorm"].remarks
+    assert op_counts(graph)["com.microsoft::Attention"] == 2
+    assert_model_numbers("bert", graph)
