@@ -11,8 +11,8 @@ import numpy as np
 
 from mlc.ir.core import Graph, Node, Value
 from mlc.ir.dtypes import DType
-from mlc.ir.tensor import Tensor
-from mlc.ir.types import TensorType
+from mlc.ir.tensor import Tensor, TensorDataUnavailable
+from mlc.ir.types import Dim, TensorType
 from mlc.pass_api import PassContext
 
 STANDARD = ("", "ai.onnx")
@@ -25,12 +25,23 @@ def label(node: Node) -> str:
     return f"{node.op_type} {node.name!r}" if node.name else node.op_type
 
 
-def const_array(value: Value | None) -> np.ndarray | None:
+def const_array(value: Value | None, *, constant_nodes: bool = False) -> np.ndarray | None:
     """The values of a constant no caller can override, or None (graph inputs with defaults,
-    node outputs, digests without data are not constants a fusion may bake in)."""
-    if value is None or not value.is_constant or not isinstance(value.const, Tensor) or not value.const.has_data:
+    node outputs, digests without data are not constants a fusion may bake in). With
+    `constant_nodes`, the output of a `Constant` node with a tensor `value` counts too (for passes
+    that run before fold-constants has turned those into initializers)."""
+    if value is None:
         return None
-    return value.const.numpy()
+    try:
+        if constant_nodes and value.producer is not None:
+            node = value.producer
+            tensor = node.attr("value") if node.op_type == "Constant" and node.domain in STANDARD else None
+            return tensor.numpy() if isinstance(tensor, Tensor) and tensor.has_data else None
+        if not value.is_constant or not isinstance(value.const, Tensor) or not value.const.has_data:
+            return None
+        return value.const.numpy()
+    except TensorDataUnavailable:  # external data that cannot be read: not a constant to bake in
+        return None
 
 
 def input_at(node: Node, index: int) -> Value | None:
@@ -213,3 +224,125 @@ def fold_affine(graph: Graph, ctx: PassContext, rule: str, producer: Node, consu
     drop_dead_constants(old)
 
 
+# ===================================================================== transformer-fusion helpers
+MS_DOMAIN = "com.microsoft"
+# onnxruntime's CPU kernels of Gelu, BiasGelu and SkipLayerNormalization take float32 and float16
+# (double Gelu falls back to a function body whose Erf has no double kernel).
+CONTRIB_DTYPES = (DType.FLOAT, DType.FLOAT16)
+# Constants of a pattern (0.5, sqrt 2, 0.7978845, 0.044715, ...) match within this relative
+# tolerance: exporters and hand-written models round them to 5 or 6 significant digits.
+CONST_RTOL = 1e-4
+
+
+def where(node: Node) -> str:
+    """How remarks name a node: its name quoted, or its op and output when it has none."""
+    if node.name:
+        return repr(node.name)
+    out = node.outputs[0] if node.outputs else None
+    return f"{node.op_type} -> %{out.name}" if out is not None else node.op_type
+
+
+def is_op(node: Node | None, *op_types: str) -> bool:
+    """`node` is one of the standard-domain `op_types`."""
+    return node is not None and node.op_type in op_types and node.domain in STANDARD
+
+
+def producer(value: Value | None, *op_types: str) -> Node | None:
+    """The node producing `value` when it is one of the standard `op_types`."""
+    node = value.producer if value is not None else None
+    return node if node is not None and is_op(node, *op_types) else None
+
+
+def const_scalar(value: Value | None) -> float | None:
+    """The value of a constant scalar or one-element float/int tensor."""
+    array = const_array(value)
+    if array is None or array.size != 1 or array.dtype.kind not in "fiu":
+        return None
+    return float(array.reshape(-1)[0])
+
+
+def is_close(value: Value | None, target: float) -> bool:
+    """`value` is a constant scalar (or one-element tensor) within CONST_RTOL of `target`."""
+    got = const_scalar(value)
+    return got is not None and abs(got - target) <= CONST_RTOL * abs(target)
+
+
+def other_input(node: Node, value: Value) -> Value | None:
+    """The operand of binary `node` that is not `value` (`value` itself for Mul(v, v))."""
+    a, b = (*node.inputs, None, None)[:2]
+    if a is value:
+        return b
+    if b is value:
+        return a
+    return None
+
+
+def dims_of(value: Value | None) -> tuple[Dim, ...] | None:
+    if value is None or not isinstance(value.type, TensorType):
+        return None
+    return value.type.shape
+
+
+def sole_reader(value: Value | None, *op_types: str) -> Node | None:
+    """The one reader of `value` when it has exactly one use and is no graph output; with
+    `op_types`, only when that reader is one of them (standard domain)."""
+    if value is None or value.is_graph_output or len(value.uses) != 1:
+        return None
+    node = value.uses[0][0]
+    return node if not op_types or is_op(node, *op_types) else None
+
+
+def read_only_by(value: Value | None, nodes: Iterable[Node]) -> bool:
+    """Every reader of `value` is one of `nodes`, and it is no graph output."""
+    if value is None or value.is_graph_output:
+        return False
+    allowed = {id(n) for n in nodes}
+    return all(id(node) in allowed for node, _ in value.uses)
+
+
+def ensure_ms_opset(graph: Graph) -> bool:
+    """Import the com.microsoft domain (version 1) into the model; False when there is no model."""
+    model = graph.root.model
+    if model is None:
+        return False
+    model.opset_imports.setdefault(MS_DOMAIN, 1)
+    return True
+
+
+def fused_name(node: Node, op_type: str) -> str:
+    """A name for the fused node in the exporter's scope of `node` (`/a/b/Sub` -> `/a/b/<op>`)."""
+    scope, slash, _ = node.name.rpartition("/")
+    return f"{scope}/{op_type}" if slash else (f"{node.name}_{op_type}" if node.name else "")
+
+
+def replace_pattern(graph: Graph, ctx: PassContext, rule: str, matched: Sequence[Node], op_type: str,
+                    inputs: Sequence[Value | None], outputs: Sequence[Value | None], attributes: dict[str, Any],
+                    *, domain: str = "", name: str = "", before: Node | None = None) -> Node:
+    """Replace the matched nodes by one new node.
+
+    outputs[i] is the old value the new node's output i stands for (None: omitted optional
+    output); each keeps its name and type. The node is inserted before `before` (default: the
+    last matched node, which reads everything the pattern reads), every use of the old values
+    moves to the new ones, and the matched nodes are removed once nothing reads them."""
+    specs: list[Value | None] = [None if old is None else Value(old.name, old.type) for old in outputs]
+    node = Node(op_type, inputs, specs, attributes, domain=domain, name=name)
+    ctx.created(node, matched, rule)
+    graph.insert_before(before if before is not None else matched[-1], node)
+    for old, new in zip(outputs, node.outputs, strict=True):
+        if old is not None and new is not None:
+            old.replace_all_uses_with(new, replace_graph_outputs=True)
+    remove_nodes(graph, matched)
+    return node
+
+
+def remove_nodes(graph: Graph, nodes: Sequence[Node]) -> None:
+    """Remove `nodes`, each once nothing reads its outputs (any order given)."""
+    pending = list(nodes)
+    while pending:
+        for node in pending:
+            if all(out is None or (not out.uses and not out.is_graph_output) for out in node.outputs):
+                graph.remove(node)
+                pending.remove(node)
+                break
+        else:
+            raise AssertionError(f"{pending[0]!r}: its outputs are still read after the rewrite")

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from mlc.ir.core import Graph, Node, Value
 from mlc.pass_api import Numerics, Pass, PassContext, register_pass
-from mlc.passes.fuse_layernorm import (
+from mlc.passes._patterns import (
     CONTRIB_DTYPES,
     MS_DOMAIN,
     STANDARD,

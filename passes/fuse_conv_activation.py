@@ -31,16 +31,17 @@ from mlc.ir.dtypes import DType
 from mlc.ir.types import TensorType
 from mlc.pass_api import Numerics, Pass, PassContext, register_pass
 from mlc.passes._patterns import (
+    MS_DOMAIN,
     STANDARD,
     const_array,
     drop_dead_constants,
+    ensure_ms_opset,
     input_at,
     label,
     reader_problem,
     replace_chain,
 )
 
-MS_DOMAIN = "com.microsoft"
 _ACTIVATIONS = ("Relu", "Clip", "Sigmoid", "HardSigmoid", "LeakyRelu", "Tanh")
 _F32 = np.finfo(np.float32)
 
@@ -94,7 +95,7 @@ class FuseConvActivation(Pass):
                 rule = f"conv-{act.op_type.lower()}"
                 if not ctx.rewrite(rule):
                     return changed
-                model.opset_imports.setdefault(MS_DOMAIN, 1)
+                ensure_ms_opset(sub)
                 attributes = dict(node.attributes)
                 attributes["activation"] = Attr("activation", AttrType.STRING, act.op_type)
                 if params:

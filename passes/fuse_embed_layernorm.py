@@ -23,7 +23,7 @@ from mlc.ir.core import Graph, Node, Value
 from mlc.ir.dtypes import DType
 from mlc.ir.types import TensorType
 from mlc.pass_api import Numerics, Pass, PassContext, register_pass
-from mlc.passes.fuse_layernorm import MS_DOMAIN, const_array, ensure_ms_opset, fused_name, replace_pattern
+from mlc.passes._patterns import MS_DOMAIN, const_array, ensure_ms_opset, fused_name, replace_pattern
 
 _INT_IDS = (DType.INT64, DType.INT32)
 

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 from mlc.ir.core import Graph, Node, Value
 from mlc.pass_api import Numerics, Pass, PassContext, PassOption, register_pass
-from mlc.passes.fuse_layernorm import (
+from mlc.passes._patterns import (
     CONTRIB_DTYPES,
     FLOAT_DTYPES,
     MS_DOMAIN,

@@ -18,9 +18,8 @@ from mlc.ir.core import Graph, Node
 from mlc.ir.dtypes import DType
 from mlc.ir.types import TensorType
 from mlc.pass_api import Numerics, Pass, PassContext, register_pass
-from mlc.passes._patterns import STANDARD, input_at, label, reader_problem, replace_chain
+from mlc.passes._patterns import MS_DOMAIN, STANDARD, ensure_ms_opset, input_at, label, reader_problem, replace_chain
 
-MS_DOMAIN = "com.microsoft"
 _ACTIVATIONS = ("Relu", "Sigmoid", "Tanh", "LeakyRelu", "HardSigmoid")
 
 
@@ -57,7 +56,7 @@ class FuseGemmActivation(Pass):
                 rule = f"gemm-{act.op_type.lower()}"
                 if not ctx.rewrite(rule):
                     return changed
-                model.opset_imports.setdefault(MS_DOMAIN, 1)
+                ensure_ms_opset(sub)
                 attributes = {**node.attributes, **_activation_attributes(act)}
                 replace_chain(sub, ctx, rule, [node, act], "FusedGemm", list(node.inputs), attributes,
                               domain=MS_DOMAIN)

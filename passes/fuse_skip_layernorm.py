@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from mlc.ir.core import Graph, Node, Value
 from mlc.ir.types import Dim
 from mlc.pass_api import Numerics, Pass, PassContext, register_pass
-from mlc.passes.fuse_layernorm import (
+from mlc.passes._patterns import (
     CONTRIB_DTYPES,
     MS_DOMAIN,
     STANDARD,

@@ -68,9 +68,9 @@ import numpy as np
 
 from mlc.ir.core import Graph, Node, Value
 from mlc.ir.dtypes import DType
-from mlc.ir.tensor import Tensor, TensorDataUnavailable
 from mlc.ir.types import Shape, TensorType
 from mlc.pass_api import Numerics, Pass, PassContext, register_pass
+from mlc.passes._patterns import const_array
 
 _OPS = ("QLinearMatMul", "QLinearConv", "MatMulInteger", "ConvInteger")
 _RANGES: dict[DType, tuple[int, int]] = {DType.UINT8: (0, 255), DType.INT8: (-128, 127)}
@@ -87,19 +87,7 @@ class _Kept(Exception):
 # ===================================================================== reading the node
 def _const_array(value: Value | None) -> np.ndarray | None:
     """The values of a constant input (initializer or Constant node), or None."""
-    if value is None:
-        return None
-    try:
-        if value.is_constant and isinstance(value.const, Tensor):
-            return value.const.numpy()
-        producer = value.producer
-        if producer is not None and producer.op_type == "Constant" and producer.domain in ("", "ai.onnx"):
-            tensor = producer.attr("value")
-            if isinstance(tensor, Tensor):
-                return tensor.numpy()
-    except TensorDataUnavailable:  # a digest parsed from text: values unknown
-        return None
-    return None
+    return const_array(value, constant_nodes=True)
 
 
 def _dtype(value: Value | None) -> DType | None:

@@ -43,9 +43,9 @@ import numpy as np
 from mlc.ir.core import Graph, Node, Value
 from mlc.ir.dtypes import DType
 from mlc.ir.printer import format_type
-from mlc.ir.tensor import Tensor, TensorDataUnavailable
 from mlc.ir.types import Dim, Shape, TensorType
 from mlc.pass_api import Numerics, Pass, PassContext, register_pass
+from mlc.passes._patterns import const_array
 
 Operand: TypeAlias = Value | np.ndarray  # an np.ndarray is a constant not yet materialized as an initializer
 
@@ -107,19 +107,7 @@ class _Plan:
 # ===================================================================== checks
 def _const_array(value: Value | None) -> np.ndarray | None:
     """The values of a constant input (initializer or Constant node), or None."""
-    if value is None:
-        return None
-    try:
-        if value.is_constant and isinstance(value.const, Tensor):
-            return value.const.numpy()
-        producer = value.producer
-        if producer is not None and producer.op_type == "Constant" and producer.domain in ("", "ai.onnx"):
-            tensor = producer.attr("value")
-            if isinstance(tensor, Tensor):
-                return tensor.numpy()
-    except TensorDataUnavailable:  # a digest parsed from text: values unknown
-        return None
-    return None
+    return const_array(value, constant_nodes=True)
 
 
 def _text(value: Any) -> str:
