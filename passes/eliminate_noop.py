@@ -48,6 +48,7 @@ from mlc.ir.dtypes import DType
 from mlc.ir.tensor import Tensor, TensorDataUnavailable
 from mlc.ir.types import Dim, TensorType
 from mlc.pass_api import Numerics, Pass, PassContext, PassOption, register_pass
+from mlc.passes._patterns import dims_of
 
 # A Slice end at least this large covers any dim a tensor can have (INT64_MAX and its kin), so it
 # selects to the end even where the dim is symbolic; smaller ends are compared with static dims.
@@ -61,11 +62,6 @@ Match = tuple[str, Value] | str | None
 def _label(node: Node) -> str:
     return f"{node.op_type} {node.name!r}"
 
-
-def _dims(value: Value | None) -> tuple[Dim, ...] | None:
-    if value is None or not isinstance(value.type, TensorType):
-        return None
-    return value.type.shape
 
 
 def _dtype(value: Value | None) -> DType | None:
@@ -141,7 +137,7 @@ def _reshape(node: Node) -> Match:
     x, target = node.inputs[0], _const_ints(node.inputs[1])
     if x is None or target is None:
         return None
-    dims = _dims(x)
+    dims = dims_of(x)
     if dims is None:
         return "the input's rank is unknown"
     if len(target) != len(dims) or target.count(-1) > 1:
@@ -173,7 +169,7 @@ def _expand(node: Node) -> Match:
     x, shape = node.inputs[0], _const_ints(node.inputs[1])
     if x is None or shape is None:
         return None
-    why = _broadcast_keeps(_dims(x), shape)
+    why = _broadcast_keeps(dims_of(x), shape)
     if why == "differs":
         return None
     return why if why is not None else ("expand", x)
@@ -200,7 +196,7 @@ def _slice(node: Node) -> Match:
     steps = [1] * len(starts) if steps is None else steps
     if not len(starts) == len(ends) == len(axes) == len(steps):
         return None
-    dims = _dims(x)
+    dims = dims_of(x)
     seen: set[int] = set()
     unknown = ""
     for start, end, axis, step in zip(starts, ends, axes, steps, strict=True):
@@ -245,7 +241,7 @@ def _transpose(node: Node) -> Match:
         return None
     perm = node.attr("perm")
     if perm is None:  # the default reverses the dims: nothing moves for rank 0 and 1
-        dims = _dims(x)
+        dims = dims_of(x)
         return ("transpose", x) if dims is not None and len(dims) <= 1 else None
     return ("transpose", x) if list(perm) == list(range(len(perm))) else None
 
@@ -265,7 +261,7 @@ def _squeeze(node: Node) -> Match:
     if x is None or (axes is not None and axes != []):
         return None  # named axes are removed: the rank changes
     # No axes (an empty list is read the same way): every dim of size 1 goes.
-    dims = _dims(x)
+    dims = dims_of(x)
     if dims is None:
         return "without axes it removes every 1-dim, and the input's rank is unknown"
     if any(d == 1 for d in dims):
@@ -300,7 +296,7 @@ def _split(node: Node) -> Match:
     if sizes is not None:
         if len(sizes) != 1:
             return None
-        dims = _dims(x)
+        dims = dims_of(x)
         axis = node.attr("axis", 0)
         if dims is not None and -len(dims) <= axis < len(dims) and _is_int(dims[axis]) and dims[axis] != sizes[0]:
             return None  # not the whole (the model is malformed): leave it to the runtime to say so
@@ -370,7 +366,7 @@ def _arithmetic(node: Node, signed_zeros: bool) -> Match:
             why = (f"the constant is {constant.const.dtype.short_name} and the operand is "
                    f"{operand.short_name if operand is not None else 'of unknown type'}")
             continue
-        shape_why = _broadcast_keeps(_dims(x), list(constant.const.shape))
+        shape_why = _broadcast_keeps(dims_of(x), list(constant.const.shape))
         if shape_why == "differs":
             why = f"the constant {list(constant.const.shape)} broadcasts the operand to a larger shape"
             continue

@@ -121,6 +121,22 @@ def _plus_one(f_out: Value) -> Value | str:
     return out
 
 
+def _complete(x: Value, f: Node, tanh: bool, inner: list[Node]) -> _Gelu | str:
+    """Both forms end alike: f(...) + 1, then the multiplications by x and 0.5."""
+    f_out = f.outputs[0]
+    assert f_out is not None
+    p = _plus_one(f_out)
+    if isinstance(p, str):
+        return p
+    outer = _outer(p, x)
+    if isinstance(outer, str):
+        return outer
+    nodes, out = outer
+    plus = p.producer
+    assert plus is not None
+    return _Gelu(x, tanh, [*inner, f, plus, *nodes], out)
+
+
 def _match_erf(erf: Node) -> _Gelu | str:
     arg = erf.inputs[0] if erf.inputs else None
     scale = producer(arg, "Div", "Mul")
@@ -134,18 +150,7 @@ def _match_erf(erf: Node) -> _Gelu | str:
         return "its input is not x / sqrt(2) (Div by 1.4142135 or Mul by 0.70710678)"
     if sole_reader(arg) is not erf:
         return "x / sqrt(2) is also read elsewhere"
-    erf_out = erf.outputs[0]
-    assert erf_out is not None
-    p = _plus_one(erf_out)
-    if isinstance(p, str):
-        return p
-    outer = _outer(p, x)
-    if isinstance(outer, str):
-        return outer
-    nodes, out = outer
-    add = p.producer
-    assert add is not None
-    return _Gelu(x, False, [scale, erf, add, *nodes], out)
+    return _complete(x, erf, False, [scale])
 
 
 def _cube_of(value: Value | None) -> tuple[Value, list[Node]] | None:
@@ -192,18 +197,7 @@ def _match_tanh(tanh: Node) -> _Gelu | str:
     for node, reader in ((cube_nodes[-1], mul), (mul, add), (add, scaled), (scaled, tanh)):
         if sole_reader(node.outputs[0]) is not reader:
             return f"%{_out(node).name} is also read outside the GELU"
-    tanh_out = tanh.outputs[0]
-    assert tanh_out is not None
-    p = _plus_one(tanh_out)
-    if isinstance(p, str):
-        return p
-    outer = _outer(p, x)
-    if isinstance(outer, str):
-        return outer
-    nodes, out = outer
-    plus = p.producer
-    assert plus is not None
-    return _Gelu(x, True, [*cube_nodes, mul, add, scaled, tanh, plus, *nodes], out)
+    return _complete(x, tanh, True, [*cube_nodes, mul, add, scaled])
 
 
 @register_pass

@@ -35,8 +35,9 @@ import numpy as np
 from mlc.ir.attributes import Attr, AttrType
 from mlc.ir.core import Graph, Node, Value
 from mlc.ir.tensor import Tensor, TensorDataUnavailable
-from mlc.ir.types import Dim, TensorType
+from mlc.ir.types import Dim
 from mlc.pass_api import Numerics, Pass, PassContext, register_pass
+from mlc.passes._patterns import dims_of
 
 _RESHAPING = {"Reshape", "Squeeze", "Unsqueeze", "Flatten"}
 
@@ -56,14 +57,9 @@ def _label(node: Node) -> str:
     return f"{node.op_type} {node.name!r}"
 
 
-def _dims(value: Value | None) -> tuple[Dim, ...] | None:
-    if value is None or not isinstance(value.type, TensorType):
-        return None
-    return value.type.shape
-
 
 def _rank(value: Value | None) -> int | None:
-    dims = _dims(value)
+    dims = dims_of(value)
     return None if dims is None else len(dims)
 
 
@@ -195,7 +191,7 @@ def _into_reshape(first: Node, second: Node) -> _Plan | str:
     if first.op_type == "Reshape" and len(first.inputs) > 1 and not first.attr("allowzero", 0):
         inner = _const_ints(first.inputs[1])
         copied = [i for i, v in enumerate(inner or []) if v == 0]
-    x_dims, y_dims = _dims(x), _dims(y)
+    x_dims, y_dims = dims_of(x), dims_of(y)
     resolved = list(target)
     for i, entry in enumerate(target):
         if entry != 0 or i in copied:
@@ -213,10 +209,10 @@ def _into_reshape(first: Node, second: Node) -> _Plan | str:
 
 def _static_reshape(first: Node, second: Node) -> _Plan | str:
     """A layout op of a layout op: one Reshape to the result's static shape."""
-    dims = _dims(second.outputs[0])
+    dims = dims_of(second.outputs[0])
     if dims is None or not all(isinstance(d, int) and d > 0 for d in dims):
         return "the result's shape is not static (or has a 0 dim)"
-    source = _dims(first.inputs[0])
+    source = dims_of(first.inputs[0])
     known = [d for d in source or () if isinstance(d, int)]
     if source is not None and len(known) == len(source) and math.prod(known) != math.prod(dims):
         return f"the declared result {list(dims)} does not hold the input's {list(source)} elements"
