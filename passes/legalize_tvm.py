@@ -26,6 +26,8 @@ The pass is in no `-O` pipeline; the TVM backend appends it to the pipeline of i
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from mlc.ir.core import Graph, Node, Value
@@ -35,6 +37,7 @@ from mlc.ir.types import TensorType
 from mlc.pass_api import Numerics, Pass, PassContext, PassOption, register_pass
 
 _SMALL = 2.0**-10
+_Rewrite = Callable[[Graph, Node, PassContext], None]
 _F16_SENSITIVE = {"MatMul", "Gemm", "Softmax", "LogSoftmax", "Sigmoid", "Tanh", "Exp", "Log", "Erf", "Sqrt", "Pow",
                   "ReduceMean", "ReduceSum", "ReduceSumSquare", "ReduceL2", "ReduceLogSumExp", "LayerNormalization",
                   "HardSigmoid", "Softplus", "Conv", "ConvTranspose", "Gelu", "CumSum"}
@@ -213,42 +216,31 @@ class LegalizeForTvm(Pass):
             for node in sub:
                 if node.domain not in ("", "ai.onnx"):
                     continue
-                if self.option("f16_as_f32") and node.op_type in _F16_SENSITIVE and _all_f16(node):
-                    if not ctx.rewrite("f16-as-f32"):
-                        return changed
-                    _upcast(sub, node, ctx)
-                    ctx.stats["f16_upcast"] += 1
-                    changed = True
+                choice = self._choose(node, ctx)
+                if choice is None:
                     continue
-                if node.op_type == "LayerNormalization" and _layernorm_stats_used(node):
-                    if _layernorm_axes(node, ctx) is None:
-                        continue
-                    if not ctx.rewrite("layernorm-stats"):
-                        return changed
-                    _layernorm_stats(sub, node, ctx)
-                    ctx.stats["rewritten"] += 1
-                    changed = True
-                    continue
-                if node.op_type == "Tile":
-                    if _tile_plan(node, ctx) is None:
-                        continue
-                    if not ctx.rewrite("tile-as-expand"):
-                        return changed
-                    _tile_as_expand(sub, node, ctx)
-                    ctx.stats["rewritten"] += 1
-                    changed = True
-                    continue
-                if node.op_type not in ("IsInf", "Softplus", "Mish"):
-                    continue
-                rule = self._rule(node, ctx)
-                if rule is None:
-                    continue
+                rule, apply, statistic = choice
                 if not ctx.rewrite(rule):
                     return changed
-                self._rewrite(sub, node, rule, ctx)
-                ctx.stats["rewritten"] += 1
+                apply(sub, node, ctx)
+                ctx.stats[statistic] += 1
                 changed = True
         return changed
+
+    def _choose(self, node: Node, ctx: PassContext) -> tuple[str, _Rewrite, str] | None:
+        """(rule, the rewrite, the statistic it counts in) for a node that needs one, else None."""
+        if self.option("f16_as_f32") and node.op_type in _F16_SENSITIVE and _all_f16(node):
+            return "f16-as-f32", _upcast, "f16_upcast"
+        if node.op_type == "LayerNormalization" and _layernorm_stats_used(node):
+            return None if _layernorm_axes(node, ctx) is None else ("layernorm-stats", _layernorm_stats, "rewritten")
+        if node.op_type == "Tile":
+            return None if _tile_plan(node, ctx) is None else ("tile-as-expand", _tile_as_expand, "rewritten")
+        if node.op_type not in ("IsInf", "Softplus", "Mish"):
+            return None
+        rule = self._rule(node, ctx)
+        if rule is None:
+            return None
+        return rule, lambda graph, target, context: self._rewrite(graph, target, rule, context), "rewritten"
 
     @staticmethod
     def _rule(node: Node, ctx: PassContext) -> str | None:
