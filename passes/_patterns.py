@@ -63,6 +63,13 @@ def dtype_of(value: Value | None) -> DType | None:
     return value.type.dtype
 
 
+def output_name_blocked(out: Value, source: Value, graph: Graph) -> bool:
+    """When a node passing `source` through is removed and `out` is a graph output, `source` must
+    take its name: impossible when `source` is a graph input, a constant, another graph output or
+    a value of an enclosing graph (the interface needs two distinct names)."""
+    return out.is_graph_output and (source.producer is None or source.is_graph_output or source.graph is not graph)
+
+
 def reader_problem(value: Value) -> str | None:
     """Why a fusion cannot swallow the node producing `value`: someone else needs the value."""
     if value.is_graph_output:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from mlc.ir.core import Graph, Node
 from mlc.pass_api import Numerics, Pass, PassContext, register_pass
+from mlc.passes._patterns import output_name_blocked
 
 
 def _passthrough(node: Node) -> str | None:
@@ -47,10 +48,9 @@ class EliminateIdentity(Pass):
                     continue
                 source, out = node.inputs[0], node.outputs[0]
                 assert source is not None and out is not None
-                if out.is_graph_output:
-                    if source.producer is None or source.is_graph_output or source.graph is not sub:
-                        ctx.remark(f"{node.name or node.op_type}: kept, it names a graph output")
-                        continue
+                if output_name_blocked(out, source, sub):
+                    ctx.remark(f"{node.name or node.op_type}: kept, it names a graph output")
+                    continue
                 if not ctx.rewrite(rule):
                     return changed
                 out.replace_all_uses_with(source, replace_graph_outputs=True)

@@ -48,7 +48,7 @@ from mlc.ir.dtypes import DType
 from mlc.ir.tensor import Tensor, TensorDataUnavailable
 from mlc.ir.types import Dim, TensorType
 from mlc.pass_api import Numerics, Pass, PassContext, PassOption, register_pass
-from mlc.passes._patterns import dims_of
+from mlc.passes._patterns import dims_of, output_name_blocked
 
 # A Slice end at least this large covers any dim a tensor can have (INT64_MAX and its kin), so it
 # selects to the end even where the dim is symbolic; smaller ends are compared with static dims.
@@ -440,8 +440,7 @@ class EliminateNoop(Pass):
                 if mismatch is not None:
                     ctx.remark(f"{_label(node)}: kept, {mismatch}")
                     continue
-                if out.is_graph_output and (
-                        source.producer is None or source.is_graph_output or source.graph is not sub):
+                if output_name_blocked(out, source, sub):
                     ctx.remark(f"{_label(node)}: kept, it names a graph output and its input cannot take the name")
                     continue
                 if not ctx.rewrite(rule):
