@@ -23,6 +23,13 @@ from mlc.onnx_io.exporter import save_onnx
 CPU, CUDA = "onnxruntime", "onnxruntime-cuda"
 _PROVIDERS = {CPU: ["CPUExecutionProvider"], CUDA: ["CUDAExecutionProvider", "CPUExecutionProvider"]}
 
+# onnxruntime's CPU kernel for com.microsoft SkipLayerNormalization is slower than the ai.onnx
+# Add + Add + LayerNormalization it replaces: 1.1x at [1,16,128], 1.7x at [1,128,128] and 2.2-2.4x
+# at hidden 768 (onnxruntime 1.31, benchmarks/bench_skip_layernorm.py). On CPU mlc neither emits it
+# (no fuse-skip-layernorm in -O3) nor lets the session build it (its SkipLayerNormFusion is off).
+_CPU_SLOWER_FUSIONS = {"fuse-skip-layernorm"}
+_CPU_DISABLED_ORT_OPTIMIZERS = ["SkipLayerNormFusion"]
+
 
 def _ort_version() -> str | None:
     try:
@@ -83,16 +90,33 @@ def _from_ortvalue(ortvalue: Any) -> Any:
     return raw.view(dtype.numpy).reshape(shape)
 
 
-class OrtRunner(Runner):
-    def __init__(self, model_path: Path, providers: list[str], level: str, threads: int = 0) -> None:
-        import onnxruntime as ort
+def session_settings(target: str, level: str = "ORT_ENABLE_ALL") -> dict[str, Any]:
+    """The session settings an artifact for `target` records (manifest `backend_options`)."""
+    return {"graph_optimization_level": level, "providers": _PROVIDERS[target],
+            "disabled_optimizers": _CPU_DISABLED_ORT_OPTIMIZERS if target == CPU else []}
 
-        options = ort.SessionOptions()
-        options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, level)
-        options.log_severity_level = 3
-        if threads:
-            options.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(str(model_path), options, providers=providers)
+
+def open_session(model: Path | bytes, settings: dict[str, Any], threads: int = 0,
+                 config: dict[str, str] | None = None) -> Any:
+    """An InferenceSession opened the way the artifact's settings say (manifests written before
+    `disabled_optimizers` existed open with none disabled)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, settings["graph_optimization_level"])
+    options.log_severity_level = 3
+    if threads:
+        options.intra_op_num_threads = threads
+    for key, value in (config or {}).items():
+        options.add_session_config_entry(key, value)
+    source = str(model) if isinstance(model, Path) else model
+    return ort.InferenceSession(source, options, providers=settings["providers"],
+                                disabled_optimizers=list(settings.get("disabled_optimizers", [])))
+
+
+class OrtRunner(Runner):
+    def __init__(self, model_path: Path, settings: dict[str, Any], threads: int = 0) -> None:
+        self.session = open_session(model_path, settings, threads)
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
         exotic = {f"tensor({d.name.lower()})" for d in DType if d.is_exotic}
@@ -140,13 +164,15 @@ class OnnxRuntimeBackend(Backend):
 
     def composites(self, target: str) -> list[str]:
         """onnxruntime's contrib fusions (com.microsoft domain): Conv/Gemm+activation, GELU forms,
-        attention, skip/bias fusions. Only those whose pass is registered are used."""
+        attention, skip/bias fusions. Only those whose pass is registered are used, and on CPU not
+        those whose composite runs slower than the ops it replaces (_CPU_SLOWER_FUSIONS)."""
         from mlc.pass_api import registered_passes
 
         wanted = ["fuse-conv-activation", "fuse-gemm-activation", "fuse-gelu{contrib=true}",
                   "fuse-attention{form=contrib}", "fuse-embed-layernorm", "fuse-skip-layernorm", "fuse-bias-gelu"]
-        available = registered_passes()
-        specs = [spec for spec in wanted if spec.partition("{")[0] in available]
+        available = set(registered_passes())
+        slower = _CPU_SLOWER_FUSIONS if target == CPU else set()
+        specs = [spec for spec in wanted if spec.partition("{")[0] in available - slower]
         return [*specs, "dce"] if specs else []
 
     def check_runnable(self, target: str, requirements: dict[str, Any]) -> Availability:
@@ -168,10 +194,9 @@ class OnnxRuntimeBackend(Backend):
             files=files,
             requirements={"onnxruntime_min": ".".join(version.split(".")[:2]),
                           "execution_providers": _PROVIDERS[target][:1]},
-            options={"graph_optimization_level": level, "providers": _PROVIDERS[target]},
+            options=session_settings(target, level),
         )
 
     def load(self, artifact_dir: Path, manifest: dict[str, Any]) -> Runner:
         backend_options = manifest["backend_options"]
-        return OrtRunner(artifact_dir / "model.onnx", backend_options["providers"],
-                         backend_options["graph_optimization_level"])
+        return OrtRunner(artifact_dir / "model.onnx", backend_options)

@@ -13,9 +13,13 @@
    usual); mlc -O3 for the onnxruntime target (its contrib composites). Goals: mlc at least as
    fast as ORT's transformer optimizer, and at least 1.2x the original.
 
-Sessions use onnxruntime's default thread count with thread spinning off (spinning idle sessions
-would steal cores from the one being timed); medians of interleaved runs (one run of each variant
-per round).
+Sessions are default onnxruntime sessions: default thread count, thread spinning on. The original
+and the peers' outputs open with no options at all; mlc's output opens with the session settings
+its artifact records (`mlc.backends.onnxruntime.session_settings`: on CPU, onnxruntime's
+SkipLayerNormFusion off, see benchmarks/bench_skip_layernorm.py). Variants take turns in blocks
+(`--block` timed runs after 2 untimed ones, so a session's spinning threads have settled before
+the next one is timed); medians over all rounds. `--no-spin` turns spinning off for every variant
+and interleaves single runs instead.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
+from mlc.backends.onnxruntime import CPU, open_session, session_settings
 from mlc.driver import target_pipeline
 from mlc.numerics.inputs import InputSpec, make_inputs
 from mlc.onnx_io.exporter import export_onnx
@@ -44,14 +49,18 @@ THREADS = 0  # 0: onnxruntime's default (one per core)
 LIGHT = Path(onnx.__file__).resolve().parent / "backend" / "test" / "data" / "light"
 
 
-def session(model: onnx.ModelProto) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = THREADS
-    options.log_severity_level = 3
-    # Interleaved sessions in one process: with spinning on, the idle sessions' threads spin while
-    # another runs and steal the (two) cores; every variant gets the same setting.
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+SPIN = True  # onnxruntime's default; --no-spin turns it off for every variant
+
+
+def session(model: onnx.ModelProto, settings: dict[str, object] | None = None) -> ort.InferenceSession:
+    """A default CPU session, or one opened with an artifact's recorded settings."""
+    settings = settings or {"graph_optimization_level": "ORT_ENABLE_ALL", "providers": ["CPUExecutionProvider"]}
+    config = {} if SPIN else {"session.intra_op.allow_spinning": "0"}
+    return open_session(model.SerializeToString(), settings, THREADS, config)
+
+
+def artifact_session(model: onnx.ModelProto) -> ort.InferenceSession:
+    return session(model, session_settings(CPU))
 
 
 def optimized(model: onnx.ModelProto, level: str) -> onnx.ModelProto:
@@ -60,17 +69,24 @@ def optimized(model: onnx.ModelProto, level: str) -> onnx.ModelProto:
     return export_onnx(graph)
 
 
-def interleaved(sessions: dict[str, ort.InferenceSession], feeds: dict[str, np.ndarray], runs: int) -> dict[str, float]:
-    """Median milliseconds per variant, one run of each per round after a warm-up."""
+def interleaved(sessions: dict[str, ort.InferenceSession], feeds: dict[str, np.ndarray], runs: int,
+                block: int = 20) -> dict[str, float]:
+    """Median milliseconds per variant. With spinning on, variants take turns in blocks of `block`
+    timed runs after 2 untimed ones, `runs` timed runs each in all; with it off, one run each per
+    round after a warm-up."""
     samples: dict[str, list[float]] = {k: [] for k in sessions}
+    block = block if SPIN else 1
     for s in sessions.values():
         for _ in range(3):
             s.run(None, feeds)
-    for _ in range(runs):
+    for _ in range(max(runs // block, 1)):
         for key, s in sessions.items():
-            start = time.perf_counter()
-            s.run(None, feeds)
-            samples[key].append((time.perf_counter() - start) * 1000)
+            for _ in range(2 if SPIN else 0):
+                s.run(None, feeds)
+            for _ in range(block):
+                start = time.perf_counter()
+                s.run(None, feeds)
+                samples[key].append((time.perf_counter() - start) * 1000)
     return {k: statistics.median(v) for k, v in samples.items()}
 
 
@@ -79,7 +95,8 @@ def light_models(runs: int) -> None:
     for path in sorted(LIGHT.glob("light_*.onnx")):
         model = onnx.load(str(path))
         feeds = make_inputs(import_onnx(model), InputSpec(seed=0))
-        times = interleaved({"original": session(model), "O2": session(optimized(model, "O2"))}, feeds, runs)
+        variants = {"original": session(model), "O2": artifact_session(optimized(model, "O2"))}
+        times = interleaved(variants, feeds, runs, block=5)
         print(f"| {path.stem.removeprefix('light_')} | {times['original']:.2f} | {times['O2']:.2f} | "
               f"{times['original'] / times['O2']:.2f}x |", flush=True)
 
@@ -92,7 +109,7 @@ def _transformers_module() -> object:
     return module
 
 
-def bert(runs: int, sequence: int) -> None:
+def bert(runs: int, sequence: int, block: int) -> None:
     from onnxruntime.transformers import optimizer
 
     builder = _transformers_module()
@@ -108,12 +125,13 @@ def bert(runs: int, sequence: int) -> None:
         ort_opt = optimizer.optimize_model(str(path), model_type="bert", num_heads=4, hidden_size=128, opt_level=0)
         ort_model = ort_opt.model
     ours = optimized(model, "O3")
-    variants = {"original": session(model), "ORT transformer optimizer": session(ort_model), "mlc -O3": session(ours)}
+    variants = {"original": session(model), "ORT transformer optimizer": session(ort_model),
+                "mlc -O3": artifact_session(ours)}
     reference = variants["original"].run(None, feeds)
     for key, s in variants.items():
         for got, want in zip(s.run(None, feeds), reference, strict=True):
             assert np.allclose(got, want, atol=1e-3, rtol=1e-3), f"{key} computes different numbers"
-    times = interleaved(variants, feeds, runs)
+    times = interleaved(variants, feeds, runs, block)
     ops = {k: len(m.graph.node) for k, m in (("original", model), ("ORT transformer optimizer", ort_model),
                                               ("mlc -O3", ours))}
     print(f"\n| BERT (batch 1, sequence {sequence}) | nodes | median ms | vs original |\n|---|--:|--:|--:|")
@@ -123,14 +141,19 @@ def bert(runs: int, sequence: int) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=100, help="interleaved rounds (default 100)")
+    parser.add_argument("--runs", type=int, default=100, help="timed runs per variant (default 100)")
+    parser.add_argument("--block", type=int, default=20, help="BERT: timed runs per turn (default 20)")
     parser.add_argument("--sequence", type=int, default=128, help="BERT sequence length (default 128)")
     parser.add_argument("--only", choices=["light", "bert"], help="run one part")
+    parser.add_argument("--no-spin", action="store_true", help="thread spinning off, single runs interleaved")
     args = parser.parse_args()
+    global SPIN
+    SPIN = not args.no_spin
+    print(f"onnxruntime {ort.__version__}, thread spinning {'on' if SPIN else 'off'}")
     if args.only in (None, "light"):
         light_models(max(args.runs // 4, 10))
     if args.only in (None, "bert"):
-        bert(args.runs, args.sequence)
+        bert(args.runs, args.sequence, args.block)
     return 0
 
 
