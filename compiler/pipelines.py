@@ -13,8 +13,8 @@ from mlc.errors import BadInputError
 from mlc.pass_api import Pass, parse_pass_spec, split_pass_list
 
 _CLEANUP = ["eliminate-identity", "eliminate-noop", "fold-constants", "inline-constant-if"]
-_FUSIONS = ["simplify-shapes", "merge-layout-ops", "fuse-pad", "fuse-batchnorm", "fuse-conv-affine", "fuse-matmul-add",
-            "fuse-layernorm", "fuse-gelu"]
+_FUSIONS = ["simplify-shapes", "unflatten-gemm", "merge-layout-ops", "fuse-pad", "fuse-batchnorm", "fuse-conv-affine",
+            "fuse-matmul-add", "fuse-layernorm", "fuse-gelu"]
 _FINISH = ["dedupe-constants", "cse", "dce"]
 
 PIPELINES: dict[str, list[str]] = {
