@@ -1,4 +1,4 @@
-"""Fuse the multi-head self-attention block of BERT-style exports into one Attention node.
+"""Fuse the multi-head self-attention block of BERT- and GPT-style exports into one Attention node.
 
 What torch.onnx.export writes for one HuggingFace `BertSelfAttention` (eager attention), after
 `fold-constants` and `simplify-shapes` have made the Reshape targets constants (0 = copy dim):
@@ -10,6 +10,22 @@ What torch.onnx.export writes for one HuggingFace `BertSelfAttention` (eager att
     s = Div(MatMul(Q, K), sqrt(d))                  or Mul(MatMul(Q, K), 1/sqrt(d))
     p = Softmax(Add(s, mask), axis=-1)              the mask Add is optional
     y = Reshape(Transpose(MatMul(p, V), [0, 2, 1, 3]), [0, 0, H*dv])                 [B, S, H*dv]
+
+GPT-2 (decoder) blocks differ in two places, both handled:
+
+    q, k, v = Split(Add(MatMul(x, W), b), [H*d] * 3, axis=2)    one packed projection (c_attn)
+    s = Where(keep, scaled Q·Kᵀ, fill)                           the causal select, before the mask Add
+
+Q, K and V are then column slices of the packed W and b. `keep` must be the lower triangle
+(key j <= query i): GPT-2 slices a constant tril buffer with the scores' own dims,
+`bias[:, :, ns - nd:ns, :ns]`; whatever computes it, the condition is evaluated (onnx reference
+evaluator) at every sequence length from 1 to 16 and at 32 ... 1024 until the model's buffer
+runs out, and must read only constants and the shapes of the block's tensors. The select
+becomes `unidirectional=1` (contrib) or `is_causal=1` (onnx); `fill` must be <= -10000. A causal
+block whose Q/K/V are not one input's constant projections is left alone (MultiHeadAttention is
+not used for it). With a padding mask as well, contrib `mask_filter_value` is the padding
+mask's c; onnxruntime then matches the decomposed graph even on queries whose every allowed key
+is padded when c = -10000, not when c = finfo.min.
 
 The mask is HF's extended attention mask, `(1 - Cast(Unsqueeze(Unsqueeze(m, 1), 2))) * c` of
 the 2-D 0/1 `attention_mask` m, with c = finfo(float32).min (BERT) or -10000 (older exports).
@@ -64,6 +80,7 @@ from mlc.ir.core import Graph, Node, Value
 from mlc.ir.dtypes import DType
 from mlc.ir.tensor import Tensor
 from mlc.ir.types import Dim, TensorType
+from mlc.numerics.evaluate import EvaluationError, SubgraphEvaluator
 from mlc.pass_api import Numerics, Pass, PassContext, PassOption, register_pass
 
 _STANDARD = ("", "ai.onnx")
@@ -186,6 +203,17 @@ class _MhaInputs:
 
 
 @dataclass
+class _Causal:
+    """Where(keep, scores, fill) with keep[i, j] = (j <= i) for every sequence length tried: the
+    causal (unidirectional) mask of a decoder; `owned` are the nodes computing `keep` from the
+    block's own shapes, removed with the block."""
+
+    where: Node
+    fill: float
+    owned: list[Node]
+
+
+@dataclass
 class _Block:
     softmax: Node
     q: _HeadSplit
@@ -196,10 +224,13 @@ class _Block:
     out: Value
     projections: list[_Projection] = field(default_factory=list)  # com.microsoft::Attention: Q, K, V
     mha: _MhaInputs | None = None  # com.microsoft::MultiHeadAttention
+    causal: _Causal | None = None
 
     @property
     def nodes(self) -> list[Node]:
         result = [*self.inner]
+        if self.causal is not None:
+            result += [self.causal.where, *self.causal.owned]
         if self.mha is not None:
             result += self.mha.adds
         for split in (self.q, self.k, self.v):
@@ -275,6 +306,21 @@ def _scores(value: Value) -> tuple[Node, Node | None, float]:
     raise _NoMatch(f"{_label(node)} does not scale a MatMul")
 
 
+def _scores_or_causal(value: Value) -> tuple[tuple[Node, Node | None, float], tuple[Node, int] | None]:
+    """The scaled Q·Kᵀ that `value` is, directly or through a select Where(c, scores, fill) /
+    Where(c, fill, scores); the Where and the position of the scores in it (None: no select)."""
+    where = _producer(value, "Where")
+    if where is None:
+        return _scores(value), None
+    for position in (1, 2):
+        try:
+            scored = _scores(_only_input(where, position))
+        except _NoMatch:
+            continue
+        return scored, (where, position)
+    raise _NoMatch(f"{_label(where)} selects between values neither of which is the scaled Q·Kᵀ")
+
+
 def _match_block(softmax: Node) -> _Block:
     """The attention block whose Softmax is `softmax` (raises _NoMatch with the reason)."""
     axis = softmax.attr("axis", -1 if (softmax.graph and (softmax.graph.opset_version("") or 13) >= 13) else 1)
@@ -286,34 +332,29 @@ def _match_block(softmax: Node) -> _Block:
     mask: Value | None = None
     add = _producer(logits, "Add")
     scored: tuple[Node, Node | None, float] | None = None
+    select: tuple[Node, int] | None = None
     if add is not None:
         reasons = []
         for position in (0, 1):
             try:
-                scored = _scores(_only_input(add, position))
+                scored, select = _scores_or_causal(_only_input(add, position))
             except _NoMatch as why:
                 reasons.append(str(why))
                 continue
             mask = add.inputs[1 - position]
             break
         if scored is None:
-            where = [n for n in (v.producer for v in add.inputs if v is not None)
-                     if n is not None and n.op_type == "Where"]
-            if where:
-                raise _NoMatch(f"{_label(add)} adds a mask to {_label(where[0])}, a causal select: "
-                               "unidirectional (GPT-style) attention is not fused")
             raise _NoMatch(f"neither input of {_label(add)} is the scaled Q·Kᵀ ({'; '.join(reasons)})")
         inner.append(add)
     else:
         try:
-            scored = _scores(logits)
-        except _NoMatch:
+            scored, select = _scores_or_causal(logits)
+        except _NoMatch as why:
             producer = logits.producer
             kind = f"{_label(producer)}" if producer is not None else "a graph input"
-            if producer is not None and producer.op_type == "Where":
-                raise _NoMatch(f"its input comes from {kind}, a causal select: unidirectional (GPT-style) attention "
-                               "is not fused") from None
-            raise _NoMatch(f"its input comes from {kind}, not from Add(scaled Q·Kᵀ, mask) or scaled Q·Kᵀ") from None
+            detail = f" ({why})" if producer is not None and producer.op_type == "Where" else ""
+            raise _NoMatch(f"its input comes from {kind}, not from Add(scaled Q·Kᵀ, mask) or scaled "
+                           f"Q·Kᵀ{detail}") from None
     qk, scale_node, scale = scored
     inner.append(qk)
     if scale_node is not None:
@@ -354,7 +395,126 @@ def _match_block(softmax: Node) -> _Block:
             or not all(e == -1 or _reshape_copies(e, d) for e, d in zip(entries[:2], lead, strict=True))):
         raise _NoMatch(f"{_label(merge)} target {entries} does not merge the heads into [batch, sequence, {width}]")
     inner.append(merge)
-    return _Block(softmax, q, k, v, inner, mask, _out(merge))
+    block = _Block(softmax, q, k, v, inner, mask, _out(merge))
+    if select is not None:
+        block.causal = _causal(block, *select)
+    return block
+
+
+_CAUSAL_FILL_MAX = -1e4  # Attention's own causal fill is at least this strong
+_CAUSAL_CONE_LIMIT = 64
+_CAUSAL_LENGTHS = (*range(1, 17), 32, 64, 128, 256, 512, 1024)
+
+
+def _causal(block: _Block, where: Node, position: int) -> _Causal:
+    """Check that Where keeps exactly the scores of keys j <= query i, by evaluating its condition.
+
+    The condition may be computed from constants (HF GPT-2 slices a tril buffer) and from the
+    shapes of the block's own tensors (`bias[:, :, ns - nd:ns, :ns]` with nd, ns read from the
+    scores), never from input values. It is evaluated with onnx's reference evaluator for every
+    sequence length S from 1 to 16, then 32, 64, ... 1024, until it fails (a buffer of
+    max_positions rows stops there: the decomposed graph cannot run longer sequences, the fused op
+    can); every length it computes must give the lower triangle, and S = 1 must compute."""
+    fill = _const(where.inputs[3 - position])
+    if fill is None or fill.size != 1 or fill.dtype.kind != "f":
+        raise _NoMatch(f"{_label(where)} does not fill the masked scores with a constant")
+    fill_value = float(fill.reshape(-1)[0])
+    if fill_value > _CAUSAL_FILL_MAX:
+        raise _NoMatch(f"{_label(where)} fills masked scores with {_fmt(fill_value)}, not a large negative value "
+                       f"(<= {_fmt(_CAUSAL_FILL_MAX)})")
+    condition = _only_input(where, 0)
+    graph = where.graph
+    assert graph is not None
+    qk = block.inner[[n.op_type for n in block.inner].index("MatMul")]
+    heads, head_dim, dv = block.q.heads, block.q.head_dim, block.v.head_dim
+    scores = {id(_out(n)) for n in block.inner if n is qk or n.outputs[0] is _only_input(where, position)}
+
+    def dims_at(value: Value, batch: int, length: int) -> tuple[int, ...] | None:
+        if id(value) in scores:
+            return (batch, heads, length, length)
+        if value is qk.inputs[0]:
+            return (batch, heads, length, head_dim)
+        if value is qk.inputs[1]:
+            return (batch, heads, head_dim, length)
+        if value in (block.q.src, block.k.src):
+            return (batch, length, heads * head_dim)
+        if value is block.v.src:
+            return (batch, length, heads * dv)
+        static = _shape(value)
+        if static is not None and all(isinstance(d, int) for d in static):
+            return tuple(int(d) for d in static)  # type: ignore[arg-type]
+        return None
+
+    # The condition's cone: constants and Shape/Size leaves.
+    cone: list[Node] = []
+    leaves: list[Node] = []
+    pending, seen = [condition], set()
+    while pending:
+        value = pending.pop()
+        if id(value) in seen or value.const is not None:
+            continue
+        seen.add(id(value))
+        node = value.producer
+        if node is None:
+            raise _NoMatch(f"the causal condition of {_label(where)} reads %{value.name}, an input value")
+        if node.domain not in _STANDARD or node.subgraphs():
+            raise _NoMatch(f"the causal condition of {_label(where)} is computed by {_label(node)}")
+        cone.append(node)
+        if len(cone) > _CAUSAL_CONE_LIMIT:
+            raise _NoMatch(f"the causal condition of {_label(where)} takes more than {_CAUSAL_CONE_LIMIT} nodes")
+        if node.op_type in ("Shape", "Size"):
+            leaves.append(node)
+            if dims_at(_only_input(node), 1, 2) is None:
+                raise _NoMatch(f"the causal condition of {_label(where)} reads the shape of "
+                               f"%{_only_input(node).name}, which is not one of the block's tensors")
+            continue
+        pending.extend(v for v in node.inputs if v is not None)
+    order = {n: i for i, n in enumerate(graph)}
+    cone = list(dict.fromkeys(sorted(cone, key=lambda n: order[n])))
+    inner = [n for n in cone if n not in leaves]
+    opsets = dict(graph.root.model.opset_imports) if graph.root.model is not None else {"": 17}
+    try:
+        evaluator = SubgraphEvaluator(inner, [_out(n) for n in leaves], [condition], opsets)
+    except EvaluationError as why:
+        raise _NoMatch(f"the causal condition of {_label(where)} cannot be evaluated ({why})") from None
+
+    def leaf_value(node: Node, batch: int, length: int) -> np.ndarray:
+        dims = dims_at(_only_input(node), batch, length)
+        assert dims is not None
+        if node.op_type == "Size":
+            return np.array(int(np.prod(dims)), np.int64)
+        rank = len(dims)
+        start, end = node.attr("start", 0), node.attr("end", rank)
+        return np.array(dims[slice(start + rank if start < 0 else start, end + rank if end < 0 else end)], np.int64)
+
+    trials = [(1, length) for length in _CAUSAL_LENGTHS] + [(2, 3)]
+    static = _shape(_out(qk))
+    if static is not None and isinstance(static[-1], int):
+        trials = [(1, static[-1])]  # a static sequence: the one length that runs
+    for batch, length in trials:
+        try:
+            (keep,) = evaluator.run([leaf_value(n, batch, length) for n in leaves])
+            if position == 2:
+                keep = ~keep.astype(bool)
+            full = np.broadcast_to(keep.astype(bool), (batch, heads, length, length))
+        except (EvaluationError, ValueError) as why:
+            if (batch, length) == trials[0]:
+                raise _NoMatch(f"the causal condition of {_label(where)} fails at sequence length {length} "
+                               f"({why})") from None
+            if batch == 1:
+                break  # past the model's longest sequence
+            continue
+        if not np.array_equal(full, np.broadcast_to(np.tri(length, dtype=bool), full.shape)):
+            raise _NoMatch(f"the condition of {_label(where)} is not the causal (lower-triangular) mask at "
+                           f"sequence length {length}")
+    # The nodes reading the block's own tensors (and what they feed) go with the block.
+    block_values = {id(v) for n in block.nodes for v in n.outputs if v is not None}
+    owned: list[Node] = []
+    for node in cone:
+        if any(v is not None and id(v) in block_values for v in node.inputs):
+            owned.append(node)
+            block_values.update(id(v) for v in node.outputs if v is not None)
+    return _Causal(where, fill_value, owned)
 
 
 def _check_readers(block: _Block) -> None:
@@ -402,6 +562,33 @@ def _projection(split: _HeadSplit, what: str) -> _Projection:
         raise _NoMatch(f"the {what} weight of {_label(mm)} is not a constant matrix")
     constants.append(_only_input(mm, 1))
     return _Projection(x, weight, None if bias is None else bias.reshape(-1), nodes, constants)
+
+
+def _split_projection(block: _Block) -> list[_Projection] | None:
+    """Q, K and V as outputs 0, 1, 2 of one Split (last axis) of a single packed projection
+    Add(MatMul(x, W), b) (GPT-2's c_attn): the three projections are column slices of W and b.
+    None when Q, K and V are not read from one Split."""
+    sources = [block.q.src, block.k.src, block.v.src]
+    split = _producer(sources[0], "Split")
+    if split is None or [v.producer for v in sources] != [split] * 3 or list(split.outputs) != sources:
+        return None
+    packed = _only_input(split)
+    rank = len(_shape(packed) or ())
+    if rank != 3 or split.attr("axis", 0) not in (2, -1):
+        raise _NoMatch(f"{_label(split)} does not split the last axis of a 3-D projection")
+    sizes = _const(split.inputs[1]) if len(split.inputs) > 1 and split.inputs[1] is not None else None
+    widths = [int(w) for w in sizes.reshape(-1)] if sizes is not None else split.attr("split")
+    expected = [s.heads * s.head_dim for s in (block.q, block.k, block.v)]
+    if widths is None:  # equal parts (num_outputs, or no sizes at all)
+        total = _shape(packed)[-1]  # type: ignore[index]
+        widths = [total // 3] * 3 if isinstance(total, int) and total % 3 == 0 else None
+    if widths is None or list(widths) != expected:
+        raise _NoMatch(f"{_label(split)} splits into {widths}, not Q, K, V widths {expected}")
+    whole = _projection(_HeadSplit(packed, 1, sum(expected), []), "the packed QKV")
+    bounds = np.cumsum([0, *expected])
+    return [_Projection(whole.x, whole.weight[:, bounds[i]:bounds[i + 1]],
+                        None if whole.bias is None else whole.bias[bounds[i]:bounds[i + 1]],
+                        [*whole.nodes, split], whole.constants) for i in range(3)]
 
 
 def _extended_mask(mask: Value) -> _ExtendedMask:
@@ -568,9 +755,12 @@ class FuseAttention(Pass):
             x_shape = _shape(block.projections[0].x)
             assert x_shape is not None
             batch, kv_sequence = x_shape[0], x_shape[1]
-        except _NoMatch:
+        except _NoMatch as why:
             if not multihead:
                 raise
+            if block.causal is not None:
+                raise _NoMatch(f"causal attention is fused only into Attention (unidirectional), which needs Q, K "
+                               f"and V projected from one input by constant weights: {why}") from None
             # MultiHeadAttention takes any 3-D query, key and value (_head_split checked the ranks).
             block.projections = []
             block.mha = _mha_inputs(block)
@@ -590,7 +780,9 @@ class FuseAttention(Pass):
 
     @staticmethod
     def _packed_projections(block: _Block) -> list[_Projection]:
-        projections = [_projection(s, w) for s, w in ((block.q, "Q"), (block.k, "K"), (block.v, "V"))]
+        split = _split_projection(block)
+        projections = split if split is not None else [
+            _projection(s, w) for s, w in ((block.q, "Q"), (block.k, "K"), (block.v, "V"))]
         for projection, what in zip(projections[1:], "KV", strict=True):
             if projection.x is not projections[0].x:
                 raise _NoMatch(f"Q and {what} are not projected from the same input")
@@ -637,6 +829,8 @@ class FuseAttention(Pass):
         else:
             inputs.append(None)
         attributes: dict[str, object] = {"num_heads": block.q.heads}
+        if block.causal is not None:
+            attributes["unidirectional"] = 1
         if block.v.head_dim != block.q.head_dim:
             hidden = block.q.heads * block.q.head_dim
             attributes["qkv_hidden_sizes"] = [hidden, hidden, block.v.heads * block.v.head_dim]
@@ -697,6 +891,8 @@ class FuseAttention(Pass):
         if block.mask is not None:
             inputs.append(FuseAttention._query_broadcast_mask(graph, block, anchor, ctx, rule))
         attributes = {"q_num_heads": block.q.heads, "kv_num_heads": block.k.heads}
+        if block.causal is not None:
+            attributes["is_causal"] = 1
         name = block.softmax.name.rsplit("/", 1)[0] + "/Attention" if block.softmax.name else ""
         node = Node("Attention", inputs, [Value(block.out.name, block.out.type)], attributes, name=name)
         FuseAttention._replace(graph, block, node, anchor, ctx, rule)

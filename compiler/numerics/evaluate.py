@@ -25,6 +25,11 @@ class EvaluationError(RuntimeError):
     """The reference evaluator could not compute the node."""
 
 
+def _one_line(error: Exception) -> str:
+    text = str(error)
+    return f"{type(error).__name__}: {text.splitlines()[0] if text else ''}"
+
+
 def evaluate_node(node: Node, inputs: Sequence[np.ndarray | None], opsets: dict[str, int]) -> list[np.ndarray | None]:
     """The node's outputs for `inputs` (None where an optional input is omitted), one per output
     (None where the output is omitted), each cast to the output's declared element type."""
@@ -64,3 +69,46 @@ def evaluate_node(node: Node, inputs: Sequence[np.ndarray | None], opsets: dict[
             array = array.astype(declared.numpy)
         outputs.append(array)
     return outputs
+
+
+class SubgraphEvaluator:
+    """A few nodes cut out of a graph as one model, built once and run for many feeds: the
+    values in `inputs` become the model's inputs, constants the nodes read become initializers,
+    and every other value must be computed by `nodes` (given in graph order)."""
+
+    def __init__(self, nodes: Sequence[Node], inputs: Sequence[Value], outputs: Sequence[Value],
+                 opsets: dict[str, int]) -> None:
+        exporter = _Exporter(_inline_sink, legacy_inputs=False, opsets=opsets)
+        graph = onnx.GraphProto(name="cut")
+        self.input_names: list[str] = []
+        for index, value in enumerate(inputs):
+            name = exporter.names.assign(Value(f"in{index}"))
+            exporter.names.names[id(value)] = name
+            self.input_names.append(name)
+            graph.input.append(helper.make_empty_tensor_value_info(name))
+        for node in nodes:
+            for value in node.inputs:
+                if value is None or id(value) in exporter.names.names:
+                    continue
+                if value.const is None:
+                    raise EvaluationError(f"%{value.name} is neither an input of the cut nor computed inside it")
+                name = exporter.names.assign(value)
+                exporter.tensor(value.const, graph.initializer.add(), name)
+            exporter.node(node, graph.node.add())
+            del graph.node[-1].metadata_props[:]
+        for value in outputs:
+            graph.output.append(helper.make_empty_tensor_value_info(exporter.names(value)))
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid(d, v) for d, v in opsets.items()],
+                                  ir_version=10)
+        try:
+            self._evaluator = ReferenceEvaluator(model)
+        except Exception as error:  # noqa: BLE001 - report why in one line
+            raise EvaluationError(_one_line(error)) from None
+
+    def run(self, feeds: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """The outputs for one array per input, in order; EvaluationError when the nodes refuse them."""
+        try:
+            results = self._evaluator.run(None, dict(zip(self.input_names, feeds, strict=True)))
+        except Exception as error:  # noqa: BLE001 - any failure: these feeds are outside what the nodes accept
+            raise EvaluationError(_one_line(error)) from None
+        return [np.asarray(r) for r in results]

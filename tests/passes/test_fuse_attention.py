@@ -33,27 +33,65 @@ BQ, BK, BV = (_RNG.integers(-8, 9, 8) / 16 for _ in range(3))
 
 def _dense(array: np.ndarray, dtype: str = "f32") -> str:
     dims = ",".join(str(d) for d in array.shape)
-    return f"dense<{dtype}[{dims}]> [" + ", ".join(str(np.float32(v)) for v in array.reshape(-1)) + "]"
+    text = (str(int(v)) if dtype[0] in "iu" else str(np.float32(v)) for v in array.reshape(-1))
+    return f"dense<{dtype}[{dims}]> [" + ", ".join(text) + "]"
+
+
+CAUSAL_BUFFER = np.tril(np.ones((8, 8), np.uint8))[None, None]  # GPT-2's `bias` buffer, max_positions 8
+
+
+def _causal_lines(buffer: np.ndarray, fill: float, condition: str) -> str:
+    """GPT-2's causal select as exported: `bias[:, :, ns - nd:ns, :ns]` with nd, ns the scores'
+    last two dims, then Where(mask, scores, fill). `condition="input"` reads the mask from a graph
+    input instead of the buffer."""
+    if condition == "input":
+        return f"""
+  const %fill = dense<f32[]> [{np.float32(fill)}]
+  %sc: f32[B,2,S,S] = Where(%keep, %ss, %fill)"""
+    return f"""
+  const %buffer = {_dense(buffer, "u8")}
+  const %fill = dense<f32[]> [{np.float32(fill)}]
+  const %minus2 = dense<i64[1]> [-2]
+  const %minus1 = dense<i64[1]> [-1]
+  const %big = dense<i64[1]> [9223372036854775807]
+  const %zero = dense<i64[1]> [0]
+  const %axis2 = dense<i64[1]> [2]
+  const %axis3 = dense<i64[1]> [3]
+  %shape: i64[4] = Shape(%ss)
+  %nd: i64[1] = Slice(%shape, %minus2, %minus1)
+  %ns: i64[1] = Slice(%shape, %minus1, %big)
+  %start: i64[1] = Sub(%ns, %nd)
+  %rows: u8[1,1,S,8] = Slice(%buffer, %start, %ns, %axis2)
+  %window: u8[1,1,S,S] = Slice(%rows, %zero, %ns, %axis3)
+  %keep: bool[1,1,S,S] = Cast(%window) {{to=9}}
+  %sc: f32[B,2,S,S] = Where(%keep, %ss, %fill)"""
 
 
 def _block(*, scale: str = "Div(%s, %sqrt_d)", sqrt_d: float = 2.0, k_input: str = "%x", kv_input: str = "%x",
-           mask: float | None = FMIN, extra: str = "", returns: str = "%y", opset: int = 17) -> str:
+           mask: float | None = FMIN, extra: str = "", returns: str = "%y", opset: int = 17,
+           causal: str | None = None, causal_fill: float = FMIN, buffer: np.ndarray = CAUSAL_BUFFER) -> str:
     """One exporter-style attention block (hidden 8, 2 heads of 4) after simplify-shapes and dce.
     `k_input="%x2"`: K alone is projected from a second input; `kv_input="%x2"`: K and V are, from a
-    sequence of another length T (cross-attention; the mask is then over T)."""
+    sequence of another length T (cross-attention; the mask is then over T). `causal="buffer"`
+    adds GPT-2's causal select (see _causal_lines), `causal="input"` one whose condition is the
+    graph input %keep."""
     if kv_input == "%x2":
         k_input, t = "%x2", "T"
     else:
         t = "S"
     inputs = f"%x: f32[B,S,8], %attention_mask: i64[B,{t}]" + (f", %x2: f32[B,{t},8]" if k_input == "%x2" else "")
+    if causal == "input":
+        inputs += ", %keep: bool[1,1,S,S]"
+    scores = "%sc" if causal else "%ss"
+    causal_text = _causal_lines(buffer, causal_fill, causal) if causal else ""
     mask_lines = f"""
   %m1: i64[B,1,{t}] = Unsqueeze(%attention_mask, %ax1)
   %m2: i64[B,1,1,{t}] = Unsqueeze(%m1, %ax2)
   %mf: f32[B,1,1,{t}] = Cast(%m2) {{to=1}}
   %inv: f32[B,1,1,{t}] = Sub(%one, %mf)
   %ext: f32[B,1,1,{t}] = Mul(%inv, %filter)""" if mask is not None else ""
-    softmax_in = "%sm" if mask is not None else "%ss"
-    add_line = f"\n  %sm: f32[B,2,S,{t}] = Add(%ss, %ext)" if mask is not None else ""
+    softmax_in = "%sm" if mask is not None else scores
+    add_line = f"\n  %sm: f32[B,2,S,{t}] = Add({scores}, %ext)" if mask is not None else ""
     return f"""model ir_version=8 opset_import={{"": {opset}}}
 graph "attn" ({inputs}) {{
   const %wq = {_dense(WQ)}
@@ -82,7 +120,7 @@ graph "attn" ({inputs}) {{
   %v4: f32[B,{t},2,4] = Reshape(%v, %heads)
   %vt: f32[B,2,{t},4] = Transpose(%v4) {{perm=[0, 2, 1, 3]}}
   %s: f32[B,2,S,{t}] = MatMul(%qt, %kt)
-  %ss: f32[B,2,S,{t}] = {scale}{add_line}
+  %ss: f32[B,2,S,{t}] = {scale}{causal_text}{add_line}
   %p: f32[B,2,S,{t}] = Softmax({softmax_in}) {{axis=-1}}
   %c: f32[B,2,S,4] = MatMul(%p, %vt)
   %ct: f32[B,S,2,4] = Transpose(%c) {{perm=[0, 2, 1, 3]}}
@@ -159,6 +197,55 @@ def test_block_becomes_onnx_attention_at_opset_23() -> None:
     for batch, seq in [(1, 5), (2, 6)]:
         assert_numerically_equivalent(as_graph(before, 23), graph, Numerics.TOLERANCE,
                                       feeds=_feeds(batch, seq, fully_masked=False))
+
+
+def _causal_feeds(batch: int, seq: int, *, left_padded: bool = True, seed: int = 0) -> dict[str, np.ndarray]:
+    """_feeds without fully masked rows; with `left_padded`, the first two keys of batch 0 are
+    padding, so its first two queries see only padded keys (allowed by the causal mask)."""
+    feeds = _feeds(batch, seq, fully_masked=False, seed=seed)
+    if left_padded and batch > 1:
+        feeds["attention_mask"][0, :2] = 0
+    return feeds
+
+
+@pytest.mark.parametrize("mask", [None, -10000.0, FMIN])
+def test_causal_block_becomes_unidirectional_attention(mask) -> None:
+    before = _block(mask=mask, causal="buffer")
+    graph, remarks, rewrites = _fuse(before)
+    assert rewrites == 1 and remarks == []
+    expected = _expected_contrib(mask).replace("{num_heads=2", "{num_heads=2, unidirectional=1")
+    assert_graph_equal(graph, as_graph(expected), check_metadata=False)
+    # Left padding leaves queries whose every allowed key is padded: onnxruntime matches the
+    # decomposed graph there with a -10000 padding mask, not with finfo.min (documented).
+    for batch, seq in [(1, 1), (1, 5), (2, 8)]:
+        feeds = _causal_feeds(batch, seq, left_padded=mask != FMIN)
+        assert_numerically_equivalent(before, graph, Numerics.TOLERANCE, feeds=feeds)
+
+
+def test_causal_block_becomes_onnx_attention_with_is_causal() -> None:
+    before = _block(opset=23, causal="buffer")
+    graph, remarks, rewrites = _fuse(before, "onnx")
+    assert rewrites == 1 and remarks == []
+    attention = next(n for n in graph if n.op_type == "Attention")
+    assert attention.domain == "" and attention.attr("is_causal") == 1
+    assert not {"Where", "Slice", "Softmax"} & {n.op_type for n in graph}
+    for batch, seq in [(1, 5), (2, 8)]:
+        assert_numerically_equivalent(as_graph(before, 23), graph, Numerics.TOLERANCE,
+                                      feeds=_causal_feeds(batch, seq, left_padded=False))
+
+
+@pytest.mark.parametrize(("variant", "why"), [
+    ({"causal_fill": -100.0}, "Where fills masked scores with -100, not a large negative value (<= -10000)"),
+    ({"buffer": np.triu(np.ones((8, 8), np.uint8))[None, None]},
+     "the condition of Where is not the causal (lower-triangular) mask at sequence length 2"),
+    ({"causal": "input"}, "the causal condition of Where reads %keep, an input value"),
+    ({"buffer": np.zeros((1, 1, 0, 0), np.uint8)}, "the causal condition of Where fails at sequence length 1"),
+])
+def test_causal_select_left_alone_with_a_remark(variant, why) -> None:
+    before = _block(**{"causal": "buffer", "mask": None, **variant})
+    ctx = assert_pass("fuse-attention", before, before, numeric=False)  # unchanged (one cannot even run)
+    assert len(ctx.remarks) == 1 and ctx.remarks[0].startswith("Attention at Softmax: not fused, ")
+    assert why in ctx.remarks[0], ctx.remarks
 
 
 @pytest.mark.parametrize(("variant", "form", "why"), [
@@ -291,8 +378,29 @@ def test_bert_fuses_both_layers_and_matches_onnxruntime(form) -> None:
                 np.testing.assert_allclose(got, want, rtol=0, atol=1e-4)
 
 
-def test_gpt_is_left_alone_with_a_causal_remark() -> None:
-    _, remarks, rules = compile_attention(mt.build_gpt())
-    assert not rules
-    assert len(remarks) == 2 and all("causal select: unidirectional (GPT-style) attention is not fused" in r
-                                     for r in remarks)
+@pytest.mark.parametrize(("linear", "attention_mask"), [("gemm", False), ("matmul", True)])
+def test_gpt_fuses_both_layers_as_unidirectional_attention(linear, attention_mask) -> None:
+    model = mt.build_gpt(linear=linear, attention_mask=attention_mask)
+    graph = import_onnx(model)
+    for name in ("fold-constants", "simplify-shapes", "unflatten-gemm", "dce"):
+        run_pass(name, graph)
+    _, ctx = run_pass("fuse-attention", graph)
+    run_pass("dce", graph)
+    fused = export_onnx(graph)
+    assert ctx.rules == {"attention-contrib": 2} and ctx.remarks == []
+    attentions = [n for n in fused.graph.node if n.op_type == "Attention"]
+    attributes = {a.name: onnx.helper.get_attribute_value(a) for a in attentions[0].attribute}
+    assert attributes["unidirectional"] == 1 and attributes["num_heads"] == 4
+    assert attributes.get("mask_filter_value") == (-10000.0 if attention_mask else None)
+    ops = Counter(n.op_type for n in fused.graph.node)
+    assert not {"Where", "Softmax", "Split", "Transpose", "Slice"} & set(ops)
+    original, compiled = _session(model), _session(fused)
+    rng = np.random.default_rng(0)
+    for batch, seq in [(1, 1), (2, 7), (1, 33)]:
+        feeds = {"input_ids": rng.integers(0, 1000, (batch, seq)).astype(np.int64)}
+        if attention_mask:
+            mask = np.ones((batch, seq), np.int64)
+            mask[-1, :2] = 0  # left padding: the first queries see only padded keys
+            feeds["attention_mask"] = mask
+        for want, got in zip(original.run(None, feeds), compiled.run(None, feeds), strict=True):
+            np.testing.assert_allclose(got, want, rtol=0, atol=2e-4)
