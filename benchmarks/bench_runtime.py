@@ -1,7 +1,7 @@
 """Runtime effect of mlc's pipelines under onnxruntime (run by hand, not a test).
 
-    python benchmarks/bench_runtime.py                  # light models (-O2) and BERT (-O3)
-    python benchmarks/bench_runtime.py --only bert --runs 200
+    python benchmarks/bench_runtime.py                  # light models (-O2), BERT and GPT-2 (-O3)
+    python benchmarks/bench_runtime.py --only bert --runs 600 --sequence 128
 
 1. Each light model of the onnx wheel: the original and mlc's -O2 output, both under a default
    onnxruntime session (all of ORT's own optimizations on), same inputs, runs interleaved; the
@@ -12,6 +12,7 @@
    bert, opt_level 0: its fusions; the session then applies ORT's own graph optimizations as
    usual); mlc -O3 for the onnxruntime target (its contrib composites). Goals: mlc at least as
    fast as ORT's transformer optimizer, and at least 1.2x the original.
+3. The GPT-2-style decoder of the same script, likewise (the optimizer's model_type gpt2).
 
 Sessions are default onnxruntime sessions: default thread count, thread spinning on. The original
 and the peers' outputs open with no options at all; mlc's output opens with the session settings
@@ -109,20 +110,23 @@ def _transformers_module() -> object:
     return module
 
 
-def bert(runs: int, sequence: int, block: int) -> None:
+def transformer(kind: str, runs: int, sequence: int, block: int, repeat: int) -> None:
+    """`kind` bert or gpt: original, onnxruntime's transformer optimizer, mlc -O3, interleaved."""
     from onnxruntime.transformers import optimizer
 
     builder = _transformers_module()
-    model = builder.build_bert()  # type: ignore[attr-defined]
+    model = builder.build_bert() if kind == "bert" else builder.build_gpt()  # type: ignore[attr-defined]
     rng = np.random.default_rng(0)
-    feeds = {"input_ids": rng.integers(0, 1000, (1, sequence), dtype=np.int64),
-             "attention_mask": np.ones((1, sequence), np.int64),
-             "token_type_ids": np.zeros((1, sequence), np.int64)}
-    feeds["attention_mask"][0, sequence - sequence // 4:] = 0  # padded tail
+    feeds = {"input_ids": rng.integers(0, 1000, (1, sequence), dtype=np.int64)}
+    if kind == "bert":
+        feeds["attention_mask"] = np.ones((1, sequence), np.int64)
+        feeds["attention_mask"][0, sequence - sequence // 4:] = 0  # padded tail
+        feeds["token_type_ids"] = np.zeros((1, sequence), np.int64)
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "bert.onnx"
+        path = Path(tmp) / f"{kind}.onnx"
         onnx.save(model, str(path))
-        ort_opt = optimizer.optimize_model(str(path), model_type="bert", num_heads=4, hidden_size=128, opt_level=0)
+        ort_opt = optimizer.optimize_model(str(path), model_type="bert" if kind == "bert" else "gpt2",
+                                           num_heads=4, hidden_size=128, opt_level=0)
         ort_model = ort_opt.model
     ours = optimized(model, "O3")
     variants = {"original": session(model), "ORT transformer optimizer": session(ort_model),
@@ -131,20 +135,27 @@ def bert(runs: int, sequence: int, block: int) -> None:
     for key, s in variants.items():
         for got, want in zip(s.run(None, feeds), reference, strict=True):
             assert np.allclose(got, want, atol=1e-3, rtol=1e-3), f"{key} computes different numbers"
-    times = interleaved(variants, feeds, runs, block)
+    rounds = [interleaved(variants, feeds, runs, block) for _ in range(repeat)]
     ops = {k: len(m.graph.node) for k, m in (("original", model), ("ORT transformer optimizer", ort_model),
                                               ("mlc -O3", ours))}
-    print(f"\n| BERT (batch 1, sequence {sequence}) | nodes | median ms | vs original |\n|---|--:|--:|--:|")
-    for key, value in times.items():
-        print(f"| {key} | {ops[key]} | {value:.3f} | {times['original'] / value:.2f}x |")
+    name = "BERT" if kind == "bert" else "GPT-2"
+    print(f"\n| {name} (batch 1, sequence {sequence}) | nodes | median ms | vs original | "
+          f"vs original, each of {repeat} repeats |\n|---|--:|--:|--:|---|")
+    for key in variants:
+        ratios = sorted(r["original"] / r[key] for r in rounds)
+        median = statistics.median(r[key] for r in rounds)
+        print(f"| {key} | {ops[key]} | {median:.3f} | {statistics.median(ratios):.2f}x | "
+              f"{', '.join(f'{x:.2f}' for x in ratios)} |")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=100, help="timed runs per variant (default 100)")
-    parser.add_argument("--block", type=int, default=20, help="BERT: timed runs per turn (default 20)")
-    parser.add_argument("--sequence", type=int, default=128, help="BERT sequence length (default 128)")
-    parser.add_argument("--only", choices=["light", "bert"], help="run one part")
+    parser.add_argument("--block", type=int, default=20, help="BERT/GPT-2: timed runs per turn (default 20)")
+    parser.add_argument("--sequence", type=int, default=128, help="BERT/GPT-2 sequence length (default 128)")
+    parser.add_argument("--only", choices=["light", "bert", "gpt"], help="run one part")
+    parser.add_argument("--repeat", type=int, default=5,
+                        help="BERT/GPT-2: independent interleaved measurements; the table gives each ratio (default 5)")
     parser.add_argument("--no-spin", action="store_true", help="thread spinning off, single runs interleaved")
     args = parser.parse_args()
     global SPIN
@@ -152,8 +163,9 @@ def main() -> int:
     print(f"onnxruntime {ort.__version__}, thread spinning {'on' if SPIN else 'off'}")
     if args.only in (None, "light"):
         light_models(max(args.runs // 4, 10))
-    if args.only in (None, "bert"):
-        bert(args.runs, args.sequence, args.block)
+    for kind in ("bert", "gpt"):
+        if args.only in (None, kind):
+            transformer(kind, args.runs, args.sequence, args.block, args.repeat)
     return 0
 
 
