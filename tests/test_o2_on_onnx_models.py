@@ -1,5 +1,6 @@
 """-O2, with the numbers checked after every pass, holds on the onnx wheel's real models: the 9
-light models and every pytorch-converted / pytorch-operator model (issue 6's acceptance)."""
+light models and every pytorch-converted / pytorch-operator model (issue 6's acceptance); so does
+-O3 for the onnxruntime target (its contrib composites and legalization on top)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import onnx
 import pytest
 
 from mlc.debugger import DebugOptions, run_debug
+from mlc.driver import target_pipeline
 from mlc.pipelines import build_pipeline
+from mlc.targets import require
 
 DATA = Path(onnx.__file__).resolve().parent / "backend" / "test" / "data"
 MODELS = sorted(DATA.glob("light/light_*.onnx")) + sorted(DATA.glob("pytorch-*/*/model.onnx"))
@@ -30,3 +33,12 @@ def test_o2_checked_after_every_pass(path: Path) -> None:
     checks = {r.name: (r.to_json()["check"] or {}).get("verdict") for r in result.records if r.changed}
     assert result.verdict == "ok", (result.verdict, checks)
     assert all(verdict == "ok" for verdict in checks.values()), checks  # every changing pass was checked
+
+
+@pytest.mark.parametrize("path", MODELS, ids=_id)
+def test_o3_for_onnxruntime_checked_after_every_pass(path: Path) -> None:
+    passes = target_pipeline(require("onnxruntime"), "onnxruntime", "O3")
+    result = run_debug(str(path), DebugOptions(passes=passes, verify="each"))
+    checks = {r.name: (r.to_json()["check"] or {}).get("verdict") for r in result.records if r.changed}
+    assert result.verdict == "ok", (result.verdict, checks)
+    assert all(verdict == "ok" for verdict in checks.values()), checks

@@ -144,3 +144,35 @@ def test_onnxruntime_transformer_optimizer_fuses_the_patterns(models, name) -> N
     feeds = _feeds(name, 2, 11, SMALL["vocab"], np.random.default_rng(5))
     for want, got in zip(_run(models[name], feeds), _run(fused.model, feeds), strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+# What mlc -O3 for the onnxruntime (CPU) target makes of them: every attention block, GELU and layer
+# norm fused; no SkipLayerNormalization (slower than its parts on CPU, see bench_skip_layernorm.py).
+MLC_O3_CPU = {
+    "bert": {"EmbedLayerNormalization": 1, "Attention": 2, "BiasGelu": 2, "LayerNormalization": 4},
+    "gpt": {"Attention": 2, "FastGelu": 2, "LayerNormalization": 5},
+}
+
+
+@pytest.mark.parametrize("name", ["bert", "gpt"])
+def test_mlc_o3_fuses_every_block_and_keeps_the_numbers(name, tmp_path) -> None:
+    from mlc.cli import main
+
+    source = tmp_path / f"{name}.onnx"
+    onnx.save(BUILDERS[name](**SMALL), str(source))
+    out = tmp_path / "artifact"
+    assert main(["compile", str(source), "-O3", "--target", "onnxruntime", "-o", str(out), "--verify", "each"]) == 0
+    fused = onnx.load(str(out / "model.onnx"))
+    ops: dict[str, int] = {}
+    for node in fused.graph.node:
+        ops[node.op_type] = ops.get(node.op_type, 0) + 1
+    assert {op: ops.get(op, 0) for op in MLC_O3_CPU[name]} == MLC_O3_CPU[name], ops
+    assert not {"Softmax", "Transpose", "Where", "SkipLayerNormalization", "Erf", "Tanh"} & set(ops), ops
+    if name == "gpt":
+        assert all(onnx.helper.get_attribute_value(a) == 1 for n in fused.graph.node if n.op_type == "Attention"
+                   for a in n.attribute if a.name == "unidirectional")
+    session = ort.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
+    original = ort.InferenceSession(source.read_bytes(), providers=["CPUExecutionProvider"])
+    feeds = _feeds(name, 2, 9, SMALL["vocab"], np.random.default_rng(4))
+    for want, got in zip(original.run(None, feeds), session.run(None, feeds), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=2e-4)
