@@ -487,7 +487,8 @@ def _causal(block: _Block, where: Node, position: int) -> _Causal:
         start, end = node.attr("start", 0), node.attr("end", rank)
         return np.array(dims[slice(start + rank if start < 0 else start, end + rank if end < 0 else end)], np.int64)
 
-    trials = [(1, length) for length in _CAUSAL_LENGTHS] + [(2, 3)]
+    # (1, 1) and a batch of 2 must compute; past that, the first failure is the model's longest sequence.
+    trials = [(1, 1), (2, 3)] + [(1, length) for length in _CAUSAL_LENGTHS[1:]]
     static = _shape(_out(qk))
     if static is not None and isinstance(static[-1], int):
         trials = [(1, static[-1])]  # a static sequence: the one length that runs
@@ -498,12 +499,10 @@ def _causal(block: _Block, where: Node, position: int) -> _Causal:
                 keep = ~keep.astype(bool)
             full = np.broadcast_to(keep.astype(bool), (batch, heads, length, length))
         except (EvaluationError, ValueError) as why:
-            if (batch, length) == trials[0]:
+            if (batch, length) in trials[:2]:
                 raise _NoMatch(f"the causal condition of {_label(where)} fails at sequence length {length} "
                                f"({why})") from None
-            if batch == 1:
-                break  # past the model's longest sequence
-            continue
+            break  # past the model's longest sequence
         if not np.array_equal(full, np.broadcast_to(np.tri(length, dtype=bool), full.shape)):
             raise _NoMatch(f"the condition of {_label(where)} is not the causal (lower-triangular) mask at "
                            f"sequence length {length}")
