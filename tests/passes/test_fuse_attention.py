@@ -237,7 +237,7 @@ def test_causal_block_becomes_onnx_attention_with_is_causal() -> None:
 @pytest.mark.parametrize(("variant", "why"), [
     ({"causal_fill": -100.0}, "Where fills masked scores with -100, not a large negative value (<= -10000)"),
     ({"buffer": np.triu(np.ones((8, 8), np.uint8))[None, None]},
-     "the condition of Where is not the causal (lower-triangular) mask at sequence length 2"),
+     "the condition of Where is not the causal (lower-triangular) mask at sequence length 3"),
     ({"causal": "input"}, "the causal condition of Where reads %keep, an input value"),
     ({"buffer": np.zeros((1, 1, 0, 0), np.uint8)}, "the causal condition of Where fails at sequence length 1"),
 ])
