@@ -24,8 +24,8 @@ CPU, CUDA = "onnxruntime", "onnxruntime-cuda"
 _PROVIDERS = {CPU: ["CPUExecutionProvider"], CUDA: ["CUDAExecutionProvider", "CPUExecutionProvider"]}
 
 # onnxruntime's CPU kernel for com.microsoft SkipLayerNormalization is slower than the ai.onnx
-# Add + Add + LayerNormalization it replaces: 1.1x at [1,16,128], 1.7x at [1,128,128] and 2.2-2.4x
-# at hidden 768 (onnxruntime 1.31, benchmarks/bench_skip_layernorm.py). On CPU mlc neither emits it
+# Add + Add + LayerNormalization it replaces: 1.4x at [1,16,128], 2.7x at [1,128,128], 2.6x at
+# [1,128,768] (onnxruntime 1.31, default sessions, benchmarks/bench_skip_layernorm.py). On CPU mlc neither emits it
 # (no fuse-skip-layernorm in -O3) nor lets the session build it (its SkipLayerNormFusion is off).
 _CPU_SLOWER_FUSIONS = {"fuse-skip-layernorm"}
 _CPU_DISABLED_ORT_OPTIMIZERS = ["SkipLayerNormFusion"]

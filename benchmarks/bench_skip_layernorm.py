@@ -10,8 +10,9 @@ residual), runs three ways under onnxruntime's CPU execution provider at ORT_ENA
   into the composite at session start, so this should time like the first;
 * `Add+Add+LN`: the same ops with SkipLayerNormFusion disabled (`disabled_optimizers`).
 
-Runs are interleaved (one of each per round, after a warm-up); medians in microseconds. The
-figures decide what the onnxruntime backend does on CPU: see `OnnxRuntimeBackend.composites`.
+Default sessions (thread spinning on); the three take turns in blocks of 20 timed runs after 2
+untimed ones; medians in microseconds. The figures decide what the onnxruntime backend does on
+CPU: see `OnnxRuntimeBackend.composites`.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
-SHAPES = [(1, 16, 128), (1, 128, 128), (1, 128, 768), (8, 128, 768)]
+SHAPES = [(1, 16, 128), (1, 32, 128), (1, 64, 128), (1, 128, 128), (1, 128, 768), (8, 128, 768)]
+BLOCK = 20
 
 
 def _model(fused: bool, shape: tuple[int, int, int]) -> onnx.ModelProto:
@@ -51,14 +53,13 @@ def _model(fused: bool, shape: tuple[int, int, int]) -> onnx.ModelProto:
 def _session(model: onnx.ModelProto, disabled: list[str]) -> ort.InferenceSession:
     options = ort.SessionOptions()
     options.log_severity_level = 3
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # interleaved sessions
     return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"],
                                 disabled_optimizers=disabled)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=1000, help="interleaved rounds per shape (default 1000)")
+    parser.add_argument("--runs", type=int, default=1000, help="timed runs per variant and shape (default 1000)")
     args = parser.parse_args()
     print(f"onnxruntime {ort.__version__}\n")
     print("| shape | SkipLayerNormalization µs | Add+Add+LN, ORT fuses µs | Add+Add+LN µs | composite / ops |")
@@ -73,11 +74,14 @@ def main() -> int:
         for key, s in sessions.items():
             np.testing.assert_allclose(s.run(None, feeds)[0], want, atol=1e-4, err_msg=key)
         samples: dict[str, list[float]] = {key: [] for key in sessions}
-        for _ in range(args.runs):
+        for _ in range(max(args.runs // BLOCK, 1)):
             for key, s in sessions.items():
-                start = time.perf_counter()
-                s.run(None, feeds)
-                samples[key].append((time.perf_counter() - start) * 1e6)
+                for _ in range(2):
+                    s.run(None, feeds)
+                for _ in range(BLOCK):
+                    start = time.perf_counter()
+                    s.run(None, feeds)
+                    samples[key].append((time.perf_counter() - start) * 1e6)
         med = {key: statistics.median(v) for key, v in samples.items()}
         print(f"| {'x'.join(map(str, shape))} | {med['composite']:.1f} | {med['ort_fuses']:.1f} | {med['ops']:.1f} | "
               f"{med['composite'] / med['ops']:.2f}x |", flush=True)

@@ -29,7 +29,7 @@ residual operands share the batch dim. Element types: float32 and float16 (the C
 Every LayerNormalization is a candidate; when one does not fuse, a remark `SkipLayerNorm at
 'name': not fused, <why>` says why. The pass is onnxruntime-only and imports com.microsoft
 (version 1) into the model. Only the `onnxruntime-cuda` target appends it at -O3: onnxruntime
-1.31's CPU kernel is 1.1-2.4x slower than the Add+Add+LayerNormalization it replaces
+1.31's CPU kernel is 1.4-2.7x slower than the Add+Add+LayerNormalization it replaces
 (benchmarks/bench_skip_layernorm.py).
 `tolerance`: the fused kernel adds and normalizes in one pass, in its own order.
 """
