@@ -6,8 +6,11 @@
 
 The three additions may come in any order and association. `positions` must be what exporters
 write for `position_ids[:, :seq_len]`: a Slice of a constant [1, N] arange from 0 to the sequence
-length of `ids` (Unsqueeze(Gather(Shape(ids), 1))) on axis 1, or a constant arange matching a
-static sequence length; EmbedLayerNormalization then uses positions 0..S-1 itself. The token-type
+length of `ids` (Unsqueeze(Gather(Shape(ids), 1))) on axis 1, GPT-2's
+`Unsqueeze(Range(0, Gather(Shape(ids), 1), 1), [0])`, or a constant arange matching a static
+sequence length; EmbedLayerNormalization then uses positions 0..S-1 itself. When the sum is also
+read elsewhere (GPT-2's residual stream starts there), those readers get the kernel's optional
+third output, `embedding_sum`. The token-type
 term is optional. The kernel's mask input and mask_index output are not used: mask_index assumes
 right padding, which the attention mask need not follow, so attention keeps its own mask.
 
@@ -60,6 +63,8 @@ def _positions_of(positions: Value, ids: Value) -> bool:
         ids_shape = ids.type.shape if isinstance(ids.type, TensorType) else None
         return _is_arange(constant) and ids_shape is not None and ids_shape[-1] == constant.shape[1]
     node = positions.producer
+    if node is not None and node.op_type == "Unsqueeze":
+        return _is_unsqueezed_range(node, ids)
     if node is None or node.op_type != "Slice" or len(node.inputs) < 3:
         return False
     table = const_array(node.inputs[0])
@@ -74,8 +79,22 @@ def _positions_of(positions: Value, ids: Value) -> bool:
     return _is_sequence_length(node.inputs[2], ids)
 
 
+def _is_unsqueezed_range(unsqueeze: Node, ids: Value) -> bool:
+    """Unsqueeze(Range(0, S, 1), [0]) with S the sequence length of ids (GPT-2's position_ids)."""
+    axes = const_array(unsqueeze.inputs[1]) if len(unsqueeze.inputs) > 1 else None
+    if axes is None and unsqueeze.attr("axes") is not None:
+        axes = np.array(unsqueeze.attr("axes"))
+    arange = unsqueeze.inputs[0].producer if unsqueeze.inputs[0] is not None else None
+    if axes is None or axes.reshape(-1).tolist() != [0] or arange is None or arange.op_type != "Range":
+        return False
+    start, delta = const_array(arange.inputs[0]), const_array(arange.inputs[2])
+    return (start is not None and delta is not None and start.size == 1 and delta.size == 1
+            and int(start.reshape(-1)[0]) == 0 and int(delta.reshape(-1)[0]) == 1
+            and _is_sequence_length(arange.inputs[1], ids))
+
+
 def _is_sequence_length(value: Value | None, ids: Value) -> bool:
-    """Unsqueeze(Gather(Shape(ids), 1 or -1)), or Gather(Shape(ids), [1]) / Slice(Shape(ids), 1, 2)."""
+    """Unsqueeze(Gather(Shape(ids), 1 or -1)), or Gather(Shape(ids), 1 or [1])."""
     node = value.producer if value is not None else None
     if node is not None and node.op_type == "Unsqueeze":
         node = node.inputs[0].producer if node.inputs[0] is not None else None
@@ -202,6 +221,10 @@ class FuseEmbedLayerNorm(Pass):
         batch = ids.type.shape[:1] if isinstance(ids.type, TensorType) and ids.type.shape else None
         mask_index = Value(graph.unique_name("mask_index"), TensorType(DType.INT32, batch))
         outputs: list[Value | None] = [ln.outputs[0], mask_index]
+        total = ln.inputs[0]
+        assert total is not None
+        if total.is_graph_output or any(user is not ln for user, _ in total.uses):
+            outputs.append(total)  # GPT-2's residual stream reads the sum: output 2, embedding_sum
         replace_pattern(graph, ctx, "embed-layernorm", matched, "EmbedLayerNormalization", inputs, outputs,
                         {"epsilon": float(ln.attr("epsilon", 1e-5))}, domain=MS_DOMAIN,
                         name=fused_name(ln, "EmbedLayerNormalization"))
