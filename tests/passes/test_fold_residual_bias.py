@@ -3,16 +3,12 @@ residual; the LN's linear readers absorb -b @ W."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-from mlc.onnx_io.importer import import_onnx
 from mlc.pass_api import Numerics
 from mlc.testing import assert_numerically_equivalent, assert_pass, run_pass
-from tests.passes.test_fuse_batchnorm import op_counts
+from tests.passes.test_fuse_layernorm import assert_model_numbers, fused_model, op_counts
 
 # Quarters: exact in float32, so EXPECTED's constants are exactly what the pass computes.
 GAMMA = np.array([1.0, 0.5, 2.0, 1.0])
@@ -116,21 +112,8 @@ def test_must_not_change(variant, why) -> None:
 
 
 def test_bert_loses_every_residual_bias_add_and_keeps_its_numbers() -> None:
-    spec = importlib.util.spec_from_file_location("mt", Path(__file__).parents[2] / "models" / "make_transformers.py")
-    assert spec is not None and spec.loader is not None
-    mt = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mt)
-    model = mt.build_bert(layers=2, hidden=32, heads=2, vocab=50, max_positions=16)
-    before = import_onnx(model)
-    graph = import_onnx(model)
-    for name in ("fold-constants", "simplify-shapes", "fuse-layernorm"):
-        run_pass(name, graph)
+    graph, _, _ = fused_model("bert", ["simplify-shapes", "fuse-layernorm"])
     adds = op_counts(graph)["Add"]
     graph, ctx = run_pass("fold-residual-bias", graph)
     assert ctx.stats["folded"] == 4 and op_counts(graph)["Add"] == adds - 4  # 2 per layer
-    rng = np.random.default_rng(0)
-    mask = np.ones((2, 9), np.int64)
-    mask[1, 6:] = 0
-    feeds = {"input_ids": rng.integers(0, 50, (2, 9)).astype(np.int64), "attention_mask": mask,
-             "token_type_ids": (np.arange(9)[None, :] >= 4).repeat(2, 0).astype(np.int64)}
-    assert_numerically_equivalent(before, graph, Numerics.TOLERANCE, feeds=feeds)
+    assert_model_numbers("bert", graph)
