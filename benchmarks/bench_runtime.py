@@ -51,11 +51,14 @@ LIGHT = Path(onnx.__file__).resolve().parent / "backend" / "test" / "data" / "li
 
 
 SPIN = True  # onnxruntime's default; --no-spin turns it off for every variant
+# A plain session, as anyone opens the original model: all of onnxruntime's optimizations, CPU.
+DEFAULT_SETTINGS: dict[str, object] = {"graph_optimization_level": "ORT_ENABLE_ALL",
+                                       "providers": ["CPUExecutionProvider"]}
 
 
 def session(model: onnx.ModelProto, settings: dict[str, object] | None = None) -> ort.InferenceSession:
     """A default CPU session, or one opened with an artifact's recorded settings."""
-    settings = settings or {"graph_optimization_level": "ORT_ENABLE_ALL", "providers": ["CPUExecutionProvider"]}
+    settings = settings or DEFAULT_SETTINGS
     config = {} if SPIN else {"session.intra_op.allow_spinning": "0"}
     return open_session(model.SerializeToString(), settings, THREADS, config)
 
@@ -93,7 +96,7 @@ def interleaved(sessions: dict[str, ort.InferenceSession], feeds: dict[str, np.n
 
 def executed_ops(model: onnx.ModelProto, settings: dict[str, object] | None = None) -> list[tuple[str, str]]:
     """The nodes onnxruntime runs after its own graph optimizations: (op type, attributes)."""
-    settings = settings or {"graph_optimization_level": "ORT_ENABLE_ALL", "providers": ["CPUExecutionProvider"]}
+    settings = settings or DEFAULT_SETTINGS
     with tempfile.TemporaryDirectory() as tmp:
         options = ort.SessionOptions()
         options.log_severity_level = 3

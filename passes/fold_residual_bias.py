@@ -153,7 +153,7 @@ class FoldResidualBias(Pass):
         changed = False
         for sub in list(graph.all_graphs()):
             for ln in list(sub):
-                if not is_op(ln, "LayerNormalization") or ln.graph is not sub:
+                if not is_op(ln, "LayerNormalization"):
                     continue
                 if len(ln.outputs) > 1 and any(v is not None and v.uses for v in ln.outputs[1:]):
                     continue  # Mean/InvStdDev read: the normalized output is not all it computes

@@ -397,7 +397,7 @@ def _match_block(softmax: Node) -> _Block:
     inner.append(merge)
     block = _Block(softmax, q, k, v, inner, mask, _out(merge))
     if select is not None:
-        block.causal = _causal(block, *select)
+        block.causal = _causal(block, *select, qk)
     return block
 
 
@@ -406,7 +406,7 @@ _CAUSAL_CONE_LIMIT = 64
 _CAUSAL_LENGTHS = (*range(1, 17), 32, 64, 128, 256, 512, 1024)
 
 
-def _causal(block: _Block, where: Node, position: int) -> _Causal:
+def _causal(block: _Block, where: Node, position: int, qk: Node) -> _Causal:
     """Check that Where keeps exactly the scores of keys j <= query i, by evaluating its condition.
 
     The condition may be computed from constants (HF GPT-2 slices a tril buffer) and from the
@@ -425,9 +425,8 @@ def _causal(block: _Block, where: Node, position: int) -> _Causal:
     condition = _only_input(where, 0)
     graph = where.graph
     assert graph is not None
-    qk = block.inner[[n.op_type for n in block.inner].index("MatMul")]
     heads, head_dim, dv = block.q.heads, block.q.head_dim, block.v.head_dim
-    scores = {id(_out(n)) for n in block.inner if n is qk or n.outputs[0] is _only_input(where, position)}
+    scores = {id(_out(qk)), id(_only_input(where, position))}  # Q·Kᵀ, and scaled if there is a scale node
 
     def dims_at(value: Value, batch: int, length: int) -> tuple[int, ...] | None:
         if id(value) in scores:

@@ -1,9 +1,10 @@
-"""Evaluate one IR node on concrete inputs, at compile time (constant folding).
+"""Evaluate IR nodes on concrete inputs at compile time: one node (constant folding), or a few
+nodes cut out of a graph and run for many feeds (fuse-attention's causal-mask check).
 
 onnx's reference evaluator implements every standard op with the spec's semantics; running it on a
-one-node model is slower than a hand-written numpy table but never wrong in a way that a table
-of our own could be, and it follows the node's opset. The node is exported with the exporter's
-own attribute and tensor converters, so no attribute kind is special-cased here.
+small model is slower than a hand-written numpy table but never wrong in a way that a table of
+our own could be, and it follows the model's opsets. Nodes are exported with the exporter's own
+attribute and tensor converters, so no attribute kind is special-cased here.
 """
 
 from __future__ import annotations
@@ -33,37 +34,20 @@ def _one_line(error: Exception) -> str:
 def evaluate_node(node: Node, inputs: Sequence[np.ndarray | None], opsets: dict[str, int]) -> list[np.ndarray | None]:
     """The node's outputs for `inputs` (None where an optional input is omitted), one per output
     (None where the output is omitted), each cast to the output's declared element type."""
-    exporter = _Exporter(_inline_sink, legacy_inputs=False, opsets=opsets)
-    graph = onnx.GraphProto(name="fold")
-    feeds: dict[str, np.ndarray] = {}
-    for index, (value, array) in enumerate(zip(node.inputs, inputs, strict=True)):
-        if value is None or array is None:
-            continue
-        if id(value) in exporter.names.names:
-            continue  # the same value read twice
-        name = exporter.names.assign(Value(f"in{index}"))
-        exporter.names.names[id(value)] = name
-        graph.input.append(helper.make_tensor_value_info(name, helper.np_dtype_to_tensor_dtype(array.dtype), None))
-        feeds[name] = array
-    exporter.node(node, graph.node.add())
-    proto = graph.node[0]
-    del proto.metadata_props[:]
-    for output in proto.output:
-        if output:
-            graph.output.append(helper.make_empty_tensor_value_info(output))
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid(d, v) for d, v in opsets.items()],
-                              ir_version=10)
-    try:
-        results = ReferenceEvaluator(model).run(None, feeds)
-    except Exception as error:  # noqa: BLE001 - any failure means: not foldable, and why
-        raise EvaluationError(f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}") from None
-    produced = iter(results)
+    fed: list[Value] = []
+    arrays: list[np.ndarray] = []
+    for value, array in zip(node.inputs, inputs, strict=True):
+        if value is None or array is None or any(v is value for v in fed):
+            continue  # omitted, or the same value read twice
+        fed.append(value)
+        arrays.append(array)
+    produced = iter(SubgraphEvaluator([node], fed, [v for v in node.outputs if v is not None], opsets).run(arrays))
     outputs: list[np.ndarray | None] = []
     for value in node.outputs:
         if value is None:
             outputs.append(None)
             continue
-        array = np.asarray(next(produced))
+        array = next(produced)
         declared = value.type.dtype if isinstance(value.type, TensorType) else None
         if declared is not None and declared != DType.STRING and array.dtype != declared.numpy:
             array = array.astype(declared.numpy)
@@ -85,7 +69,9 @@ class SubgraphEvaluator:
             name = exporter.names.assign(Value(f"in{index}"))
             exporter.names.names[id(value)] = name
             self.input_names.append(name)
-            graph.input.append(helper.make_empty_tensor_value_info(name))
+            dtype = value.type.dtype if isinstance(value.type, TensorType) else None
+            graph.input.append(helper.make_tensor_value_info(name, int(dtype), None) if dtype is not None
+                               else helper.make_empty_tensor_value_info(name))
         for node in nodes:
             for value in node.inputs:
                 if value is None or id(value) in exporter.names.names:
