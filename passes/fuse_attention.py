@@ -78,13 +78,11 @@ import numpy as np
 from mlc.errors import BadInputError
 from mlc.ir.core import Graph, Node, Value
 from mlc.ir.dtypes import DType
-from mlc.ir.tensor import Tensor
 from mlc.ir.types import Dim, TensorType
 from mlc.numerics.evaluate import EvaluationError, SubgraphEvaluator
 from mlc.pass_api import Numerics, Pass, PassContext, PassOption, register_pass
+from mlc.passes._patterns import MS_DOMAIN, STANDARD, const_array, dims_of, dtype_of, label, producer
 
-_STANDARD = ("", "ai.onnx")
-_MS = "com.microsoft"
 _FORMS = ("contrib", "onnx")
 _FLOATS = (DType.FLOAT, DType.FLOAT16)
 _MASK_DTYPES = (DType.INT64, DType.INT32, DType.INT16, DType.INT8, DType.UINT8, DType.BOOL)
@@ -96,49 +94,30 @@ class _NoMatch(Exception):
 
 
 # ===================================================================== small helpers
-def _label(node: Node) -> str:
-    return f"{node.op_type} {node.name!r}" if node.name else node.op_type
 
 
-def _const(value: Value | None) -> np.ndarray | None:
-    """The values of a constant no caller can override (not a graph input with a default)."""
-    if value is None or not value.is_constant or not isinstance(value.const, Tensor) or not value.const.has_data:
-        return None
-    return value.const.numpy()
 
 
-def _shape(value: Value | None) -> tuple[Dim, ...] | None:
-    if value is None or not isinstance(value.type, TensorType):
-        return None
-    return value.type.shape
 
 
 def _same_rows(x: Value, out: Value) -> TensorType | None:
     """The fused output's type: [batch, sequence] of the projected input (which shape inference
     may have lost track of through the decomposed block), the hidden size of the old output."""
-    x_shape, out_shape = _shape(x), _shape(out)
+    x_shape, out_shape = dims_of(x), dims_of(out)
     if x_shape is None or out_shape is None or len(x_shape) != 3 or len(out_shape) != 3:
         return out.type if isinstance(out.type, TensorType) else None
     assert isinstance(out.type, TensorType)
     return TensorType(out.type.dtype, (x_shape[0], x_shape[1], out_shape[2]))
 
 
-def _dtype(value: Value | None) -> DType | None:
-    return value.type.dtype if value is not None and isinstance(value.type, TensorType) else None
 
 
-def _producer(value: Value | None, *op_types: str) -> Node | None:
-    """The standard-domain node of one of `op_types` that computes `value`, or None."""
-    node = value.producer if value is not None else None
-    if node is None or node.domain not in _STANDARD or node.op_type not in op_types:
-        return None
-    return node
 
 
 def _only_input(node: Node, index: int = 0) -> Value:
     value = node.inputs[index] if index < len(node.inputs) else None
     if value is None:
-        raise _NoMatch(f"{_label(node)} has no input {index}")
+        raise _NoMatch(f"{label(node)} has no input {index}")
     return value
 
 
@@ -151,7 +130,7 @@ def _out(node: Node) -> Value:
 def _axes(node: Node) -> list[int] | None:
     """Unsqueeze's axes: the attribute before opset 13, the constant second input after."""
     if len(node.inputs) > 1 and node.inputs[1] is not None:
-        array = _const(node.inputs[1])
+        array = const_array(node.inputs[1])
         return None if array is None else [int(a) for a in array.reshape(-1)]
     axes = node.attr("axes")
     return None if axes is None else [int(a) for a in axes]
@@ -250,10 +229,10 @@ def _head_split(value: Value, want_perm: tuple[int, ...], what: str) -> _HeadSpl
     transposes: list[Node] = []
     perm: tuple[int, ...] = (0, 1, 2, 3)
     current = value
-    while (node := _producer(current, "Transpose")) is not None:
+    while (node := producer(current, "Transpose")) is not None:
         p = node.attr("perm")
         if p is None or len(p) != 4:
-            raise _NoMatch(f"{what}: {_label(node)} is not a 4-D transpose with a perm")
+            raise _NoMatch(f"{what}: {label(node)} is not a 4-D transpose with a perm")
         perm = tuple(int(p[i]) for i in perm)  # y2[i] = y1[p2[i]] = x[p1[p2[i]]]
         transposes.append(node)
         current = _only_input(node)
@@ -261,55 +240,55 @@ def _head_split(value: Value, want_perm: tuple[int, ...], what: str) -> _HeadSpl
         raise _NoMatch(f"{what} is not a Transpose of the head split")
     if perm != want_perm:
         raise _NoMatch(f"{what} is transposed by {list(perm)}, not {list(want_perm)}")
-    reshape = _producer(current, "Reshape")
+    reshape = producer(current, "Reshape")
     if reshape is None:
         raise _NoMatch(f"{what} is not split into heads by a Reshape")
     src = _only_input(reshape)
-    target = _const(reshape.inputs[1] if len(reshape.inputs) > 1 else None)
+    target = const_array(reshape.inputs[1] if len(reshape.inputs) > 1 else None)
     if target is None:
-        raise _NoMatch(f"the head-split target of {what} ({_label(reshape)}) is not a constant "
+        raise _NoMatch(f"the head-split target of {what} ({label(reshape)}) is not a constant "
                        "(run simplify-shapes first)")
     entries = [int(t) for t in target.reshape(-1)]
-    shape = _shape(src)
+    shape = dims_of(src)
     if shape is None or len(shape) != 3 or not isinstance(shape[2], int):
-        raise _NoMatch(f"the input of {_label(reshape)} is not known to be 3-D with a static last dim")
+        raise _NoMatch(f"the input of {label(reshape)} is not known to be 3-D with a static last dim")
     if len(entries) != 4 or (0 in entries and reshape.attr("allowzero", 0)):
-        raise _NoMatch(f"{_label(reshape)} target {entries} is not [batch, sequence, heads, head_dim]")
+        raise _NoMatch(f"{label(reshape)} target {entries} is not [batch, sequence, heads, head_dim]")
     heads, head_dim = entries[2], entries[3]
     leading_ok = (entries[:2].count(-1) <= 1 and all(e == -1 or _reshape_copies(e, d)
                                                       for e, d in zip(entries[:2], shape[:2], strict=True)))
     if heads <= 0 or head_dim <= 0 or heads * head_dim != shape[2] or not leading_ok:
-        raise _NoMatch(f"{_label(reshape)} target {entries} does not split {list(shape)} into heads")
+        raise _NoMatch(f"{label(reshape)} target {entries} does not split {list(shape)} into heads")
     return _HeadSplit(src, heads, head_dim, [reshape, *reversed(transposes)])
 
 
 def _scores(value: Value) -> tuple[Node, Node | None, float]:
     """(Q·Kᵀ MatMul, scale node, scale) for value = Div(mm, c) | Mul(mm, c) | Mul(c, mm) | mm."""
-    node = _producer(value, "Div", "Mul", "MatMul")
+    node = producer(value, "Div", "Mul", "MatMul")
     if node is None:
         raise _NoMatch("not scaled scores")
     if node.op_type == "MatMul":
         return node, None, 1.0
     for position in ((0, 1) if node.op_type == "Mul" else (0,)):
-        mm = _producer(node.inputs[position], "MatMul")
-        c = _const(node.inputs[1 - position])
+        mm = producer(node.inputs[position], "MatMul")
+        c = const_array(node.inputs[1 - position])
         if mm is None:
             continue
         if c is None or c.size != 1 or c.dtype.kind != "f":
-            raise _NoMatch(f"the scores are scaled by {_label(node)} with a non-constant or non-scalar factor")
+            raise _NoMatch(f"the scores are scaled by {label(node)} with a non-constant or non-scalar factor")
         factor = float(c.reshape(-1)[0])
         if node.op_type == "Div":
             if factor == 0.0:
-                raise _NoMatch(f"{_label(node)} divides by zero")
+                raise _NoMatch(f"{label(node)} divides by zero")
             factor = 1.0 / factor
         return mm, node, factor
-    raise _NoMatch(f"{_label(node)} does not scale a MatMul")
+    raise _NoMatch(f"{label(node)} does not scale a MatMul")
 
 
 def _scores_or_causal(value: Value) -> tuple[tuple[Node, Node | None, float], tuple[Node, int] | None]:
     """The scaled Q·Kᵀ that `value` is, directly or through a select Where(c, scores, fill) /
     Where(c, fill, scores); the Where and the position of the scores in it (None: no select)."""
-    where = _producer(value, "Where")
+    where = producer(value, "Where")
     if where is None:
         return _scores(value), None
     for position in (1, 2):
@@ -318,7 +297,7 @@ def _scores_or_causal(value: Value) -> tuple[tuple[Node, Node | None, float], tu
         except _NoMatch:
             continue
         return scored, (where, position)
-    raise _NoMatch(f"{_label(where)} selects between values neither of which is the scaled Q·Kᵀ")
+    raise _NoMatch(f"{label(where)} selects between values neither of which is the scaled Q·Kᵀ")
 
 
 def _match_block(softmax: Node) -> _Block:
@@ -330,7 +309,7 @@ def _match_block(softmax: Node) -> _Block:
     logits = _only_input(softmax)
     inner: list[Node] = [softmax]
     mask: Value | None = None
-    add = _producer(logits, "Add")
+    add = producer(logits, "Add")
     scored: tuple[Node, Node | None, float] | None = None
     select: tuple[Node, int] | None = None
     if add is not None:
@@ -344,15 +323,15 @@ def _match_block(softmax: Node) -> _Block:
             mask = add.inputs[1 - position]
             break
         if scored is None:
-            raise _NoMatch(f"neither input of {_label(add)} is the scaled Q·Kᵀ ({'; '.join(reasons)})")
+            raise _NoMatch(f"neither input of {label(add)} is the scaled Q·Kᵀ ({'; '.join(reasons)})")
         inner.append(add)
     else:
         try:
             scored, select = _scores_or_causal(logits)
         except _NoMatch as why:
-            producer = logits.producer
-            kind = f"{_label(producer)}" if producer is not None else "a graph input"
-            detail = f" ({why})" if producer is not None and producer.op_type == "Where" else ""
+            source = logits.producer
+            kind = f"{label(source)}" if source is not None else "a graph input"
+            detail = f" ({why})" if source is not None and source.op_type == "Where" else ""
             raise _NoMatch(f"its input comes from {kind}, not from Add(scaled Q·Kᵀ, mask) or scaled "
                            f"Q·Kᵀ{detail}") from None
     qk, scale_node, scale = scored
@@ -367,7 +346,7 @@ def _match_block(softmax: Node) -> _Block:
     if not math.isclose(scale, expected, rel_tol=1e-5):
         raise _NoMatch(f"scale {_fmt(scale)} is not 1/sqrt(head_dim)={_fmt(expected)}")
 
-    readers = [n for n in probs.consumers if n.op_type == "MatMul" and n.domain in _STANDARD]
+    readers = [n for n in probs.consumers if n.op_type == "MatMul" and n.domain in STANDARD]
     if not readers or readers[0].inputs[0] is not probs:
         raise _NoMatch("the probabilities are not multiplied by V")
     pv = readers[0]
@@ -375,25 +354,25 @@ def _match_block(softmax: Node) -> _Block:
     if v.heads != q.heads:
         raise _NoMatch(f"V has {v.heads} heads, Q {q.heads}")
     inner.append(pv)
-    back = [n for n in _out(pv).consumers if n.op_type == "Transpose" and n.domain in _STANDARD]
+    back = [n for n in _out(pv).consumers if n.op_type == "Transpose" and n.domain in STANDARD]
     if not back or list(back[0].attr("perm") or []) != [0, 2, 1, 3]:
         raise _NoMatch("P·V is not transposed back by [0, 2, 1, 3]")
     inner.append(back[0])
-    merges = [n for n in _out(back[0]).consumers if n.op_type == "Reshape" and n.domain in _STANDARD]
+    merges = [n for n in _out(back[0]).consumers if n.op_type == "Reshape" and n.domain in STANDARD]
     if not merges:
         raise _NoMatch("the heads are not merged back by a Reshape")
     merge = merges[0]
-    target = _const(merge.inputs[1] if len(merge.inputs) > 1 else None)
+    target = const_array(merge.inputs[1] if len(merge.inputs) > 1 else None)
     width = v.heads * v.head_dim
     entries = [] if target is None else [int(t) for t in target.reshape(-1)]
     if target is None:
-        raise _NoMatch(f"the head-merge target of {_label(merge)} is not a constant (run simplify-shapes first)")
-    q_shape = _shape(q.src)  # the merged tensor is [B, S_q, H, dv]: its leading dims are Q's
+        raise _NoMatch(f"the head-merge target of {label(merge)} is not a constant (run simplify-shapes first)")
+    q_shape = dims_of(q.src)  # the merged tensor is [B, S_q, H, dv]: its leading dims are Q's
     lead: tuple[Dim, ...] = q_shape[:2] if q_shape is not None else (None, None)
     if (len(entries) != 3 or entries.count(-1) > 1 or (0 in entries and merge.attr("allowzero", 0))
             or entries[2] not in (width, -1)
             or not all(e == -1 or _reshape_copies(e, d) for e, d in zip(entries[:2], lead, strict=True))):
-        raise _NoMatch(f"{_label(merge)} target {entries} does not merge the heads into [batch, sequence, {width}]")
+        raise _NoMatch(f"{label(merge)} target {entries} does not merge the heads into [batch, sequence, {width}]")
     inner.append(merge)
     block = _Block(softmax, q, k, v, inner, mask, _out(merge))
     if select is not None:
@@ -415,12 +394,12 @@ def _causal(block: _Block, where: Node, position: int, qk: Node) -> _Causal:
     sequence length S from 1 to 16, then 32, 64, ... 1024, until it fails (a buffer of
     max_positions rows stops there: the decomposed graph cannot run longer sequences, the fused op
     can); every length it computes must give the lower triangle, and S = 1 must compute."""
-    fill = _const(where.inputs[3 - position])
+    fill = const_array(where.inputs[3 - position])
     if fill is None or fill.size != 1 or fill.dtype.kind != "f":
-        raise _NoMatch(f"{_label(where)} does not fill the masked scores with a constant")
+        raise _NoMatch(f"{label(where)} does not fill the masked scores with a constant")
     fill_value = float(fill.reshape(-1)[0])
     if fill_value > _CAUSAL_FILL_MAX:
-        raise _NoMatch(f"{_label(where)} fills masked scores with {_fmt(fill_value)}, not a large negative value "
+        raise _NoMatch(f"{label(where)} fills masked scores with {_fmt(fill_value)}, not a large negative value "
                        f"(<= {_fmt(_CAUSAL_FILL_MAX)})")
     condition = _only_input(where, 0)
     graph = where.graph
@@ -439,7 +418,7 @@ def _causal(block: _Block, where: Node, position: int, qk: Node) -> _Causal:
             return (batch, length, heads * head_dim)
         if value is block.v.src:
             return (batch, length, heads * dv)
-        static = _shape(value)
+        static = dims_of(value)
         if static is not None and all(isinstance(d, int) for d in static):
             return tuple(int(d) for d in static)  # type: ignore[arg-type]
         return None
@@ -455,16 +434,16 @@ def _causal(block: _Block, where: Node, position: int, qk: Node) -> _Causal:
         seen.add(id(value))
         node = value.producer
         if node is None:
-            raise _NoMatch(f"the causal condition of {_label(where)} reads %{value.name}, an input value")
-        if node.domain not in _STANDARD or node.subgraphs():
-            raise _NoMatch(f"the causal condition of {_label(where)} is computed by {_label(node)}")
+            raise _NoMatch(f"the causal condition of {label(where)} reads %{value.name}, an input value")
+        if node.domain not in STANDARD or node.subgraphs():
+            raise _NoMatch(f"the causal condition of {label(where)} is computed by {label(node)}")
         cone.append(node)
         if len(cone) > _CAUSAL_CONE_LIMIT:
-            raise _NoMatch(f"the causal condition of {_label(where)} takes more than {_CAUSAL_CONE_LIMIT} nodes")
+            raise _NoMatch(f"the causal condition of {label(where)} takes more than {_CAUSAL_CONE_LIMIT} nodes")
         if node.op_type in ("Shape", "Size"):
             leaves.append(node)
             if dims_at(_only_input(node), 1, 2) is None:
-                raise _NoMatch(f"the causal condition of {_label(where)} reads the shape of "
+                raise _NoMatch(f"the causal condition of {label(where)} reads the shape of "
                                f"%{_only_input(node).name}, which is not one of the block's tensors")
             continue
         pending.extend(v for v in node.inputs if v is not None)
@@ -475,7 +454,7 @@ def _causal(block: _Block, where: Node, position: int, qk: Node) -> _Causal:
     try:
         evaluator = SubgraphEvaluator(inner, [_out(n) for n in leaves], [condition], opsets)
     except EvaluationError as why:
-        raise _NoMatch(f"the causal condition of {_label(where)} cannot be evaluated ({why})") from None
+        raise _NoMatch(f"the causal condition of {label(where)} cannot be evaluated ({why})") from None
 
     def leaf_value(node: Node, batch: int, length: int) -> np.ndarray:
         dims = dims_at(_only_input(node), batch, length)
@@ -488,7 +467,7 @@ def _causal(block: _Block, where: Node, position: int, qk: Node) -> _Causal:
 
     # (1, 1) and a batch of 2 must compute; past that, the first failure is the model's longest sequence.
     trials = [(1, 1), (2, 3)] + [(1, length) for length in _CAUSAL_LENGTHS[1:]]
-    static = _shape(_out(qk))
+    static = dims_of(_out(qk))
     if static is not None and isinstance(static[-1], int):
         trials = [(1, static[-1])]  # a static sequence: the one length that runs
     for batch, length in trials:
@@ -499,11 +478,11 @@ def _causal(block: _Block, where: Node, position: int, qk: Node) -> _Causal:
             full = np.broadcast_to(keep.astype(bool), (batch, heads, length, length))
         except (EvaluationError, ValueError) as why:
             if (batch, length) in trials[:2]:
-                raise _NoMatch(f"the causal condition of {_label(where)} fails at sequence length {length} "
+                raise _NoMatch(f"the causal condition of {label(where)} fails at sequence length {length} "
                                f"({why})") from None
             break  # past the model's longest sequence
         if not np.array_equal(full, np.broadcast_to(np.tri(length, dtype=bool), full.shape)):
-            raise _NoMatch(f"the condition of {_label(where)} is not the causal (lower-triangular) mask at "
+            raise _NoMatch(f"the condition of {label(where)} is not the causal (lower-triangular) mask at "
                            f"sequence length {length}")
     # The nodes reading the block's own tensors (and what they feed) go with the block.
     block_values = {id(v) for n in block.nodes for v in n.outputs if v is not None}
@@ -524,10 +503,10 @@ def _check_readers(block: _Block) -> None:
             if value is None or value is block.out:
                 continue
             if value.is_graph_output:
-                raise _NoMatch(f"the output of {_label(node)} is a graph output")
+                raise _NoMatch(f"the output of {label(node)} is a graph output")
             outside = [n for n in value.consumers if n not in members]
             if outside:
-                raise _NoMatch(f"the output of {_label(node)} is also read outside the block, by {_label(outside[0])}")
+                raise _NoMatch(f"the output of {label(node)} is also read outside the block, by {label(outside[0])}")
 
 
 def _projection(split: _HeadSplit, what: str) -> _Projection:
@@ -536,28 +515,28 @@ def _projection(split: _HeadSplit, what: str) -> _Projection:
     nodes: list[Node] = []
     bias: np.ndarray | None = None
     constants: list[Value] = []
-    add = _producer(value, "Add")
+    add = producer(value, "Add")
     if add is not None:
         nodes.append(add)
         for position in (0, 1):
-            mm = _producer(add.inputs[position], "MatMul")
+            mm = producer(add.inputs[position], "MatMul")
             if mm is not None:
-                bias = _const(add.inputs[1 - position])
+                bias = const_array(add.inputs[1 - position])
                 constants.append(_only_input(add, 1 - position))
                 break
         else:
             raise _NoMatch(f"{what} is not projected by MatMul + Add(bias)")
         width = split.heads * split.head_dim
         if bias is None or bias.size != width or bias.shape[-1:] != (width,):
-            raise _NoMatch(f"the {what} bias of {_label(add)} is not a constant vector")
+            raise _NoMatch(f"the {what} bias of {label(add)} is not a constant vector")
     else:
-        mm = _producer(value, "MatMul")
+        mm = producer(value, "MatMul")
         if mm is None:
             raise _NoMatch(f"{what} is not projected by a MatMul")
     nodes.append(mm)
-    x, weight = _only_input(mm, 0), _const(mm.inputs[1])
+    x, weight = _only_input(mm, 0), const_array(mm.inputs[1])
     if weight is None or weight.ndim != 2:
-        raise _NoMatch(f"the {what} weight of {_label(mm)} is not a constant matrix")
+        raise _NoMatch(f"the {what} weight of {label(mm)} is not a constant matrix")
     constants.append(_only_input(mm, 1))
     return _Projection(x, weight, None if bias is None else bias.reshape(-1), nodes, constants)
 
@@ -567,21 +546,21 @@ def _split_projection(block: _Block) -> list[_Projection] | None:
     Add(MatMul(x, W), b) (GPT-2's c_attn): the three projections are column slices of W and b.
     None when Q, K and V are not read from one Split."""
     sources = [block.q.src, block.k.src, block.v.src]
-    split = _producer(sources[0], "Split")
+    split = producer(sources[0], "Split")
     if split is None or [v.producer for v in sources] != [split] * 3 or list(split.outputs) != sources:
         return None
     packed = _only_input(split)
-    rank = len(_shape(packed) or ())
+    rank = len(dims_of(packed) or ())
     if rank != 3 or split.attr("axis", 0) not in (2, -1):
-        raise _NoMatch(f"{_label(split)} does not split the last axis of a 3-D projection")
-    sizes = _const(split.inputs[1]) if len(split.inputs) > 1 and split.inputs[1] is not None else None
+        raise _NoMatch(f"{label(split)} does not split the last axis of a 3-D projection")
+    sizes = const_array(split.inputs[1]) if len(split.inputs) > 1 and split.inputs[1] is not None else None
     widths = [int(w) for w in sizes.reshape(-1)] if sizes is not None else split.attr("split")
     expected = [s.heads * s.head_dim for s in (block.q, block.k, block.v)]
     if widths is None:  # equal parts (num_outputs, or no sizes at all)
-        total = _shape(packed)[-1]  # type: ignore[index]
+        total = dims_of(packed)[-1]  # type: ignore[index]
         widths = [total // 3] * 3 if isinstance(total, int) and total % 3 == 0 else None
     if widths is None or list(widths) != expected:
-        raise _NoMatch(f"{_label(split)} splits into {widths}, not Q, K, V widths {expected}")
+        raise _NoMatch(f"{label(split)} splits into {widths}, not Q, K, V widths {expected}")
     whole = _projection(_HeadSplit(packed, 1, sum(expected), []), "the packed QKV")
     bounds = np.cumsum([0, *expected])
     return [_Projection(whole.x, whole.weight[:, bounds[i]:bounds[i + 1]],
@@ -591,38 +570,38 @@ def _split_projection(block: _Block) -> list[_Projection] | None:
 
 def _extended_mask(mask: Value) -> _ExtendedMask:
     """Match mask = (1 - Cast(Unsqueeze(m, [1, 2]))) * c of a 2-D integer/bool m."""
-    mul = _producer(mask, "Mul")
+    mul = producer(mask, "Mul")
     if mul is None:
         raise _NoMatch("the mask is not (1 - mask) * c of a 2-D attention mask (no Mul)")
     sub: Node | None = None
     c: np.ndarray | None = None
     for position in (0, 1):
-        sub = _producer(mul.inputs[position], "Sub")
-        c = _const(mul.inputs[1 - position])
+        sub = producer(mul.inputs[position], "Sub")
+        c = const_array(mul.inputs[1 - position])
         if sub is not None:
             break
     if sub is None or c is None or c.size != 1:
-        raise _NoMatch(f"the mask is not (1 - mask) * c of a 2-D attention mask ({_label(mul)})")
-    one = _const(sub.inputs[0])
+        raise _NoMatch(f"the mask is not (1 - mask) * c of a 2-D attention mask ({label(mul)})")
+    one = const_array(sub.inputs[0])
     if one is None or one.size != 1 or float(one.reshape(-1)[0]) != 1.0:
-        raise _NoMatch(f"the mask is not (1 - mask) * c ({_label(sub)} does not subtract from 1)")
+        raise _NoMatch(f"the mask is not (1 - mask) * c ({label(sub)} does not subtract from 1)")
     # Walk up through Cast and Unsqueeze to the 2-D mask.
     current = _only_input(sub, 1)
     unsqueezes: list[list[int]] = []
     casts = 0
-    while (node := _producer(current, "Cast", "Unsqueeze")) is not None:
+    while (node := producer(current, "Cast", "Unsqueeze")) is not None:
         if node.op_type == "Cast":
             casts += 1
         else:
             axes = _axes(node)
             if axes is None:
-                raise _NoMatch(f"the mask's {_label(node)} has no constant axes")
+                raise _NoMatch(f"the mask's {label(node)} has no constant axes")
             unsqueezes.append(axes)
         current = _only_input(node)
-    raw_shape = _shape(current)
+    raw_shape = dims_of(current)
     source = "graph input" if current.is_graph_input else (
-        _label(current.producer) if current.producer is not None else "constant")
-    if raw_shape is None or len(raw_shape) != 2 or _dtype(current) not in _MASK_DTYPES or casts != 1:
+        label(current.producer) if current.producer is not None else "constant")
+    if raw_shape is None or len(raw_shape) != 2 or dtype_of(current) not in _MASK_DTYPES or casts != 1:
         raise _NoMatch(f"the mask is not derived from a 2-D integer attention mask (it starts at {source} "
                        f"%{current.name})")
     dims: list[object] = ["b", "s"]
@@ -654,13 +633,13 @@ def _mha_inputs(block: _Block) -> _MhaInputs:
     for split in (block.q, block.k, block.v):
         width = split.heads * split.head_dim
         src, bias = split.src, None
-        add = _producer(src, "Add")
+        add = producer(src, "Add")
         if add is not None and not src.is_graph_output and all(n in split_nodes for n in src.consumers):
             for position in (0, 1):
-                array = _const(add.inputs[position])
+                array = const_array(add.inputs[position])
                 other = add.inputs[1 - position]
                 if array is not None and array.shape[-1:] == (width,) and array.size == width \
-                        and other is not None and _const(other) is None and _shape(other) == _shape(src):
+                        and other is not None and const_array(other) is None and dims_of(other) == dims_of(src):
                     src, bias = other, array.reshape(-1)
                     adds.append(add)
                     constants.append(_only_input(add, position))
@@ -669,7 +648,7 @@ def _mha_inputs(block: _Block) -> _MhaInputs:
         biases.append(bias)
     packed = None
     if any(b is not None for b in biases):
-        dtype = _dtype(block.out)
+        dtype = dtype_of(block.out)
         assert dtype is not None
         packed = np.concatenate([b if b is not None else np.zeros(s.heads * s.head_dim)
                                  for b, s in zip(biases, (block.q, block.k, block.v), strict=True)])
@@ -703,7 +682,7 @@ class FuseAttention(Pass):
         casts: dict[tuple[int, int], Value] = {}  # (graph, raw mask) -> its int32 Cast, shared by the layers
         for sub in list(graph.all_graphs()):
             for node in sub:
-                if node.op_type != "Softmax" or node.domain not in _STANDARD:
+                if node.op_type != "Softmax" or node.domain not in STANDARD:
                     continue
                 try:
                     block = _match_block(node)
@@ -724,7 +703,7 @@ class FuseAttention(Pass):
                         _check_readers(block)
                         rule = "attention-onnx"
                 except _NoMatch as why:
-                    ctx.remark(f"Attention at {_label(node)}: not fused, {why}")
+                    ctx.remark(f"Attention at {label(node)}: not fused, {why}")
                     continue
                 if not ctx.rewrite(rule):
                     return changed
@@ -743,14 +722,14 @@ class FuseAttention(Pass):
     def _contrib_checks(block: _Block, multihead: bool, packed: bool = True) -> _ExtendedMask | None:
         """Plan Attention (packed constant projections of one x; not with `packed=False`) or else
         MultiHeadAttention; match the mask."""
-        dtype = _dtype(block.out)
+        dtype = dtype_of(block.out)
         if dtype not in _FLOATS:
             raise _NoMatch(f"element type {dtype.short_name if dtype else '?'} is not float32/float16")
         try:
             if not packed:
                 raise _NoMatch("packed projections not wanted")
             block.projections = FuseAttention._packed_projections(block)
-            x_shape = _shape(block.projections[0].x)
+            x_shape = dims_of(block.projections[0].x)
             assert x_shape is not None
             batch, kv_sequence = x_shape[0], x_shape[1]
         except _NoMatch as why:
@@ -762,13 +741,13 @@ class FuseAttention(Pass):
             # MultiHeadAttention takes any 3-D query, key and value (_head_split checked the ranks).
             block.projections = []
             block.mha = _mha_inputs(block)
-            q_shape, k_shape = _shape(block.q.src), _shape(block.k.src)
+            q_shape, k_shape = dims_of(block.q.src), dims_of(block.k.src)
             assert q_shape is not None and k_shape is not None
             batch, kv_sequence = q_shape[0], k_shape[1]
         if block.mask is None:
             return None
         extended = _extended_mask(block.mask)
-        raw_shape = _shape(extended.raw)
+        raw_shape = dims_of(extended.raw)
         assert raw_shape is not None
         for axis, dim, what in ((0, batch, "batch"), (1, kv_sequence, "sequence")):
             if raw_shape[axis] == 1 and dim != 1:
@@ -784,7 +763,7 @@ class FuseAttention(Pass):
         for projection, what in zip(projections[1:], "KV", strict=True):
             if projection.x is not projections[0].x:
                 raise _NoMatch(f"Q and {what} are not projected from the same input")
-        x_shape = _shape(projections[0].x)
+        x_shape = dims_of(projections[0].x)
         if x_shape is None or len(x_shape) != 3:
             raise _NoMatch("the projected input is not known to be 3-D [batch, sequence, hidden]")
         if len({p.weight.shape[0] for p in projections}) != 1 or len({p.weight.dtype for p in projections}) != 1:
@@ -798,7 +777,7 @@ class FuseAttention(Pass):
         assert mha is not None
         model = graph.root.model
         if model is not None:
-            model.opset_imports.setdefault(_MS, 1)
+            model.opset_imports.setdefault(MS_DOMAIN, 1)
         inputs: list[Value | None] = [*mha.qkv, None if mha.bias is None else graph.make_constant(mha.bias, "qkv_bias")]
         attributes: dict[str, object] = {"num_heads": block.q.heads}
         if extended is not None:
@@ -807,7 +786,7 @@ class FuseAttention(Pass):
         while inputs[-1] is None:
             inputs.pop()
         name = block.softmax.name.rsplit("/", 1)[0] + "/MultiHeadAttention" if block.softmax.name else ""
-        node = Node("MultiHeadAttention", inputs, [Value(block.out.name, block.out.type)], attributes, domain=_MS,
+        node = Node("MultiHeadAttention", inputs, [Value(block.out.name, block.out.type)], attributes, domain=MS_DOMAIN,
                     name=name)
         FuseAttention._replace(graph, block, node, block.inner[-1], ctx, rule)
         _drop_unread(mha.constants)
@@ -818,7 +797,7 @@ class FuseAttention(Pass):
         q, k, v = block.projections
         model = graph.root.model
         if model is not None:
-            model.opset_imports.setdefault(_MS, 1)
+            model.opset_imports.setdefault(MS_DOMAIN, 1)
         weights = np.concatenate([q.weight, k.weight, v.weight], axis=1)
         biases = [p.bias if p.bias is not None else np.zeros(p.weight.shape[1], p.weight.dtype) for p in (q, k, v)]
         inputs: list[Value | None] = [q.x, graph.make_constant(weights, "qkv_weight")]
@@ -838,7 +817,7 @@ class FuseAttention(Pass):
             attributes["mask_filter_value"] = extended.filter_value
         out = Value(block.out.name, _same_rows(q.x, block.out))
         FuseAttention._replace(graph, block, Node("Attention", inputs, [out],
-                                                  attributes, domain=_MS, name=block.softmax.name.rsplit(
+                                                  attributes, domain=MS_DOMAIN, name=block.softmax.name.rsplit(
                                                       "/", 1)[0] + "/Attention" if block.softmax.name else ""),
                                anchor, ctx, rule)
         _drop_unread([c for p in block.projections for c in p.constants])
@@ -850,15 +829,15 @@ class FuseAttention(Pass):
         key = (id(graph), id(raw))
         if key in casts:
             return casts[key]
-        if _dtype(raw) == DType.INT32:
+        if dtype_of(raw) == DType.INT32:
             casts[key] = raw
             return raw
-        out = Value(graph.unique_name(f"{raw.name}_int32"), TensorType(DType.INT32, _shape(raw)))
+        out = Value(graph.unique_name(f"{raw.name}_int32"), TensorType(DType.INT32, dims_of(raw)))
         cast = Node("Cast", [raw], [out], {"to": int(DType.INT32)}, name=f"{raw.name}_int32")
         ctx.created(cast, [], rule)
-        producer = raw.producer
-        if producer is not None and producer.graph is graph:
-            graph.insert_after(producer, cast)
+        defined_by = raw.producer
+        if defined_by is not None and defined_by.graph is graph:
+            graph.insert_after(defined_by, cast)
         elif graph.first is not None:
             graph.insert_before(graph.first, cast)
         else:
@@ -871,12 +850,12 @@ class FuseAttention(Pass):
     def _onnx_checks(block: _Block, opset: int) -> None:
         if opset < _ONNX_ATTENTION_OPSET:
             raise _NoMatch(f"form=onnx needs ai.onnx opset >= {_ONNX_ATTENTION_OPSET} (the model imports {opset})")
-        dtype = _dtype(block.out)
+        dtype = dtype_of(block.out)
         if dtype is None or not dtype.is_float:
             raise _NoMatch(f"element type {dtype.short_name if dtype else '?'} is not a float type")
         if block.mask is not None:
-            mask_type = _dtype(block.mask)
-            mask_shape = _shape(block.mask)
+            mask_type = dtype_of(block.mask)
+            mask_shape = dims_of(block.mask)
             if mask_type != dtype:
                 raise _NoMatch(f"the mask's type {mask_type.short_name if mask_type else '?'} is not the scores' type")
             if mask_shape is None or len(mask_shape) > 4:
@@ -900,7 +879,7 @@ class FuseAttention(Pass):
         """The mask with its query axis broadcast to S: Expand(mask, [1, 1, S, 1]) unless it is S already."""
         mask = block.mask
         assert mask is not None
-        shape, q_shape = _shape(mask), _shape(block.q.src)
+        shape, q_shape = dims_of(mask), dims_of(block.q.src)
         if shape is not None and q_shape is not None and len(shape) >= 2 and shape[-2] is not None \
                 and shape[-2] == q_shape[1] and shape[-2] != 1:
             return mask
@@ -921,7 +900,7 @@ class FuseAttention(Pass):
         expanded: tuple[Dim, ...] | None = None
         if full is not None and q_shape is not None:
             expanded = (full[0], full[1], q_shape[1], full[3])
-        return op("Expand", [mask, target], TensorType(_dtype(mask) or DType.FLOAT, expanded))
+        return op("Expand", [mask, target], TensorType(dtype_of(mask) or DType.FLOAT, expanded))
 
     # ----------------------------------------------------------------- shared
     @staticmethod
