@@ -456,6 +456,12 @@ class Graph:
         if not any(v is value for v in self.inputs):
             value._graph = None
 
+    def clone(self) -> Graph:
+        """A structural copy sharing the (immutable) constant tensors: see `mlc.ir.clone`."""
+        from mlc.ir.clone import clone_graph  # clone builds on this module
+
+        return clone_graph(self)
+
     def unique_name(self, hint: str) -> str:
         """A value name unlikely to collide (the exporter still renames on any collision). Counted
         per model, so that the same rewrites of the same model give the same names (artifacts are
