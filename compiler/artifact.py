@@ -9,9 +9,10 @@ files. Loading checks every file's sha256 and whether this machine can run the t
 
 from __future__ import annotations
 
+import errno
 import json
+import logging
 import os
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,17 +22,30 @@ import numpy as np
 from mlc.backends.base import Runner
 from mlc.errors import BadInputError, TargetUnavailableError
 from mlc.hashing import file_sha256
+from mlc.output_guard import never_replaced, remove_path, replace_refusal, show, write_error
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
+log = logging.getLogger("mlc.artifact")
 
 
-def _remove_stale(parent: Path, name: str) -> None:
-    for stale in parent.glob(f".{name}.tmp-*"):
-        pid = stale.name.rsplit("-", 1)[-1]
-        alive = pid.isdigit() and _pid_alive(int(pid))
-        if not alive:
-            shutil.rmtree(stale, ignore_errors=True)
+def _remove_stale(parent: Path, name: str, *, replaced: bool) -> None:
+    """Remove what a killed compile left beside the destination: its temporary folder
+    `.NAME.tmp-PID` and, once the destination exists again (`replaced`), the previous version
+    it had set aside `.NAME.old-PID` (while the destination is missing, that is the only copy
+    of the previous artifact, so it stays). Only names of processes that are gone; names are
+    matched exactly, not as glob patterns (a destination may be called `[a]` or `*`)."""
+    kinds = ("tmp", "old") if replaced else ("tmp",)
+    try:
+        entries = [entry.name for entry in os.scandir(parent)]
+    except OSError:
+        return
+    for entry in entries:
+        for kind in kinds:
+            prefix = f".{name}.{kind}-"
+            pid = entry[len(prefix):]
+            if entry.startswith(prefix) and pid.isdigit() and not _pid_alive(int(pid)):
+                remove_path(parent / entry)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -39,37 +53,88 @@ def _pid_alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
+    except (PermissionError, OverflowError):
         return True
     return True
 
 
-def write_artifact(destination: Path, build: Callable[[Path], dict[str, Any]]) -> Path:
+def write_artifact(destination: Path, build: Callable[[Path], dict[str, Any]], *, force: bool = False) -> Path:
     """Call `build(tmp)` to write the files and return the manifest (without `files`), then hash
-    the files, write the manifest and move the folder into place."""
+    the files, write the manifest and move the folder into place.
+
+    Refuses (BadInputError) to replace an existing destination that mlc did not write unless it
+    is an empty folder or `force` is given, and even with `force` the current folder, the home
+    folder, `/` or an ancestor of one of them. Callers check with `mlc.output_guard.guard_output`
+    (which also knows the command's inputs) before their expensive work; this is the last line
+    of defence. An existing destination is renamed aside, the new folder renamed into place, then
+    the aside copy removed, so that no `.NAME.old-PID` or `.NAME.tmp-PID` is left behind. The
+    operating system's refusals (read-only file system, permission, name too long, disk full)
+    become one-line BadInputErrors naming the destination.
+    """
     destination = Path(destination).resolve()
     parent = destination.parent
-    parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale(parent, destination.name)
+    refusal = never_replaced(destination) or replace_refusal(destination, force=force)
+    if refusal is not None:
+        raise BadInputError(f"{show(destination)}: refusing to replace it: {refusal}")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise write_error(destination, error) from None
+    _remove_stale(parent, destination.name, replaced=os.path.lexists(destination))
     tmp = parent / f".{destination.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
+    remove_path(tmp)
+    try:
+        tmp.mkdir()
+    except OSError as error:
+        raise write_error(destination, error) from None
     try:
         manifest = build(tmp)
         manifest["files"] = {p.name: {"sha256": file_sha256(p), "bytes": p.stat().st_size}
                              for p in sorted(tmp.iterdir()) if p.is_file()}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
-        if destination.exists():
-            aside = parent / f".{destination.name}.old-{os.getpid()}"
-            os.rename(destination, aside)
-            os.rename(tmp, destination)
-            shutil.rmtree(aside, ignore_errors=True)
-        else:
-            os.rename(tmp, destination)
+        _move_into_place(tmp, destination)
+    except OSError as error:
+        remove_path(tmp)
+        if error.errno in _NO_ROOM:
+            raise write_error(destination, error) from None
+        raise
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        remove_path(tmp)
         raise
     return destination
+
+
+# Refusals while writing the files that say the place, not mlc, is at fault.
+# (Not EACCES/EPERM: build may read files of its own, and blaming the destination would mislead.)
+_NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
+
+
+def _move_into_place(tmp: Path, destination: Path) -> None:
+    """Rename the finished folder `tmp` to `destination`; an existing destination is set aside
+    first and put back if the rename fails, and removed once the new one is in place."""
+    if not os.path.lexists(destination):
+        _rename(tmp, destination, destination)
+        return
+    aside = destination.parent / f".{destination.name}.old-{os.getpid()}"
+    remove_path(aside)
+    _rename(destination, aside, destination)
+    try:
+        _rename(tmp, destination, destination)
+    except BaseException:
+        os.rename(aside, destination)
+        raise
+    remove_path(aside)
+    if os.path.lexists(aside):
+        log.warning("%s: written, but the previous version set aside as %s could not be removed",
+                    show(destination), show(aside))
+
+
+def _rename(source: Path, target: Path, destination: Path) -> None:
+    """`os.rename`, its refusal reported as one line about `destination` (the path the user gave)."""
+    try:
+        os.rename(source, target)
+    except OSError as error:
+        raise write_error(destination, error) from None
 
 
 def read_manifest(folder: str | Path) -> dict[str, Any]:
