@@ -32,11 +32,10 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from mlc.driver import target_pipeline
 from mlc.onnx_io.exporter import export_onnx
 from mlc.onnx_io.importer import import_onnx
 from mlc.pass_manager import PassManager
-from mlc.targets import require
+from mlc.pipelines import build_pipeline
 from mlc.testing import run_pass
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,7 +61,7 @@ def fuse_with_mlc(model: onnx.ModelProto) -> onnx.ModelProto:
 def mlc_o3(model: onnx.ModelProto) -> onnx.ModelProto:
     """The whole -O3 pipeline for the onnxruntime target (its contrib composites included)."""
     graph = import_onnx(model)
-    PassManager(target_pipeline(require("onnxruntime"), "onnxruntime", "O3")).run(graph)
+    PassManager(build_pipeline("O3", target="onnxruntime")).run(graph)
     return export_onnx(graph)
 
 

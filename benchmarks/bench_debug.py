@@ -34,8 +34,9 @@ def main() -> None:
 
     import make_resnet50
 
-    from mlc.debugger import DebugOptions, load_plugin, run_debug
+    from mlc.debugger import load_plugin
     from mlc.pipelines import build_pipeline
+    from mlc.runner import CheckOptions, run_pipeline
 
     cache = Path.home() / ".cache" / "mlc-test-models" / "resnet50-seed0.onnx"
     if not cache.exists():
@@ -50,7 +51,7 @@ def main() -> None:
     every = [f"perturb-weights{{node={c},epsilon=1e-07}}" for c in convs]
     pipelines = {"clean (1 changing pass)": CLEAN, "with 1e-7 perturbation (2 changing)": perturbed,
                  "worst case: all 10 change (1e-7 each)": every}
-    run_debug(str(cache), DebugOptions(passes=build_pipeline(passes="dce"), verify="each"))  # warm the caches
+    run_pipeline(cache, build_pipeline(passes="dce"), CheckOptions(verify="each"))  # warm the caches
     print(f"ResNet-50 (seeded weights), {args.runs} interleaved runs per mode; times in seconds (median)")
     print(f"{'pipeline':38} {'none':>7} {'final':>7} {'each':>7} {'final/none':>11} {'each/none':>10} {'checks':>7}")
     for label, specs in pipelines.items():
@@ -58,10 +59,9 @@ def main() -> None:
         checks = 0
         for _ in range(args.runs):
             for mode in times:
-                options = DebugOptions(passes=build_pipeline(passes=",".join(specs)), verify=mode,
-                                       second_opinion=False)
+                passes = build_pipeline(passes=",".join(specs))
                 started = time.perf_counter()
-                result = run_debug(str(cache), options)
+                result = run_pipeline(cache, passes, CheckOptions(verify=mode, second_opinion=False))
                 times[mode].append(time.perf_counter() - started)
                 assert result.verdict in ("ok", "unchecked"), result.verdict
                 if mode == "each":

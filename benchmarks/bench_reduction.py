@@ -30,11 +30,10 @@ from pathlib import Path
 import onnx
 import onnxruntime as ort
 
-from mlc.driver import target_pipeline
 from mlc.onnx_io.exporter import export_onnx
 from mlc.onnx_io.importer import import_onnx
 from mlc.pass_manager import PassManager
-from mlc.targets import require
+from mlc.pipelines import build_pipeline
 
 LIGHT = Path(onnx.__file__).resolve().parent / "backend" / "test" / "data" / "light"
 MODELS = ["bvlc_alexnet", "densenet121", "inception_v1", "inception_v2", "resnet50", "shufflenet", "squeezenet",
@@ -75,16 +74,15 @@ def run_ort(path: Path, level: str) -> onnx.ModelProto:
 
 def run_mlc(path: Path, level: str, target: str = "onnxruntime") -> onnx.ModelProto:
     graph = import_onnx(path)
-    PassManager(target_pipeline(require(target), target, level)).run(graph)
+    PassManager(build_pipeline(level, target=target)).run(graph)
     return export_onnx(graph)
 
 
 def run_mlc_checked(path: Path, level: str = "O2") -> onnx.ModelProto:
-    from mlc.debugger import DebugOptions, run_debug
-    from mlc.pipelines import build_pipeline
+    from mlc.runner import CheckOptions, run_pipeline
 
-    result = run_debug(str(path), DebugOptions(passes=build_pipeline(level), verify="final"))
-    if result.verdict == "fail" or result.graph is None:
+    result = run_pipeline(path, build_pipeline(level), CheckOptions(verify="final"))
+    if result.verdict == "fail":
         raise RuntimeError(f"mlc -{level}: numbers changed")
     return export_onnx(result.graph)
 

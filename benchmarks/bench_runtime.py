@@ -38,12 +38,11 @@ import onnx
 import onnxruntime as ort
 
 from mlc.backends.onnxruntime import CPU, open_session, session_settings
-from mlc.driver import target_pipeline
 from mlc.numerics.inputs import InputSpec, make_inputs
 from mlc.onnx_io.exporter import export_onnx
 from mlc.onnx_io.importer import import_onnx
 from mlc.pass_manager import PassManager
-from mlc.targets import require
+from mlc.pipelines import build_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 THREADS = 0  # 0: onnxruntime's default (one per core)
@@ -69,7 +68,7 @@ def artifact_session(model: onnx.ModelProto) -> ort.InferenceSession:
 
 def optimized(model: onnx.ModelProto, level: str) -> onnx.ModelProto:
     graph = import_onnx(model)
-    PassManager(target_pipeline(require("onnxruntime"), "onnxruntime", level)).run(graph)
+    PassManager(build_pipeline(level, target="onnxruntime")).run(graph)
     return export_onnx(graph)
 
 

@@ -13,7 +13,7 @@ import errno
 import json
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -175,14 +175,17 @@ class Artifact:
     def output_names(self) -> list[str]:
         return [o["name"] for o in self.manifest["outputs"]]
 
-    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        missing = [n for n in self.input_names if n not in feeds and not self._has_default(n)]
-        if missing:
-            raise BadInputError(f"missing input {', '.join(missing)} (inputs: {', '.join(self.input_names)})")
-        return self.runner.run(feeds)
+    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Outputs keyed by name. The feeds are checked against the manifest's input types first
+        (names, dtype, rank, fixed dims: `x: expected f32[N,32], got float64[5,31]`, exit 2), so
+        that a backend never sees them wrong; what the backend still refuses is one line, exit 2."""
+        from mlc.feeds import check_feeds, run_backend
 
-    def _has_default(self, name: str) -> bool:
-        return any(i["name"] == name and i.get("default") for i in self.manifest["inputs"])
+        checked, unused = check_feeds(self.manifest["inputs"], feeds)
+        if unused:
+            log.warning("ignoring %s: not inputs of the artifact (inputs: %s)", ", ".join(unused),
+                        ", ".join(self.input_names))
+        return run_backend(self.runner.run, checked, target=str(self.manifest["target"]))
 
 
 def load(folder: str | Path) -> Artifact:

@@ -1,18 +1,24 @@
 """The `mlc` command.
 
-Exit codes (DESIGN.md): 0 success, 1 a numeric check failed, 2 bad usage or bad input model,
-3 requested target unavailable, 70 an internal error (a bug in mlc: please report it).
-Errors are one line on stderr; `-v` adds the traceback and debug logging.
+Exit codes (DESIGN.md): 0 success, 1 a numeric check failed, 2 bad usage or bad input,
+3 requested target unavailable, 70 an internal error (a bug in mlc, naming the pass).
+Errors are one line on stderr; `-v` adds the traceback and debug logging. `--json` on every
+subcommand prints one JSON document on stdout and nothing else (human output and anything a
+library writes to stdout go to stderr meanwhile).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import difflib
 import json
 import logging
+import os
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from mlc.errors import MlcError
@@ -21,129 +27,115 @@ INTERNAL_ERROR = 70
 
 
 class _ArgumentParser(argparse.ArgumentParser):
-    """argparse exits with 2 on bad usage already; keep its message to one line."""
+    """argparse exits with 2 on bad usage already; keep its message to one line, with a
+    "did you mean" for a mistyped option."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
+        if message.startswith("unrecognized arguments:"):
+            known = [s for parser in self._parsers() for action in parser._actions for s in action.option_strings]
+            hints = [difflib.get_close_matches(word.split("=")[0], known, n=1, cutoff=0.6)
+                     for word in message.split(":", 1)[1].split() if word.startswith("-")]
+            names = [h[0] for h in hints if h]
+            if names:
+                message += f"; did you mean {' / '.join(names)}?"
         self.exit(2, f"{self.prog}: error: {message}\n")
 
-
-# ===================================================================== commands
-def cmd_inspect(args: argparse.Namespace) -> int:
-    from rich.table import Table
-
-    from mlc.console import make_console
-    from mlc.ir.printer import print_ir
-    from mlc.ir.verifier import verify
-    from mlc.onnx_io.importer import import_onnx
-    from mlc.summary import human_bytes, summarize
-
-    graph = import_onnx(args.model, freeze_inputs=args.freeze_inputs)
-    verify(graph)
-    summary = summarize(graph)
-    if args.json:
-        print(json.dumps(summary.to_json(), indent=1))
-        return 0
-    console = make_console()
-    opsets = ", ".join(f"{d or 'ai.onnx'} {v}" for d, v in sorted(summary.opsets.items()))
-    console.print(f"[bold]{args.model}[/bold]  graph {summary.name!r}  IR {summary.ir_version}  "
-                  f"opsets: {opsets}" + (f"  producer: {summary.producer}" if summary.producer else ""),
-                  markup=True)
-    io = Table(title=None, show_edge=False, pad_edge=False)
-    io.add_column("", style="dim")
-    io.add_column("name")
-    io.add_column("type")
-    for name, type_text, has_default in summary.inputs:
-        io.add_row("input", name, type_text + ("  (default: overridable initializer)" if has_default else ""))
-    for name, type_text in summary.outputs:
-        io.add_row("output", name, type_text)
-    console.print(io)
-    sub = f" (+{summary.subgraph_nodes} in sub-graphs)" if summary.subgraph_nodes else ""
-    console.print(f"nodes: {summary.nodes}{sub}   parameters: {summary.parameters:,} "
-                  f"({human_bytes(summary.parameter_bytes)} in {summary.constants} constants)")
-    ops = Table(show_edge=False, pad_edge=False)
-    ops.add_column("op")
-    ops.add_column("count", justify="right")
-    for op, n in summary.ops.most_common():
-        ops.add_row(op, str(n))
-    console.print(ops)
-    if summary.functions:
-        console.print("functions: " + ", ".join(summary.functions))
-    if args.text:
-        sys.stdout.write("\n" + print_ir(graph, max_elements=None if args.full_constants else 32))
-    return 0
+    def _parsers(self) -> list[argparse.ArgumentParser]:
+        """This parser and its subcommands' (the top parser reports their unknown options)."""
+        found: list[argparse.ArgumentParser] = [self]
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                found += list(dict.fromkeys(action.choices.values()))
+        return found
 
 
-def cmd_passes(args: argparse.Namespace) -> int:
-    from rich.table import Table
+def _escape(text: object) -> str:
+    from rich.markup import escape
 
-    from mlc.console import make_console
-    from mlc.pass_api import registered_passes
-    from mlc.pipelines import PIPELINES
-
-    console = make_console()
-    table = Table(show_edge=False, pad_edge=False)
-    for column in ("pass", "numerics", "description", "options", "statistics"):
-        table.add_column(column)
-    for name, cls in registered_passes().items():
-        options = ", ".join(f"{o.name}={o.default!r} ({o.help})" for o in cls.options)
-        table.add_row(name, cls.numerics.value, cls.description, options or "-", ", ".join(cls.statistics) or "-")
-    console.print(table)
-    console.print()
-    for level, specs in PIPELINES.items():
-        console.print(f"-{level}: {', '.join(specs) or '(no passes)'}")
-    return 0
+    return escape(str(text))
 
 
-def cmd_debug(args: argparse.Namespace) -> int:
-    from mlc.debug_view import render_debug
-    from mlc.debugger import DebugOptions, load_plugin, run_debug
-    from mlc.instruments import IRDiff, IRDumper, PrintAfterChange
-    from mlc.pass_manager import Instrument
-    from mlc.pipelines import build_pipeline
-    from mlc.report import debug_report, write_report
+class Output:
+    """Where a command's results go: a JSON payload (printed by `main` under `--json`) and human
+    text on stdout otherwise."""
 
-    loaded = [load_plugin(spec) for spec in args.load]
-    level = f"O{args.O}" if args.O is not None else None
-    passes = build_pipeline(level, args.passes, args.disable_pass, _pass_options(args))
-    instruments: list[Instrument] = []
-    if args.dump_ir:
-        instruments.append(IRDumper(args.dump_ir))
-    if args.print_ir_after_change:
-        instruments.append(PrintAfterChange())
-    if args.ir_diff:
-        instruments.append(IRDiff())
-    options = DebugOptions(
-        passes=passes, verify=args.verify, inputs_path=args.inputs, input_spec=_input_spec(args),
-        stop_after=args.stop_after, max_rewrites=args.max_rewrites, reproducer_dir=args.reproducer,
-        second_opinion=not args.no_second_opinion, freeze_inputs=args.freeze_inputs, loaded_modules=loaded,
-        bind_inputs_path=args.bind_inputs, static_shapes=_static_shapes(args))
-    result = run_debug(args.model, options, instruments)
-    render_debug(result, verbose=args.verbose)
-    if args.report:
-        write_report(debug_report(result), args.report)
-    return 1 if result.verdict == "fail" else 0
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.json = bool(getattr(args, "json", False))
+        self.quiet = bool(getattr(args, "quiet", False))
+        self.payload: Any = None
+
+    @property
+    def human(self) -> bool:
+        return not self.json
+
+    def console(self) -> Any:
+        from mlc.console import make_console
+
+        return make_console()
+
+    def warn(self, text: str) -> None:
+        if not self.quiet:
+            print(f"mlc: warning: {text}", file=sys.stderr)
 
 
-def _pipeline_args(parser: argparse.ArgumentParser, default_level: str) -> None:
+def _progress(args: argparse.Namespace) -> Any:
+    from mlc.progress import Progress
+
+    silent = getattr(args, "quiet", False) or getattr(args, "json", False)
+    return Progress(enabled=False if silent else None)
+
+
+# ===================================================================== shared option groups
+def _pipeline_args(parser: argparse.ArgumentParser, target_default: str | None = "onnxruntime") -> None:
+    from mlc.pipelines import DEFAULT_LEVEL
+
+    parser.add_argument("--target", default=target_default,
+                        help="the target whose pipeline runs, e.g. --target llvm (`mlc targets` lists them; "
+                             + (f"default {target_default})" if target_default else "default: none, portable "
+                                "ai.onnx ops only)"))
     group = parser.add_mutually_exclusive_group()
     group.add_argument("-O", choices=["0", "1", "2", "3"], default=None,
-                       help=f"a named pipeline, e.g. -O2 (default -O{default_level})")
+                       help=f"a named pipeline, e.g. -O3 (default -{DEFAULT_LEVEL}; -O3 adds the target's own ops)")
     group.add_argument("--passes", metavar="P,P,...",
                        help="explicit pipeline, e.g. --passes 'cse,dce' or 'name{option=value}'")
     parser.add_argument("--disable-pass", action="append", default=[], metavar="NAME",
                         help="drop a pass from the pipeline, e.g. --disable-pass cse (repeatable)")
     parser.add_argument("--pass-option", action="append", default=[], metavar="PASS.OPTION=VALUE",
-                        help="set a pass option, e.g. --pass-option perturb-weights.epsilon=0.1 (repeatable)")
+                        help="set a pass option, e.g. --pass-option fold-constants.limit=1048576 (repeatable)")
     parser.add_argument("--fold-limit", type=int, metavar="BYTES",
                         help="largest constant folding may create, e.g. --fold-limit 1048576 (default 4 MiB)")
     parser.add_argument("--prune-inputs", action="store_true",
                         help="remove graph inputs nothing reads (changes the model's interface)")
+    parser.add_argument("--freeze-inputs", action="store_true",
+                        help="treat initializers listed as graph inputs as constants (pass freeze-inputs)")
+    parser.add_argument("--bind-inputs", metavar="F.npz",
+                        help="compile for these values of the named inputs (shape operands such as Reshape "
+                             "shapes or Reduce axes), which become constants (pass bind-inputs)")
+    parser.add_argument("--static-shape", action="append", default=[], metavar="NAME:D,D",
+                        help="fix an input's dims (dynamic ones included) so that shape computations fold, "
+                             "e.g. --static-shape pixels:1,64 (repeatable; pass fix-input-shapes)")
 
 
-def _static_shapes(args: argparse.Namespace) -> dict[str, tuple[int, ...]]:
+def _input_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--inputs", metavar="F.npz",
+                        help="input arrays keyed by input name, e.g. --inputs models/digits_mlp.sample.npz "
+                             "(default: generated)")
+    parser.add_argument("--input-shape", action="append", default=[], metavar="NAME:D,D",
+                        help="shape of a generated input, e.g. --input-shape pixels:4,64 (repeatable)")
+    parser.add_argument("--input-range", action="append", default=[], metavar="NAME:LO,HI",
+                        help="value range of a generated input, e.g. --input-range ids:0,30521 (repeatable)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of generated inputs, e.g. --seed 7 (default 0)")
+
+
+def _request(args: argparse.Namespace) -> Any:
+    from mlc.driver import PipelineRequest
     from mlc.numerics.inputs import parse_shape_flags
 
-    return parse_shape_flags(args.static_shape)
+    return PipelineRequest(
+        target=args.target, level=f"O{args.O}" if args.O is not None else None, passes=args.passes,
+        disabled=tuple(args.disable_pass), pass_options=tuple(_pass_options(args)),
+        freeze_inputs=args.freeze_inputs, bind_inputs=args.bind_inputs,
+        static_shapes=parse_shape_flags(args.static_shape))
 
 
 def _pass_options(args: argparse.Namespace) -> list[str]:
@@ -156,111 +148,404 @@ def _pass_options(args: argparse.Namespace) -> list[str]:
     return options
 
 
-def _input_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--inputs", metavar="F.npz",
-                        help="input arrays keyed by input name, e.g. --inputs sample.npz (default: generated)")
-    parser.add_argument("--input-shape", action="append", default=[], metavar="NAME:D,D",
-                        help="shape of a generated input, e.g. --input-shape pixels:4,64 (repeatable)")
-    parser.add_argument("--input-range", action="append", default=[], metavar="NAME:LO,HI",
-                        help="value range of a generated input, e.g. --input-range ids:0,30521 (repeatable)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of generated inputs, e.g. --seed 7 (default 0)")
-
-
-def _input_spec(args: argparse.Namespace) -> Any:
+def _checks(args: argparse.Namespace) -> Any:
     from mlc.numerics.inputs import InputSpec, parse_range_flags, parse_shape_flags
+    from mlc.runner import CheckOptions
 
-    return InputSpec(seed=args.seed, shapes=parse_shape_flags(args.input_shape),
+    spec = InputSpec(seed=args.seed, shapes=parse_shape_flags(args.input_shape),
                      ranges=parse_range_flags(args.input_range))
+    return CheckOptions(verify=args.verify, inputs_path=args.inputs, input_spec=spec,
+                        second_opinion=not getattr(args, "no_second_opinion", False))
 
 
-def cmd_compile(args: argparse.Namespace) -> int:
-    from mlc.driver import compile_model
-    from mlc.instruments import IRDumper
-    from mlc.report import debug_report, write_report
+def _write_report(report: dict[str, Any], path: str, out: Output, protected: Sequence[Path] = ()) -> None:
+    """`--report FILE.json` (an mlc report it may replace), or `--report -` for stdout."""
+    if path == "-":
+        out.payload = report
+        return
+    from mlc.output_guard import guard_output, write_file_atomically
 
-    instruments = [IRDumper(args.dump_ir)] if args.dump_ir else []
-    folder, result = compile_model(
-        args.model, args.target, args.output, level=f"O{args.O}" if args.O is not None else None,
-        passes=args.passes, disabled=tuple(args.disable_pass), pass_options=tuple(_pass_options(args)),
-        verify=args.verify, inputs_path=args.inputs, input_spec=_input_spec(args), freeze_inputs=args.freeze_inputs,
-        bind_inputs=args.bind_inputs, static_shapes=_static_shapes(args), instruments=instruments,
-        backend_options={k: v for k, v in (("mcpu", args.mcpu), ("mattr", args.mattr), ("cuda_arch", args.cuda_arch))
-                         if v})
-    if args.report:
-        report = debug_report(result)
-        report["command"] = "compile"
-        write_report(report, args.report)
+    destination = guard_output(path, protected=list(protected), flag="--report")
+    text = json.dumps(report, indent=1, default=str) + "\n"
+    write_file_atomically(destination, lambda tmp: tmp.write_text(text))
+
+
+def _guard_report(args: argparse.Namespace) -> None:
+    """Refuse a `--report` path mlc may not write before doing any work."""
+    if getattr(args, "report", None) and args.report != "-":
+        from mlc.driver import protected_paths
+        from mlc.output_guard import guard_output
+
+        guard_output(args.report, protected=protected_paths(Path(args.model)), flag="--report")
+
+
+def _summary_line(result: Any) -> str:
     changed = sum(1 for r in result.records if r.changed)
-    nodes = f"{result.records[0].nodes_before} -> {result.records[-1].nodes_after} nodes" if result.records else ""
-    print(f"{folder}: {args.target} artifact ({len(result.records)} passes, {changed} changed the graph"
-          f"{', ' + nodes if nodes else ''}; numbers {result.verdict})")
+    nodes = f", {result.records[0].nodes_before} -> {result.records[-1].nodes_after} nodes" if result.records else ""
+    return f"{len(result.records)} passes, {changed} changed the graph{nodes}"
+
+
+def _checked_shapes(result: Any) -> str:
+    return ", ".join(f"{k} {d}{s}" for k, (d, s) in result.inputs.items()) or "none"
+
+
+# ===================================================================== commands
+def cmd_inspect(args: argparse.Namespace, out: Output) -> int:
+    path = Path(args.model)
+    if path.is_dir():
+        return _inspect_artifact(path, out)
+    from rich.table import Table
+
+    from mlc.ir.printer import print_ir
+    from mlc.ir.verifier import verify
+    from mlc.onnx_io.importer import import_onnx
+    from mlc.summary import human_bytes, summarize
+
+    graph = import_onnx(args.model, freeze_inputs=args.freeze_inputs)
+    verify(graph)
+    summary = summarize(graph)
+    out.payload = summary.to_json()
+    if not out.human:
+        return 0
+    console = out.console()
+    opsets = ", ".join(f"{d or 'ai.onnx'} {v}" for d, v in sorted(summary.opsets.items()))
+    producer = f"  producer: {_escape(summary.producer)}" if summary.producer else ""
+    console.print(f"[bold]{_escape(args.model)}[/bold]  graph {_escape(repr(summary.name))}  IR {summary.ir_version}  "
+                  f"opsets: {_escape(opsets)}{producer}")
+    io = Table(title=None, show_edge=False, pad_edge=False)
+    io.add_column("", style="dim")
+    io.add_column("name")
+    io.add_column("type")
+    for name, type_text, has_default in summary.inputs:
+        io.add_row("input", _escape(name), _escape(type_text) + ("  (default: overridable initializer)"
+                                                                  if has_default else ""))
+    for name, type_text in summary.outputs:
+        io.add_row("output", _escape(name), _escape(type_text))
+    console.print(io)
+    sub = f" (+{summary.subgraph_nodes} in sub-graphs)" if summary.subgraph_nodes else ""
+    console.print(f"nodes: {summary.nodes}{sub}   parameters: {summary.parameters:,} "
+                  f"({human_bytes(summary.parameter_bytes)} in {summary.constants} constants)")
+    ops = Table(show_edge=False, pad_edge=False)
+    ops.add_column("op")
+    ops.add_column("count", justify="right")
+    for op, n in summary.ops.most_common():
+        ops.add_row(_escape(op), str(n))
+    console.print(ops)
+    if summary.functions:
+        console.print("functions: " + _escape(", ".join(summary.functions)))
+    if args.text:
+        sys.stdout.write("\n" + print_ir(graph, max_elements=None if args.full_constants else 32))
     return 0
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def _inspect_artifact(folder: Path, out: Output) -> int:
+    from rich.table import Table
+
+    from mlc.artifact import read_manifest
+
+    manifest = read_manifest(folder)
+    verification = manifest.get("verification", {})
+    out.payload = {"artifact": str(folder), **{k: manifest.get(k) for k in (
+        "target", "backend", "backend_options", "requirements", "options", "inputs", "outputs", "source",
+        "tool_versions", "files")}, "passes": manifest.get("passes", []), "verification": verification}
+    if not out.human:
+        return 0
+    console = out.console()
+    source = manifest.get("source", {})
+    console.print(f"[bold]{_escape(folder)}[/bold]: mlc artifact, target {_escape(manifest.get('target'))} "
+                  f"(backend {_escape(manifest.get('backend', '?'))})"
+                  + (f", from {_escape(source.get('name'))} sha256 {source.get('sha256', '')[:12]}" if source else ""))
+    requirements = manifest.get("requirements") or {}
+    if requirements:
+        console.print("requires: " + _escape(", ".join(f"{k}={v if not isinstance(v, list) else len(v)}"
+                                                       for k, v in sorted(requirements.items()))))
+    io = Table(show_edge=False, pad_edge=False)
+    for column in ("", "name", "type"):
+        io.add_column(column)
+    for item in manifest.get("inputs", []):
+        io.add_row("input", _escape(item["name"]), _escape(item["type"]) + ("  (has a default)"
+                                                                            if item.get("default") else ""))
+    for item in manifest.get("outputs", []):
+        io.add_row("output", _escape(item["name"]), _escape(item["type"]))
+    console.print(io)
+    passes = manifest.get("passes", [])
+    if passes:
+        table = Table(show_edge=False, pad_edge=False)
+        for column in ("#", "pass", "changed", "rewrites", "nodes"):
+            table.add_column(column)
+        for i, record in enumerate(passes):
+            table.add_row(str(i), _escape(record["spec"]), "yes" if record["changed"] else "",
+                          str(record["rewrites"]), f"{record['nodes_before']} -> {record['nodes_after']}")
+        console.print(table)
+    if verification:
+        console.print(f"numbers: {_escape(verification.get('verdict'))} (verify {_escape(verification.get('verify'))}, "
+                      f"reference {_escape(verification.get('reference'))}); artifact run at compile time: "
+                      f"{_escape(verification.get('artifact', 'no'))}")
+    files = manifest.get("files", {})
+    console.print("files: " + _escape(", ".join(f"{n} ({info['bytes']:,} B)" for n, info in sorted(files.items()))))
+    return 0
+
+
+def cmd_passes(args: argparse.Namespace, out: Output) -> int:
+    from rich.table import Table
+
+    from mlc.pass_api import registered_passes
+    from mlc.pipelines import PIPELINES, build_pipeline
+
+    passes = registered_passes()
+    pipelines: dict[str, list[str]] = {f"-{level}": list(specs) for level, specs in PIPELINES.items()}
+    if args.target:
+        pipelines = {f"-O{n}": [p.spec() for p in build_pipeline(f"O{n}", target=args.target)] for n in range(4)}
+    out.payload = {
+        "passes": [{"name": name, "numerics": cls.numerics.value, "description": cls.description,
+                    "options": [{"name": o.name, "type": o.type.__name__, "default": o.default, "help": o.help}
+                                for o in cls.options], "statistics": list(cls.statistics)}
+                   for name, cls in passes.items()],
+        "pipelines": pipelines, "target": args.target}
+    if not out.human:
+        return 0
+    console = out.console()
+    table = Table(show_edge=False, pad_edge=False)
+    for column in ("pass", "numerics", "description", "options", "statistics"):
+        table.add_column(column)
+    for name, cls in passes.items():
+        options = ", ".join(f"{o.name}={o.default!r} ({o.help})" for o in cls.options)
+        table.add_row(name, cls.numerics.value, _escape(cls.description), _escape(options or "-"),
+                      ", ".join(cls.statistics) or "-")
+    console.print(table)
+    console.print()
+    for level, specs in pipelines.items():
+        console.print(_escape(f"{level}{' for ' + args.target if args.target else ''}: "
+                              f"{', '.join(specs) or '(no passes)'}"))
+    return 0
+
+
+def cmd_debug(args: argparse.Namespace, out: Output) -> int:
+    from mlc.debug_view import render_debug
+    from mlc.debugger import DebugOptions, debug_model, load_plugin
+    from mlc.instruments import IRDiff, IRDumper, PrintAfterChange
+    from mlc.pass_manager import Instrument
+    from mlc.progress import PassProgress
+    from mlc.report import debug_report
+
+    loaded = [load_plugin(spec) for spec in args.load]
+    _guard_report(args)
+    request = _request(args)
+    passes = request.build()
+    instruments: list[Instrument] = []
+    if args.dump_ir:
+        instruments.append(IRDumper(args.dump_ir))
+    stream = sys.stdout if out.human else sys.stderr
+    if args.print_ir_after_change:
+        instruments.append(PrintAfterChange(stream))
+    if args.ir_diff:
+        instruments.append(IRDiff(stream))
+    options = DebugOptions(stop_after=args.stop_after, max_rewrites=args.max_rewrites,
+                           reproducer_dir=args.reproducer, target=args.target, loaded_modules=loaded)
+    with _progress(args) as progress:
+        instruments.append(PassProgress(progress, len(passes)))
+        result = debug_model(args.model, passes, _checks(args), options, instruments)
+    report = debug_report(result)
+    out.payload = report
+    if args.report:
+        _write_report(report, args.report, out, [Path(args.model)])
+    if out.human and out.payload is report and not args.report == "-":
+        render_debug(result, verbose=args.verbose)
+    return 1 if result.verdict == "fail" else 0
+
+
+def _verdict_text(result: Any, manifest: dict[str, Any] | None) -> str:
+    """What was checked, said plainly: the graph against the original, and the artifact itself."""
+    if result.verify == "none":
+        return "numbers not checked (--verify none)"
+    text = f"numbers {result.verdict} at {_checked_shapes(result)}"
+    artifact = (manifest or {}).get("verification", {}).get("artifact")
+    if manifest is not None:
+        text += "; artifact " + ("checked " + artifact if artifact in ("ok", "inconclusive")
+                                 else artifact or "not run")
+    return text
+
+
+def cmd_compile(args: argparse.Namespace, out: Output) -> int:
+    from mlc.artifact import read_manifest
+    from mlc.driver import compile_model
+    from mlc.instruments import IRDumper
+    from mlc.pass_manager import Instrument
+    from mlc.progress import PassProgress
+    from mlc.report import debug_report
+
+    _guard_report(args)
+    request = _request(args)
+    instruments: list[Instrument] = [IRDumper(args.dump_ir)] if args.dump_ir else []
+    backend_options = {k: v for k, v in (("mcpu", args.mcpu), ("mattr", args.mattr),
+                                         ("cuda_arch", args.cuda_arch)) if v}
+    with _progress(args) as progress:
+        instruments.append(PassProgress(progress, len(request.build())))
+        folder, result = compile_model(args.model, request, args.output, checks=_checks(args),
+                                       backend_options=backend_options, instruments=instruments, force=args.force,
+                                       stage=progress.stage)
+    manifest = read_manifest(folder)
+    report = debug_report(result)
+    report.update(command="compile", target=args.target, artifact=str(folder),
+                  artifact_check=manifest.get("verification", {}).get("artifact"))
+    out.payload = report
+    if args.report:
+        _write_report(report, args.report, out, [Path(args.model)])
+    if out.human and args.report != "-" and not out.quiet:
+        print(f"{folder}: {args.target} artifact ({_summary_line(result)}; {_verdict_text(result, manifest)})")
+    return 0
+
+
+def cmd_optimize(args: argparse.Namespace, out: Output) -> int:
+    from mlc.driver import optimize_model
+    from mlc.progress import PassProgress
+    from mlc.report import debug_report
+
+    _guard_report(args)
+    request = _request(args)
+    with _progress(args) as progress:
+        written, result = optimize_model(args.model, request, args.output, checks=_checks(args),
+                                         instruments=[PassProgress(progress, len(request.build()))], force=args.force)
+    report = debug_report(result)
+    report.update(command="optimize", target=args.target, output=str(written))
+    out.payload = report
+    if args.report:
+        _write_report(report, args.report, out, [Path(args.model)])
+    if out.human and args.report != "-" and not out.quiet:
+        print(f"{written}: optimized model ({_summary_line(result)}; {_verdict_text(result, None)})")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace, out: Output) -> int:
     import numpy as np
 
     from mlc.artifact import load
+    from mlc.feeds import check_feeds, compare_outputs_to, generate_feeds, output_stats, read_reference_npz
+    from mlc.numerics.inputs import parse_shape_flags, read_npz
 
     artifact = load(args.artifact)
+    inputs = artifact.manifest["inputs"]
+    generated: dict[str, int] | None = None
     if args.inputs:
-        from mlc.errors import BadInputError
-
-        try:
-            with np.load(args.inputs, allow_pickle=False) as data:
-                feeds = {k: data[k] for k in data.files}
-        except (OSError, ValueError) as error:
-            raise BadInputError(f"{args.inputs}: cannot read inputs ({error})") from None
+        if args.input_shape:
+            raise argparse_error("--input-shape shapes generated inputs; it cannot be used with --inputs")
+        feeds, unused = check_feeds(inputs, read_npz(args.inputs), source=args.inputs)
+        if unused:
+            out.warn(f"{args.inputs}: ignoring {', '.join(unused)}: not inputs of the artifact "
+                     f"(inputs: {', '.join(i['name'] for i in inputs)})")
     else:
-        from mlc.errors import BadInputError
-
-        raise BadInputError("mlc run needs --inputs IN.npz (arrays keyed by input name)")
-    outputs = artifact.run(feeds)
+        feeds, generated = generate_feeds(inputs, seed=args.seed, shapes=parse_shape_flags(args.input_shape))
+    destination = None
     if args.output:
-        np.savez(args.output, **outputs)
-    for name, value in outputs.items():
-        array = np.asarray(value)
-        print(f"{name}: {array.dtype}{list(array.shape)}")
-    return 0
+        from mlc.output_guard import guard_output
+
+        destination = guard_output(args.output, flag="--output")
+    outputs = artifact.run(feeds)
+    stats = output_stats(outputs)
+    payload: dict[str, Any] = {"artifact": str(args.artifact), "target": artifact.manifest["target"],
+                               "inputs": {k: {"dtype": str(v.dtype), "shape": list(v.shape)} for k, v in feeds.items()},
+                               "generated": generated is not None, "outputs": stats}
+    code = 0
+    if args.compare:
+        comparison = compare_outputs_to(outputs, read_reference_npz(args.compare), atol=args.atol, rtol=args.rtol)
+        payload["compare"] = {"reference": args.compare, "atol": args.atol, "rtol": args.rtol, "outputs": comparison,
+                              "ok": all(c["ok"] for c in comparison)}
+        code = 0 if payload["compare"]["ok"] else 1
+    if destination is not None:
+        from mlc.output_guard import save_npz
+
+        save_npz(destination, {k: np.asarray(v) for k, v in outputs.items()})
+        payload["written"] = str(destination)
+    out.payload = payload
+    if out.human:
+        _render_run(payload, generated, out)
+    return code
 
 
-def cmd_targets(args: argparse.Namespace) -> int:
-    from rich.markup import escape
+def argparse_error(message: str) -> MlcError:
+    from mlc.errors import BadInputError
+
+    return BadInputError(message)
+
+
+def _render_run(payload: dict[str, Any], generated: dict[str, int] | None, out: Output) -> None:
     from rich.table import Table
 
-    from mlc.console import make_console
+    console = out.console()
+    if generated is not None:
+        shapes = ", ".join(f"{k} {v['dtype']}{v['shape']}" for k, v in payload["inputs"].items())
+        bound = ", ".join(f"{k}={v}" for k, v in generated.items())
+        console.print(_escape(f"generated inputs (seeded): {shapes}" + (f" with {bound}" if bound else "")))
+    table = Table(show_edge=False, pad_edge=False)
+    for column in ("output", "dtype", "shape", "min", "max", "mean", "first values"):
+        table.add_column(column)
+
+    def number(value: Any) -> str:
+        return "-" if value is None else f"{value:.6g}" if isinstance(value, float) else str(value)
+
+    for item in payload["outputs"]:
+        table.add_row(_escape(item["name"]), item["dtype"], _escape(item["shape"]), number(item["min"]),
+                      number(item["max"]), number(item["mean"]),
+                      _escape(", ".join(number(v) if isinstance(v, float) else str(v) for v in item["first"])))
+    console.print(table)
+    compare = payload.get("compare")
+    if compare:
+        for item in compare["outputs"]:
+            figures = (f"max abs {item['max_abs']:.3g}, max rel {item['max_rel']:.3g}"
+                       if item.get("max_abs") is not None else "")
+            note = f" ({item['note']})" if item.get("note") else ""
+            console.print(_escape(f"compare {item['name']}: {'ok' if item['ok'] else 'MISMATCH'} {figures}{note}"))
+        console.print(f"compare with {_escape(compare['reference'])} (atol {compare['atol']}, rtol {compare['rtol']}): "
+                      + ("ok" if compare["ok"] else "MISMATCH"))
+    if payload.get("written"):
+        console.print(f"wrote {_escape(payload['written'])}")
+
+
+def cmd_targets(args: argparse.Namespace, out: Output) -> int:
+    from rich.table import Table
+
     from mlc.targets import TARGETS, availability
 
+    states = {target: availability(target) for target in TARGETS}
+    out.payload = {"targets": [{"target": t, "available": s.ok, "reason": s.reason} for t, s in states.items()]}
+    if not out.human:
+        return 0
     table = Table(show_edge=False, pad_edge=False)
     for column in ("target", "available", "why / version"):
         table.add_column(column)
-    for target in TARGETS:
-        state = availability(target)
-        table.add_row(target, "yes" if state.ok else "no", escape(state.reason))
-    make_console().print(table)
+    for target, state in states.items():
+        table.add_row(target, "yes" if state.ok else "no", _escape(state.reason))
+    out.console().print(table)
     return 0
 
 
-def cmd_bench(args: argparse.Namespace) -> int:
+def cmd_bench(args: argparse.Namespace, out: Output) -> int:
     from rich.table import Table
 
-    from mlc.bench import bench
-    from mlc.console import make_console
+    from mlc.benchmark import bench
+    from mlc.numerics.inputs import InputSpec, parse_range_flags, parse_shape_flags
 
-    ours, plain, target = bench(args.model, args.target, original=args.original, runs=args.runs, warmup=args.warmup,
-                                inputs_path=args.inputs, spec=_input_spec(args),
-                                level=f"O{args.O}" if args.O is not None else None)
+    spec = InputSpec(seed=args.seed, shapes=parse_shape_flags(args.input_shape),
+                     ranges=parse_range_flags(args.input_range))
+    with _progress(args) as progress, progress.stage("benchmarking"):
+        ours, plain, target = bench(args.model, args.target, original=args.original, runs=args.runs,
+                                    warmup=args.warmup, inputs_path=args.inputs, spec=spec,
+                                    level=f"O{args.O}" if args.O is not None else None)
+    rows = [ours] + ([plain] if plain else [])
+    out.payload = {"model": args.model, "target": target, "runs": [r.__dict__ for r in rows],
+                   "speedup_vs_onnxruntime": (plain.median_ms / ours.median_ms) if plain else None}
+    if not out.human:
+        return 0
     table = Table(show_edge=False, pad_edge=False)
     for column in ("", "median ms", "p10 ms", "p90 ms", "runs", "vs plain onnxruntime"):
         table.add_column(column, justify="right" if column else "left")
-    rows = [ours] + ([plain] if plain else [])
     for row in rows:
         ratio = ""
         if plain is not None:
             ratio = f"{plain.median_ms / row.median_ms:.2f}x speed" if row is ours else "1.00x"
         table.add_row(row.label, f"{row.median_ms:.3f}", f"{row.p10_ms:.3f}", f"{row.p90_ms:.3f}", str(row.runs), ratio)
-    console = make_console()
-    console.print(f"mlc bench {args.model} (target {target}; interleaved runs, medians)")
+    console = out.console()
+    console.print(f"mlc bench {_escape(args.model)} (target {target}; interleaved runs, medians)")
     console.print(table)
     if plain is None:
         console.print("no plain onnxruntime baseline: pass --original MODEL.onnx for an artifact folder")
@@ -268,7 +553,47 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 # ===================================================================== parser and main
+EXAMPLES = {
+    "inspect": ["mlc inspect models/digits_mlp.onnx --text", "mlc inspect digits.ort --json"],
+    "passes": ["mlc passes", "mlc passes --target llvm --json"],
+    "debug": ["mlc debug models/digits_mlp.onnx",
+              "mlc debug models/digits_mlp.onnx --target llvm -O3 --verify final --report -",
+              "mlc debug models/digits_mlp.onnx --passes eliminate-identity,cse,dce "
+              "--inputs models/digits_mlp.sample.npz --report report.json",
+              "mlc debug models/digits_mlp.onnx --stop-after 3 --dump-ir ir/"],
+    "compile": ["mlc compile models/digits_mlp.onnx --target onnxruntime -o digits.ort",
+                "mlc compile models/digits_mlp.onnx --target llvm -O3 -o digits.llvm --report report.json",
+                "mlc compile models/digits_mlp.onnx --target onnxruntime --static-shape pixels:8,64 -o digits8.ort"],
+    "optimize": ["mlc optimize models/digits_mlp.onnx -o digits.opt.onnx",
+                 "mlc optimize models/digits_mlp.onnx -o digits.ort.onnx --target onnxruntime -O3 --json"],
+    "run": ["mlc run digits.ort --inputs models/digits_mlp.sample.npz --output out.npz",
+            "mlc run digits.ort --input-shape pixels:4,64 --seed 1",
+            "mlc run digits.ort --inputs models/digits_mlp.sample.npz --compare out.npz --atol 1e-6"],
+    "targets": ["mlc targets", "mlc targets --json"],
+    "bench": ["mlc bench models/digits_mlp.onnx --target onnxruntime --runs 20",
+              "mlc bench digits.ort --original models/digits_mlp.onnx --runs 20 --json"],
+}
+
+
+def _describe(text: str, command: str) -> str:
+    lines = "\n".join(f"  {e}" for e in EXAMPLES[command])
+    return f"{text}\n\nexamples:\n{lines}"
+
+
+def _common(parser: argparse.ArgumentParser, top: bool = False) -> None:
+    """-v/-q/--json: accepted before or after the subcommand."""
+    default = False if top else argparse.SUPPRESS
+    parser.add_argument("-v", "--verbose", action="store_true", default=default,
+                        help="debug logging and tracebacks")
+    parser.add_argument("-q", "--quiet", action="store_true", default=default,
+                        help="no progress and no summary line (errors still print)")
+    parser.add_argument("--json", action="store_true", default=default,
+                        help="print one JSON document on stdout and nothing else")
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from mlc import __version__
+
     parser = _ArgumentParser(
         prog="mlc",
         description="mlc: compile ONNX models through a verified IR (see README.md).",
@@ -276,51 +601,49 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="exit codes: 0 ok, 1 numeric check failed, 2 bad usage or bad input, "
                "3 target unavailable, 70 internal error",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging and tracebacks")
+    parser.add_argument("--version", action="version", version=f"mlc {__version__}")
+    _common(parser, top=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_ArgumentParser)
     sub.required = True
 
-    inspect = sub.add_parser(
-        "inspect", help="summarize a model: interface, op histogram, parameters, opsets",
-        description="Import MODEL into mlc's IR, verify it, and summarize it.\n\n"
-                    "example: mlc inspect models/digits_mlp.onnx --text",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    inspect.add_argument("model", help="an .onnx file")
+    def add(name: str, help_text: str, description: str) -> argparse.ArgumentParser:
+        command = sub.add_parser(name, help=help_text, description=_describe(description, name),
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+        _common(command)
+        return command
+
+    inspect = add("inspect", "summarize a model or an artifact folder",
+                  "Import MODEL into mlc's IR, verify it and summarize it (interface, op histogram,\n"
+                  "parameters, opsets); or summarize an artifact folder (target, requirements, inputs and\n"
+                  "outputs, pass log, verdict).")
+    inspect.add_argument("model", help="an .onnx file or an artifact folder")
     inspect.add_argument("--text", action="store_true", help="also print the IR in its text form")
     inspect.add_argument("--full-constants", action="store_true",
                          help="with --text: print every constant in full instead of a digest")
-    inspect.add_argument("--json", action="store_true", help="print the summary as JSON")
     inspect.add_argument("--freeze-inputs", action="store_true",
                          help="treat initializers listed as graph inputs as constants")
     inspect.set_defaults(func=cmd_inspect)
 
-    passes = sub.add_parser("passes", help="list passes (name, contract, options) and pipelines -O0..-O3")
+    passes = add("passes", "list passes (name, contract, options) and the pipelines -O0..-O3",
+                 "List every pass and the named pipelines; with --target, the pipelines exactly as compile\n"
+                 "and debug build them for that target.")
+    passes.add_argument("--target", help="show the pipelines for this target, e.g. --target llvm")
     passes.set_defaults(func=cmd_passes)
 
-    debug = sub.add_parser(
-        "debug", help="run passes one by one, check the numbers after each, localize a break",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="""Run a pipeline pass by pass on MODEL, print one row per pass (time, nodes before -> after,
-rewrites, max error vs the original, verdict) and, when the numbers break, name the first pass, the
-first rewrite inside it and the first tensor that diverges, and write a reproducer folder.
-
-examples:
-  mlc debug models/digits_mlp.onnx -O1
-  mlc debug model.onnx --passes eliminate-identity,cse,dce --inputs inputs.npz --report report.json
-  mlc debug model.onnx -O2 --verify final          # check only the end; bisect the pipeline on failure
-  mlc debug model.onnx -O2 --stop-after 3 --dump-ir ir/   # the first 3 passes, IR after each
-
-exit codes: 0 numbers hold (or inconclusive), 1 a numeric check failed, 2 bad input, 70 a pass crashed""",
-    )
+    debug = add("debug", "run the pipeline pass by pass, check the numbers after each, localize a break",
+                "Run the pipeline mlc compile runs for TARGET, pass by pass on MODEL, print one row per pass\n"
+                "(time, nodes before -> after, rewrites, max error vs the original, verdict) and, when the\n"
+                "numbers break, name the first pass, the first rewrite inside it and the first tensor that\n"
+                "diverges, and write a reproducer folder.\n\n"
+                "exit codes: 0 numbers hold (or inconclusive), 1 a numeric check failed, 2 bad input, "
+                "70 a pass crashed")
     debug.add_argument("model", help="an .onnx file")
-    _pipeline_args(debug, "1")
+    _pipeline_args(debug)
     _input_args(debug)
     debug.add_argument("--verify", choices=["each", "final", "none"], default="each",
                        help="check numbers after each changing pass (default), only at the end "
                             "(a failure is then bisected over the pipeline prefix), or never")
-    debug.add_argument("--stop-after", type=int, metavar="N",
-                       help="run only the first N passes, e.g. --stop-after 3")
+    debug.add_argument("--stop-after", type=int, metavar="N", help="run only the first N passes, e.g. --stop-after 3")
     debug.add_argument("--max-rewrites", type=int, metavar="N",
                        help="stop each pass after N rewrites, e.g. --max-rewrites 10 (the debugger bisects this)")
     debug.add_argument("--dump-ir", metavar="DIR",
@@ -329,69 +652,66 @@ exit codes: 0 numbers hold (or inconclusive), 1 a numeric check failed, 2 bad in
                        help="print the IR after every pass that changed it")
     debug.add_argument("--ir-diff", action="store_true", help="print a unified diff of the IR across each pass")
     debug.add_argument("--report", metavar="FILE.json",
-                       help="write the JSON report (schema: compiler/schemas/report.schema.json)")
+                       help="write the JSON report (schema: compiler/schemas/report.schema.json); - for stdout")
     debug.add_argument("--reproducer", metavar="DIR",
-                       help="where to write the reproducer on failure (default ./mlc-repro-<model>)")
+                       help="where to write the reproducer on failure (default: a new temporary folder, named "
+                            "in the output)")
     debug.add_argument("--no-second-opinion", action="store_true",
                        help="do not re-judge a failure with onnx's reference evaluator")
     debug.add_argument("--load", action="append", default=[], metavar="MODULE",
                        help="import a module or .py file that registers extra passes, e.g. --load my_passes.py")
-    debug.add_argument("--freeze-inputs", action="store_true",
-                       help="treat initializers listed as graph inputs as constants")
-    debug.add_argument("--bind-inputs", metavar="F.npz",
-                      help="compile for these values of the named inputs (shape operands such as Reshape "
-                           "shapes or Reduce axes), which become constants, e.g. --bind-inputs axes.npz")
-    debug.add_argument("--static-shape", action="append", default=[], metavar="NAME:D,D",
-                      help="fix an input's dims (dynamic ones included) so that shape computations fold, "
-                           "e.g. --static-shape input_ids:1,128 (repeatable)")
     debug.set_defaults(func=cmd_debug)
 
-    comp = sub.add_parser(
-        "compile", help="compile a model for a target into an artifact folder",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="""Import MODEL, run the pipeline (numbers checked against the original), compile it for
-TARGET and write an artifact folder (manifest.json + the backend's files), atomically.
-
-examples:
-  mlc compile models/digits_mlp.onnx --target onnxruntime -o digits.ort
-  mlc compile model.onnx --target onnxruntime -O1 --verify each --report report.json""")
+    comp = add("compile", "compile a model for a target into an artifact folder",
+               "Import MODEL, run the pipeline for TARGET (numbers checked against the original), compile\n"
+               "it and write an artifact folder (manifest.json + the backend's files), atomically. -o may\n"
+               "replace only an earlier mlc artifact (--force for anything else that is not the model).")
     comp.add_argument("model", help="an .onnx file")
-    comp.add_argument("--target", default="onnxruntime", help="e.g. --target onnxruntime (`mlc targets` lists them)")
     comp.add_argument("-o", "--output", metavar="DIR", help="artifact folder, e.g. -o out/ (default MODEL.TARGET)")
+    comp.add_argument("--force", action="store_true",
+                      help="replace an existing -o that is not an mlc artifact (never the model or its data)")
     comp.add_argument("--mcpu", help="llvm: the CPU to compile for, e.g. --mcpu skylake-avx512 (default: this one)")
-    comp.add_argument("--mattr", help="llvm: CPU features on/off, e.g. --mattr +avx512f (default -avx512f: TVM 0.27 "
-                                       "miscompiles some ops with AVX-512)")
+    comp.add_argument("--mattr", help="llvm: CPU features on/off, e.g. --mattr=-avx512f")
     comp.add_argument("--cuda-arch", help="cuda: the GPU architecture, e.g. --cuda-arch sm_90 (default sm_80)")
-    _pipeline_args(comp, "2")
+    _pipeline_args(comp)
     comp.add_argument("--verify", choices=["each", "final", "none"], default="final",
                       help="check the numbers after each pass, at the end (default), or never")
     _input_args(comp)
     comp.add_argument("--dump-ir", metavar="DIR", help="IR after each pass, e.g. --dump-ir ir/")
-    comp.add_argument("--report", metavar="FILE.json", help="JSON report, e.g. --report report.json")
-    comp.add_argument("--freeze-inputs", action="store_true",
-                      help="treat initializers listed as graph inputs as constants")
-    comp.add_argument("--bind-inputs", metavar="F.npz",
-                      help="compile for these values of the named inputs (shape operands such as Reshape "
-                           "shapes or Reduce axes), which become constants, e.g. --bind-inputs axes.npz")
-    comp.add_argument("--static-shape", action="append", default=[], metavar="NAME:D,D",
-                      help="fix an input's dims (dynamic ones included) so that shape computations fold, "
-                           "e.g. --static-shape input_ids:1,128 (repeatable)")
+    comp.add_argument("--report", metavar="FILE.json", help="JSON report, e.g. --report report.json; - for stdout")
     comp.set_defaults(func=cmd_compile)
 
-    run = sub.add_parser("run", help="run an artifact on inputs from an .npz",
-                         description="example: mlc run digits.ort --inputs models/digits_mlp.sample.npz "
-                                     "--output out.npz")
+    opt = add("optimize", "write the optimized model alone (.onnx), numbers checked",
+              "Run the pipeline on MODEL (portable ai.onnx ops unless --target is given) and write the\n"
+              "optimized model to OUT.onnx, atomically, after checking its numbers against the original.")
+    opt.add_argument("model", help="an .onnx file")
+    opt.add_argument("-o", "--output", metavar="OUT.onnx", required=True, help="the optimized model, e.g. -o out.onnx")
+    opt.add_argument("--force", action="store_true", help="replace an existing OUT.onnx that mlc did not write")
+    _pipeline_args(opt, target_default=None)
+    opt.add_argument("--verify", choices=["each", "final", "none"], default="final",
+                     help="check the numbers after each pass, at the end (default), or never")
+    _input_args(opt)
+    opt.add_argument("--report", metavar="FILE.json", help="JSON report, e.g. --report report.json; - for stdout")
+    opt.set_defaults(func=cmd_optimize)
+
+    run = add("run", "run an artifact: output statistics, optional comparison with reference outputs",
+              "Run ARTIFACT on inputs from an .npz (checked against the artifact's input types) or on\n"
+              "generated, seeded inputs; print per-output statistics; compare with reference outputs\n"
+              "(exit 1 on mismatch); write the outputs to an .npz.")
     run.add_argument("artifact", help="an artifact folder written by mlc compile")
-    run.add_argument("--inputs", metavar="IN.npz", help="arrays keyed by input name")
+    run.add_argument("--inputs", metavar="IN.npz", help="arrays keyed by input name (default: generated)")
+    run.add_argument("--input-shape", action="append", default=[], metavar="NAME:D,D",
+                     help="shape of a generated input, e.g. --input-shape pixels:4,64 (repeatable)")
+    run.add_argument("--seed", type=int, default=0, help="seed of generated inputs (default 0)")
     run.add_argument("--output", metavar="OUT.npz", help="write the outputs, keyed by output name")
+    run.add_argument("--compare", metavar="REF.npz", help="reference outputs keyed by output name; exit 1 on mismatch")
+    run.add_argument("--atol", type=float, default=1e-5, help="with --compare: absolute tolerance (default 1e-5)")
+    run.add_argument("--rtol", type=float, default=1e-4, help="with --compare: relative tolerance (default 1e-4)")
     run.set_defaults(func=cmd_run)
 
-    ben = sub.add_parser(
-        "bench", help="median latency of a model or artifact against plain onnxruntime, measured interleaved",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="""examples:
-  mlc bench models/digits_mlp.onnx --target onnxruntime
-  mlc bench digits.ort --original models/digits_mlp.onnx --runs 200""")
+    ben = add("bench", "median latency of a model or artifact against plain onnxruntime, measured interleaved",
+              "Time an artifact (or compile MODEL first) against the original in a default onnxruntime\n"
+              "session, interleaved run by run; report medians and the ratio.")
     ben.add_argument("model", help="an .onnx file (compiled first) or an artifact folder")
     ben.add_argument("--target", default="onnxruntime", help="target when MODEL is an .onnx file, e.g. --target llvm")
     ben.add_argument("--original", metavar="MODEL.onnx", help="the source model, for an artifact folder's baseline")
@@ -401,37 +721,71 @@ examples:
     _input_args(ben)
     ben.set_defaults(func=cmd_bench)
 
-    targets = sub.add_parser("targets", help="list targets and whether this machine can use them")
+    targets = add("targets", "list targets and whether this machine can use them",
+                  "List every target, whether it can be compiled for and run on this machine, and why not.")
     targets.set_defaults(func=cmd_targets)
     return parser
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr() -> Iterator[int]:
+    """Send everything written to stdout (Python's and native libraries') to stderr; yields a
+    descriptor of the real stdout for the one JSON document."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield saved
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def _print_json(payload: Any) -> None:
+    sys.stdout.write(json.dumps(payload, indent=1, default=str) + "\n")
+    sys.stdout.flush()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
-                        format="mlc: %(levelname)s: %(message)s")
-    func: Callable[[argparse.Namespace], int] = args.func
+                        format="mlc: %(levelname)s: %(message)s", force=True)
+    func: Callable[[argparse.Namespace, Output], int] = args.func
+    out = Output(args)
+    to_stdout = out.json or getattr(args, "report", None) == "-"
+    if to_stdout:
+        out.json = True
+    code = INTERNAL_ERROR
+    error_line: str | None = None
     try:
-        return func(args)
-    except MlcError as error:
-        if args.verbose:
-            traceback.print_exc()
-        text = str(error)
-        first = text.splitlines()[0] if text else type(error).__name__
-        print(f"mlc: error: {first}", file=sys.stderr)
-        return error.exit_code
-    except KeyboardInterrupt:
-        print("mlc: interrupted", file=sys.stderr)
-        return 130
+        with _stdout_to_stderr() if to_stdout else contextlib.nullcontext():
+            try:
+                code = func(args, out)
+            except MlcError as error:
+                if args.verbose:
+                    traceback.print_exc()
+                text = str(error)
+                error_line = text.splitlines()[0] if text else type(error).__name__
+                print(f"mlc: error: {error_line}", file=sys.stderr)
+                code = error.exit_code
+            except KeyboardInterrupt:
+                print("mlc: interrupted", file=sys.stderr)
+                return 130
+            except Exception as error:  # noqa: BLE001 - any failure here is reported, not raised
+                if args.verbose:
+                    traceback.print_exc()
+                error_line = f"internal error: {type(error).__name__}: " + (str(error).splitlines()[0]
+                                                                            if str(error) else "")
+                print(f"mlc: {error_line} (run with -v for the traceback)", file=sys.stderr)
+                code = INTERNAL_ERROR
     except BrokenPipeError:
         return 0
-    except Exception as error:  # noqa: BLE001 - any failure here is reported, not raised
-        if args.verbose:
-            traceback.print_exc()
-        print(f"mlc: internal error: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
-              " (run with -v for the traceback)", file=sys.stderr)
-        return INTERNAL_ERROR
+    if to_stdout:
+        _print_json(out.payload if error_line is None else {"error": error_line, "exit_code": code})
+    return code
 
 
 def entry() -> None:

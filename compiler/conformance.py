@@ -23,7 +23,7 @@ from onnx.backend.base import Backend, BackendRep
 
 from mlc.artifact import load
 from mlc.backends.base import Runner
-from mlc.driver import DEFAULT_LEVEL, target_pipeline, write_artifact_for_graph
+from mlc.driver import build_artifact
 from mlc.errors import NumericMismatchError
 from mlc.numerics.compare import compare_outputs
 from mlc.numerics.inputs import InputSpec, make_inputs
@@ -31,9 +31,9 @@ from mlc.numerics.reference import run_model
 from mlc.onnx_io.exporter import export_onnx
 from mlc.onnx_io.importer import import_onnx
 from mlc.pass_api import Numerics
-from mlc.pass_manager import PassManager
+from mlc.pipelines import DEFAULT_LEVEL, build_pipeline
+from mlc.runner import CheckOptions, run_pipeline
 from mlc.specialize import shape_inputs
-from mlc.targets import require
 
 
 def _stage(name: str) -> None:
@@ -57,13 +57,14 @@ class MlcRep(BackendRep):
         return [outputs[name] for name in self.output_names]
 
 
-def _refuse_wrong_numbers(target: str, graph: Any, reference: onnx.ModelProto, runner: Runner) -> None:
+def _refuse_wrong_numbers(target: str, graph: Any, reference: onnx.ModelProto, runner: Runner,
+                          bound: dict[str, np.ndarray]) -> None:
     """What `mlc compile` does before it ships an artifact: run it on generated inputs and compare
     with onnxruntime on the original. A case whose inputs cannot be generated, or that onnxruntime
     cannot run, is not checked (the harness then judges it on its own data)."""
     try:
         feeds = make_inputs(graph, InputSpec(seed=0))
-        expected = run_model(reference, feeds)
+        expected = run_model(reference, {**feeds, **bound})  # the original still takes the bound inputs
         got = runner.run(feeds)
     except Exception:  # noqa: BLE001 - no check possible: leave the judgement to the harness
         return
@@ -123,23 +124,31 @@ class _TargetBackend(Backend):
         # Inputs arrive by position over the inputs that are not initializers (as onnxruntime lists them).
         weights = {t.name for t in model.graph.initializer}
         original_inputs = [i.name for i in model.graph.input if i.name not in weights and i.name not in bound]
-        graph = import_onnx(model, bind_inputs=bound)
-        reference = export_onnx(graph) if cls.check_against_onnxruntime else None
-        _stage("optimize")
-        backend = require(cls.target)
-        PassManager(target_pipeline(backend, cls.target, kwargs.get("level", DEFAULT_LEVEL))).run(graph)
-        _stage("compile")
         folder = Path(tempfile.mkdtemp(prefix="mlc-conformance-"))
         try:
+            bind_file = None
+            if bound:  # the same bind-inputs pass `mlc compile --bind-inputs` runs
+                bind_file = str(folder / "bound.npz")
+                np.savez(bind_file, **bound)  # type: ignore[arg-type]  # numpy types **kwds as allow_pickle
+            graph = import_onnx(model)
+            reference = export_onnx(graph) if cls.check_against_onnxruntime else None
+            _stage("optimize")
+            passes = build_pipeline(kwargs.get("level", DEFAULT_LEVEL), target=cls.target, bind_inputs=bind_file)
+            result = run_pipeline(model, passes, CheckOptions(verify="none"), graph=graph)
+            graph = result.graph
+            _stage("compile")
             # in-process TVM builds: thousands of cases, and their bytes need not be reproducible
-            write_artifact_for_graph(graph, cls.target, backend, folder / "artifact", {"in_process": True})
+            build_artifact(graph, cls.target, folder / "artifact", backend_options={"in_process": True})
             _stage("load")
             artifact = load(folder / "artifact")
         finally:
             shutil.rmtree(folder, ignore_errors=True)
         if reference is not None and kwargs.get("check", True):
             _stage("check")
-            _refuse_wrong_numbers(cls.target, graph, reference, artifact.runner)
+            declared = {i.name: i.type.tensor_type.elem_type for i in model.graph.input}
+            as_declared = {k: np.asarray(v).astype(onnx.helper.tensor_dtype_to_np_dtype(declared[k]))
+                           for k, v in bound.items() if declared.get(k)}
+            _refuse_wrong_numbers(cls.target, graph, reference, artifact.runner, as_declared)
         return MlcRep(artifact.runner, original_inputs, [v.name for v in graph.outputs])
 
     @classmethod

@@ -11,8 +11,12 @@ original's outputs under the tolerance of the loosest contract seen so far. When
 3. the first diverging tensor: every intermediate value of the graph before and after the pass
    is computed and matched by name, else by provenance (the source ONNX nodes a node stands for);
    the first one, in topological order, that differs beyond tolerance names the node;
-4. a reproducer folder: the IR before the pass (`before.onnx`, `before.txt`), the inputs, the
-   pass and its options, and a one-line command that replays the failure.
+4. a reproducer folder (`--reproducer DIR`, else a new temporary folder that the output names;
+   never the working folder): the IR before the pass (`before.onnx`, `before.txt`), the inputs,
+   the pass and its options, and a one-line command that replays the failure.
+
+The pipeline itself runs through `mlc.runner.run_pipeline`, exactly as `mlc compile` runs it:
+this module adds only what debugging needs on top (localization and reproducers).
 
 A failing check is confirmed by onnx's reference evaluator; when the two references disagree the
 verdict is `inconclusive` and the pass is not blamed.
@@ -26,52 +30,34 @@ import importlib.util
 import json
 import shlex
 import sys
-import time
-from dataclasses import dataclass, field
+import tempfile
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from mlc.errors import BadInputError
-from mlc.hashing import file_sha256
 from mlc.ir.core import Graph
 from mlc.ir.printer import print_ir
 from mlc.ir.verifier import verify
-from mlc.numerics.compare import FAIL, INCONCLUSIVE, OK, CheckResult, OutputCheck, compare_array, compare_outputs
-from mlc.numerics.inputs import InputSpec, load_inputs, make_inputs, read_npz
-from mlc.numerics.reference import (
-    ORT,
-    REFERENCE,
-    PreparedModel,
-    ReferenceError,
-    WeightCache,
-    run_model,
-    run_with_fallback,
-)
-from mlc.onnx_io.exporter import export_onnx
+from mlc.numerics.compare import FAIL, CheckResult, OutputCheck, compare_array
+from mlc.numerics.reference import ReferenceError, run_model
+from mlc.onnx_io.exporter import export_onnx, save_onnx
 from mlc.onnx_io.importer import import_onnx
 from mlc.pass_api import Numerics, Pass
 from mlc.pass_manager import Instrument, PassFailedError, PassManager, PassRecord
-
-Model = Any  # an onnx.ModelProto: this module hands models between export and the reference, opaquely
-
-_SEVERITY = {Numerics.EXACT: 0, Numerics.TOLERANCE: 1, Numerics.LOSSY: 2}
+from mlc.runner import CheckOptions, PipelineResult, loosest_contract, run_pipeline
 
 
 @dataclass
 class DebugOptions:
-    passes: list[Pass]
-    verify: str = "each"  # each | final | none
-    inputs_path: str | None = None
-    input_spec: InputSpec = field(default_factory=InputSpec)
+    """What `mlc debug` adds to a pipeline run: a prefix, a rewrite budget, where reproducers go."""
+
     stop_after: int | None = None
     max_rewrites: int | None = None
     reproducer_dir: str | None = None
-    second_opinion: bool = True
-    freeze_inputs: bool = False
-    bind_inputs_path: str | None = None  # .npz of input values to compile the model for (specialization)
-    static_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # input dims fixed at import
+    target: str | None = None  # named in reproducer commands
     loaded_modules: list[str] = field(default_factory=list)
 
 
@@ -112,22 +98,8 @@ class Localization:
 
 
 @dataclass
-class DebugResult:
-    model: str
-    model_sha256: str
-    pipeline: list[str]
-    verify: str
-    engine: str
-    inputs: dict[str, list[Any]]
-    records: list[PassRecord]
-    verdict: str  # ok | fail | inconclusive | unchecked
-    final_check: CheckResult | None = None
+class DebugResult(PipelineResult):
     localization: Localization | None = None
-    seconds: float = 0.0
-    notes: list[str] = field(default_factory=list)
-    graph: Graph | None = None  # the graph after the passes that ran (what compile hands the backend)
-    feeds: dict[str, Any] = field(default_factory=dict)
-    expected: dict[str, Any] = field(default_factory=dict)  # the original's outputs on `feeds`
 
 
 def load_plugin(spec: str) -> str:
@@ -153,113 +125,48 @@ def load_plugin(spec: str) -> str:
 
 
 class _Debugger:
-    def __init__(self, model_path: str, options: DebugOptions, instruments: list[Instrument]) -> None:
-        self.model_path = model_path
+    def __init__(self, source: str, passes: list[Pass], checks: CheckOptions, options: DebugOptions,
+                 instruments: list[Instrument]) -> None:
+        self.model_path = source
+        self.passes = passes
+        self.checks = checks
         self.options = options
         self.instruments = instruments
-        self.notes: list[str] = []
-        self.weights = WeightCache()
-
-    # ---------------------------------------------------------------- checks
-    def check(self, model: Model, numerics: Numerics) -> CheckResult:
-        got = run_model(model, self.feeds, self.output_names, self.engine)
-        result = compare_outputs(self.expected, got, numerics, self.engine)
-        if result.verdict == FAIL and self.options.second_opinion and self.engine == ORT:
-            result = self.second_opinion(model, numerics, result)
-        return result
-
-    def second_opinion(self, model: Model, numerics: Numerics, first: CheckResult) -> CheckResult:
-        """onnx's reference evaluator re-judges a failure; disagreement means we cannot blame the pass."""
-        try:
-            ref_expected = run_model(self.original, self.feeds, self.output_names, REFERENCE)
-            ref_got = run_model(model, self.feeds, self.output_names, REFERENCE)
-        except ReferenceError as error:
-            first.note = f"second opinion unavailable ({error})"
-            return first
-        second = compare_outputs(ref_expected, ref_got, numerics, REFERENCE)
-        if second.verdict == OK:
-            first.verdict = INCONCLUSIVE
-            first.note = ("the references disagree: onnxruntime sees a difference, onnx.reference does not; "
-                          "not blaming the pass")
-        else:
-            first.note = "confirmed by onnx.reference"
-        return first
-
-    def numerics_of(self, passes: list[Pass]) -> Numerics:
-        worst = Numerics.EXACT
-        for p in passes:
-            if _SEVERITY[p.numerics] > _SEVERITY[worst]:
-                worst = p.numerics
-        return worst
 
     # ---------------------------------------------------------------- main flow
     def run(self) -> DebugResult:
-        started = time.perf_counter()
-        opts = self.options
-        bound = read_npz(opts.bind_inputs_path) if opts.bind_inputs_path else {}
-        graph = import_onnx(self.model_path, freeze_inputs=opts.freeze_inputs, bind_inputs=bound,
-                            static_shapes=opts.static_shapes)
+        graph = import_onnx(self.model_path)
         verify(graph)
-        self.original = export_onnx(graph)
-        self.output_names = [v.name for v in graph.outputs]
-        self.feeds = (load_inputs(opts.inputs_path, graph, bound) if opts.inputs_path
-                      else make_inputs(graph, opts.input_spec))
-        self.engine = ORT
-        if opts.verify != "none":
-            self.expected, self.engine = run_with_fallback(self.original, self.feeds, self.output_names)
-            if self.engine != ORT:
-                self.notes.append("onnxruntime cannot run this model; onnx.reference is the reference")
-        passes = opts.passes if opts.stop_after is None else opts.passes[:opts.stop_after]
-        manager = PassManager(passes, self.instruments,
-                              max_rewrites={i: opts.max_rewrites for i in range(len(passes))}
-                              if opts.max_rewrites is not None else None)
-        records: list[PassRecord] = []
-        localization: Localization | None = None
-        current = self.original
-        verdict = "unchecked"
-        final_check = None
-        for index, pass_ in enumerate(passes):
-            before = current
-            if opts.verify != "each" and index > 0:
-                before = None  # not snapshotted: a crash reproducer replays the prefix instead
-            try:
-                record = manager.run_one(index, pass_, graph, [p.spec() for p in passes[:index]])
-            except PassFailedError as error:
-                self.crash_reproducer(error, index, pass_, passes, before)
-                raise
-            records.append(record)
-            if opts.verify != "each":
-                continue
-            if record.changed:
-                current = self.weights.prepare(graph)
-                record.check = self.check(current, self.numerics_of(passes[:index + 1]))
-            if record.check is not None and record.check.verdict == FAIL:
-                localization = self.localize(index, pass_, before, record, "check after each pass")
-                localization.check = record.check
-                verdict = FAIL
-                break
-            if record.check is not None and record.check.verdict == INCONCLUSIVE:
-                verdict = INCONCLUSIVE
-        if opts.verify == "each" and verdict == "unchecked":
-            verdict = OK
-        if opts.verify == "final":
-            final_check = self.check(self.weights.prepare(graph), self.numerics_of(passes))
-            verdict = final_check.verdict
-            if verdict == FAIL:
-                localization = self.bisect_prefix(passes, records)
-                localization.check = final_check
-        return DebugResult(
-            model=self.model_path, model_sha256=file_sha256(self.model_path), pipeline=[p.spec() for p in passes],
-            verify=opts.verify, engine=self.engine,
-            inputs={k: [str(v.dtype), list(v.shape)] for k, v in self.feeds.items()},
-            records=records, verdict=verdict, final_check=final_check, localization=localization,
-            seconds=time.perf_counter() - started, notes=self.notes, graph=graph, feeds=self.feeds,
-            expected=getattr(self, "expected", {}))
+        self.original = graph.clone()
+        passes = self.passes if self.options.stop_after is None else self.passes[:self.options.stop_after]
+        try:
+            result = run_pipeline(self.model_path, passes, self.checks, self.instruments, graph=graph,
+                                  max_rewrites=self.options.max_rewrites)
+        except PassFailedError as error:
+            self.crash_reproducer(error, passes)
+            raise
+        debug = DebugResult(**{f.name: getattr(result, f.name) for f in fields(PipelineResult)})
+        self.reference = result.reference
+        if result.verdict == FAIL and result.failed_pass is not None:
+            index = result.failed_pass
+            debug.localization = self.localize(index, passes[index], self.replay(self.original, passes[:index])[0],
+                                               result.records[index], "check after each pass")
+            debug.localization.check = result.records[index].check
+        elif result.verdict == FAIL and result.final_check is not None:
+            debug.localization = self.bisect_prefix(passes, result.records)
+            debug.localization.check = result.final_check
+        debug.notes = list(debug.notes) + (self.reference.notes[len(debug.notes):] if self.reference else [])
+        return debug
+
+    def check(self, graph: Graph, numerics: Numerics) -> CheckResult:
+        assert self.reference is not None
+        return self.reference.check(graph, numerics)
 
     # ---------------------------------------------------------------- localization
-    def replay(self, start: Model, passes: list[Pass], max_rewrites: dict[int, int] | None = None,
+    @staticmethod
+    def replay(start: Graph, passes: list[Pass], max_rewrites: dict[int, int] | None = None,
                ) -> tuple[Graph, list[PassRecord]]:
-        graph = import_onnx(start)
+        graph = start.clone()
         records = PassManager(passes, max_rewrites=max_rewrites).run(graph)
         return graph, records
 
@@ -269,50 +176,42 @@ class _Debugger:
         while hi - lo > 1:
             mid = (lo + hi) // 2
             graph, _ = self.replay(self.original, passes[:mid])
-            if self.check(self.weights.prepare(graph), self.numerics_of(passes[:mid])).verdict == FAIL:
+            if self.check(graph, loosest_contract(passes[:mid])).verdict == FAIL:
                 hi = mid
             else:
                 lo = mid
         index = hi - 1
         before_graph, _ = self.replay(self.original, passes[:index])
-        return self.localize(index, passes[index], export_onnx(before_graph), records[index],
-                             "bisection of the pipeline prefix")
+        return self.localize(index, passes[index], before_graph, records[index], "bisection of the pipeline prefix")
 
-    def localize(self, index: int, pass_: Pass, before: Model, record: PassRecord,
-                 found_by: str) -> Localization:
-        if isinstance(before, PreparedModel):
-            before = before.inline()
+    def localize(self, index: int, pass_: Pass, before: Graph, record: PassRecord, found_by: str) -> Localization:
         loc = Localization(index, pass_.spec(), found_by, record.rewrites)
-        numerics = self.numerics_of(self.options.passes[:index + 1])
-        after_model: Model | None = None
+        numerics = loosest_contract(self.passes[:index + 1])
+        after: Graph | None = None
         if record.rewrites > 0:
             lo, hi = 0, record.rewrites  # lo rewrites are fine, hi rewrites fail
             if self.options.max_rewrites is not None:
                 hi = min(hi, self.options.max_rewrites)
-            hi_model = None
             while hi - lo > 1:
                 mid = (lo + hi) // 2
                 graph, _ = self.replay(before, [pass_], {0: mid})
-                model = self.weights.prepare(graph)
-                if self.check(model, numerics).verdict == FAIL:
-                    hi, hi_model = mid, model.inline()
+                if self.check(graph, numerics).verdict == FAIL:
+                    hi = mid
                 else:
                     lo = mid
-            graph, records = self.replay(before, [pass_], {0: hi})
-            after_model = hi_model or export_onnx(graph)
+            after, records = self.replay(before, [pass_], {0: hi})
             loc.first_bad_rewrite = hi
             loc.rule = records[0].last_rule
-        if after_model is None:
-            graph, _ = self.replay(before, [pass_])
-            after_model = export_onnx(graph)
-        loc.tensor = self.first_divergence(before, after_model, pass_.numerics)
+        if after is None:
+            after, _ = self.replay(before, [pass_])
+        loc.tensor = self.first_divergence(before, after, pass_.numerics)
         loc.reproducer, loc.command = self.write_reproducer(before, pass_, loc.first_bad_rewrite)
         return loc
 
-    def first_divergence(self, before: Model, after: Model,
+    def first_divergence(self, before_graph: Graph, after_graph: Graph,
                          numerics: Numerics) -> TensorDivergence | None:
         """The first value of `after`, in topological order, that differs from its counterpart."""
-        before_graph, after_graph = import_onnx(before), import_onnx(after)
+        assert self.reference is not None
         by_name = {v.name for n in before_graph for v in n.outputs if v is not None}
         by_origin: dict[str, list[str | None]] = {}
         for node in before_graph:
@@ -333,11 +232,12 @@ class _Debugger:
                         break
         if not candidates:
             return None
+        feeds, engine = self.reference.feeds, self.reference.engine
         try:
-            want = run_model(before, self.feeds, sorted({c[1] for c in candidates}), self.engine)
-            have = run_model(after, self.feeds, [c[0] for c in candidates], self.engine)
+            want = run_model(export_onnx(before_graph), feeds, sorted({c[1] for c in candidates}), engine)
+            have = run_model(export_onnx(after_graph), feeds, [c[0] for c in candidates], engine)
         except ReferenceError as error:
-            self.notes.append(f"intermediate values could not be compared: {error}")
+            self.reference.notes.append(f"intermediate values could not be compared: {error}")
             return None
         for after_name, before_name, matched_by, node in candidates:
             check = compare_array(after_name, want[before_name], have[after_name], numerics)
@@ -346,25 +246,36 @@ class _Debugger:
                                         matched_by, check)
         return None
 
-    def crash_reproducer(self, error: PassFailedError, index: int, pass_: Pass, passes: list[Pass],
-                         before: Model | None) -> None:
+    def crash_reproducer(self, error: PassFailedError, passes: list[Pass]) -> None:
         """A pass raised or broke the IR: write its input and a replay command, and say where."""
-        if before is None:
-            graph, _ = self.replay(self.original, passes[:index])
-            before = export_onnx(graph)
-        elif isinstance(before, PreparedModel):
-            before = before.inline()
-        folder, command = self.write_reproducer(before, pass_, None)
+        index = getattr(error, "pass_index", None)
+        if index is None or index >= len(passes):
+            return
+        before, _ = self.replay(self.original, passes[:index])
+        feeds = self.reference.feeds if getattr(self, "reference", None) is not None else None
+        folder, command = self.write_reproducer(before, passes[index], None, feeds)
         error.args = (f"{error.args[0] if error.args else error}; reproducer: {folder}; replay: {command}",)
 
-    def write_reproducer(self, before: Model, pass_: Pass,
-                         max_rewrites: int | None) -> tuple[str, str]:
-        folder = Path(self.options.reproducer_dir or f"mlc-repro-{Path(self.model_path).stem}").resolve()
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "before.onnx").write_bytes(before.SerializeToString())
-        (folder / "before.txt").write_text(print_ir(import_onnx(before), debug_info=True))
-        np.savez(folder / "inputs.npz", **self.feeds)
-        args = ["mlc", "debug", "before.onnx", "--passes", pass_.spec(), "--inputs", "inputs.npz"]
+    def write_reproducer(self, before: Graph, pass_: Pass, max_rewrites: int | None,
+                         feeds: dict[str, np.ndarray] | None = None) -> tuple[str, str]:
+        if self.options.reproducer_dir:
+            folder = Path(self.options.reproducer_dir).resolve()
+            if folder.exists() and any(folder.iterdir()) and not (folder / "pass.json").is_file():
+                raise BadInputError(f"--reproducer {folder}: exists and is not an mlc reproducer; "
+                                    "give a new or empty folder")
+            folder.mkdir(parents=True, exist_ok=True)
+        else:
+            folder = Path(tempfile.mkdtemp(prefix=f"mlc-repro-{Path(self.model_path).stem}-"))
+        save_onnx(before, folder / "before.onnx")
+        (folder / "before.txt").write_text(print_ir(before, debug_info=True))
+        if feeds is None and self.reference is not None:
+            feeds = self.reference.feeds
+        args = ["mlc", "debug", "before.onnx", "--passes", pass_.spec()]
+        if self.options.target:
+            args += ["--target", self.options.target]
+        if feeds:
+            np.savez(folder / "inputs.npz", **feeds)  # type: ignore[arg-type]  # numpy types **kwds as allow_pickle
+            args += ["--inputs", "inputs.npz"]
         if max_rewrites is not None:
             args += ["--max-rewrites", str(max_rewrites)]
         module = type(pass_).__module__
@@ -381,5 +292,8 @@ class _Debugger:
         return str(folder), command
 
 
-def run_debug(model_path: str, options: DebugOptions, instruments: list[Instrument] | None = None) -> DebugResult:
-    return _Debugger(model_path, options, list(instruments or [])).run()
+def debug_model(source: str, passes: list[Pass], checks: CheckOptions | None = None,
+                options: DebugOptions | None = None, instruments: list[Instrument] | None = None) -> DebugResult:
+    """Run `passes` on `source` through the pipeline runner and localize a numeric break."""
+    return _Debugger(source, passes, checks or CheckOptions(verify="each"), options or DebugOptions(),
+                     list(instruments or [])).run()

@@ -1,154 +1,231 @@
-"""`mlc.compile`: import → pipeline (numbers checked) → backend → artifact folder.
+"""`mlc.compile` and `mlc.optimize`: build the pipeline for a target, run it through the one
+runner (numbers checked), then write an artifact folder or an optimized model.
 
-The pipeline runs through the same engine as `mlc debug`, so a compile whose numbers break stops
-with exit code 1, names the pass (found by bisection when only the final result is checked), and
-writes no artifact.
+The pipeline comes from `mlc.pipelines.build_pipeline` and runs through
+`mlc.runner.run_pipeline`, exactly as `mlc debug --target T` runs it; localization and
+reproducers belong to `mlc debug`, so a compile whose numbers break stops with exit code 1,
+names the pass when it was checked after each pass, prints the `mlc debug` command that replays
+it, and writes nothing.
 """
 
 from __future__ import annotations
 
+import shlex
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mlc.artifact import FORMAT_VERSION, write_artifact
-from mlc.debugger import DebugOptions, DebugResult, run_debug
+from mlc.backends.base import Backend
 from mlc.errors import NumericMismatchError
 from mlc.hashing import file_sha256
+from mlc.ir.core import Graph
 from mlc.ir.printer import format_type
 from mlc.numerics.compare import compare_outputs
 from mlc.numerics.inputs import InputSpec
-from mlc.pass_api import Numerics, parse_pass_spec
-from mlc.pipelines import build_pipeline
+from mlc.output_guard import guard_output, write_file_atomically
+from mlc.pass_api import Numerics, Pass
+from mlc.pass_manager import Instrument
+from mlc.pipelines import DEFAULT_LEVEL, build_pipeline
 from mlc.report import tool_versions
+from mlc.runner import CheckOptions, PipelineResult, run_pipeline
 from mlc.targets import require
 
-DEFAULT_LEVEL = "O2"
+Stage = Callable[[str], Any]  # a progress reporter: stage("building") returns a context manager
+
+
+@dataclass
+class PipelineRequest:
+    """Everything that decides which passes run: the same fields for compile, debug and optimize."""
+
+    target: str | None = "onnxruntime"
+    level: str | None = None
+    passes: str | None = None
+    disabled: tuple[str, ...] = ()
+    pass_options: tuple[str, ...] = ()
+    freeze_inputs: bool = False
+    bind_inputs: str | None = None
+    static_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+
+    def build(self) -> list[Pass]:
+        return build_pipeline(self.level, self.passes, self.disabled, self.pass_options, target=self.target,
+                              freeze_inputs=self.freeze_inputs, bind_inputs=self.bind_inputs,
+                              static_shapes=self.static_shapes)
+
+    def debug_args(self) -> list[str]:
+        """The `mlc debug` flags that build this very pipeline."""
+        args = ["--target", self.target] if self.target else []
+        args += ["--passes", self.passes] if self.passes is not None else [f"-O{(self.level or DEFAULT_LEVEL)[-1]}"]
+        for name in self.disabled:
+            args += ["--disable-pass", name]
+        for option in self.pass_options:
+            args += ["--pass-option", option.lstrip("?")]
+        args += ["--freeze-inputs"] if self.freeze_inputs else []
+        args += ["--bind-inputs", self.bind_inputs] if self.bind_inputs else []
+        for name, dims in sorted(self.static_shapes.items()):
+            args += ["--static-shape", f"{name}:{','.join(map(str, dims))}"]
+        return args
 
 
 def default_output(model: str | Path, target: str) -> Path:
     return Path(f"{Path(model).stem}.{target}")
 
 
-def _manifest(result: DebugResult, target: str, model: Path, options: dict[str, Any]) -> dict[str, Any]:
-    graph = result.graph
-    assert graph is not None
-    return {
-        "format_version": FORMAT_VERSION,
-        "target": target,
-        "options": options,
-        "inputs": [{"name": v.name, "type": format_type(v.type), "default": v.const is not None}
-                   for v in graph.inputs],
-        "outputs": [{"name": v.name, "type": format_type(v.type)} for v in graph.outputs],
-        "passes": [{k: r.to_json()[k] for k in ("name", "spec", "numerics", "changed", "rewrites", "rules",
-                                                 "nodes_before", "nodes_after", "constant_bytes_before",
-                                                 "constant_bytes_after")} for r in result.records],
-        "verification": {"verify": result.verify, "verdict": result.verdict, "reference": result.engine},
-        "source": {"name": model.name, "sha256": file_sha256(model)},
-        "tool_versions": tool_versions(),
-    }
+def protected_paths(model: Path) -> list[Path]:
+    """The files an output must never replace: the model and the external-data files it names."""
+    from mlc.onnx_io.external_data import referenced_files
+
+    return [model, *referenced_files(model)]
 
 
-def write_artifact_for_graph(graph: Any, target: str, backend: Any, folder: Path,
-                             options: dict[str, Any] | None = None) -> Path:
-    """An artifact for an already optimized graph (no pass log, no source file): conformance
-    adapters and tests use it."""
+def _io(graph: Graph) -> dict[str, Any]:
+    return {"inputs": [{"name": v.name, "type": format_type(v.type), "default": v.const is not None}
+                       for v in graph.inputs],
+            "outputs": [{"name": v.name, "type": format_type(v.type)} for v in graph.outputs]}
+
+
+_PASS_FIELDS = ("name", "spec", "numerics", "changed", "rewrites", "rules", "nodes_before", "nodes_after",
+                "constant_bytes_before", "constant_bytes_after")
+
+
+def artifact_manifest(graph: Graph, target: str, backend: Backend, compiled: Any, *,
+                      result: PipelineResult | None = None, source: Path | None = None,
+                      options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The manifest of every artifact, compile's and the conformance backends' alike."""
+    manifest: dict[str, Any] = {"format_version": FORMAT_VERSION, "target": target, "backend": backend.name,
+                                "options": dict(options or {}), "backend_options": compiled.options,
+                                "requirements": compiled.requirements, **_io(graph),
+                                "tool_versions": tool_versions()}
+    if result is not None:
+        manifest["passes"] = [{k: r.to_json()[k] for k in _PASS_FIELDS} for r in result.records]
+        manifest["verification"] = {"verify": result.verify, "verdict": result.verdict, "reference": result.engine,
+                                    "inputs": result.inputs}
+    if source is not None:
+        manifest["source"] = {"name": source.name, "sha256": file_sha256(source)}
+    return manifest
+
+
+def check_artifact(backend: Backend, target: str, folder: Path, manifest: dict[str, Any],
+                   result: PipelineResult, shown: str) -> str:
+    """Run the compiled artifact on the check inputs and compare with the original's outputs, so
+    that a backend's wrong result is never shipped silently. Returns the verdict recorded."""
+    state = backend.check_runnable(target, manifest["requirements"])
+    if not state.ok:
+        return f"not run on this machine ({state.reason})"
+    from mlc.feeds import run_backend
+
+    runner = backend.load(folder, manifest)
+    got = run_backend(runner.run, result.feeds, target=target)
+    check = compare_outputs(result.expected, got, Numerics.TOLERANCE, result.engine)
+    if check.verdict == "fail":
+        worst = "; ".join(o.describe() for o in check.outputs if o.verdict != "ok")
+        raise NumericMismatchError(f"{shown}: the {target} artifact computes different numbers from the original "
+                                   f"under {result.engine}: {worst}; no artifact written")
+    return check.verdict
+
+
+def build_artifact(graph: Graph, target: str, folder: Path, *, backend_options: dict[str, Any] | None = None,
+                   result: PipelineResult | None = None, source: Path | None = None,
+                   recorded: dict[str, Any] | None = None, force: bool = False,
+                   stage: Stage | None = None) -> Path:
+    """Compile `graph` for `target` into the artifact folder `folder`, atomically; with a
+    pipeline `result` that checked numbers, the artifact is run and compared before it is kept."""
+    from contextlib import nullcontext
+
+    backend = require(target)
+    stage = stage or (lambda _name: nullcontext())
+    shown = str(source) if source is not None else "<model>"
 
     def build(tmp: Path) -> dict[str, Any]:
-        compiled = backend.compile(graph, target, dict(options or {}), tmp)
-        return {"format_version": FORMAT_VERSION, "target": target, "backend": backend.name,
-                "backend_options": compiled.options, "requirements": compiled.requirements,
-                "inputs": [{"name": v.name, "type": format_type(v.type), "default": v.const is not None}
-                           for v in graph.inputs],
-                "outputs": [{"name": v.name, "type": format_type(v.type)} for v in graph.outputs],
-                "tool_versions": tool_versions()}
+        with stage(f"{target}: building"):
+            compiled = backend.compile(graph, target, dict(backend_options or {}), tmp)
+        manifest = artifact_manifest(graph, target, backend, compiled, result=result, source=source,
+                                     options=recorded)
+        if result is not None and result.verify != "none" and result.expected:
+            with stage(f"{target}: checking the artifact"):
+                manifest["verification"]["artifact"] = check_artifact(backend, target, tmp, manifest, result, shown)
+        return manifest
 
-    return write_artifact(folder, build)
+    return write_artifact(folder, build, force=force)
 
 
 def _bound_record(path: str) -> dict[str, Any]:
-    """What the manifest says of the values the artifact was specialized to (names and digests)."""
+    """What the manifest says of the values the artifact was specialized to."""
     from mlc.numerics.inputs import read_npz
 
     return {name: {"shape": list(array.shape), "dtype": str(array.dtype),
                    "values": array.reshape(-1).tolist()[:64]} for name, array in sorted(read_npz(path).items())}
 
 
-def target_pipeline(backend: Any, target: str, level: str | None = None, passes: str | None = None,
-                    disabled: tuple[str, ...] = (), pass_options: tuple[str, ...] = ()) -> list[Any]:
-    """The optimization pipeline (`-O` level or `--passes`; at -O3 plus the target's composite
-    ops) followed by the target's legalization passes, all under the same checks."""
-    if passes is not None:
-        pipeline = build_pipeline(None, passes, disabled, pass_options)
-    else:
-        pipeline = build_pipeline(level or DEFAULT_LEVEL, None, disabled, pass_options)
-        if (level or DEFAULT_LEVEL).lstrip("-").upper() == "O3":
-            pipeline += [parse_pass_spec(spec) for spec in backend.composites(target)]
-    return pipeline + [parse_pass_spec(spec) for spec in backend.legalization(target)]
+def _refuse_broken(result: PipelineResult, request: PipelineRequest, model: Path, checks: CheckOptions,
+                   what: str) -> None:
+    """A pipeline whose numbers broke: exit 1, nothing written, and the `mlc debug` command that
+    runs the very same pipeline and localizes the break (pass, rewrite, tensor, reproducer)."""
+    if result.verdict != "fail":
+        return
+    where = "the pipeline"
+    if result.failed_pass is not None:
+        where = f"pass #{result.failed_pass} {result.pipeline[result.failed_pass]}"
+    args = ["mlc", "debug", str(model), *request.debug_args()]
+    if checks.inputs_path:
+        args += ["--inputs", checks.inputs_path]
+    spec = checks.input_spec
+    args += [f"--input-shape={name}:{','.join(map(str, dims))}" for name, dims in sorted(spec.shapes.items())]
+    args += [f"--input-range={name}:{lo},{hi}" for name, (lo, hi) in sorted(spec.ranges.items())]
+    args += ["--seed", str(spec.seed)] if spec.seed else []
+    for module in dict.fromkeys(type(p).__module__ for p in result.passes):
+        source = getattr(sys.modules.get(module), "__file__", None)
+        if not module.startswith("mlc.passes") and source:
+            args += ["--load", str(Path(source).resolve())]
+    raise NumericMismatchError(f"{model}: the numbers changed beyond tolerance in {where}; no {what} written "
+                               f"(localize it: {' '.join(shlex.quote(a) for a in args)})")
 
 
-def _check_artifact(backend: Any, target: str, folder: Path, manifest: dict[str, Any], result: DebugResult,
-                    model: Path) -> str:
-    """Run the compiled artifact on the check inputs and compare with the original's outputs, so
-    that a backend's wrong result is never shipped silently. Returns the verdict recorded."""
-    state = backend.check_runnable(target, manifest["requirements"])
-    if not state.ok:
-        return f"not run on the compiling machine ({state.reason})"
-    runner = backend.load(folder, manifest)
-    got = runner.run(result.feeds)
-    check = compare_outputs(result.expected, got, Numerics.TOLERANCE, result.engine)
-    if check.verdict == "fail":
-        worst = "; ".join(o.describe() for o in check.outputs if o.verdict != "ok")
-        raise NumericMismatchError(f"{model}: the {target} artifact computes different numbers from the original "
-                                   f"under {result.engine}: {worst}; no artifact written")
-    return check.verdict
-
-
-def compile_model(
-    model: str | Path,
-    target: str = "onnxruntime",
-    output: str | Path | None = None,
-    *,
-    level: str | None = None,
-    passes: str | None = None,
-    disabled: tuple[str, ...] = (),
-    pass_options: tuple[str, ...] = (),
-    verify: str = "final",
-    inputs_path: str | None = None,
-    input_spec: InputSpec | None = None,
-    freeze_inputs: bool = False,
-    bind_inputs: str | None = None,
-    static_shapes: dict[str, tuple[int, ...]] | None = None,
-    backend_options: dict[str, Any] | None = None,
-    instruments: list[Any] | None = None,
-) -> tuple[Path, DebugResult]:
-    """Compile `model` for `target` into an artifact folder; returns (folder, pipeline result)."""
-    backend = require(target)
+def compile_model(model: str | Path, request: PipelineRequest, output: str | Path | None = None, *,
+                  checks: CheckOptions | None = None, backend_options: dict[str, Any] | None = None,
+                  instruments: Sequence[Instrument] = (), force: bool = False,
+                  stage: Stage | None = None) -> tuple[Path, PipelineResult]:
+    """Compile `model` for `request.target` into an artifact folder; returns (folder, result)."""
     model = Path(model)
-    pipeline = target_pipeline(backend, target, level, passes, disabled, pass_options)
-    options = DebugOptions(passes=pipeline, verify=verify, inputs_path=inputs_path,
-                           input_spec=input_spec or InputSpec(), freeze_inputs=freeze_inputs,
-                           bind_inputs_path=bind_inputs, static_shapes=dict(static_shapes or {}))
-    result = run_debug(str(model), options, instruments)
-    if result.verdict == "fail":
-        loc = result.localization
-        where = f"pass #{loc.pass_index} {loc.pass_spec}" if loc else "the pipeline"
-        raise NumericMismatchError(f"{model}: the numbers changed beyond tolerance in {where}; no artifact written "
-                                   f"(run `mlc debug` with the same options for details)")
+    target = request.target or "onnxruntime"
+    backend = require(target)
+    backend.validate_options(target, dict(backend_options or {}))
     folder = Path(output) if output is not None else default_output(model, target)
-    recorded = {"pipeline": [p.spec() for p in pipeline], "freeze_inputs": freeze_inputs,
-                **({"bound_inputs": _bound_record(bind_inputs)} if bind_inputs else {}),
-                **({"static_shapes": {k: list(v) for k, v in sorted(static_shapes.items())}} if static_shapes else {}),
+    guard_output(folder, protected=protected_paths(model), force=force)
+    checks = checks or CheckOptions()
+    passes = request.build()
+    result = run_pipeline(model, passes, checks, instruments)
+    _refuse_broken(result, request, model, checks, "artifact")
+    recorded = {"pipeline": result.pipeline, "freeze_inputs": request.freeze_inputs,
+                **({"bound_inputs": _bound_record(request.bind_inputs)} if request.bind_inputs else {}),
+                **({"static_shapes": {k: list(v) for k, v in sorted(request.static_shapes.items())}}
+                   if request.static_shapes else {}),
                 **(backend_options or {})}
+    written = build_artifact(result.graph, target, folder, backend_options=backend_options, result=result,
+                             source=model, recorded=recorded, force=force, stage=stage)
+    return written, result
 
-    def build(tmp: Path) -> dict[str, Any]:
-        assert result.graph is not None
-        compiled = backend.compile(result.graph, target, dict(backend_options or {}), tmp)
-        manifest = _manifest(result, target, model, recorded)
-        manifest["backend"] = backend.name
-        manifest["backend_options"] = compiled.options
-        manifest["requirements"] = compiled.requirements
-        if verify != "none" and result.expected:
-            manifest["verification"]["artifact"] = _check_artifact(backend, target, tmp, manifest, result, model)
-        return manifest
 
-    return write_artifact(folder, build), result
+def optimize_model(model: str | Path, request: PipelineRequest, output: str | Path, *,
+                   checks: CheckOptions | None = None, instruments: Sequence[Instrument] = (),
+                   force: bool = False) -> tuple[Path, PipelineResult]:
+    """The optimized model alone (what onnxsim writes, but checked): the pipeline for
+    `request.target` (portable ai.onnx ops when it is None), verified, written atomically."""
+    from mlc.onnx_io.exporter import save_onnx
+
+    model = Path(model)
+    destination = guard_output(output, protected=protected_paths(model), force=force)
+    checks = checks or CheckOptions()
+    result = run_pipeline(model, request.build(), checks, instruments)
+    _refuse_broken(result, request, model, checks, "model")
+    graph = result.graph
+    if graph.model is not None:
+        graph.model.metadata_props = {**graph.model.metadata_props, "mlc.optimized": ",".join(result.pipeline)
+                                      or "(no passes)"}
+        graph.model.producer_name = "mlc"
+    return write_file_atomically(destination, lambda tmp: save_onnx(graph, tmp)), result
+
+
+__all__ = ["DEFAULT_LEVEL", "InputSpec", "PipelineRequest", "build_artifact", "compile_model", "optimize_model"]

@@ -8,6 +8,15 @@ input model, 3 requested target unavailable on this machine.
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """`; did you mean X?` for the closest known names (empty when none is close)."""
+    close = difflib.get_close_matches(word, list(dict.fromkeys(choices)), n=3, cutoff=0.6)
+    return f"; did you mean {' or '.join(close)}?" if close else ""
+
 
 class MlcError(Exception):
     """Base of every error mlc raises on purpose."""
@@ -40,6 +49,12 @@ class TargetUnavailableError(MlcError):
     """The requested target cannot be used on this machine (library or device missing)."""
 
     exit_code = 3
+
+
+class InternalError(MlcError):
+    """A fault of mlc itself (not of the input): exit 70, naming where it happened."""
+
+    exit_code = 70
 
 
 class TextParseError(MlcError):

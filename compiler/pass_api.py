@@ -29,7 +29,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from mlc.errors import BadInputError, VerificationError
+from mlc.errors import BadInputError, VerificationError, did_you_mean
 from mlc.ir.core import Graph, Node
 from mlc.ir.verifier import verify
 
@@ -197,7 +197,8 @@ def parse_pass_spec(spec: str) -> Pass:
     name, _, rest = spec.partition("{")
     cls = _REGISTRY.get(name.strip())
     if cls is None:
-        raise BadInputError(f"unknown pass {name.strip()!r}; `mlc passes` lists them")
+        raise BadInputError(f"unknown pass {name.strip()!r}" + (did_you_mean(name.strip(), _REGISTRY)
+                                                                 or "; `mlc passes` lists them"))
     values: dict[str, Any] = {}
     if rest:
         if not rest.endswith("}"):

@@ -25,6 +25,10 @@ class PassFailedError(MlcError):
 
     exit_code = 70
 
+    def __init__(self, message: str, pass_index: int | None = None) -> None:
+        super().__init__(message)
+        self.pass_index = pass_index  # which pass of the pipeline: the debugger writes its input as a reproducer
+
 
 @dataclass
 class PassRecord:
@@ -55,7 +59,10 @@ class PassRecord:
 
 
 class Instrument:
-    """Hooks around every pass (timing and counting are built into the manager)."""
+    """Hooks around every pass (timing and counting are built into the manager). An instrument
+    that sets `stop` ends the pipeline after the current pass (a failed numeric check)."""
+
+    stop: bool = False
 
     def before_pass(self, index: int, pass_: Pass, graph: Graph) -> None:
         pass
@@ -94,6 +101,8 @@ class PassManager:
         with gc_paused():  # passes make many short-lived objects and no cycles worth collecting mid-way
             for index, pass_ in enumerate(passes):
                 records.append(self.run_one(index, pass_, graph, [p.spec() for p in passes[:index]]))
+                if any(instrument.stop for instrument in self.instruments):
+                    break
         return records
 
     def run_one(self, index: int, pass_: Pass, graph: Graph, before: list[str]) -> PassRecord:
@@ -109,16 +118,16 @@ class PassManager:
         except MlcError:
             raise
         except Exception as error:
-            raise PassFailedError(f"{where} raised {type(error).__name__}: {error}") from error
+            raise PassFailedError(f"{where} raised {type(error).__name__}: {error}", index) from error
         record.seconds = time.perf_counter() - started
         if not isinstance(changed, bool):
-            raise PassFailedError(f"{where} returned {changed!r}; run() must return True or False")
+            raise PassFailedError(f"{where} returned {changed!r}; run() must return True or False", index)
         touched = changed or ctx.rewrites > 0
         if self.verify_each and touched:  # a pass that rewrote nothing left the verified graph as it was
             try:
                 verify(graph)
             except VerificationError as error:
-                raise PassFailedError(f"{where} broke the IR: {error}") from error
+                raise PassFailedError(f"{where} broke the IR: {error}", index) from error
         record.changed = changed
         record.nodes_after = count_nodes(graph) if touched else record.nodes_before
         record.constant_bytes_after = constant_bytes(graph) if touched else record.constant_bytes_before
@@ -128,7 +137,11 @@ class PassManager:
         record.remarks = list(ctx.remarks)
         record.last_rule = ctx.last_rule
         if changed and ctx.rewrites == 0:
-            raise PassFailedError(f"{where} changed the graph without counting a rewrite (use ctx.rewrite)")
+            raise PassFailedError(f"{where} changed the graph without counting a rewrite (use ctx.rewrite)", index)
         for instrument in self.instruments:
-            instrument.after_pass(index, pass_, graph, record)
+            try:
+                instrument.after_pass(index, pass_, graph, record)
+            except PassFailedError as error:
+                error.pass_index = index if error.pass_index is None else error.pass_index
+                raise
         return record

@@ -1,4 +1,4 @@
-"""JSON reports of `mlc debug` (and of `mlc compile` once it exists): versioned, schema-checked.
+"""JSON reports of `mlc debug`, `mlc compile` and `mlc optimize`: versioned, schema-checked.
 
 The schema lives in `compiler/schemas/report.schema.json`; `SCHEMA_VERSION` changes whenever a
 field changes meaning or disappears (adding optional fields does not).
@@ -6,13 +6,12 @@ field changes meaning or disappears (adding optional fields does not).
 
 from __future__ import annotations
 
-import json
 import platform
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from mlc.debugger import DebugResult
+from mlc.runner import PipelineResult
 
 SCHEMA_VERSION = 1
 SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "report.schema.json"
@@ -28,7 +27,8 @@ def tool_versions() -> dict[str, str]:
     return versions
 
 
-def debug_report(result: DebugResult) -> dict[str, Any]:
+def debug_report(result: PipelineResult) -> dict[str, Any]:
+    localization = getattr(result, "localization", None)  # a DebugResult's
     return {
         "schema_version": SCHEMA_VERSION,
         "command": "debug",
@@ -41,15 +41,7 @@ def debug_report(result: DebugResult) -> dict[str, Any]:
         "passes": [r.to_json() for r in result.records],
         "final_check": result.final_check.to_json() if result.final_check else None,
         "verdict": result.verdict,
-        "localization": result.localization.to_json() if result.localization else None,
+        "localization": localization.to_json() if localization else None,
         "seconds": round(result.seconds, 3),
         "notes": result.notes,
     }
-
-
-def write_report(report: dict[str, Any], path: str | Path) -> None:
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
-    tmp.write_text(json.dumps(report, indent=1, sort_keys=False, default=str) + "\n")
-    tmp.replace(target)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import importlib
 
 from mlc.backends.base import Availability, Backend
-from mlc.errors import BadInputError, TargetUnavailableError
+from mlc.errors import BadInputError, TargetUnavailableError, did_you_mean
 
 # target -> (module, class, what to install when the module cannot be imported)
 TARGETS: dict[str, tuple[str, str, str]] = {
@@ -22,7 +22,8 @@ def backend_for(target: str) -> Backend:
     """The backend of `target` (BadInputError for an unknown target, TargetUnavailableError when
     its library cannot be imported)."""
     if target not in TARGETS:
-        raise BadInputError(f"unknown target {target!r}; known: {', '.join(TARGETS)} (`mlc targets`)")
+        raise BadInputError(f"unknown target {target!r}{did_you_mean(target, TARGETS)} "
+                            f"(known: {', '.join(TARGETS)})")
     module_name, class_name, install = TARGETS[target]
     try:
         module = importlib.import_module(module_name)

@@ -117,10 +117,10 @@ def test_failing_numbers_write_no_artifact(tmp_path, capsys) -> None:
 
     load_plugin(str(perturb))
     code = main(["compile", str(DIGITS), "-o", str(tmp_path / "bad"),
-                 "--passes", "cse,perturb-weights{op=Gemm,epsilon=0.05}"])
+                 "--passes", "cse,perturb-weights{op=Gemm,epsilon=0.05}", "--verify", "each"])
     assert code == 1
     err = capsys.readouterr().err
-    assert "pass #1 perturb-weights" in err and "no artifact written" in err
+    assert "pass #1 perturb-weights" in err and "no artifact written" in err and "mlc debug" in err
     assert not (tmp_path / "bad").exists()
 
 

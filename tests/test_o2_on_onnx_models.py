@@ -9,10 +9,8 @@ from pathlib import Path
 import onnx
 import pytest
 
-from mlc.debugger import DebugOptions, run_debug
-from mlc.driver import target_pipeline
 from mlc.pipelines import build_pipeline
-from mlc.targets import require
+from mlc.runner import CheckOptions, run_pipeline
 
 DATA = Path(onnx.__file__).resolve().parent / "backend" / "test" / "data"
 MODELS = sorted(DATA.glob("light/light_*.onnx")) + sorted(DATA.glob("pytorch-*/*/model.onnx"))
@@ -29,7 +27,7 @@ def test_the_model_set_is_complete() -> None:
 
 @pytest.mark.parametrize("path", MODELS, ids=_id)
 def test_o2_checked_after_every_pass(path: Path) -> None:
-    result = run_debug(str(path), DebugOptions(passes=build_pipeline("O2"), verify="each"))
+    result = run_pipeline(path, build_pipeline("O2"), CheckOptions(verify="each"))
     checks = {r.name: (r.to_json()["check"] or {}).get("verdict") for r in result.records if r.changed}
     assert result.verdict == "ok", (result.verdict, checks)
     assert all(verdict == "ok" for verdict in checks.values()), checks  # every changing pass was checked
@@ -37,8 +35,7 @@ def test_o2_checked_after_every_pass(path: Path) -> None:
 
 @pytest.mark.parametrize("path", MODELS, ids=_id)
 def test_o3_for_onnxruntime_checked_after_every_pass(path: Path) -> None:
-    passes = target_pipeline(require("onnxruntime"), "onnxruntime", "O3")
-    result = run_debug(str(path), DebugOptions(passes=passes, verify="each"))
+    result = run_pipeline(path, build_pipeline("O3", target="onnxruntime"), CheckOptions(verify="each"))
     checks = {r.name: (r.to_json()["check"] or {}).get("verdict") for r in result.records if r.changed}
     assert result.verdict == "ok", (result.verdict, checks)
     assert all(verdict == "ok" for verdict in checks.values()), checks

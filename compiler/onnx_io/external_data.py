@@ -122,3 +122,25 @@ def loader(ref: ExternalRef, dtype: DType, shape: tuple[int, ...]):
         return mapped.reshape(shape)
 
     return load
+
+
+def referenced_files(model_path: str | Path) -> list[Path]:
+    """The external-data files a model file names (resolved, existing ones only): outputs must
+    never replace them. Unreadable models name none (the import reports them)."""
+    import onnx
+    from onnx.external_data_helper import _get_all_tensors
+
+    path = Path(model_path)
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception:  # noqa: BLE001 - not a model: nothing it references; import gives the error
+        return []
+    files: dict[Path, None] = {}
+    for tensor in _get_all_tensors(model):
+        if tensor.data_location != onnx.TensorProto.EXTERNAL:
+            continue
+        location = next((e.value for e in tensor.external_data if e.key == "location"), "")
+        candidate = (path.resolve().parent / location)
+        if location and candidate.exists():
+            files[candidate.resolve()] = None
+    return list(files)

@@ -41,7 +41,8 @@ def bench(model_or_dir: str | Path, target: str = "onnxruntime", *, original: st
     """Returns (artifact timing, plain onnxruntime timing or None, the artifact's target)."""
     import onnxruntime as ort
 
-    from mlc.driver import compile_model
+    from mlc.driver import PipelineRequest, compile_model
+    from mlc.runner import CheckOptions
 
     path = Path(model_or_dir)
     with tempfile.TemporaryDirectory(prefix="mlc-bench-") as tmp:
@@ -51,7 +52,8 @@ def bench(model_or_dir: str | Path, target: str = "onnxruntime", *, original: st
         else:
             if not path.exists():
                 raise BadInputError(f"{path}: no such file or artifact folder")
-            folder, _ = compile_model(path, target, Path(tmp) / "artifact", level=level, verify="final")
+            folder, _ = compile_model(path, PipelineRequest(target=target, level=level), Path(tmp) / "artifact",
+                                      checks=CheckOptions(verify="final"))
             artifact = load(folder)
             baseline = path
         reference_graph = import_onnx(baseline) if baseline is not None else None

@@ -1,0 +1,257 @@
+"""The one pipeline runner: import, run a pipeline under its instruments, check the numbers.
+
+`mlc compile`, `mlc debug`, `mlc optimize`, the conformance backends and the Python API all run
+their passes here, through one `PassManager` loop whose instruments do the timing, IR dumps,
+structural verification and numeric checks. What differs between them is what they do with the
+result: compile hands the graph to a backend, optimize writes it as ONNX, debug localizes a
+break (`mlc.debugger`).
+
+Numeric checks compare the graph with the original model, imported before any pass: the
+specializations a user asks for (`freeze-inputs`, `bind-inputs`, `fix-input-shapes`) are passes
+like the others, so the inputs are made to fit them (bound values fed to the original, fixed
+dims used as the input shapes) and they are checked too.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mlc.errors import BadInputError
+from mlc.hashing import file_sha256
+from mlc.ir.core import Graph
+from mlc.ir.verifier import verify
+from mlc.numerics.compare import FAIL, INCONCLUSIVE, OK, CheckResult, compare_outputs
+from mlc.numerics.inputs import InputSpec, load_inputs, make_inputs, read_npz
+from mlc.numerics.reference import (
+    ORT,
+    REFERENCE,
+    PreparedModel,
+    ReferenceError,
+    WeightCache,
+    run_model,
+    run_with_fallback,
+)
+from mlc.onnx_io.exporter import export_onnx
+from mlc.onnx_io.importer import import_onnx
+from mlc.pass_api import Numerics, Pass
+from mlc.pass_manager import Instrument, PassFailedError, PassManager, PassRecord
+
+_SEVERITY = {Numerics.EXACT: 0, Numerics.TOLERANCE: 1, Numerics.LOSSY: 2}
+VERIFY_MODES = ("each", "final", "none")
+
+
+@dataclass
+class CheckOptions:
+    """How the numbers are checked: when, on which inputs, and whether a failure is re-judged."""
+
+    verify: str = "final"  # each | final | none
+    inputs_path: str | None = None
+    input_spec: InputSpec = field(default_factory=InputSpec)
+    second_opinion: bool = True
+
+
+def loosest_contract(passes: Sequence[Pass]) -> Numerics:
+    """The contract a graph is held to after these passes: the loosest of theirs."""
+    worst = Numerics.EXACT
+    for p in passes:
+        if _SEVERITY[p.numerics] > _SEVERITY[worst]:
+            worst = p.numerics
+    return worst
+
+
+class Reference:
+    """The original model run once on the check inputs; `check` compares a graph with it."""
+
+    def __init__(self, original: Graph, feeds: dict[str, np.ndarray], second_opinion: bool = True) -> None:
+        self.weights = WeightCache()
+        self.model = export_onnx(original)
+        self.feeds = feeds
+        self.output_names = [v.name for v in original.outputs]
+        self.second_opinion = second_opinion
+        self.notes: list[str] = []
+        self.expected, self.engine = run_with_fallback(self.weights.prepare(original), feeds, self.output_names)
+        if self.engine != ORT:
+            self.notes.append("onnxruntime cannot run this model; onnx.reference is the reference")
+
+    def prepare(self, graph: Graph) -> PreparedModel:
+        return self.weights.prepare(graph)
+
+    def check(self, graph: Graph | Any, numerics: Numerics) -> CheckResult:
+        """Run `graph` (or an already prepared/exported model) and compare with the original."""
+        model = self.prepare(graph) if isinstance(graph, Graph) else graph
+        got = run_model(model, self.feeds, self.output_names, self.engine)
+        result = compare_outputs(self.expected, got, numerics, self.engine)
+        if result.verdict == FAIL and self.second_opinion and self.engine == ORT:
+            self._second_opinion(model, numerics, result)
+        return result
+
+    def _second_opinion(self, model: Any, numerics: Numerics, first: CheckResult) -> None:
+        """onnx's reference evaluator re-judges a failure; disagreement means we cannot blame the pass."""
+        try:
+            ref_expected = run_model(self.model, self.feeds, self.output_names, REFERENCE)
+            ref_got = run_model(model, self.feeds, self.output_names, REFERENCE)
+        except ReferenceError as error:
+            first.note = f"second opinion unavailable ({error})"
+            return
+        second = compare_outputs(ref_expected, ref_got, numerics, REFERENCE)
+        if second.verdict == OK:
+            first.verdict = INCONCLUSIVE
+            first.note = ("the references disagree: onnxruntime sees a difference, onnx.reference does not; "
+                          "not blaming the pass")
+        else:
+            first.note = "confirmed by onnx.reference"
+
+
+class NumericCheck(Instrument):
+    """`--verify each`: after every pass that changed the graph, compare with the original; stop
+    the pipeline at the first failure. A graph the reference ran before and cannot run after a
+    pass is that pass's fault (exit 70), not bad input."""
+
+    def __init__(self, reference: Reference, passes: Sequence[Pass]) -> None:
+        self.reference = reference
+        self.passes = list(passes)
+        self.stop = False
+
+    def after_pass(self, index: int, pass_: Pass, graph: Graph, record: PassRecord) -> None:
+        if not record.changed:
+            return
+        try:
+            record.check = self.reference.check(graph, loosest_contract(self.passes[:index + 1]))
+        except ReferenceError as error:
+            raise PassFailedError(f"pass #{index} {pass_.spec()} left a graph the reference can no longer run: "
+                                  f"{error}") from error
+        if record.check.verdict == FAIL:
+            self.stop = True
+
+
+@dataclass
+class PipelineResult:
+    model: str
+    model_sha256: str
+    pipeline: list[str]
+    verify: str
+    engine: str
+    inputs: dict[str, list[Any]]
+    records: list[PassRecord]
+    verdict: str  # ok | fail | inconclusive | unchecked
+    graph: Graph  # after the passes that ran: what a backend compiles
+    original: Graph  # as imported, before any pass (snapshot)
+    passes: list[Pass]
+    reference: Reference | None = None
+    final_check: CheckResult | None = None
+    failed_pass: int | None = None  # index of the pass after which the check failed (verify each)
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def feeds(self) -> dict[str, np.ndarray]:
+        return self.reference.feeds if self.reference is not None else {}
+
+    @property
+    def expected(self) -> dict[str, Any]:
+        return self.reference.expected if self.reference is not None else {}
+
+
+def _option_of(passes: Sequence[Pass], name: str, option: str) -> Any:
+    for p in passes:
+        if p.name == name:
+            return p.option(option)
+    return None
+
+
+def check_inputs(original: Graph, passes: Sequence[Pass], checks: CheckOptions) -> dict[str, np.ndarray]:
+    """Inputs for the checks that fit the pipeline's specializations: the values `bind-inputs`
+    binds are fed to the original, and `fix-input-shapes`' dims are the shapes generated."""
+    from mlc.passes.fix_input_shapes import parse_shapes
+
+    bind_file = _option_of(passes, "bind-inputs", "file")
+    bound = read_npz(bind_file) if bind_file else {}
+    fixed = parse_shapes(_option_of(passes, "fix-input-shapes", "shapes") or "")
+    if checks.inputs_path:
+        feeds = load_inputs(checks.inputs_path, original, bound)
+        for name, dims in fixed.items():
+            if name in feeds and tuple(feeds[name].shape) != tuple(dims):
+                raise BadInputError(f"{checks.inputs_path}: {name} has shape {list(feeds[name].shape)} but "
+                                    f"--static-shape fixes it to {list(dims)}")
+    else:
+        spec = checks.input_spec
+        for name, dims in fixed.items():
+            given = spec.shapes.get(name)
+            if given is not None and tuple(given) != tuple(dims):
+                raise BadInputError(f"--input-shape {name}:{','.join(map(str, given))} contradicts "
+                                    f"--static-shape {name}:{','.join(map(str, dims))}")
+        spec = InputSpec(seed=spec.seed, shapes={**spec.shapes, **fixed}, ranges=spec.ranges,
+                         default_dim=spec.default_dim)
+        feeds = make_inputs(original, spec) if not bound else {
+            k: v for k, v in make_inputs(original, spec).items() if k not in bound}
+    declared = {v.name: v for v in original.inputs}
+    for name, array in bound.items():
+        value = declared.get(name)
+        if value is not None and value.type is not None:
+            from mlc.passes.bind_inputs import bound_array
+
+            feeds[name] = bound_array(name, value.type, np.asarray(array), str(bind_file))
+    return feeds
+
+
+def _sha256(source: str | Path | bytes | Any) -> str:
+    import hashlib
+
+    if isinstance(source, str | Path):
+        return file_sha256(source)
+    data = source if isinstance(source, bytes) else source.SerializeToString()
+    return hashlib.sha256(data).hexdigest()
+
+
+def run_pipeline(source: str | Path | bytes | Any, passes: Sequence[Pass], checks: CheckOptions | None = None,
+                 instruments: Sequence[Instrument] = (), *, stop_after: int | None = None,
+                 max_rewrites: int | None = None, graph: Graph | None = None) -> PipelineResult:
+    """Import `source` (a path, bytes or ModelProto; or take `graph`, already imported), run
+    `passes` on it under `instruments` and the numeric checks of `checks`."""
+    checks = checks or CheckOptions()
+    if checks.verify not in VERIFY_MODES:
+        raise BadInputError(f"--verify {checks.verify}: expected one of {', '.join(VERIFY_MODES)}")
+    started = time.perf_counter()
+    if graph is None:
+        graph = import_onnx(source)
+        verify(graph)
+    original = graph.clone()
+    passes = list(passes) if stop_after is None else list(passes)[:stop_after]
+    reference: Reference | None = None
+    feeds: dict[str, np.ndarray] = {}
+    if checks.verify != "none":
+        feeds = check_inputs(original, passes, checks)
+        reference = Reference(original, feeds, checks.second_opinion)
+    numeric = NumericCheck(reference, passes) if reference is not None and checks.verify == "each" else None
+    manager = PassManager(passes, [*instruments, *([numeric] if numeric else [])],
+                          max_rewrites={i: max_rewrites for i in range(len(passes))}
+                          if max_rewrites is not None else None)
+    records = manager.run(graph)
+    verdict = "unchecked"
+    final_check = None
+    failed_pass = None
+    if numeric is not None:
+        verdicts = [r.check.verdict for r in records if r.check is not None]
+        verdict = FAIL if FAIL in verdicts else INCONCLUSIVE if INCONCLUSIVE in verdicts else OK
+        failed_pass = records[-1].index if verdict == FAIL else None
+    elif reference is not None:
+        try:
+            final_check = reference.check(graph, loosest_contract(passes))
+        except ReferenceError as error:
+            raise PassFailedError(f"the pipeline ({len(passes)} passes) left a graph the reference can no longer "
+                                  f"run: {error}; `mlc debug` names the pass") from error
+        verdict = final_check.verdict
+    name = str(source) if isinstance(source, str | Path) else "<model>"
+    return PipelineResult(
+        model=name, model_sha256=_sha256(source) if source is not None else "", pipeline=[p.spec() for p in passes],
+        verify=checks.verify, engine=reference.engine if reference else ORT,
+        inputs={k: [str(v.dtype), list(v.shape)] for k, v in feeds.items()}, records=records, verdict=verdict,
+        graph=graph, original=original, passes=passes, reference=reference, final_check=final_check,
+        failed_pass=failed_pass, seconds=time.perf_counter() - started,
+        notes=list(reference.notes) if reference else [])
