@@ -104,7 +104,7 @@ def open_session(model: Path | bytes, settings: dict[str, Any], threads: int = 0
 
     options = ort.SessionOptions()
     options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, settings["graph_optimization_level"])
-    options.log_severity_level = 3
+    options.log_severity_level = 4  # fatal only: its errors reach us as exceptions, its logs never reach stderr
     if threads:
         options.intra_op_num_threads = threads
     for key, value in (config or {}).items():

@@ -63,7 +63,7 @@ def bench(model_or_dir: str | Path, target: str = "onnxruntime", *, original: st
         session: Any = None
         if baseline is not None:
             options = ort.SessionOptions()
-            options.log_severity_level = 3
+            options.log_severity_level = 4  # fatal only: its errors reach us as exceptions, its logs never reach stderr
             session = ort.InferenceSession(str(baseline), options, providers=["CPUExecutionProvider"])
             names = {i.name for i in session.get_inputs()}
             plain_feeds = {k: v for k, v in feeds.items() if k in names}

@@ -344,6 +344,7 @@ def cmd_debug(args: argparse.Namespace, out: Output) -> int:
                            reproducer_dir=args.reproducer, target=args.target, loaded_modules=loaded)
     with _progress(args) as progress:
         instruments.append(PassProgress(progress, len(passes)))
+        progress.update(f"importing {args.model}")
         result = debug_model(args.model, passes, _checks(args), options, instruments)
     report = debug_report(result)
     out.payload = report
@@ -381,6 +382,7 @@ def cmd_compile(args: argparse.Namespace, out: Output) -> int:
                                          ("cuda_arch", args.cuda_arch)) if v}
     with _progress(args) as progress:
         instruments.append(PassProgress(progress, len(request.build())))
+        progress.update(f"importing {args.model}")
         folder, result = compile_model(args.model, request, args.output, checks=_checks(args),
                                        backend_options=backend_options, instruments=instruments, force=args.force,
                                        stage=progress.stage)
@@ -404,6 +406,7 @@ def cmd_optimize(args: argparse.Namespace, out: Output) -> int:
     _guard_report(args)
     request = _request(args)
     with _progress(args) as progress:
+        progress.update(f"importing {args.model}")
         written, result = optimize_model(args.model, request, args.output, checks=_checks(args),
                                          instruments=[PassProgress(progress, len(request.build()))], force=args.force)
     report = debug_report(result)

@@ -47,7 +47,7 @@ from mlc.onnx_io.exporter import export_onnx, save_onnx
 from mlc.onnx_io.importer import import_onnx
 from mlc.pass_api import Numerics, Pass
 from mlc.pass_manager import Instrument, PassFailedError, PassManager, PassRecord
-from mlc.runner import CheckOptions, PipelineResult, loosest_contract, run_pipeline
+from mlc.runner import CheckOptions, PipelineResult, Reference, loosest_contract, run_pipeline
 
 
 @dataclass
@@ -132,6 +132,7 @@ class _Debugger:
         self.checks = checks
         self.options = options
         self.instruments = instruments
+        self.reference: Reference | None = None  # set once the pipeline ran (a crash may come first)
 
     # ---------------------------------------------------------------- main flow
     def run(self) -> DebugResult:
@@ -252,7 +253,7 @@ class _Debugger:
         if index is None or index >= len(passes):
             return
         before, _ = self.replay(self.original, passes[:index])
-        feeds = self.reference.feeds if getattr(self, "reference", None) is not None else None
+        feeds = self.reference.feeds if self.reference is not None else None
         folder, command = self.write_reproducer(before, passes[index], None, feeds)
         error.args = (f"{error.args[0] if error.args else error}; reproducer: {folder}; replay: {command}",)
 

@@ -172,6 +172,11 @@ def check_inputs(original: Graph, passes: Sequence[Pass], checks: CheckOptions) 
 
     bind_file = _option_of(passes, "bind-inputs", "file")
     bound = read_npz(bind_file) if bind_file else {}
+    declared = {v.name: v for v in original.inputs}
+    for name in bound:
+        if name not in declared:  # before any input is generated for the original
+            raise BadInputError(f"{bind_file}: cannot bind input {name!r}: the model has no such input "
+                                f"(inputs: {', '.join(declared) or 'none'})")
     fixed = parse_shapes(_option_of(passes, "fix-input-shapes", "shapes") or "")
     if checks.inputs_path:
         feeds = load_inputs(checks.inputs_path, original, bound)
@@ -190,7 +195,6 @@ def check_inputs(original: Graph, passes: Sequence[Pass], checks: CheckOptions) 
                          default_dim=spec.default_dim)
         feeds = make_inputs(original, spec) if not bound else {
             k: v for k, v in make_inputs(original, spec).items() if k not in bound}
-    declared = {v.name: v for v in original.inputs}
     for name, array in bound.items():
         value = declared.get(name)
         if value is not None and value.type is not None:

@@ -143,7 +143,7 @@ def _run_ort(model: onnx.ModelProto | PreparedModel, feeds: dict[str, np.ndarray
 
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    options.log_severity_level = 3
+    options.log_severity_level = 4  # fatal only: its errors reach us as exceptions, its logs never reach stderr
     if isinstance(model, PreparedModel):
         if model.names:
             options.add_external_initializers(model.names, model.values)
