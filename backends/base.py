@@ -53,6 +53,13 @@ class Backend(ABC):
     def available(self, target: str) -> Availability:
         """Whether `target` can be compiled on this machine, and if not, why (one line)."""
 
+    def validate_options(self, target: str, options: dict[str, Any]) -> None:
+        """Check the backend options for `target` (`mcpu`, `cuda_arch`, ...) and raise
+        `BadInputError` (exit 2) with one line naming the flag, the value and the nearest valid
+        names. Called by the driver before any work, so that a bad backend option fails fast
+        instead of after the pipeline (or, worse, being ignored). The default accepts anything."""
+        return None
+
     def legalization(self, target: str) -> list[str]:
         """Pass specs the driver appends to the pipeline for this target: rewrites of what the
         target lacks or gets wrong into what it handles. They run under the same numeric checks

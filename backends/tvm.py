@@ -10,17 +10,26 @@ frontend does not know are reported in one line before TVM is asked. The artifac
 removes CPU features); the artifact records the CPU features the code may use, and `mlc run`
 refuses it on a CPU that lacks one. `cuda` compiles without a GPU (the wheel has CUDA codegen)
 for `cuda_arch` (default sm_80); running it needs a GPU of at least that architecture.
+
+`validate_options` checks these options against what LLVM knows (its CPU and feature names for
+the host triple, its NVPTX architectures) before any work, because TVM itself only logs a bad
+name on stderr and compiles for a generic CPU. What TVM and LLVM write to stderr natively goes
+to the debug log instead (`native_stderr_to_log`).
 """
 
 from __future__ import annotations
 
+import difflib
+import functools
+import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from mlc.backends.base import Availability, Backend, CompileResult, Runner
-from mlc.backends.tvm_build import build_in_child, build_library
+from mlc.backends.tvm_build import build_in_child, build_library, native_stderr_to_log
 from mlc.errors import BadInputError
 from mlc.ir.core import Graph
 from mlc.ir.dtypes import DType
@@ -30,6 +39,15 @@ from mlc.specialize import reads_input_values
 
 LLVM, CUDA = "llvm", "cuda"
 DEFAULT_CUDA_ARCH = "sm_80"
+# The oldest architecture accepted: the sizes `compile` gives TVM hold for every GPU since sm_50.
+MIN_CUDA_ARCH = 50
+# The plain sm_XY architectures of LLVM 22's NVPTX back end (the wheel's LLVM), used only when
+# that back end is missing from the TVM build; otherwise the list is taken from LLVM.
+KNOWN_CUDA_ARCHES = ("sm_50", "sm_52", "sm_53", "sm_60", "sm_61", "sm_62", "sm_70", "sm_72", "sm_75", "sm_80",
+                     "sm_86", "sm_87", "sm_88", "sm_89", "sm_90", "sm_100", "sm_101", "sm_103", "sm_110",
+                     "sm_120", "sm_121")
+# Backend option -> (its command-line flag, the target it is for).
+OPTIONS = {"mcpu": ("--mcpu", LLVM), "mattr": ("--mattr", LLVM), "cuda_arch": ("--cuda-arch", CUDA)}
 
 
 def _tvm() -> Any:
@@ -57,9 +75,164 @@ def cpu_features(mcpu: str, mattr: tuple[str, ...] = ()) -> list[str]:
     tvm = _tvm()
     from tvm.target import codegen
 
-    target = tvm.target.Target({"kind": "llvm", "mcpu": mcpu, **({"mattr": list(mattr)} if mattr else {})})
-    features = codegen.llvm_get_cpu_features(target)
+    with native_stderr_to_log("LLVM"):
+        target = tvm.target.Target({"kind": "llvm", "mcpu": mcpu, **({"mattr": list(mattr)} if mattr else {})})
+        features = codegen.llvm_get_cpu_features(target)
     return sorted(str(f) for f in features)
+
+
+# --- checking the backend options ---------------------------------------------------------
+
+
+@functools.cache
+def llvm_triple() -> str:
+    """The target triple `llvm` compiles for (no `mtriple` is given: LLVM's default)."""
+    from tvm.target import codegen
+
+    with native_stderr_to_log("LLVM"):
+        return str(codegen.llvm_get_system_triple())
+
+
+@functools.cache
+def llvm_cpus() -> frozenset[str]:
+    """The CPU names LLVM knows for `llvm_triple()` (what `--mcpu` accepts)."""
+    tvm = _tvm()
+    from tvm.target import codegen
+
+    with native_stderr_to_log("LLVM"):
+        return frozenset(str(c) for c in codegen.llvm_get_cpu_archlist(tvm.target.Target({"kind": "llvm"})))
+
+
+@functools.cache
+def llvm_feature_names() -> frozenset[str]:
+    """Feature names for suggestions: those of any CPU LLVM knows (LLVM has no API for its whole
+    feature table; a name outside this set is still accepted when LLVM recognizes it)."""
+    names: set[str] = set()
+    with native_stderr_to_log("LLVM"):  # one redirection for all (the inner ones do nothing)
+        for cpu in llvm_cpus():
+            names.update(cpu_features(cpu))
+    return frozenset(names)
+
+
+def recognized_features(mcpu: str, names: Iterable[str]) -> set[str]:
+    """Those of `names` that LLVM recognizes as features of `mcpu`: each is switched on, and LLVM
+    reports back those it could switch on (it ignores, with a line on stderr, a name it does not
+    know)."""
+    wanted = sorted(set(names))
+    return set(cpu_features(mcpu, tuple(f"+{name}" for name in wanted))) & set(wanted)
+
+
+@functools.cache
+def cuda_arches() -> tuple[str, ...]:
+    """The `sm_XY` architectures `--cuda-arch` accepts: the plain ones LLVM's NVPTX back end knows
+    (TVM exposes its processor list), from sm_50 on; `KNOWN_CUDA_ARCHES` without that back end."""
+    tvm = _tvm()
+    from tvm.target import codegen
+
+    with native_stderr_to_log("LLVM"):
+        if "nvptx64" not in {str(t) for t in codegen.llvm_get_targets()}:
+            return KNOWN_CUDA_ARCHES
+        nvptx = tvm.target.Target({"kind": "llvm", "mtriple": "nvptx64-nvidia-cuda", "mcpu": DEFAULT_CUDA_ARCH})
+        names = [str(c) for c in codegen.llvm_get_cpu_archlist(nvptx)]
+    numbers = sorted({int(m.group(1)) for n in names if (m := re.fullmatch(r"sm_(\d+)", n))})
+    return tuple(f"sm_{n}" for n in numbers if n >= MIN_CUDA_ARCH) or KNOWN_CUDA_ARCHES
+
+
+def _show(value: Any) -> str:
+    text = str(value)
+    return text if text.isprintable() and text.strip() == text and text else repr(text)
+
+
+def _nearest(word: str, choices: Iterable[str], n: int = 3) -> list[str]:
+    return difflib.get_close_matches(word, sorted(set(choices)), n=n, cutoff=0.6)
+
+
+def _did_you_mean(word: str, choices: Iterable[str]) -> str:
+    close = _nearest(word, choices)
+    return f"; did you mean {', '.join(close)}?" if close else ""
+
+
+def mattr_items(value: Any) -> tuple[str, ...]:
+    """`--mattr`'s items: a comma-separated string (or a list of strings), blanks dropped."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
+        raise BadInputError(f"--mattr {_show(value)}: give comma-separated +feature/-feature names, e.g. +avx2,-fma")
+    return tuple(i.strip() for i in items if i.strip())
+
+
+def check_mcpu(mcpu: Any) -> None:
+    flag = "--mcpu"
+    if not isinstance(mcpu, str):
+        raise BadInputError(f"{flag} {_show(mcpu)}: a CPU name is a string, e.g. {flag} skylake-avx512")
+    cpus = llvm_cpus()
+    if mcpu in cpus:
+        return
+    # LLVM keeps old spellings (skylake_avx512 beside skylake-avx512): suggest the hyphenated one.
+    shown = {c for c in cpus if not ("_" in c and c.replace("_", "-") in cpus)}
+    hint = _did_you_mean(mcpu, shown) or f" for {llvm_triple()} (this machine's CPU is {host_cpu()})"
+    raise BadInputError(f"{flag} {_show(mcpu)}: not a CPU LLVM knows{hint}")
+
+
+def check_mattr(mattr: Any, mcpu: str) -> None:
+    flag, items = "--mattr", mattr_items(mattr)
+    if not items:
+        raise BadInputError(f"{flag} {_show(mattr)}: no features given; e.g. {flag} +avx2,-fma")
+    for item in items:
+        if item[0] not in "+-":
+            raise BadInputError(f"{flag} {_show(mattr)}: {_show(item)} needs + (on) or - (off) in front, "
+                                f"e.g. +{item}")
+        if not item[1:].strip():
+            raise BadInputError(f"{flag} {_show(mattr)}: a feature name must follow {item[0]}, e.g. {item[0]}avx2")
+    names = [item[1:] for item in items]
+    unknown = sorted(set(names) - recognized_features(mcpu, names))
+    if not unknown:
+        return
+    known = llvm_feature_names()
+    if len(unknown) == 1:
+        raise BadInputError(f"{flag} {_show(mattr)}: {_show(unknown[0])} is not a CPU feature LLVM knows"
+                            f"{_did_you_mean(unknown[0], known)}")
+    described = [f"{_show(name)}" + (f" (did you mean {', '.join(close)}?)" if (close := _nearest(name, known)) else "")
+                 for name in unknown]
+    raise BadInputError(f"{flag} {_show(mattr)}: not CPU features LLVM knows: {', '.join(described)}")
+
+
+def check_cuda_arch(arch: Any) -> None:
+    flag = "--cuda-arch"
+    if not isinstance(arch, str):
+        raise BadInputError(f"{flag} {_show(arch)}: an architecture is a string, e.g. {flag} sm_80")
+    arches = cuda_arches()
+    if arch in arches:
+        return
+    old = re.fullmatch(r"sm_(\d+)", arch)
+    variant = re.fullmatch(r"(sm_\d+)[af]", arch)
+    if old and int(old.group(1)) < MIN_CUDA_ARCH:
+        raise BadInputError(f"{flag} {_show(arch)}: older than sm_{MIN_CUDA_ARCH}, the oldest architecture this "
+                            f"backend compiles for")
+    if variant and variant.group(1) in arches:
+        raise BadInputError(f"{flag} {_show(arch)}: architecture-specific variants are not supported (an artifact "
+                            f"records the least architecture it runs on); did you mean {variant.group(1)}?")
+    if arch.isdigit() and f"sm_{arch}" in arches:
+        hint = f"; did you mean sm_{arch}?"
+    else:
+        hint = _did_you_mean(arch, arches) or f" (known: {arches[0]} to {arches[-1]})"
+    raise BadInputError(f"{flag} {_show(arch)}: not a CUDA architecture TVM compiles for{hint}")
+
+
+def check_options(target: str, options: dict[str, Any]) -> None:
+    """`TvmBackend.validate_options`: BadInputError (one line) for an option of another target, an
+    unknown CPU, CPU feature or CUDA architecture. Unset (None or empty) options are not checked."""
+    given = {k: v for k, v in options.items() if k in OPTIONS and v is not None and v != ""}
+    for key in given:
+        flag, meant_for = OPTIONS[key]
+        if meant_for != target:
+            raise BadInputError(f"{flag} is for --target {meant_for}, not {target}")
+    if target == LLVM:
+        if "mcpu" in given:
+            check_mcpu(given["mcpu"])
+        if "mattr" in given:
+            check_mattr(given["mattr"], given.get("mcpu") or host_cpu())
+    elif target == CUDA and "cuda_arch" in given:
+        check_cuda_arch(given["cuda_arch"])
 
 
 def unsupported_ops(graph: Graph) -> list[str]:
@@ -149,8 +322,9 @@ class TvmRunner(Runner):
 
         self.tvm = tvm
         self.device = tvm.cpu() if target == LLVM else tvm.cuda(0)
-        module = tvm.runtime.load_module(str(library))
-        self.vm = relax.VirtualMachine(module, self.device)
+        with native_stderr_to_log("TVM load"):
+            module = tvm.runtime.load_module(str(library))
+            self.vm = relax.VirtualMachine(module, self.device)
         self.input_names = input_names
         self.output_names = output_names
 
@@ -173,9 +347,19 @@ class TvmRunner(Runner):
         return {name: self._to_numpy(v) for name, v in zip(self.output_names, result, strict=True)}
 
 
+def _gpu_exists() -> bool:
+    with native_stderr_to_log("TVM"):
+        return bool(_tvm().cuda(0).exist)
+
+
 class TvmBackend(Backend):
     name = "tvm"
     targets = (LLVM, CUDA)
+
+    def validate_options(self, target: str, options: dict[str, Any]) -> None:
+        """`--mcpu` a CPU LLVM knows for the host triple, `--mattr` +/- features LLVM knows,
+        `--cuda-arch` a known sm_XY, each only for its own target (see `check_options`)."""
+        check_options(target, options)
 
     def available(self, target: str) -> Availability:
         try:
@@ -190,7 +374,7 @@ class TvmBackend(Backend):
 
             if shutil.which("nvcc") is None:
                 return Availability(False, "cuda needs nvcc (the CUDA toolkit) to compile")
-            gpu = "a GPU is present" if tvm.cuda(0).exist else "compiles here; running needs an NVIDIA GPU"
+            gpu = "a GPU is present" if _gpu_exists() else "compiles here; running needs an NVIDIA GPU"
             return Availability(True, f"apache-tvm {tvm.__version__} ({gpu})")
         return Availability(True, f"apache-tvm {tvm.__version__} (host CPU {host_cpu()})")
 
@@ -221,16 +405,18 @@ class TvmBackend(Backend):
                                            + (" ..." if len(lacking) > 8 else "")
                                            + f"; recompile with --mcpu {host_cpu()}")
             return Availability(True, "")
-        if not tvm.cuda(0).exist:
+        if not _gpu_exists():
             return Availability(False, "no CUDA GPU on this machine")
         arch = requirements.get("cuda_arch", DEFAULT_CUDA_ARCH)
-        have = tvm.cuda(0).compute_version.replace(".", "")
+        with native_stderr_to_log("TVM"):
+            have = tvm.cuda(0).compute_version.replace(".", "")
         if int(have) < int(arch.removeprefix("sm_")):
             return Availability(False, f"the artifact needs {arch}, this GPU is sm_{have}")
         return Availability(True, "")
 
     def compile(self, graph: Graph, target: str, options: dict[str, Any], out_dir: Path) -> CompileResult:
         tvm = _tvm()
+        check_options(target, options)  # the driver checks first; a direct caller is checked here
         missing = unsupported_ops(graph)
         if missing:
             raise BadInputError(f"target {target}: TVM's ONNX frontend cannot convert {', '.join(missing)}")
@@ -240,9 +426,10 @@ class TvmBackend(Backend):
         opset = graph.opset_version("") or 17
         if target == LLVM:
             mcpu = options.get("mcpu") or host_cpu()
-            mattr = tuple(a for a in str(options.get("mattr") or "").split(",") if a)
+            mattr = mattr_items(options.get("mattr") or "")
             target_spec: dict[str, Any] = {"kind": "llvm", "mcpu": mcpu, **({"mattr": list(mattr)} if mattr else {})}
-            tvm_target = tvm.target.Target(target_spec)
+            with native_stderr_to_log("TVM target"):
+                tvm_target = tvm.target.Target(target_spec)
             requirements: dict[str, Any] = {"mtriple": str(tvm_target.attrs.get("mtriple", "")), "mcpu": mcpu,
                                             "cpu_features": cpu_features(mcpu, mattr)}
             recorded = {"mcpu": mcpu, "mattr": ",".join(mattr)}
@@ -255,7 +442,9 @@ class TvmBackend(Backend):
             recorded = {"cuda_arch": arch}
         library = out_dir / "module.so"
         if options.get("in_process"):  # faster (no second TVM import); bytes may vary run to run
-            build_library(export_onnx(graph), target_spec, library, opset)
+            model = export_onnx(graph)
+            with native_stderr_to_log("TVM build"):
+                build_library(model, target_spec, library, opset)
         else:
             model_path = out_dir / ".tvm-input.onnx"
             save_onnx(graph, model_path)

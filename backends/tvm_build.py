@@ -6,24 +6,83 @@ that follows heap addresses: with address-space randomization, the same model co
 compile differs from its later ones. Compiling in a child process that runs with randomization
 off (Linux `personality(ADDR_NO_RANDOMIZE)`, which `setarch -R` also sets) made 5 of 5 identical,
 so artifacts are byte-identical for identical inputs. Where the personality call is unavailable
-the build still runs (in a child), only without that guarantee.
+the build still runs (in a child), only without that guarantee. What the child prints (TVM's and
+LLVM's native warnings) goes to the debug log ("mlc.backends.tvm", shown by `mlc -v`), never to
+mlc's stderr; in-process TVM calls get the same through `native_stderr_to_log`.
 
     python -m mlc.backends.tvm_build MODEL.onnx TARGET.json OUT.so
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
+import logging
 import os
 import subprocess
 import sys
+import tempfile
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 ADDR_NO_RANDOMIZE = 0x0040000
 FAILED = 3  # the child's exit code for a TVM error (its one-line message is on stderr)
 MARKER = "mlc-tvm-error: "  # TVM may print warnings after the error; the parent looks for this line
+
+log = logging.getLogger("mlc.backends.tvm")
+
+_stderr_lock = threading.RLock()
+_stderr_depth = 0  # nested native_stderr_to_log blocks; only the outermost redirects
+
+
+@contextlib.contextmanager
+def native_stderr_to_log(what: str) -> Iterator[None]:
+    """Hold back what native code writes to stderr during the block; log it at DEBUG instead.
+
+    Why: TVM's C++ logging (`LOG(ERROR)`, `LOG(WARNING)`: "Using LLVM 22.1.0 with `-mcpu=skylak` is
+    not valid ...") and LLVM's `errs()` ("'+avx3' is not a recognized feature for this target")
+    write straight to file descriptor 2 from C++, past Python's `sys.stderr`, so neither
+    `contextlib.redirect_stderr` nor logging settings can stop them. mlc's rule is that nothing a
+    backend library logs reaches stderr unasked: fd 2 points at a temporary file for the block
+    (`os.dup2`, restored in `finally`), and each line written there is logged at DEBUG on the
+    "mlc.backends.tvm" logger, which `mlc -v` shows. Python text written to stderr during the
+    block lands there too. Only the outermost of nested blocks redirects, and a lock keeps two
+    threads from redirecting at once (the other waits)."""
+    global _stderr_depth
+    with _stderr_lock:
+        if _stderr_depth:
+            _stderr_depth += 1
+            try:
+                yield
+            finally:
+                _stderr_depth -= 1
+            return
+        with contextlib.suppress(Exception):  # Python's own buffered text goes out first
+            sys.stderr.flush()
+        try:
+            saved = os.dup(2)
+        except OSError:  # no stderr at all: nothing can leak
+            yield
+            return
+        with tempfile.TemporaryFile() as capture:
+            os.dup2(capture.fileno(), 2)
+            _stderr_depth = 1
+            try:
+                yield
+            finally:
+                _stderr_depth = 0
+                with contextlib.suppress(Exception):
+                    sys.stderr.flush()
+                os.dup2(saved, 2)
+                os.close(saved)
+                capture.seek(0)
+                text = capture.read().decode("utf-8", errors="replace")
+                for line in text.splitlines():
+                    if line.strip():
+                        log.debug("%s: %s", what, line.rstrip())
 
 
 def build_library(model: Any, target: dict[str, Any], out: Path, opset: int) -> None:
@@ -56,6 +115,10 @@ def build_in_child(model_path: Path, target: dict[str, Any], out: Path, opset: i
                str(opset)]
     done = subprocess.run(command, capture_output=True, text=True, env=env,
                           preexec_fn=_no_aslr if sys.platform.startswith("linux") else None)
+    for stream in (done.stdout, done.stderr):
+        for line in stream.splitlines():
+            if line.strip() and not line.startswith(MARKER):
+                log.debug("TVM build process: %s", line.rstrip())
     if done.returncode == 0:
         return None
     lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
