@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from mlc.console import make_console
@@ -22,7 +23,7 @@ def render_debug(result: DebugResult, verbose: bool = False, console: Console | 
     console = console or make_console()
     console.print(f"mlc debug {result.model}  ({len(result.pipeline)} passes, verify {result.verify}, "
                   f"reference {result.engine}, inputs "
-                  + ", ".join(f"{k} {d}{s}" for k, (d, s) in result.inputs.items()) + ")")
+                  + ", ".join(f"{k} {d}{s}" for k, (d, s) in result.inputs.items()) + ")", markup=False)
     table = Table(show_edge=False, pad_edge=False)
     for column, justify in (("#", "right"), ("pass", "left"), ("ms", "right"), ("nodes", "right"),
                             ("rewrites", "right"), ("max abs err", "right"), ("max rel err", "right"),
@@ -32,7 +33,7 @@ def render_debug(result: DebugResult, verbose: bool = False, console: Console | 
     for record in result.records:
         if record.check is not None:
             last_abs, last_rel = f"{record.check.max_abs:.2e}", f"{record.check.max_rel:.2e}"
-        table.add_row(str(record.index), record.spec, f"{record.seconds * 1e3:.1f}",
+        table.add_row(str(record.index), escape(record.spec), f"{record.seconds * 1e3:.1f}",
                       f"{record.nodes_before} -> {record.nodes_after}", str(record.rewrites),
                       last_abs if result.verify == "each" else "", last_rel if result.verify == "each" else "",
                       _verdict(record, result.verify))

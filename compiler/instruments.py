@@ -8,11 +8,14 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
+from mlc.errors import BadInputError
 from mlc.ir.core import Graph
 from mlc.ir.printer import print_ir
 from mlc.onnx_io.exporter import save_onnx
 from mlc.pass_api import Pass
 from mlc.pass_manager import Instrument, PassRecord
+
+_DUMP_NAME = re.compile(r"\d{3}_[A-Za-z0-9_.-]+\.(txt|onnx|data)")
 
 
 def _safe(name: str) -> str:
@@ -25,7 +28,17 @@ class IRDumper(Instrument):
 
     def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
+        if self.folder.exists() and not self.folder.is_dir():
+            raise BadInputError(f"--dump-ir {folder}: exists and is not a folder")
+        if self.folder.is_dir():
+            foreign = sorted(p.name for p in self.folder.iterdir() if not _DUMP_NAME.fullmatch(p.name))
+            if foreign:  # dumps replace earlier dumps only, never a user's files
+                raise BadInputError(f"--dump-ir {folder}: holds files mlc did not write ({', '.join(foreign[:3])}"
+                                    f"{', ...' if len(foreign) > 3 else ''}); give a new or empty folder")
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise BadInputError(f"--dump-ir {folder}: cannot create it ({error.strerror})") from None
         self.wrote_input = False
 
     def _write(self, stem: str, graph: Graph) -> None:

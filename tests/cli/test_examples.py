@@ -70,3 +70,13 @@ def test_every_help_example_runs_as_written(capfd, tmp_path, monkeypatch) -> Non
     for example in examples:
         _run(example, capfd)
     assert (Path(tmp_path) / "digits.ort" / "manifest.json").is_file()
+
+
+def test_the_readme_python_example_runs(tmp_path, monkeypatch) -> None:
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"```python\n(import numpy as np\nimport mlc\n.*?)\n```", readme, re.S)
+    assert block is not None, "the README shows the Python API"
+    bundled(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    exec(compile(block.group(1), "README.md", "exec"), {})  # its own assert checks the results
+    assert (tmp_path / "digits.ort" / "manifest.json").is_file() and (tmp_path / "digits8.onnx").is_file()
