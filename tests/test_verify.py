@@ -64,8 +64,10 @@ def test_generated_inputs_respect_domains_shapes_and_seeds() -> None:
     again = make_inputs(graph, InputSpec(seed=3, default_dim=2))
     assert all(np.array_equal(feeds[k], again[k]) for k in feeds)
     spec = InputSpec(shapes=parse_shape_flags(["x:3,9"]), ranges=parse_range_flags(["x:5,6"]))
-    x = make_inputs(graph, spec)["x"]
+    fed = make_inputs(graph, spec)
+    x = fed["x"]
     assert x.shape == (3, 9) and x.min() >= 5 and x.max() <= 6
+    assert fed["ids"].shape == (3, 5), "a given shape binds its symbols (batch) for every input"
     with pytest.raises(BadInputError):
         parse_range_flags(["x:1"])
     with pytest.raises(BadInputError):

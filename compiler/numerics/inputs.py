@@ -83,6 +83,13 @@ def make_inputs(graph: Graph, spec: InputSpec | None = None) -> dict[str, np.nda
     spec = spec or InputSpec()
     rng = np.random.default_rng(spec.seed)
     symbols: dict[str, int] = {}
+    for value in graph.inputs:  # a given shape binds its symbols for every input (ids:4,128 sizes mask too)
+        t = value.type
+        given = spec.shapes.get(value.name)
+        if given is not None and isinstance(t, TensorType) and t.shape is not None and len(t.shape) == len(given):
+            for dim, size in zip(t.shape, given, strict=True):
+                if isinstance(dim, str):
+                    symbols.setdefault(dim, int(size))
     feeds: dict[str, np.ndarray] = {}
     for value in graph.inputs:
         if value.const is not None:
