@@ -4,7 +4,7 @@ ONNX lets the operands that decide a result's shape — Reshape's target shape, 
 Reduce, Resize's scales, Split's sizes, TopK's k, Pad's pads, … — be runtime tensors. Compilers
 that plan memory and loops ahead of time (TVM's Relax frontend among them) need those values at
 compile time. When such a value comes from a graph input, the model can still be compiled for the
-values it is called with: bind them as constants (`import_onnx(bind_inputs=...)`, `mlc compile
+values it is called with: bind them as constants (the pass `bind-inputs`, `mlc compile
 --bind-inputs`) and compile again when they change, the way a JIT guards on shape values.
 """
 

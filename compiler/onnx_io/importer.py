@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -418,65 +418,6 @@ def _check_model_proto(model: onnx.ModelProto, shown: str) -> None:
         raise BadInputError(f"{shown}: the model declares no opset_import")
 
 
-def _bind_inputs(model: onnx.ModelProto, values: Mapping[str, np.ndarray], shown: str) -> onnx.ModelProto:
-    """A copy of `model` whose named graph inputs are constants holding `values`."""
-    declared = {i.name: i for i in model.graph.input}
-    for name, value in values.items():
-        if name not in declared:
-            raise BadInputError(f"{shown}: cannot bind input {name!r}: the model has no such input "
-                                f"(inputs: {', '.join(declared) or 'none'})")
-        tensor_type = declared[name].type.tensor_type
-        if not declared[name].type.HasField("tensor_type"):
-            raise BadInputError(f"{shown}: cannot bind input {name!r}: only tensor inputs can be bound")
-        wanted = onnx.helper.tensor_dtype_to_np_dtype(tensor_type.elem_type)
-        array = np.asarray(value)
-        if array.dtype != wanted:
-            converted = array.astype(wanted)
-            if not np.array_equal(converted, array):
-                raise BadInputError(f"{shown}: cannot bind input {name!r}: values of type {array.dtype} do not fit "
-                                    f"its element type {wanted}")
-            array = converted
-        if tensor_type.HasField("shape"):
-            dims = [d.dim_value if d.HasField("dim_value") else None for d in tensor_type.shape.dim]
-            mismatch = any(d is not None and d != n for d, n in zip(dims, array.shape, strict=False))
-            if len(dims) != array.ndim or mismatch:
-                raise BadInputError(f"{shown}: cannot bind input {name!r}: shape {list(array.shape)} does not match "
-                                    f"the declared {['?' if d is None else d for d in dims]}")
-    bound = onnx.ModelProto()
-    bound.CopyFrom(model)
-    kept = [i for i in bound.graph.input if i.name not in values]
-    del bound.graph.input[:]
-    bound.graph.input.extend(kept)
-    initializers = [t for t in bound.graph.initializer if t.name not in values]
-    del bound.graph.initializer[:]
-    bound.graph.initializer.extend(initializers)
-    for name, value in values.items():
-        wanted = onnx.helper.tensor_dtype_to_np_dtype(declared[name].type.tensor_type.elem_type)
-        bound.graph.initializer.append(numpy_helper.from_array(np.asarray(value).astype(wanted), name))
-    return bound
-
-
-def _fix_shapes(model: onnx.ModelProto, shapes: Mapping[str, Sequence[int]], shown: str) -> onnx.ModelProto:
-    """A copy of `model` whose named graph inputs have the given static dims."""
-    fixed = onnx.ModelProto()
-    fixed.CopyFrom(model)
-    declared = {i.name: i for i in fixed.graph.input}
-    for name, dims in shapes.items():
-        if name not in declared:
-            raise BadInputError(f"{shown}: cannot fix the shape of {name!r}: the model has no such input "
-                                f"(inputs: {', '.join(declared) or 'none'})")
-        tensor_type = declared[name].type.tensor_type
-        old = [d.dim_value if d.HasField("dim_value") else None for d in tensor_type.shape.dim]
-        if tensor_type.HasField("shape") and (len(old) != len(dims) or any(
-                o is not None and o != n for o, n in zip(old, dims, strict=False))):
-            raise BadInputError(f"{shown}: cannot fix the shape of {name!r} to {list(dims)}: it is declared "
-                                f"{['?' if o is None else o for o in old]}")
-        del tensor_type.shape.dim[:]
-        for size in dims:
-            tensor_type.shape.dim.add().dim_value = int(size)
-    return fixed
-
-
 def _infer_shapes(model: onnx.ModelProto, shown: str) -> onnx.ModelProto:
     """onnx's shape inference, best effort: a model it cannot complete keeps its own value infos."""
     try:
@@ -494,18 +435,14 @@ def import_onnx(
     freeze_inputs: bool = False,
     infer_shapes: bool = True,
     base_dir: str | Path | None = None,
-    bind_inputs: Mapping[str, np.ndarray] | None = None,
-    static_shapes: Mapping[str, Sequence[int]] | None = None,
 ) -> Graph:
     """Import an ONNX model (a file path, a ModelProto or serialized bytes) into the IR.
 
     `freeze_inputs`: initializers also listed as graph inputs become constants (from IR 4 on they
     are overridable defaults and stay inputs otherwise). `base_dir`: the folder external data is
-    resolved against when `source` is not a path. `bind_inputs`: graph inputs replaced by these
-    values as constants before shape inference, so that shapes computed from them become static
-    (the model is specialized to them and no longer takes them; the caller's model is not modified).
-    `static_shapes`: dims of graph inputs fixed to these sizes (symbolic or unknown dims become
-    ints) before shape inference, so that shape computations fold.
+    resolved against when `source` is not a path. Specializing a model (binding inputs to values,
+    fixing dims) is not an import option: the passes bind-inputs and fix-input-shapes do it, so
+    that it shows in the pass log and is checked like any other rewrite.
     """
     folder: Path | None
     if isinstance(source, str | Path):
@@ -525,10 +462,6 @@ def import_onnx(
             raise BadInputError(f"import_onnx: expected a path, bytes or ModelProto, got {type(source).__name__}")
         shown, folder = "<model>", (Path(base_dir) if base_dir is not None else None)
         _check_model_proto(model, shown)
-    if bind_inputs:
-        model = _bind_inputs(model, bind_inputs, shown)
-    if static_shapes:
-        model = _fix_shapes(model, static_shapes, shown)
     if infer_shapes:
         model = _infer_shapes(model, shown)
     importer = _Importer(shown, folder, freeze_inputs)
