@@ -230,3 +230,24 @@ def test_optimize_writes_a_checked_model_that_runs_like_the_original(capfd, tmp_
     np.testing.assert_allclose(got[0], want[0], rtol=1e-5, atol=1e-6)
     code, out, err = mlc(capfd, "optimize", model, "-o", tmp_path / "o3.onnx", "-O", "3")
     assert code == 2 and "--target" in one_error_line(err)
+
+
+def test_a_reproducer_never_lands_in_the_working_folder(capfd, tmp_path, monkeypatch) -> None:
+    import re
+    import shutil
+    import tempfile
+
+    from mlc.debugger import load_plugin
+
+    load_plugin(str(PERTURB))
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    code, out, err = mlc(capfd, "debug", DIGITS, "--passes", "cse,perturb-weights{op=Gemm,epsilon=0.01}")
+    assert code == 1, err
+    assert list(work.iterdir()) == [], "nothing written into the working folder"
+    folder = Path(re.search(r"reproducer: (\S+)", out).group(1))
+    try:
+        assert folder.is_relative_to(Path(tempfile.gettempdir()).resolve()) and (folder / "before.onnx").is_file()
+    finally:
+        shutil.rmtree(folder)
