@@ -113,7 +113,7 @@ def check_artifact(backend: Backend, target: str, folder: Path, manifest: dict[s
     that a backend's wrong result is never shipped silently. Returns the verdict recorded."""
     state = backend.check_runnable(target, manifest["requirements"])
     if not state.ok:
-        return f"not run on this machine ({state.reason})"
+        return f"not run here ({state.reason})"
     from mlc.feeds import run_backend
 
     runner = backend.load(folder, manifest)
