@@ -186,7 +186,8 @@ def _summary_line(result: Any) -> str:
 
 
 def _checked_shapes(result: Any) -> str:
-    return ", ".join(f"{k} {d}{s}" for k, (d, s) in result.inputs.items()) or "none"
+    sets = [", ".join(f"{k} {d}{s}" for k, (d, s) in one.items()) for one in result.input_sets]
+    return " and ".join(sets) or "no inputs"
 
 
 # ===================================================================== commands
@@ -352,7 +353,10 @@ def cmd_debug(args: argparse.Namespace, out: Output) -> int:
         _write_report(report, args.report, out, [Path(args.model)])
     if out.human and out.payload is report and not args.report == "-":
         render_debug(result, verbose=args.verbose)
-    return 1 if result.verdict == "fail" else 0
+    if result.verdict != "fail":
+        return 0
+    check = result.localization.check if result.localization is not None else None
+    return INTERNAL_ERROR if check is not None and check.load_error else 1  # a graph the reference cannot load
 
 
 def _verdict_text(result: Any, manifest: dict[str, Any] | None) -> str:

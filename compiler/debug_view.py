@@ -21,9 +21,9 @@ def _verdict(record: PassRecord, verify: str) -> str:
 
 def render_debug(result: DebugResult, verbose: bool = False, console: Console | None = None) -> None:
     console = console or make_console()
+    shapes = " and ".join(", ".join(f"{k} {d}{s}" for k, (d, s) in one.items()) for one in result.input_sets)
     console.print(f"mlc debug {result.model}  ({len(result.pipeline)} passes, verify {result.verify}, "
-                  f"reference {result.engine}, inputs "
-                  + ", ".join(f"{k} {d}{s}" for k, (d, s) in result.inputs.items()) + ")", markup=False)
+                  f"reference {result.engine}, inputs {shapes or 'none'})", markup=False)
     table = Table(show_edge=False, pad_edge=False)
     for column, justify in (("#", "right"), ("pass", "left"), ("ms", "right"), ("nodes", "right"),
                             ("rewrites", "right"), ("max abs err", "right"), ("max rel err", "right"),

@@ -47,7 +47,7 @@ from mlc.onnx_io.exporter import export_onnx, save_onnx
 from mlc.onnx_io.importer import import_onnx
 from mlc.pass_api import Numerics, Pass
 from mlc.pass_manager import Instrument, PassFailedError, PassManager, PassRecord
-from mlc.runner import CheckOptions, PipelineResult, Reference, loosest_contract, run_pipeline
+from mlc.runner import CheckOptions, PipelineResult, Reference, first_failing_prefix, loosest_contract, run_pipeline
 
 
 @dataclass
@@ -173,15 +173,8 @@ class _Debugger:
 
     def bisect_prefix(self, passes: list[Pass], records: list[PassRecord]) -> Localization:
         """Find the shortest failing prefix of the pipeline (its last pass is the culprit)."""
-        lo, hi = 0, len(passes)  # prefix lo passes ok, prefix hi fails
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            graph, _ = self.replay(self.original, passes[:mid])
-            if self.check(graph, loosest_contract(passes[:mid])).verdict == FAIL:
-                hi = mid
-            else:
-                lo = mid
-        index = hi - 1
+        assert self.reference is not None
+        index = first_failing_prefix(self.original, passes, self.reference)
         before_graph, _ = self.replay(self.original, passes[:index])
         return self.localize(index, passes[index], before_graph, records[index], "bisection of the pipeline prefix")
 

@@ -27,10 +27,10 @@ from mlc.numerics.compare import compare_outputs
 from mlc.numerics.inputs import InputSpec
 from mlc.output_guard import guard_output, write_file_atomically
 from mlc.pass_api import Numerics, Pass
-from mlc.pass_manager import Instrument
+from mlc.pass_manager import Instrument, PassFailedError
 from mlc.pipelines import DEFAULT_LEVEL, build_pipeline
 from mlc.report import tool_versions
-from mlc.runner import CheckOptions, PipelineResult, run_pipeline
+from mlc.runner import CheckOptions, PipelineResult, first_failing_prefix, run_pipeline
 from mlc.targets import require
 
 Stage = Callable[[str], Any]  # a progress reporter: stage("building") returns a context manager
@@ -117,13 +117,18 @@ def check_artifact(backend: Backend, target: str, folder: Path, manifest: dict[s
     from mlc.feeds import run_backend
 
     runner = backend.load(folder, manifest)
-    got = run_backend(runner.run, result.feeds, target=target)
-    check = compare_outputs(result.expected, got, Numerics.TOLERANCE, result.engine)
-    if check.verdict == "fail":
-        worst = "; ".join(o.describe() for o in check.outputs if o.verdict != "ok")
-        raise NumericMismatchError(f"{shown}: the {target} artifact computes different numbers from the original "
-                                   f"under {result.engine}: {worst}; no artifact written")
-    return check.verdict
+    assert result.reference is not None
+    verdicts = []
+    for feeds, expected in result.reference.sets:  # every shape set the pipeline was checked at
+        got = run_backend(runner.run, feeds, target=target)
+        check = compare_outputs(expected, got, Numerics.TOLERANCE, result.engine)
+        if check.verdict == "fail":
+            worst = "; ".join(o.describe() for o in check.outputs if o.verdict != "ok")
+            shapes = ", ".join(f"{k} {list(v.shape)}" for k, v in feeds.items())
+            raise NumericMismatchError(f"{shown}: the {target} artifact computes different numbers from the "
+                                       f"original under {result.engine} at {shapes}: {worst}; no artifact written")
+        verdicts.append(check.verdict)
+    return "inconclusive" if "inconclusive" in verdicts else "ok"
 
 
 def build_artifact(graph: Graph, target: str, folder: Path, *, backend_options: dict[str, Any] | None = None,
@@ -165,9 +170,11 @@ def _refuse_broken(result: PipelineResult, request: PipelineRequest, model: Path
     runs the very same pipeline and localizes the break (pass, rewrite, tensor, reproducer)."""
     if result.verdict != "fail":
         return
-    where = "the pipeline"
-    if result.failed_pass is not None:
-        where = f"pass #{result.failed_pass} {result.pipeline[result.failed_pass]}"
+    index = result.failed_pass
+    check = result.records[index].check if index is not None else result.final_check
+    if index is None and result.reference is not None:  # checked at the end only: find the pass
+        index = first_failing_prefix(result.original, result.passes, result.reference)
+    where = f"pass #{index} {result.pipeline[index]}" if index is not None else "the pipeline"
     args = ["mlc", "debug", str(model), *request.debug_args()]
     if checks.inputs_path:
         args += ["--inputs", checks.inputs_path]
@@ -179,8 +186,12 @@ def _refuse_broken(result: PipelineResult, request: PipelineRequest, model: Path
         source = getattr(sys.modules.get(module), "__file__", None)
         if not module.startswith("mlc.passes") and source:
             args += ["--load", str(Path(source).resolve())]
+    command = " ".join(shlex.quote(a) for a in args)
+    if check is not None and check.load_error:
+        raise PassFailedError(f"{where} left a graph the reference cannot run ({check.load_error}); a bug in that "
+                              f"pass; no {what} written (localize it: {command})", index)
     raise NumericMismatchError(f"{model}: the numbers changed beyond tolerance in {where}; no {what} written "
-                               f"(localize it: {' '.join(shlex.quote(a) for a in args)})")
+                               f"(localize it: {command})")
 
 
 def compile_model(model: str | Path, request: PipelineRequest, output: str | Path | None = None, *,

@@ -38,6 +38,8 @@ def debug_report(result: PipelineResult) -> dict[str, Any]:
         "verify": result.verify,
         "reference": result.engine,
         "inputs": {name: {"dtype": dtype, "shape": shape} for name, (dtype, shape) in result.inputs.items()},
+        "input_sets": [{name: {"dtype": dtype, "shape": shape} for name, (dtype, shape) in one.items()}
+                       for one in result.input_sets],
         "passes": [r.to_json() for r in result.records],
         "final_check": result.final_check.to_json() if result.final_check else None,
         "verdict": result.verdict,

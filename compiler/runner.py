@@ -15,7 +15,7 @@ dims used as the input shapes) and they are checked too.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ from mlc.hashing import file_sha256
 from mlc.ir.core import Graph
 from mlc.ir.verifier import verify
 from mlc.numerics.compare import FAIL, INCONCLUSIVE, OK, CheckResult, compare_outputs
-from mlc.numerics.inputs import InputSpec, load_inputs, make_inputs, read_npz
+from mlc.numerics.inputs import InputSpec, candidate_specs, dynamic_dims, load_inputs, make_inputs, read_npz
 from mlc.numerics.reference import (
     ORT,
     REFERENCE,
@@ -40,7 +40,7 @@ from mlc.numerics.reference import (
 from mlc.onnx_io.exporter import export_onnx
 from mlc.onnx_io.importer import import_onnx
 from mlc.pass_api import Numerics, Pass
-from mlc.pass_manager import Instrument, PassFailedError, PassManager, PassRecord
+from mlc.pass_manager import Instrument, PassManager, PassRecord
 
 _SEVERITY = {Numerics.EXACT: 0, Numerics.TOLERANCE: 1, Numerics.LOSSY: 2}
 VERIFY_MODES = ("each", "final", "none")
@@ -66,36 +66,87 @@ def loosest_contract(passes: Sequence[Pass]) -> Numerics:
 
 
 class Reference:
-    """The original model run once on the check inputs; `check` compares a graph with it."""
+    """The original model run on the check inputs; `check` compares a graph with it.
 
-    def __init__(self, original: Graph, feeds: dict[str, np.ndarray], second_opinion: bool = True) -> None:
+    A dynamic model is checked at two shape sets (`feed_sets`, e.g. batch 2 / sequence 16 and
+    batch 3 / sequence 7), so that a pass that bakes one shape in is caught. Candidate sets the
+    original itself cannot run are skipped; if it runs at none, that is bad input (exit 2) with the
+    dims to give. A graph the reference cannot run after a pass gives a failed check whose
+    `load_error` says why: that is the pass's fault, localized like a numeric break."""
+
+    def __init__(self, original: Graph, candidates: Iterable[dict[str, np.ndarray]], second_opinion: bool = True,
+                 *, sets: int = 2, shown: str = "the model", dims_hint: str = "") -> None:
         self.weights = WeightCache()
         self.model = export_onnx(original)
-        self.feeds = feeds
         self.output_names = [v.name for v in original.outputs]
         self.second_opinion = second_opinion
         self.notes: list[str] = []
-        self.expected, self.engine = run_with_fallback(self.weights.prepare(original), feeds, self.output_names)
+        self.sets: list[tuple[dict[str, np.ndarray], dict[str, Any]]] = []
+        self.engine = ORT
+        prepared = self.weights.prepare(original)
+        tried: list[str] = []
+        first_error: ReferenceError | None = None
+        for feeds in candidates:
+            try:
+                if self.sets:
+                    expected = run_model(prepared, feeds, self.output_names, self.engine)
+                else:
+                    expected, self.engine = run_with_fallback(prepared, feeds, self.output_names)
+            except ReferenceError as error:
+                first_error = first_error or error
+                tried.append(_shapes_text(feeds))
+                continue
+            self.sets.append((feeds, expected))
+            if len(self.sets) == sets:
+                break
+        if not self.sets:
+            assert first_error is not None
+            if len(tried) <= 1 or not dims_hint:
+                raise first_error
+            raise BadInputError(f"{shown}: the original model runs at none of the shapes tried for its dynamic dims "
+                                f"{dims_hint} ({'; '.join(tried[:4])}): {first_error}; give the shapes with "
+                                f"--input-shape NAME:D,D")
+        if tried:
+            self.notes.append(f"the original cannot run at {'; '.join(tried[:3])}: not checked there")
         if self.engine != ORT:
             self.notes.append("onnxruntime cannot run this model; onnx.reference is the reference")
+
+    @property
+    def feeds(self) -> dict[str, np.ndarray]:
+        return self.sets[0][0]
+
+    @property
+    def expected(self) -> dict[str, Any]:
+        return self.sets[0][1]
 
     def prepare(self, graph: Graph) -> PreparedModel:
         return self.weights.prepare(graph)
 
     def check(self, graph: Graph | Any, numerics: Numerics) -> CheckResult:
-        """Run `graph` (or an already prepared/exported model) and compare with the original."""
+        """Run `graph` (or an already prepared/exported model) at every shape set and compare with
+        the original; the worst set's result is returned."""
         model = self.prepare(graph) if isinstance(graph, Graph) else graph
-        got = run_model(model, self.feeds, self.output_names, self.engine)
-        result = compare_outputs(self.expected, got, numerics, self.engine)
-        if result.verdict == FAIL and self.second_opinion and self.engine == ORT:
-            self._second_opinion(model, numerics, result)
-        return result
+        worst: CheckResult | None = None
+        for feeds, expected in self.sets:
+            try:
+                got = run_model(model, feeds, self.output_names, self.engine)
+            except ReferenceError as error:
+                return CheckResult(FAIL, numerics.value, self.engine, note=f"the reference cannot run the graph at "
+                                   f"{_shapes_text(feeds)}: {error}", load_error=str(error))
+            result = compare_outputs(expected, got, numerics, self.engine)
+            if result.verdict == FAIL and self.second_opinion and self.engine == ORT:
+                self._second_opinion(model, feeds, numerics, result)
+            if worst is None or _rank(result) > _rank(worst):
+                worst = result
+        assert worst is not None
+        return worst
 
-    def _second_opinion(self, model: Any, numerics: Numerics, first: CheckResult) -> None:
+    def _second_opinion(self, model: Any, feeds: dict[str, np.ndarray], numerics: Numerics,
+                        first: CheckResult) -> None:
         """onnx's reference evaluator re-judges a failure; disagreement means we cannot blame the pass."""
         try:
-            ref_expected = run_model(self.model, self.feeds, self.output_names, REFERENCE)
-            ref_got = run_model(model, self.feeds, self.output_names, REFERENCE)
+            ref_expected = run_model(self.model, feeds, self.output_names, REFERENCE)
+            ref_got = run_model(model, feeds, self.output_names, REFERENCE)
         except ReferenceError as error:
             first.note = f"second opinion unavailable ({error})"
             return
@@ -108,10 +159,17 @@ class Reference:
             first.note = "confirmed by onnx.reference"
 
 
+def _rank(result: CheckResult) -> tuple[int, float]:
+    return ({OK: 0, INCONCLUSIVE: 1, FAIL: 2}.get(result.verdict, 2), result.max_rel)
+
+
+def _shapes_text(feeds: dict[str, np.ndarray]) -> str:
+    return ", ".join(f"{k} {list(v.shape)}" for k, v in feeds.items())
+
+
 class NumericCheck(Instrument):
     """`--verify each`: after every pass that changed the graph, compare with the original; stop
-    the pipeline at the first failure. A graph the reference ran before and cannot run after a
-    pass is that pass's fault (exit 70), not bad input."""
+    the pipeline at the first failure (numbers, or a graph the reference can no longer run)."""
 
     def __init__(self, reference: Reference, passes: Sequence[Pass]) -> None:
         self.reference = reference
@@ -121,13 +179,24 @@ class NumericCheck(Instrument):
     def after_pass(self, index: int, pass_: Pass, graph: Graph, record: PassRecord) -> None:
         if not record.changed:
             return
-        try:
-            record.check = self.reference.check(graph, loosest_contract(self.passes[:index + 1]))
-        except ReferenceError as error:
-            raise PassFailedError(f"pass #{index} {pass_.spec()} left a graph the reference can no longer run: "
-                                  f"{error}") from error
+        record.check = self.reference.check(graph, loosest_contract(self.passes[:index + 1]))
         if record.check.verdict == FAIL:
             self.stop = True
+
+
+def first_failing_prefix(original: Graph, passes: Sequence[Pass], reference: Reference) -> int:
+    """The index of the first pass after which the check fails (bisecting pipeline prefixes
+    replayed on copies of the original); the check of the whole pipeline must fail."""
+    lo, hi = 0, len(passes)  # prefix lo passes ok, prefix hi fails
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        graph = original.clone()
+        PassManager(list(passes[:mid])).run(graph)
+        if reference.check(graph, loosest_contract(passes[:mid])).verdict == FAIL:
+            hi = mid
+        else:
+            lo = mid
+    return hi - 1
 
 
 @dataclass
@@ -137,7 +206,8 @@ class PipelineResult:
     pipeline: list[str]
     verify: str
     engine: str
-    inputs: dict[str, list[Any]]
+    inputs: dict[str, list[Any]]  # the first shape set checked
+    input_sets: list[dict[str, list[Any]]]  # every shape set checked (two for a dynamic model)
     records: list[PassRecord]
     verdict: str  # ok | fail | inconclusive | unchecked
     graph: Graph  # after the passes that ran: what a backend compiles
@@ -165,9 +235,11 @@ def _option_of(passes: Sequence[Pass], name: str, option: str) -> Any:
     return None
 
 
-def check_inputs(original: Graph, passes: Sequence[Pass], checks: CheckOptions) -> dict[str, np.ndarray]:
-    """Inputs for the checks that fit the pipeline's specializations: the values `bind-inputs`
-    binds are fed to the original, and `fix-input-shapes`' dims are the shapes generated."""
+def check_inputs(original: Graph, passes: Sequence[Pass], checks: CheckOptions) -> Iterator[dict[str, np.ndarray]]:
+    """Candidate inputs for the checks, best first, that fit the pipeline's specializations: the
+    values `bind-inputs` binds are fed to the original, and `fix-input-shapes`' dims are the shapes
+    generated. The user's `--inputs` are the only candidate when given; otherwise each dynamic dim
+    gets sizes by its role (`mlc.numerics.inputs.candidate_specs`)."""
     from mlc.passes.fix_input_shapes import parse_shapes
 
     bind_file = _option_of(passes, "bind-inputs", "file")
@@ -177,31 +249,37 @@ def check_inputs(original: Graph, passes: Sequence[Pass], checks: CheckOptions) 
         if name not in declared:  # before any input is generated for the original
             raise BadInputError(f"{bind_file}: cannot bind input {name!r}: the model has no such input "
                                 f"(inputs: {', '.join(declared) or 'none'})")
+    from mlc.passes.bind_inputs import bound_array
+
+    bound = {name: bound_array(name, declared[name].type, np.asarray(array), str(bind_file))
+             for name, array in bound.items() if declared[name].type is not None}
     fixed = parse_shapes(_option_of(passes, "fix-input-shapes", "shapes") or "")
     if checks.inputs_path:
         feeds = load_inputs(checks.inputs_path, original, bound)
         for name, dims in fixed.items():
             if name in feeds and tuple(feeds[name].shape) != tuple(dims):
                 raise BadInputError(f"{checks.inputs_path}: {name} has shape {list(feeds[name].shape)} but "
-                                    f"--static-shape fixes it to {list(dims)}")
-    else:
-        spec = checks.input_spec
-        for name, dims in fixed.items():
-            given = spec.shapes.get(name)
-            if given is not None and tuple(given) != tuple(dims):
-                raise BadInputError(f"--input-shape {name}:{','.join(map(str, given))} contradicts "
-                                    f"--static-shape {name}:{','.join(map(str, dims))}")
-        spec = InputSpec(seed=spec.seed, shapes={**spec.shapes, **fixed}, ranges=spec.ranges,
-                         default_dim=spec.default_dim)
-        feeds = make_inputs(original, spec) if not bound else {
-            k: v for k, v in make_inputs(original, spec).items() if k not in bound}
+                                    f"--input-shape fixes it to {list(dims)}")
+        yield {**feeds, **bound}
+        return
+    spec = checks.input_spec
+    for name, dims in fixed.items():
+        given = spec.shapes.get(name)
+        if given is not None and tuple(given) != tuple(dims):
+            raise BadInputError(f"--input-shape {name}:{','.join(map(str, given))} contradicts "
+                                f"the fixed shape {name}:{','.join(map(str, dims))}")
     for name, array in bound.items():
-        value = declared.get(name)
-        if value is not None and value.type is not None:
-            from mlc.passes.bind_inputs import bound_array
+        fixed.setdefault(name, tuple(array.shape))
+    spec = InputSpec(seed=spec.seed, shapes={**spec.shapes, **fixed}, ranges=spec.ranges,
+                     default_dim=spec.default_dim, dims=spec.dims)
+    for candidate in candidate_specs(original, spec):
+        yield {**make_inputs(original, candidate), **bound}
 
-            feeds[name] = bound_array(name, value.type, np.asarray(array), str(bind_file))
-    return feeds
+
+def dims_hint(original: Graph, checks: CheckOptions) -> str:
+    """`height (x[2]), width (x[3])`: the dynamic dims the checks choose, for error messages."""
+    dynamic = dynamic_dims(original, checks.input_spec.shapes)
+    return ", ".join(f"{key.split(':')[0] if ':' not in key else '?'} ({where})" for key, (_, where) in dynamic.items())
 
 
 def _sha256(source: str | Path | bytes | Any) -> str:
@@ -229,9 +307,11 @@ def run_pipeline(source: str | Path | bytes | Any, passes: Sequence[Pass], check
     passes = list(passes) if stop_after is None else list(passes)[:stop_after]
     reference: Reference | None = None
     feeds: dict[str, np.ndarray] = {}
+    shown = str(source) if isinstance(source, str | Path) else "the model"
     if checks.verify != "none":
-        feeds = check_inputs(original, passes, checks)
-        reference = Reference(original, feeds, checks.second_opinion)
+        reference = Reference(original, check_inputs(original, passes, checks), checks.second_opinion,
+                              shown=shown, dims_hint=dims_hint(original, checks))
+        feeds = reference.feeds
     numeric = NumericCheck(reference, passes) if reference is not None and checks.verify == "each" else None
     manager = PassManager(passes, [*instruments, *([numeric] if numeric else [])],
                           max_rewrites={i: max_rewrites for i in range(len(passes))}
@@ -245,17 +325,15 @@ def run_pipeline(source: str | Path | bytes | Any, passes: Sequence[Pass], check
         verdict = FAIL if FAIL in verdicts else INCONCLUSIVE if INCONCLUSIVE in verdicts else OK
         failed_pass = records[-1].index if verdict == FAIL else None
     elif reference is not None:
-        try:
-            final_check = reference.check(graph, loosest_contract(passes))
-        except ReferenceError as error:
-            raise PassFailedError(f"the pipeline ({len(passes)} passes) left a graph the reference can no longer "
-                                  f"run: {error}; `mlc debug` names the pass") from error
+        final_check = reference.check(graph, loosest_contract(passes))
         verdict = final_check.verdict
     name = str(source) if isinstance(source, str | Path) else "<model>"
     return PipelineResult(
         model=name, model_sha256=_sha256(source) if source is not None else "", pipeline=[p.spec() for p in passes],
         verify=checks.verify, engine=reference.engine if reference else ORT,
-        inputs={k: [str(v.dtype), list(v.shape)] for k, v in feeds.items()}, records=records, verdict=verdict,
+        inputs={k: [str(v.dtype), list(v.shape)] for k, v in feeds.items()},
+        input_sets=[{k: [str(v.dtype), list(v.shape)] for k, v in f.items()} for f, _ in reference.sets]
+        if reference else [], records=records, verdict=verdict,
         graph=graph, original=original, passes=passes, reference=reference, final_check=final_check,
         failed_pass=failed_pass, seconds=time.perf_counter() - started,
         notes=list(reference.notes) if reference else [])

@@ -81,6 +81,7 @@ class CheckResult:
     engine: str
     outputs: list[OutputCheck] = field(default_factory=list)
     note: str = ""
+    load_error: str = ""  # the reference could not run the graph at all (a pass's fault)
 
     @property
     def worst(self) -> OutputCheck | None:
@@ -98,6 +99,7 @@ class CheckResult:
 
     def to_json(self) -> dict[str, Any]:
         return {"verdict": self.verdict, "numerics": self.numerics, "engine": self.engine, "note": self.note,
+                "load_error": self.load_error or None,
                 "max_abs": float(self.max_abs), "max_rel": float(self.max_rel),
                 "outputs": [o.to_json() for o in self.outputs]}
 

@@ -3,12 +3,19 @@
 Generated values respect what the model does with them: an integer input used as Gather-family
 indices is drawn within the indexed axis; `--input-range NAME:lo,hi` sets any input's range and
 `--input-shape NAME:d,d,...` its shape. Symbolic dims are bound once per name (the same `N`
-everywhere) to `default_dim` unless a given shape fixes them.
+everywhere): to a given shape's dims, else to `InputSpec.dims`, else to `default_dim`.
+
+Checks at dims of 1 prove little (softmax over one element, batch-coupled bugs at batch 1), so the
+checks draw their dims from `candidate_specs`: each dynamic dim gets a role (batch, sequence,
+spatial, other) from its name or, for generic names (`s0`, `unk__3`, `?`), from its position, and
+each attempt gives every role a size well above 1 (batch 2, sequence 16, spatial 64, ...; then
+other sizes for the second shape set and for models that cannot run at the first).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +37,7 @@ class InputSpec:
     shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
     ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
     default_dim: int = 1
+    dims: dict[str, int] = field(default_factory=dict)  # symbol, or "input:axis" for an unnamed dim -> size
 
 
 def parse_shape_flags(flags: list[str]) -> dict[str, tuple[int, ...]]:
@@ -107,12 +115,77 @@ def make_inputs(graph: Graph, spec: InputSpec | None = None) -> dict[str, np.nda
                 if isinstance(dim, int):
                     dims.append(dim)
                 elif isinstance(dim, str):
-                    dims.append(symbols.setdefault(dim, spec.default_dim))
+                    dims.append(symbols.setdefault(dim, spec.dims.get(dim, spec.default_dim)))
                 else:
-                    dims.append(spec.default_dim)
+                    dims.append(spec.dims.get(f"{value.name}:{len(dims)}", spec.default_dim))
             shape = tuple(dims)
         feeds[value.name] = np.asarray(_values(value, t.dtype, shape, spec, rng))
     return feeds
+
+
+# ===================================================================== dims for the checks
+_BATCH = re.compile(r"batch|^(n|b|bs|bsz|num_samples|num_images)$", re.I)
+_SPATIAL = re.compile(r"height|width|^(h|w|x|y|hw|size|img_size|image_size|.*_h|.*_w)$", re.I)
+_SEQUENCE = re.compile(r"seq|len|time|frame|token|step|position|past|total|context|^(s|t|l|ctx)$", re.I)
+_GENERIC = re.compile(r"^(s\d+|unk__\d+|dim_?\d*|d\d+|[a-z]?\d+|\?)$", re.I)
+# sizes per role, attempt by attempt: the first two runnable attempts are the two shape sets checked
+ROLE_SIZES: dict[str, tuple[int, ...]] = {
+    "batch": (2, 3, 2, 4, 1, 1, 1),
+    "sequence": (16, 7, 32, 8, 4, 2, 1),
+    "spatial": (64, 32, 96, 128, 224, 16, 1),
+    "other": (4, 3, 8, 2, 6, 1, 1),
+}
+
+
+def _position_role(rank: int, axis: int) -> str:
+    if axis == 0:
+        return "batch"
+    if rank >= 4 and axis >= 2:
+        return "spatial"
+    if rank in (2, 3):
+        return "sequence"
+    return "other"
+
+
+def dynamic_dims(graph: Graph, fixed: Mapping[str, Sequence[int]] | None = None) -> dict[str, tuple[str, str]]:
+    """The graph inputs' dims that are not fixed: key (the symbol, or `input:axis` for an unnamed
+    dim) -> (role, where: `input[axis]` of its first use). Inputs with a given shape are left out."""
+    found: dict[str, tuple[str, str]] = {}
+    fixed = fixed or {}
+    for value in graph.inputs:
+        t = value.type
+        if value.const is not None or value.name in fixed or not isinstance(t, TensorType) or t.shape is None:
+            continue
+        for axis, dim in enumerate(t.shape):
+            if isinstance(dim, int):
+                continue
+            key = dim if isinstance(dim, str) else f"{value.name}:{axis}"
+            if key in found:
+                continue
+            name = dim if isinstance(dim, str) and not _GENERIC.match(dim) else ""
+            role = ("batch" if _BATCH.search(name) else "spatial" if _SPATIAL.search(name)
+                    else "sequence" if _SEQUENCE.search(name) else "") if name else ""
+            found[key] = (role or _position_role(len(t.shape), axis), f"{value.name}[{axis}]")
+    return found
+
+
+def candidate_specs(graph: Graph, spec: InputSpec) -> Iterator[InputSpec]:
+    """Input specs to try for the checks, best first: every dynamic dim sized by its role, attempt
+    by attempt (dims the user fixed with a shape stay fixed). Specs giving the same shapes as an
+    earlier one are skipped; a model without dynamic dims gets exactly one."""
+    dynamic = dynamic_dims(graph, spec.shapes)
+    seen: set[tuple[tuple[str, int], ...]] = set()
+    for attempt in range(len(ROLE_SIZES["batch"])):
+        dims = {key: ROLE_SIZES[role][attempt] for key, (role, _) in dynamic.items()}
+        dims.update(spec.dims)
+        signature = tuple(sorted(dims.items()))
+        if signature in seen:
+            continue
+        seen.add(signature)
+        yield InputSpec(seed=spec.seed, shapes=dict(spec.shapes), ranges=dict(spec.ranges),
+                        default_dim=spec.default_dim, dims=dims)
+        if not dynamic:
+            return
 
 
 def _values(value: Value, dtype: DType, shape: tuple[int, ...], spec: InputSpec,
