@@ -111,17 +111,20 @@ def _pipeline_args(parser: argparse.ArgumentParser, target_default: str | None =
     parser.add_argument("--bind-inputs", metavar="F.npz",
                         help="compile for these values of the named inputs (shape operands such as Reshape "
                              "shapes or Reduce axes), which become constants (pass bind-inputs)")
-    parser.add_argument("--static-shape", action="append", default=[], metavar="NAME:D,D",
-                        help="fix an input's dims (dynamic ones included) so that shape computations fold, "
-                             "e.g. --static-shape pixels:1,64 (repeatable; pass fix-input-shapes)")
+    parser.add_argument("--input-shape", "--static-shape", dest="input_shape", action="append", default=[],
+                        metavar="NAME:D,D",
+                        help="fix an input's dims (dynamic ones included) in the result, and check at them, so "
+                             "that shape computations fold, e.g. --input-shape pixels:8,64 (repeatable; pass "
+                             "fix-input-shapes)")
 
 
-def _input_args(parser: argparse.ArgumentParser) -> None:
+def _input_args(parser: argparse.ArgumentParser, shapes: bool = False) -> None:
     parser.add_argument("--inputs", metavar="F.npz",
                         help="input arrays keyed by input name, e.g. --inputs models/digits_mlp.sample.npz "
-                             "(default: generated)")
-    parser.add_argument("--input-shape", action="append", default=[], metavar="NAME:D,D",
-                        help="shape of a generated input, e.g. --input-shape pixels:4,64 (repeatable)")
+                             "(default: generated at two shape sets for a dynamic model)")
+    if shapes:
+        parser.add_argument("--input-shape", action="append", default=[], metavar="NAME:D,D",
+                            help="shape of a generated input, e.g. --input-shape pixels:4,64 (repeatable)")
     parser.add_argument("--input-range", action="append", default=[], metavar="NAME:LO,HI",
                         help="value range of a generated input, e.g. --input-range ids:0,30521 (repeatable)")
     parser.add_argument("--seed", type=int, default=0, help="seed of generated inputs, e.g. --seed 7 (default 0)")
@@ -135,7 +138,7 @@ def _request(args: argparse.Namespace) -> Any:
         target=args.target, level=f"O{args.O}" if args.O is not None else None, passes=args.passes,
         disabled=tuple(args.disable_pass), pass_options=tuple(_pass_options(args)),
         freeze_inputs=args.freeze_inputs, bind_inputs=args.bind_inputs,
-        static_shapes=parse_shape_flags(args.static_shape))
+        static_shapes=parse_shape_flags(args.input_shape))
 
 
 def _pass_options(args: argparse.Namespace) -> list[str]:
@@ -149,11 +152,10 @@ def _pass_options(args: argparse.Namespace) -> list[str]:
 
 
 def _checks(args: argparse.Namespace) -> Any:
-    from mlc.numerics.inputs import InputSpec, parse_range_flags, parse_shape_flags
+    from mlc.numerics.inputs import InputSpec, parse_range_flags
     from mlc.runner import CheckOptions
 
-    spec = InputSpec(seed=args.seed, shapes=parse_shape_flags(args.input_shape),
-                     ranges=parse_range_flags(args.input_range))
+    spec = InputSpec(seed=args.seed, ranges=parse_range_flags(args.input_range))  # fixed dims come as a pass
     return CheckOptions(verify=args.verify, inputs_path=args.inputs, input_spec=spec,
                         second_opinion=not getattr(args, "no_second_opinion", False))
 
@@ -570,7 +572,7 @@ EXAMPLES = {
               "mlc debug models/digits_mlp.onnx --stop-after 3 --dump-ir ir/"],
     "compile": ["mlc compile models/digits_mlp.onnx --target onnxruntime -o digits.ort",
                 "mlc compile models/digits_mlp.onnx --target llvm -O3 -o digits.llvm --report report.json",
-                "mlc compile models/digits_mlp.onnx --target onnxruntime --static-shape pixels:8,64 -o digits8.ort"],
+                "mlc compile models/digits_mlp.onnx --target onnxruntime --input-shape pixels:8,64 -o digits8.ort"],
     "optimize": ["mlc optimize models/digits_mlp.onnx -o digits.opt.onnx",
                  "mlc optimize models/digits_mlp.onnx -o digits.ort.onnx --target onnxruntime -O3 --json"],
     "run": ["mlc run digits.ort --inputs models/digits_mlp.sample.npz --output out.npz",
@@ -725,7 +727,7 @@ def build_parser() -> argparse.ArgumentParser:
     ben.add_argument("-O", choices=["0", "1", "2", "3"], default=None, help="pipeline when compiling, e.g. -O2")
     ben.add_argument("--runs", type=int, default=50, help="timed runs of each, e.g. --runs 200 (default 50)")
     ben.add_argument("--warmup", type=int, default=5, help="untimed runs first (default 5)")
-    _input_args(ben)
+    _input_args(ben, shapes=True)
     ben.set_defaults(func=cmd_bench)
 
     targets = add("targets", "list targets and whether this machine can use them",

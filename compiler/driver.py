@@ -65,7 +65,7 @@ class PipelineRequest:
         args += ["--freeze-inputs"] if self.freeze_inputs else []
         args += ["--bind-inputs", self.bind_inputs] if self.bind_inputs else []
         for name, dims in sorted(self.static_shapes.items()):
-            args += ["--static-shape", f"{name}:{','.join(map(str, dims))}"]
+            args += ["--input-shape", f"{name}:{','.join(map(str, dims))}"]
         return args
 
 
@@ -179,7 +179,6 @@ def _refuse_broken(result: PipelineResult, request: PipelineRequest, model: Path
     if checks.inputs_path:
         args += ["--inputs", checks.inputs_path]
     spec = checks.input_spec
-    args += [f"--input-shape={name}:{','.join(map(str, dims))}" for name, dims in sorted(spec.shapes.items())]
     args += [f"--input-range={name}:{lo},{hi}" for name, (lo, hi) in sorted(spec.ranges.items())]
     args += ["--seed", str(spec.seed)] if spec.seed else []
     for module in dict.fromkeys(type(p).__module__ for p in result.passes):

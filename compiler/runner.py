@@ -240,7 +240,7 @@ def check_inputs(original: Graph, passes: Sequence[Pass], checks: CheckOptions) 
     values `bind-inputs` binds are fed to the original, and `fix-input-shapes`' dims are the shapes
     generated. The user's `--inputs` are the only candidate when given; otherwise each dynamic dim
     gets sizes by its role (`mlc.numerics.inputs.candidate_specs`)."""
-    from mlc.passes.fix_input_shapes import parse_shapes
+    from mlc.passes.fix_input_shapes import check_shapes, parse_shapes
 
     bind_file = _option_of(passes, "bind-inputs", "file")
     bound = read_npz(bind_file) if bind_file else {}
@@ -254,6 +254,7 @@ def check_inputs(original: Graph, passes: Sequence[Pass], checks: CheckOptions) 
     bound = {name: bound_array(name, declared[name].type, np.asarray(array), str(bind_file))
              for name, array in bound.items() if declared[name].type is not None}
     fixed = parse_shapes(_option_of(passes, "fix-input-shapes", "shapes") or "")
+    check_shapes(original, fixed)
     if checks.inputs_path:
         feeds = load_inputs(checks.inputs_path, original, bound)
         for name, dims in fixed.items():

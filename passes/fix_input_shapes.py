@@ -3,7 +3,7 @@
     input %ids : i64[batch,seq]     with shapes=ids:1x128      ->  input %ids : i64[1,128]
 
 A model exported with dynamic axes computes its shapes at run time (Shape → Gather → Concat →
-Reshape chains); with the dims fixed (`--static-shape NAME:D,D`), the types downstream are
+Reshape chains); with the dims fixed (`--input-shape NAME:D,D`), the types downstream are
 inferred again and those chains fold to constants. The artifact then takes only these shapes.
 Numerically exact at those shapes: the checks feed inputs of exactly these shapes.
 """
@@ -31,31 +31,44 @@ def parse_shapes(text: str) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
+def check_shapes(graph: Graph, shapes: dict[str, tuple[int, ...]]) -> None:
+    """Each shape names a tensor input of `graph` and agrees with its rank and fixed dims, else a
+    one-line BadInputError (checked before any input is generated for it)."""
+    inputs = {v.name: v for v in graph.inputs}
+    for name, dims in shapes.items():
+        value = inputs.get(name)
+        if value is None:
+            raise BadInputError(f"--input-shape {name}: the model has no such input "
+                                f"(inputs: {', '.join(inputs) or 'none'})")
+        old = value.type
+        if not isinstance(old, TensorType):
+            raise BadInputError(f"--input-shape {name}: only tensor inputs have dims")
+        if any(d <= 0 for d in dims):
+            raise BadInputError(f"--input-shape {name}:{','.join(map(str, dims))}: dims must be positive")
+        if old.shape is not None and (len(old.shape) != len(dims) or any(
+                isinstance(o, int) and o != n for o, n in zip(old.shape, dims, strict=False))):
+            declared = ",".join(str(d) if d is not None else "?" for d in old.shape)
+            raise BadInputError(f"--input-shape {name}:{','.join(map(str, dims))}: the input is declared "
+                                f"[{declared}]")
+
+
 @register_pass
 class FixInputShapes(Pass):
     name = "fix-input-shapes"
-    description = "Give graph inputs static dims (--static-shape) and infer the types that follow"
+    description = "Give graph inputs static dims (--input-shape) and infer the types that follow"
     numerics = Numerics.EXACT
     options = (PassOption("shapes", str, "", "NAME:DxD;NAME:DxD, e.g. ids:1x128"),)
     statistics = ("inputs_fixed", "types_refined")
 
     def run(self, graph: Graph, ctx: PassContext) -> bool:
         shapes = parse_shapes(self.option("shapes"))
+        check_shapes(graph, shapes)
         inputs = {v.name: v for v in graph.inputs}
         changed = False
         for name, dims in shapes.items():
-            value = inputs.get(name)
-            if value is None:
-                raise BadInputError(f"--static-shape {name}: the model has no such input "
-                                    f"(inputs: {', '.join(inputs) or 'none'})")
+            value = inputs[name]
             old = value.type
-            if not isinstance(old, TensorType):
-                raise BadInputError(f"--static-shape {name}: only tensor inputs have dims")
-            if old.shape is not None and (len(old.shape) != len(dims) or any(
-                    isinstance(o, int) and o != n for o, n in zip(old.shape, dims, strict=False))):
-                declared = ",".join(str(d) if d is not None else "?" for d in old.shape)
-                raise BadInputError(f"--static-shape {name}:{','.join(map(str, dims))}: the input is declared "
-                                    f"[{declared}]")
+            assert isinstance(old, TensorType)
             if old.shape == dims:
                 continue
             if not ctx.rewrite("fix-dims"):

@@ -51,6 +51,8 @@ def parse_shape_flags(flags: list[str]) -> dict[str, tuple[int, ...]]:
             raise BadInputError(f"--input-shape {flag!r}: expected NAME:D,D,...") from None
         if not colon or not name:
             raise BadInputError(f"--input-shape {flag!r}: expected NAME:D,D,...")
+        if any(d <= 0 for d in shapes[name]):
+            raise BadInputError(f"--input-shape {flag}: dims must be positive")
     return shapes
 
 

@@ -51,16 +51,32 @@ def test_debug_runs_exactly_the_passes_compile_runs(capfd, tmp_path, target) -> 
 
 
 def test_specializations_are_passes_in_the_pass_log(capfd, tmp_path) -> None:
-    code, out, err = mlc(capfd, "debug", DIGITS, "--static-shape", "pixels:8,64", "--json")
+    code, out, err = mlc(capfd, "debug", DIGITS, "--input-shape", "pixels:8,64", "--json")
     assert code == 0, err
     report = json.loads(out)
     assert report["pipeline"][0] == "fix-input-shapes{shapes=pixels:8x64}"
     assert report["inputs"]["pixels"]["shape"] == [8, 64]  # the check ran at the fixed shape
-    code, out, err = mlc(capfd, "compile", DIGITS, "--static-shape", "pixels:8,64", "-o", tmp_path / "s", "--json")
+    code, out, err = mlc(capfd, "compile", DIGITS, "--input-shape", "pixels:8,64", "-o", tmp_path / "s", "--json")
     assert code == 0, err
     manifest = json.loads((tmp_path / "s" / "manifest.json").read_text())
     assert manifest["inputs"][0]["type"] == "f32[8,64]"
     assert manifest["passes"][0]["name"] == "fix-input-shapes" and manifest["passes"][0]["changed"]
+
+
+@pytest.mark.parametrize(("flag", "expected"), [
+    ("nope:8,64", "no such input"), ("pixels:8", "is declared"), ("pixels:0,64", "dims must be positive"),
+    ("pixels:8,63", "is declared"), ("pixels", "expected NAME:D,D")])
+def test_input_shape_on_compile_is_validated(capfd, tmp_path, flag, expected) -> None:
+    code, out, err = mlc(capfd, "compile", DIGITS, "--input-shape", flag, "-o", tmp_path / "v")
+    assert code == 2
+    assert expected in one_error_line(err)
+    assert not (tmp_path / "v").exists()
+
+
+def test_static_shape_is_an_alias_of_input_shape(capfd, tmp_path) -> None:
+    code, out, err = mlc(capfd, "compile", DIGITS, "--static-shape", "pixels:5,64", "-o", tmp_path / "s", "--json")
+    assert code == 0, err
+    assert json.loads(out)["pipeline"][0] == "fix-input-shapes{shapes=pixels:5x64}"
 
 
 def test_a_failing_compile_names_a_debug_command_that_replays_it(capfd, tmp_path) -> None:
