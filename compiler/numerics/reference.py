@@ -7,8 +7,12 @@ can be exposed as an extra graph output to compare tensors inside the graph.
 
 from __future__ import annotations
 
+import atexit
+import functools
 import logging
-from collections.abc import Sequence
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,6 +57,7 @@ def expose_values(model: onnx.ModelProto, names: Sequence[str]) -> onnx.ModelPro
 
 
 SHARED_LOCATION = "mlc-shared-weights"  # a name, not a file: the bytes come from OrtValues in memory
+_PENDING = SHARED_LOCATION + "#"  # during export: "#<index>" names the cached array a tensor proto holds
 
 
 @dataclass
@@ -60,7 +65,12 @@ class PreparedModel:
     """A model whose large weights are handed to onnxruntime from memory, not serialized.
 
     Checking after every pass would otherwise serialize and re-parse every weight each time
-    (ResNet-50: 100 MB, about 0.3 s of the 0.45 s a check costs)."""
+    (ResNet-50: 100 MB, about 0.3 s of the 0.45 s a check costs). Only initializers of the main
+    graph with a non-empty name of their own are handed over (onnxruntime's
+    `add_external_initializers` replaces main-graph initializers by name, nothing else): tensors
+    in attributes (Constant values: their name is empty), in sub-graphs and sparse initializers are
+    written inline, since onnxruntime would otherwise look for their bytes in a file named
+    `mlc-shared-weights` beside the model (a model loaded from bytes: the working folder)."""
 
     proto: onnx.ModelProto
     names: list[str]
@@ -72,11 +82,65 @@ class PreparedModel:
         full = onnx.ModelProto()
         full.CopyFrom(self.proto)
         for tensor in full.graph.initializer:
-            if tensor.data_location == onnx.TensorProto.EXTERNAL and tensor.name in self.arrays:
-                del tensor.external_data[:]
-                tensor.data_location = onnx.TensorProto.DEFAULT
-                tensor.raw_data = onnx.numpy_helper.from_array(self.arrays[tensor.name]).raw_data
+            if _is_shared(tensor) and tensor.name in self.arrays:
+                _write_inline(tensor, self.arrays[tensor.name])
         return full
+
+
+def _is_shared(tensor: onnx.TensorProto) -> bool:
+    return tensor.data_location == onnx.TensorProto.EXTERNAL and any(
+        item.key == "location" and item.value.startswith(SHARED_LOCATION) for item in tensor.external_data)
+
+
+def _pending_index(tensor: onnx.TensorProto) -> int | None:
+    if tensor.data_location != onnx.TensorProto.EXTERNAL:
+        return None
+    for item in tensor.external_data:
+        if item.key == "location" and item.value.startswith(_PENDING):
+            return int(item.value[len(_PENDING):])
+    return None
+
+
+def _write_inline(tensor: onnx.TensorProto, array: np.ndarray) -> None:
+    del tensor.external_data[:]
+    tensor.data_location = onnx.TensorProto.DEFAULT
+    tensor.raw_data = onnx.numpy_helper.from_array(array).raw_data
+
+
+def _nested_tensors(model: onnx.ModelProto) -> Iterator[onnx.TensorProto]:
+    """Every TensorProto of the model that is not an initializer of the main graph: attribute
+    tensors (Constant values, sparse ones too), sub-graph initializers, sparse initializers (all
+    graphs), and those of model-local functions."""
+
+    def of_sparse(sparse: onnx.SparseTensorProto) -> Iterator[onnx.TensorProto]:
+        yield sparse.values
+        yield sparse.indices
+
+    def of_nodes(nodes: Iterable[onnx.NodeProto]) -> Iterator[onnx.TensorProto]:
+        for node in nodes:
+            for attr in node.attribute:
+                if attr.HasField("t"):
+                    yield attr.t
+                yield from attr.tensors
+                if attr.HasField("sparse_tensor"):
+                    yield from of_sparse(attr.sparse_tensor)
+                for sparse in attr.sparse_tensors:
+                    yield from of_sparse(sparse)
+                if attr.HasField("g"):
+                    yield from of_graph(attr.g, main=False)
+                for sub in attr.graphs:
+                    yield from of_graph(sub, main=False)
+
+    def of_graph(graph: onnx.GraphProto, main: bool) -> Iterator[onnx.TensorProto]:
+        if not main:
+            yield from graph.initializer
+        for sparse in graph.sparse_initializer:
+            yield from of_sparse(sparse)
+        yield from of_nodes(graph.node)
+
+    yield from of_graph(model.graph, main=True)
+    for function in model.functions:
+        yield from of_nodes(function.node)
 
 
 class WeightCache:
@@ -89,7 +153,7 @@ class WeightCache:
     def prepare(self, graph: Graph) -> PreparedModel:
         import onnxruntime as ort
 
-        by_proto: list[tuple[onnx.TensorProto, np.ndarray, Any]] = []
+        pending: list[tuple[np.ndarray, Any]] = []
 
         def sink(proto: onnx.TensorProto, tensor: Tensor) -> None:
             if tensor.nbytes < self.min_bytes or tensor.dtype.is_exotic or tensor.dtype == DType.STRING:
@@ -100,11 +164,14 @@ class WeightCache:
                 array = np.ascontiguousarray(tensor.numpy())
                 entry = (tensor, array, ort.OrtValue.ortvalue_from_numpy(array))
                 self._entries[id(tensor)] = entry
+            # the proto's name is not set yet (nor known to be a main-graph initializer): mark it
+            # with the index of its array, and decide once the whole model is written
             proto.data_location = onnx.TensorProto.EXTERNAL
-            for key, value in (("location", SHARED_LOCATION), ("offset", "0"), ("length", str(entry[1].nbytes))):
+            for key, value in (("location", f"{_PENDING}{len(pending)}"), ("offset", "0"),
+                               ("length", str(entry[1].nbytes))):
                 item = proto.external_data.add()
                 item.key, item.value = key, value
-            by_proto.append((proto, entry[1], entry[2]))
+            pending.append((entry[1], entry[2]))
 
         model = export_onnx(graph, sink=sink, sink_all=True)
         # onnxruntime drops initializers nothing reads, and then refuses their external values:
@@ -114,10 +181,29 @@ class WeightCache:
         if len(kept) != len(model.graph.initializer):
             del model.graph.initializer[:]
             model.graph.initializer.extend(kept)
-        by_proto = [entry for entry in by_proto if entry[0].name in read]
-        names = [p.name for p, _, _ in by_proto]
-        return PreparedModel(model, names, [v for _, _, v in by_proto],
-                             {p.name: a for p, a, _ in by_proto})
+        names: list[str] = []
+        values: list[Any] = []
+        arrays: dict[str, np.ndarray] = {}
+        handed = 0
+        for tensor in model.graph.initializer:
+            index = _pending_index(tensor)
+            if index is None:
+                continue
+            array, value = pending[index]
+            if not tensor.name or tensor.name in arrays:  # no name (or a duplicate) to replace it by
+                _write_inline(tensor, array)
+                continue
+            tensor.external_data[0].value = SHARED_LOCATION
+            names.append(tensor.name)
+            values.append(value)
+            arrays[tensor.name] = array
+            handed += 1
+        if handed != len(pending):  # some are elsewhere (attributes, sub-graphs, sparse) or were dropped
+            for tensor in _nested_tensors(model):
+                index = _pending_index(tensor)
+                if index is not None:
+                    _write_inline(tensor, pending[index][0])
+        return PreparedModel(model, names, values, arrays)
 
 
 def _read_names(graph: onnx.GraphProto) -> set[str]:
@@ -134,21 +220,55 @@ def _read_names(graph: onnx.GraphProto) -> set[str]:
                 elif attr.type == onnx.AttributeProto.GRAPHS:
                     stack.extend(attr.graphs)
         read.update(o.name for o in current.output)
+    read.discard("")  # an omitted optional input, not a name
     return read
 
 
-def _run_ort(model: onnx.ModelProto | PreparedModel, feeds: dict[str, np.ndarray],
-             outputs: Sequence[str] | None) -> dict[str, Any]:
+@functools.cache
+def _no_files_folder() -> str:
+    """An empty folder of our own, where onnxruntime is told external data lives: a model loaded
+    from bytes otherwise resolves external data against the working folder, so a result could
+    depend on where mlc runs (and read whatever file is there)."""
+    folder = tempfile.mkdtemp(prefix="mlc-no-external-data-")
+    atexit.register(shutil.rmtree, folder, True)
+    return folder
+
+
+def _external_tensors(model: onnx.ModelProto) -> list[str]:
+    """Names of tensors whose bytes are declared to live outside the model (main-graph initializers
+    included)."""
+    found = [t.name for t in model.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
+    found += [t.name or "<unnamed>" for t in _nested_tensors(model) if t.data_location == onnx.TensorProto.EXTERNAL]
+    return found
+
+
+def _session(model: onnx.ModelProto, handed: tuple[list[str], list[Any]] | None) -> Any:
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     options.log_severity_level = 4  # fatal only: its errors reach us as exceptions, its logs never reach stderr
+    options.add_session_config_entry("session.model_external_initializers_file_folder_path", _no_files_folder())
+    if handed is not None and handed[0]:
+        options.add_external_initializers(*handed)
+    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+
+
+def _run_ort(model: onnx.ModelProto | PreparedModel, feeds: dict[str, np.ndarray],
+             outputs: Sequence[str] | None) -> dict[str, Any]:
     if isinstance(model, PreparedModel):
-        if model.names:
-            options.add_external_initializers(model.names, model.values)
-        model = model.proto
-    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        try:
+            session = _session(model.proto, (model.names, model.values))
+        except Exception as error:  # noqa: BLE001 - the hand-over failed: judge the model on its own
+            log.debug("onnxruntime refused the weights handed from memory (%s); retrying with them inline",
+                      str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__)
+            session = _session(model.inline(), None)
+    else:
+        outside = _external_tensors(model)
+        if outside:
+            raise ReferenceError(f"{ORT} cannot run the model: its tensors {', '.join(outside[:3])} keep their "
+                                 f"values in external files, and the reference reads no file")
+        session = _session(model, None)
     names = list(outputs) if outputs is not None else [o.name for o in session.get_outputs()]
     wanted = {i.name for i in session.get_inputs()}
     results = session.run(names, {k: v for k, v in feeds.items() if k in wanted})
@@ -159,6 +279,10 @@ def _run_reference(model: onnx.ModelProto, feeds: dict[str, np.ndarray],
                    outputs: Sequence[str] | None) -> dict[str, Any]:
     from onnx.reference import ReferenceEvaluator
 
+    outside = _external_tensors(model)
+    if outside:  # onnx would read them from the working folder
+        raise ReferenceError(f"{REFERENCE} cannot run the model: its tensors {', '.join(outside[:3])} keep their "
+                             f"values in external files, and the reference reads no file")
     evaluator = ReferenceEvaluator(model)
     names = list(outputs) if outputs is not None else list(evaluator.output_names)
     wanted = set(evaluator.input_names)
