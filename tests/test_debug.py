@@ -59,7 +59,7 @@ def test_broken_gemm_is_localized_on_the_digits_model(capsys, tmp_path) -> None:
                       "--input-shape", "pixels:8,64", "--input-range", "pixels:0,16",
                       "--reproducer", str(tmp_path / "repro"), "--report", str(tmp_path / "r.json"))
     assert code == 1, out
-    assert "first diverging pass: #4 perturb-weights{epsilon=0.01,node=fc1,op=Gemm}" in out
+    assert "first diverging pass: #5 perturb-weights{epsilon=0.01,node=fc1,op=Gemm}" in out
     assert "first breaking rewrite: #1 of 1 (rule scale-weights)" in out
     assert "first diverging tensor: %h1 = Gemm node fc1" in out
     report = validate(tmp_path / "r.json")
