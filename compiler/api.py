@@ -117,11 +117,11 @@ def run(artifact: str | Path, feeds: Mapping[str, np.ndarray] | None = None, *, 
     """`mlc run`: the artifact's outputs keyed by output name, on `feeds` (checked against the
     artifact's input types) or, when None, on generated seeded inputs."""
     from mlc.artifact import load
-    from mlc.feeds import generate_feeds
+    from mlc.feeds import generate_feeds, role_dims
 
     loaded = load(artifact)
     if feeds is None:
-        feeds, _ = generate_feeds(loaded.manifest["inputs"], seed=seed,
+        feeds, _ = generate_feeds(loaded.manifest["inputs"], seed=seed, dims=role_dims(loaded.manifest["inputs"]),
                                   shapes={k: tuple(int(d) for d in v) for k, v in (input_shapes or {}).items()})
     return loaded.run(dict(feeds))
 

@@ -17,8 +17,8 @@ from typing import Any
 
 from mlc.artifact import Artifact, load
 from mlc.errors import BadInputError
-from mlc.feeds import check_feeds, generate_feeds
-from mlc.numerics.inputs import InputSpec, make_inputs, read_npz
+from mlc.feeds import check_feeds, generate_feeds, role_dims
+from mlc.numerics.inputs import InputSpec, candidate_specs, make_inputs, read_npz
 from mlc.onnx_io.importer import import_onnx
 
 
@@ -60,10 +60,12 @@ def bench(model_or_dir: str | Path, target: str = "onnxruntime", *, original: st
         spec = spec or InputSpec()
         if inputs_path:
             feeds = read_npz(inputs_path)
-        elif baseline is not None:
-            feeds = make_inputs(import_onnx(baseline), spec)
+        elif baseline is not None:  # the first shape set the checks use: dims above 1 by role
+            graph = import_onnx(baseline)
+            feeds = make_inputs(graph, next(candidate_specs(graph, spec)))
         else:
-            feeds, _ = generate_feeds(artifact.manifest["inputs"], seed=spec.seed, shapes=spec.shapes)
+            inputs = artifact.manifest["inputs"]
+            feeds, _ = generate_feeds(inputs, seed=spec.seed, shapes=spec.shapes, dims=role_dims(inputs))
         wanted = set(artifact.input_names)
         checked, _ = check_feeds(artifact.manifest["inputs"], {k: v for k, v in feeds.items() if k in wanted})
         artifact.run(checked)  # checked once, a backend's refusal as one line; the timed calls are the backend's alone

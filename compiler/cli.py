@@ -429,7 +429,14 @@ def cmd_run(args: argparse.Namespace, out: Output) -> int:
     import numpy as np
 
     from mlc.artifact import load
-    from mlc.feeds import check_feeds, compare_outputs_to, generate_feeds, output_stats, read_reference_npz
+    from mlc.feeds import (
+        check_feeds,
+        compare_outputs_to,
+        generate_feeds,
+        output_stats,
+        read_reference_npz,
+        role_dims,
+    )
     from mlc.numerics.inputs import parse_shape_flags, read_npz
 
     artifact = load(args.artifact)
@@ -443,7 +450,8 @@ def cmd_run(args: argparse.Namespace, out: Output) -> int:
             out.warn(f"{args.inputs}: ignoring {', '.join(unused)}: not inputs of the artifact "
                      f"(inputs: {', '.join(i['name'] for i in inputs)})")
     else:
-        feeds, generated = generate_feeds(inputs, seed=args.seed, shapes=parse_shape_flags(args.input_shape))
+        feeds, generated = generate_feeds(inputs, seed=args.seed, shapes=parse_shape_flags(args.input_shape),
+                                          dims=role_dims(inputs))
     destination = None
     if args.output:
         from mlc.output_guard import guard_output

@@ -164,8 +164,23 @@ def _generate(dtype: DType, shape: tuple[int, ...], rng: np.random.Generator) ->
     return np.asarray(rng.integers(0, high, shape, endpoint=True).astype(dtype.numpy))
 
 
+def role_dims(inputs: list[dict[str, Any]]) -> dict[str, int]:
+    """The sizes the checks' first shape set gives the manifest's dynamic dims (batch 2, sequence
+    16, height/width 64, ...: `mlc.numerics.inputs.ROLE_SIZES`), keyed like `InputSpec.dims`, so
+    that `mlc run` and `mlc bench` run where `mlc compile` checked, not at dims of 1."""
+    from mlc.ir.core import Graph, Value
+    from mlc.numerics.inputs import ROLE_SIZES, dynamic_dims
+
+    graph = Graph("manifest")
+    for item in inputs:
+        if not item.get("default"):
+            graph.add_input(Value(str(item["name"]), parse_manifest_type(str(item["type"]))))
+    return {key: ROLE_SIZES[role][0] for key, (role, _) in dynamic_dims(graph).items()}
+
+
 def generate_feeds(inputs: list[dict[str, Any]], *, seed: int = 0, shapes: dict[str, tuple[int, ...]] | None = None,
-                   default_dim: int = 1) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+                   default_dim: int = 1, dims: Mapping[str, int] | None = None,
+                   ) -> tuple[dict[str, np.ndarray], dict[str, int]]:
     """Seeded feeds for every input without a default, from the manifest types alone; returns the
     feeds and the size each symbolic dim was bound to (for the CLI to say which shapes it ran).
 
@@ -173,8 +188,11 @@ def generate_feeds(inputs: list[dict[str, Any]], *, seed: int = 0, shapes: dict[
     for all inputs (`N` in `x` and `mask` agree, or the run fails), `default_dim` unless a shape in
     `shapes` fixes it; a `?` dim gets `default_dim` (it is not in the returned bindings). Given
     shapes are checked against the declared ranks and fixed dims and bind their symbols first, so
-    `shapes={"x": (8, 32)}` also makes every other `N` 8. The same seed gives the same arrays.
+    `shapes={"x": (8, 32)}` also makes every other `N` 8. `dims` sizes symbols (and unnamed dims,
+    keyed `input:axis`) that no shape fixes, before `default_dim` (see `role_dims`). The same seed
+    gives the same arrays.
     """
+    dims = dict(dims or {})
     shapes = dict(shapes or {})
     by_name = {str(i["name"]): i for i in inputs}
     names = ", ".join(by_name)
@@ -206,15 +224,15 @@ def generate_feeds(inputs: list[dict[str, Any]], *, seed: int = 0, shapes: dict[
         elif t.shape is None:
             raise BadInputError(f"input {name} has unknown rank ({format_type(t)}): give its shape")
         else:
-            dims = []
+            sizes: list[int] = []
             for dim in t.shape:
                 if isinstance(dim, int):
-                    dims.append(dim)
+                    sizes.append(dim)
                 elif isinstance(dim, str):
-                    dims.append(symbols.setdefault(dim, (default_dim, name))[0])
+                    sizes.append(symbols.setdefault(dim, (dims.get(dim, default_dim), name))[0])
                 else:
-                    dims.append(default_dim)
-            shape = tuple(dims)
+                    sizes.append(dims.get(f"{name}:{len(sizes)}", default_dim))
+            shape = tuple(sizes)
         feeds[name] = _generate(t.dtype, shape, rng)
     return feeds, {symbol: size for symbol, (size, _) in symbols.items()}
 

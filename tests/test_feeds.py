@@ -364,3 +364,15 @@ def test_run_backend_keeps_mlc_errors_and_interrupts() -> None:
     with pytest.raises(BackendRunError) as info:
         run_backend(raises(ValueError()), {}, target="tvm-cpu")
     assert str(info.value) == "the tvm-cpu runtime refused the run: ValueError"
+
+
+def test_role_dims_size_dynamic_dims_like_the_checks() -> None:
+    from mlc.feeds import role_dims
+
+    inputs = [{"name": "ids", "type": "i64[batch,sequence]", "default": False},
+              {"name": "image", "type": "f32[N,3,height,width]", "default": False},
+              {"name": "extra", "type": "f32[?,s7]", "default": False}]
+    dims = role_dims(inputs)
+    assert dims == {"batch": 2, "sequence": 16, "N": 2, "height": 64, "width": 64, "extra:0": 2, "s7": 16}
+    feeds, bindings = generate_feeds(inputs, dims=dims)
+    assert feeds["ids"].shape == (2, 16) and feeds["image"].shape == (2, 3, 64, 64) and feeds["extra"].shape == (2, 16)
