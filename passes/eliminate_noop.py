@@ -26,10 +26,18 @@ Arithmetic identities are removed only where the constant neither broadcasts the
 a larger shape nor changes its dtype (the output must be the kept operand's own type), and only
 where the identity is exact in IEEE arithmetic: x * 1 and x / 1 are exact for every float (NaN,
 infinities and -0.0 included), and so are x + (-0.0) and x - (+0.0); but x + (+0.0) turns -0.0
-into +0.0, and so does x - (-0.0). The option `signed_zeros` (default true: honour the sign of
-zero) can be turned off to remove those too, for models whose consumers do not tell -0.0 from
-+0.0 (which is then a documented, deliberate departure from bit-exactness). Integer identities
-are always exact.
+into +0.0, and so does x - (-0.0). Exporters write exactly these for every zero-initialized bias
+(`MatMul` then `Add(+0.0)`). With `signed_zeros` (default true: honour the sign of zero) such a
+node goes only where the sign of a zero cannot change a value downstream: its readers, followed
+through the ops that can pass a zero's sign on (layout ops, Add, Mul, MatMul, Conv, Relu, Tanh,
+LayerNormalization, a Div's numerator, ...), reach no op that can tell -0.0 from +0.0 by value
+(a Div's divisor, Reciprocal, Pow with a non-positive or unknown exponent, an op of another
+domain, a sub-graph); ops whose result is the same for both zeros (Exp, Softmax, Sigmoid,
+comparisons, Cast to an integer) end the search. A graph output may then hold -0.0 where the
+original held +0.0 (equal values); `output_zero_signs` keeps those nodes too (bit-exact outputs).
+`signed_zeros=false` removes every x + (+0.0), for models whose consumers do not tell -0.0 from
++0.0 (a documented, deliberate departure from bit-exactness). Integer identities are always
+exact.
 
 A removed node whose output is a graph output hands the output's name to x's producer, as in
 `eliminate-identity`; it is kept when x is a graph input, a constant, a value of an enclosing
@@ -53,6 +61,8 @@ from mlc.passes._patterns import dims_of, output_name_blocked
 # A Slice end at least this large covers any dim a tensor can have (INT64_MAX and its kin), so it
 # selects to the end even where the dim is symbolic; smaller ends are compared with static dims.
 _HUGE = 2**62
+
+_ZERO_SIGN = "zero-sign: "  # prefix of the reason an identity is exact but for the sign of zero
 
 # What a matcher answers: (rule, the input that takes the output's place), or the reason a
 # candidate is kept (remarked), or None when the node is no candidate at all.
@@ -110,6 +120,87 @@ def _broadcast_keeps(dims: tuple[Dim, ...] | None, other: list[int]) -> str | No
         else:
             unknown = True
     return f"a dim of the input is symbolic where {other} is not 1" if unknown else None
+
+
+# ===================================================================== the sign of zero
+# Ops whose every output may carry a zero's sign from any input (a zero of either sign in, a zero
+# of either sign out): the search goes on through them. Ops listed in neither set can tell -0.0
+# from +0.0 by value (or are unknown): reaching one keeps x + (+0.0).
+_SIGN_PASSES = {
+    "Identity", "Reshape", "Transpose", "Squeeze", "Unsqueeze", "Flatten", "Concat", "Slice", "Gather",
+    "GatherElements", "GatherND", "Split", "Expand", "Tile", "Pad", "Neg", "Mul", "Add", "Sub", "Sum", "Mean",
+    "MatMul", "Gemm", "Conv", "ConvTranspose", "Relu", "LeakyRelu", "PRelu", "Elu", "Celu", "Selu", "Gelu",
+    "Mish", "HardSwish", "Tanh", "Erf", "Sin", "Sinh", "Asin", "Asinh", "Atan", "Atanh", "Tan", "Sqrt", "Sign",
+    "Round", "Floor", "Ceil", "Softsign", "Clip", "Max", "Min", "Dropout", "LayerNormalization",
+    "BatchNormalization", "InstanceNormalization", "GroupNormalization", "ReduceSum", "ReduceMean", "ReduceMax",
+    "ReduceMin", "ReduceProd", "CumSum", "Einsum", "AveragePool", "MaxPool", "GlobalAveragePool",
+    "GlobalMaxPool", "Resize", "DepthToSpace", "SpaceToDepth", "Trilu", "ScatterElements", "ScatterND",
+}
+# Ops whose outputs are equal for -0.0 and +0.0 inputs (the search stops there).
+_SIGN_BLIND = {
+    "Exp", "Softmax", "LogSoftmax", "Sigmoid", "HardSigmoid", "Softplus", "Cos", "Cosh", "Log", "Abs",
+    "ReduceL1", "ReduceL2", "ReduceSumSquare", "ReduceLogSumExp", "Equal", "Less", "LessOrEqual", "Greater",
+    "GreaterOrEqual", "IsNaN", "IsInf", "Shape", "Size", "ArgMax", "ArgMin", "Not", "And", "Or", "Xor",
+    "QuantizeLinear", "ConstantOfShape",
+}
+
+
+def _sign_use(node: Node, index: int) -> str:
+    """How `node` treats a zero's sign arriving at input `index`: "blind", "passes" or "observes"."""
+    if node.domain not in ("", "ai.onnx") or node.subgraphs():
+        return "observes"
+    op = node.op_type
+    if op in ("Cast", "CastLike"):
+        out = node.outputs[0]
+        dtype = _dtype(out) if out is not None else None
+        if dtype is None:
+            return "observes"
+        return "passes" if dtype.is_float else "blind"
+    if op == "Where":
+        return "blind" if index == 0 else "passes"
+    if op == "Div":
+        return "passes" if index == 0 else "observes"  # 1 / -0.0 is -inf
+    if op == "Pow":
+        if index == 1:
+            return "blind"  # b ** (+-0.0) is 1
+        exponent = _const_array(node.inputs[1] if len(node.inputs) > 1 else None)
+        if exponent is None or exponent.dtype.kind not in "iuf" or not bool(np.all(exponent > 0)):
+            return "observes"  # (-0.0) ** -1 is -inf
+        return "passes"
+    if op in _SIGN_BLIND:
+        return "blind"
+    if op in _SIGN_PASSES:
+        return "passes"
+    return "observes"
+
+
+class _ZeroSigns:
+    """Which values can carry a zero's sign to a reader that tells -0.0 from +0.0 by value (and,
+    with `outputs`, to a graph output): computed once per graph, readers before producers."""
+
+    def __init__(self, graph: Graph, outputs: bool) -> None:
+        self.outputs = outputs
+        self._observed: dict[Value, bool] = {}
+        for node in reversed(graph.nodes):
+            for value in node.outputs:
+                if value is not None:
+                    self._observed[value] = self._compute(value, graph)
+
+    def _compute(self, value: Value, graph: Graph) -> bool:
+        if value.is_graph_output and (self.outputs or graph.parent is not None):
+            return True  # a sub-graph's output flows on into its owner's outputs
+        for user, index in value.uses:
+            if user.graph is not graph:
+                return True  # read inside a sub-graph
+            how = _sign_use(user, index)
+            if how == "observes":
+                return True
+            if how == "passes" and any(out is not None and self._observed.get(out, True) for out in user.outputs):
+                return True
+        return False
+
+    def observed(self, value: Value) -> bool:
+        return self._observed.get(value, True)
 
 
 # ===================================================================== the rules
@@ -334,7 +425,7 @@ def _identity_element(array: np.ndarray, op: str, position: int, signed_zeros: b
     if exact:
         return None
     zero = "+0.0" if op == "Add" else "-0.0"
-    return f"x {'+' if op == 'Add' else '-'} {zero} turns -0.0 into +0.0 (signed_zeros is on)"
+    return f"{_ZERO_SIGN}x {'+' if op == 'Add' else '-'} {zero} turns -0.0 into +0.0"
 
 
 def _float_like(array: np.ndarray) -> bool:
@@ -345,7 +436,7 @@ def _float_like(array: np.ndarray) -> bool:
         return False
 
 
-def _arithmetic(node: Node, signed_zeros: bool) -> Match:
+def _arithmetic(node: Node, signed_zeros: bool, signs: _ZeroSigns | None = None) -> Match:
     if len(node.inputs) != 2 or node.inputs[0] is None or node.inputs[1] is None:
         return None
     why: str | None = None
@@ -357,6 +448,13 @@ def _arithmetic(node: Node, signed_zeros: bool) -> Match:
         verdict = _identity_element(array, node.op_type, position, signed_zeros)
         if verdict == "no":
             continue
+        if verdict is not None and verdict.startswith(_ZERO_SIGN):
+            out = node.outputs[0]
+            if signs is not None and out is not None and not signs.observed(out):
+                verdict = None  # no reader can tell the zeros apart by value
+            else:
+                reach = "a graph output or " if signs is None or signs.outputs else ""
+                verdict = verdict[len(_ZERO_SIGN):] + f", and a zero's sign can reach {reach}a reader that tells"
         if verdict is not None:
             why = verdict
             continue
@@ -386,14 +484,14 @@ _MATCHERS = {
 _ARITHMETIC = {"Mul", "Div", "Add", "Sub"}
 
 
-def match_noop(node: Node, signed_zeros: bool = True) -> Match:
+def match_noop(node: Node, signed_zeros: bool = True, signs: _ZeroSigns | None = None) -> Match:
     """The rule that removes `node` and the input taking its place, a reason it is kept, or None."""
     if node.domain not in ("", "ai.onnx") or not node.inputs or node.inputs[0] is None:
         return None
     if any(a.ref is not None for a in node.attributes.values()):
         return None  # a function body's attribute reference: the value is not known here
     if node.op_type in _ARITHMETIC:
-        return _arithmetic(node, signed_zeros)
+        return _arithmetic(node, signed_zeros, signs)
     matcher = _MATCHERS.get(node.op_type)
     return None if matcher is None else matcher(node)
 
@@ -417,7 +515,10 @@ class EliminateNoop(Pass):
     numerics = Numerics.EXACT
     options = (
         PassOption("signed_zeros", bool, True,
-                   "honour the sign of zero: keep x + (+0.0) and x - (-0.0), which turn -0.0 into +0.0"),
+                   "honour the sign of zero: keep x + (+0.0) and x - (-0.0), which turn -0.0 into +0.0, where "
+                   "the sign of a zero can change a value downstream"),
+        PassOption("output_zero_signs", bool, False,
+                   "with signed_zeros, also keep them where a zero's sign can reach a graph output (bit-exact)"),
     )
     statistics = ("removed",)
 
@@ -425,8 +526,9 @@ class EliminateNoop(Pass):
         changed = False
         signed_zeros = bool(self.option("signed_zeros"))
         for sub in graph.all_graphs():
+            signs = _ZeroSigns(sub, bool(self.option("output_zero_signs"))) if signed_zeros else None
             for node in sub:
-                found = match_noop(node, signed_zeros)
+                found = match_noop(node, signed_zeros, signs)
                 if found is None:
                     continue
                 if isinstance(found, str):

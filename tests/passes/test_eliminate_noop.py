@@ -149,19 +149,42 @@ def test_must_not_change() -> None:
   %z: f32[2,3] = Neg(%y)
   return %z
 }''', "Mul '': kept, the constant [2, 3] broadcasts the operand")
-    # x + (+0.0) turns -0.0 into +0.0, and so does x - (-0.0): signed zeros are honoured by default.
+    # x + (+0.0) turns -0.0 into +0.0, and so does x - (-0.0): with output_zero_signs, a graph output
+    # keeps its zeros' signs bit for bit.
     _kept('''graph "g" (%x: f32[2]) {
   const %c = dense<f32[]> [0.0]
   %y: f32[2] = Add(%x, %c)
   %z: f32[2] = Neg(%y)
   return %z
-}''', "Add '': kept, x + +0.0 turns -0.0 into +0.0")
+}''', "Add '': kept, x + +0.0 turns -0.0 into +0.0", spec="eliminate-noop{output_zero_signs=true}")
     _kept('''graph "g" (%x: f32[2]) {
   const %c = dense<f32[2]> [-0.0, 0.0]
   %y: f32[2] = Sub(%x, %c)
   %z: f32[2] = Neg(%y)
   return %z
-}''', "Sub '': kept, x - -0.0 turns -0.0 into +0.0")
+}''', "Sub '': kept, x - -0.0 turns -0.0 into +0.0", spec="eliminate-noop{output_zero_signs=true}")
+    # By default they go unless a reader can tell the zeros apart by value: here a divisor, reached
+    # through a Relu and a Reshape (1 / -0.0 is -inf, 1 / +0.0 is +inf).
+    _kept('''graph "g" (%x: f32[2]) {
+  const %c = dense<f32[]> [0.0]
+  const %one = dense<f32[]> [1.0]
+  const %s = dense<i64[2]> [2, 1]
+  %y: f32[2] = Add(%x, %c)
+  %r: f32[2] = Relu(%y)
+  %t: f32[2,1] = Reshape(%r, %s)
+  %z: f32[2,1] = Div(%one, %t)
+  return %z
+}''', "Add '': kept, x + +0.0 turns -0.0 into +0.0, and a zero's sign can reach a reader that tells")
+    readers = ('%z: f32[2] = Reciprocal(%y)', '%z: f32[2] = Pow(%y, %m)',
+               '%a: f32[2] = Atan(%y)\n  %z: f32[2] = Mod(%a, %y) {fmod = 1}')
+    for reader in readers:
+        _kept(f'''graph "g" (%x: f32[2]) {{
+  const %c = dense<f32[]> [0.0]
+  const %m = dense<f32[]> [-1.0]
+  %y: f32[2] = Add(%x, %c)
+  {reader}
+  return %z
+}}''', "Add '': kept")
     # A Reshape whose literal names a symbolic dim (N may be anything) and one whose 0 is literal.
     _kept('''graph "g" (%x: f32[N,3]) {
   const %s = dense<i64[2]> [1, 3]
@@ -273,7 +296,35 @@ def test_signed_zeros_off_removes_plus_zero() -> None:
     plus = run_graph(as_graph(before.replace("Relu", "Identity")), {"x": SPECIAL})["y"]
     assert not np.signbit(plus[0, 0]) and np.signbit(SPECIAL[0, 0])
     assert_pass("eliminate-noop{signed_zeros=false}", before, expected, feeds={"x": SPECIAL}, removed=2)
-    assert_pass("eliminate-noop", before, before)
+    assert_pass("eliminate-noop{output_zero_signs=true}", before, before)
+    # By default: nothing downstream tells -0.0 from +0.0 by value (the output holds equal values).
+    assert_pass("eliminate-noop", before, expected, feeds={"x": SPECIAL}, removed=2)
+
+
+def test_zero_bias_goes_where_no_reader_tells_the_sign_of_zero() -> None:
+    """An exporter's zero-initialized bias: MatMul, Add(+0.0), then ops that pass a zero's sign on
+    (Reshape, Mul, a Div's numerator, LayerNormalization) or cannot see it (Softmax, Exp)."""
+    before = '''graph "g" (%x: f32[B,4], %w: f32[4,4]) {
+  const %b = splat<f32[4]> 0.0
+  const %two = dense<f32[]> [2.0]
+  const %g = splat<f32[4]> 1.0
+  const %s = dense<i64[3]> [0, 2, 2]
+  %m: f32[B,4] = MatMul(%x, %w)
+  %a: f32[B,4] = Add(%m, %b)
+  %d: f32[B,4] = Div(%a, %two)
+  %n: f32[B,4] = LayerNormalization(%d, %g, %b) {axis = -1}
+  %r: f32[B,2,2] = Reshape(%n, %s)
+  %e: f32[B,2,2] = Softmax(%r) {axis = -1}
+  %p: f32[B,2,2] = Pow(%r, %two)
+  %q: f32[B,2,2] = Div(%p, %e)
+  return %q
+}'''
+    expected = before.replace("  %a: f32[B,4] = Add(%m, %b)\n", "").replace("Div(%a, %two)", "Div(%m, %two)")
+    x = np.array([[0.0, 0.0, 0.0, 0.0], [1.0, -2.0, 3.0, 0.5]], dtype=np.float32)
+    w = -np.abs(np.random.default_rng(0).normal(size=(4, 4))).astype(np.float32)  # x=0 rows: -0.0 products
+    assert_pass("eliminate-noop", before, expected, feeds={"x": x, "w": w}, removed=1)
+    # with output_zero_signs the graph output keeps its zeros' signs bit for bit: the Add stays
+    assert_pass("eliminate-noop{output_zero_signs=true}", before, before)
 
 
 def test_max_rewrites_stops() -> None:
