@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from mlc.testing import assert_pass
+import numpy as np
+import pytest
+
+from mlc.testing import assert_pass, run_pass
+from tests.passes.real_exports import ALL, assert_export_numbers, imported
 
 BEFORE = '''graph "g" (%x: f32[B,S,128]) {
   const %i0 = dense<i64[]> [0]
@@ -28,7 +32,6 @@ EXPECTED = '''graph "g" (%x: f32[B,S,128]) {
 
 
 def test_dims_copied_from_the_input_become_zeros() -> None:
-    from mlc.testing import run_pass
 
     graph, ctx = run_pass("simplify-shapes", BEFORE)
     assert ctx.stats["reshapes_simplified"] == 1
@@ -53,7 +56,6 @@ def test_static_dim_of_a_partly_dynamic_shape_folds() -> None:
   %y: f32[C,6,6] = Reshape(%x, %t)
   return %y
 }'''
-    from mlc.testing import run_pass
 
     graph, ctx = run_pass("simplify-shapes", before)
     # %six folds (dim 1 of x is 6); C is no dim of x, so it becomes -1 (B*24 = C*36 holds at run time)
@@ -72,7 +74,6 @@ def test_one_dim_known_only_as_a_product_becomes_minus_one() -> None:
   %y: f32[B,C] = Reshape(%x, %t)
   return %y
 }'''
-    from mlc.testing import run_pass
 
     graph, ctx = run_pass("simplify-shapes", before)
     reshape = next(n for n in graph if n.op_type == "Reshape")
@@ -80,12 +81,130 @@ def test_one_dim_known_only_as_a_product_becomes_minus_one() -> None:
     assert reshape.inputs[1].const.numpy().tolist() == [0, -1]
 
 
-def test_must_not_change() -> None:
+def test_allowzero_goes_where_no_output_dim_is_zero() -> None:
     allowzero = BEFORE.replace("Reshape(%x, %t)", "Reshape(%x, %t) {allowzero = 1}")
-    assert_pass("simplify-shapes", allowzero, allowzero)
+    graph, ctx = run_pass("simplify-shapes", allowzero)
+    reshape = next(n for n in graph if n.op_type == "Reshape")
+    assert reshape.inputs[1].const.numpy().tolist() == [0, 0, 4, 32] and "allowzero" not in reshape.attributes
+    from mlc.testing import assert_numerically_equivalent
+
+    assert_numerically_equivalent(allowzero, graph, feeds=_x(3, 5, 128))
+
+
+def test_must_not_change() -> None:
+    # allowzero: a literal 0 in the target (an empty output dim) forbids copying with 0
+    empty = BEFORE.replace("Reshape(%x, %t)", "Reshape(%x, %t) {allowzero = 1}").replace(
+        "const %heads = dense<i64[1]> [4]", "const %heads = dense<i64[1]> [0]").replace(
+        "f32[B,S,4,32]", "f32[B,S,0,32]")
+    _, ctx = run_pass("simplify-shapes", empty)
+    assert ctx.rewrites == 0 and any("neither constant nor copied" in r for r in ctx.remarks), ctx.remarks
     moved = BEFORE.replace("Concat(%b1, %n1, %heads, %size)", "Concat(%n1, %b1, %heads, %size)").replace(
         "f32[B,S,4,32] = Reshape", "f32[S,B,4,32] = Reshape")
-    from mlc.testing import run_pass
 
     _, ctx = run_pass("simplify-shapes", moved)
     assert ctx.rewrites == 0 and any("neither constant nor copied" in r for r in ctx.remarks), ctx.remarks
+
+
+def _x(*shape: int) -> dict[str, np.ndarray]:
+    return {"x": np.random.default_rng(len(shape)).standard_normal(shape).astype(np.float32)}
+
+
+def test_a_static_tail_of_a_shape_folds_and_the_view_becomes_constant() -> None:
+    """GPT-2's Conv1D: x.view(-1, x.size(-1)) with Slice(Shape(x), -1) and a Squeeze/Unsqueeze."""
+    before = '''graph "g" (%x: f32[B,S,64]) {
+  const %m1 = dense<i64[1]> [-1]
+  const %end = dense<i64[1]> [9223372036854775807]
+  const %ax = dense<i64[1]> [0]
+  %s: i64[3] = Shape(%x)
+  %last: i64[1] = Slice(%s, %m1, %end, %ax)
+  %k: i64[] = Squeeze(%last, %ax)
+  %k1: i64[1] = Unsqueeze(%k, %ax)
+  %t: i64[2] = Concat(%m1, %k1) {axis = 0}
+  %y: f32[unk__1,64] = Reshape(%x, %t)
+  return %y
+}'''
+    # the Concat folds (to [-1, 64]); the chain before it is left to dce
+    expected = before.replace("  %y: f32[unk__1,64] = Reshape(%x, %t)", "  const %target = dense<i64[2]> [-1, 64]\n"
+                              "  %y: f32[unk__1,64] = Reshape(%x, %target)")
+    ctx = assert_pass("simplify-shapes", before, expected, feeds=_x(3, 5, 64))
+    assert ctx.rules == {"fold-shape-value": 1}, ctx.rules
+
+
+def test_torch_expand_minus_one_idiom_folds_its_comparison() -> None:
+    """x.expand(b, -1, -1): Equal(Concat(b, -1, -1), -1) is [false, true, true] (a dim is never -1)."""
+    before = '''graph "g" (%x: f32[B,3], %c: f32[1,1,4]) {
+  const %i0 = dense<i64[]> [0]
+  const %ax = dense<i64[1]> [0]
+  const %m = dense<i64[2]> [-1, -1]
+  const %m3 = dense<i64[3]> [-1, -1, -1]
+  const %ones = dense<i64[3]> [1, 1, 1]
+  %s: i64[2] = Shape(%x)
+  %b: i64[] = Gather(%s, %i0) {axis = 0}
+  %b1: i64[1] = Unsqueeze(%b, %ax)
+  %t: i64[3] = Concat(%b1, %m) {axis = 0}
+  %eq: bool[3] = Equal(%t, %m3)
+  %w: i64[3] = Where(%eq, %ones, %t)
+  %y: f32[unk__1,unk__2,4] = Expand(%c, %w)
+  return %y
+}'''
+    expected = before.replace("Where(%eq, %ones, %t)", "Where(%known, %ones, %t)").replace(
+        "  const %ones = dense<i64[3]> [1, 1, 1]\n",
+        "  const %ones = dense<i64[3]> [1, 1, 1]\n  const %known = dense<bool[3]> [false, true, true]\n")
+    feeds = {"x": np.ones((3, 3), np.float32), "c": np.arange(4, dtype=np.float32).reshape(1, 1, 4)}
+    assert_pass("simplify-shapes", before, expected, feeds=feeds, dims_folded=1)
+
+
+def test_a_reshape_to_its_own_dims_goes() -> None:
+    """GPT-2's padding mask: ones of Shape(ids), reshaped to [Gather(Shape(Reshape(ids, [-1, 0])), 0), -1]."""
+    before = '''graph "g" (%ids: i64[B,S]) {
+  const %flat = dense<i64[2]> [-1, 0]
+  const %i0 = dense<i64[]> [0]
+  const %ax = dense<i64[1]> [0]
+  const %m1 = dense<i64[1]> [-1]
+  %s: i64[2] = Shape(%ids)
+  %ones: i64[B,S] = ConstantOfShape(%s) {value = dense<i64[1]> [1]}
+  %r: i64[unk__1,S] = Reshape(%ids, %flat)
+  %rs: i64[2] = Shape(%r)
+  %b: i64[] = Gather(%rs, %i0) {axis = 0}
+  %b1: i64[1] = Unsqueeze(%b, %ax)
+  %t: i64[2] = Concat(%b1, %m1) {axis = 0}
+  %mask: i64[unk__1,unk__2] = Reshape(%ones, %t)
+  %y: i64[unk__1,unk__2] = Mul(%mask, %r)
+  return %y
+}'''
+    # Reshape(ids, [-1, 0]) is [B, S] too: both go
+    expected = before.replace("  %mask: i64[unk__1,unk__2] = Reshape(%ones, %t)\n", "").replace(
+        "Mul(%mask, %r)", "Mul(%ones, %ids)").replace("  %r: i64[unk__1,S] = Reshape(%ids, %flat)\n", "").replace(
+        "Shape(%r)", "Shape(%ids)")
+    feeds = {"ids": np.arange(15, dtype=np.int64).reshape(3, 5)}
+    assert_pass("simplify-shapes", before, expected, feeds=feeds, reshapes_removed=2)
+
+
+def test_an_expand_to_its_own_dims_goes() -> None:
+    before = '''graph "g" (%x: f32[B,S], %m: f32[B,1]) {
+  const %i1 = dense<i64[]> [1]
+  const %ax = dense<i64[1]> [0]
+  const %one = dense<i64[1]> [1]
+  %s: i64[2] = Shape(%x)
+  %b: i64[1] = Slice(%s, %ax, %one, %ax)
+  %t: i64[2] = Concat(%b, %one) {axis = 0}
+  %e: f32[unk__1,unk__2] = Expand(%m, %t)
+  %y: f32[B,S] = Add(%x, %e)
+  return %y
+}'''
+    expected = before.replace("  %e: f32[unk__1,unk__2] = Expand(%m, %t)\n", "").replace("Add(%x, %e)", "Add(%x, %m)")
+    feeds = {"x": np.ones((3, 4), np.float32), "m": np.arange(3, dtype=np.float32).reshape(3, 1)}
+    assert_pass("simplify-shapes", before, expected, feeds=feeds, expands_removed=1)
+    grows = before.replace("Concat(%b, %one)", "Concat(%b, %b)").replace("const %one = dense<i64[1]> [1]",
+                                                                          "const %one = dense<i64[1]> [1]")
+    assert_pass("simplify-shapes", grows, grows, feeds={"x": np.ones((3, 3), np.float32),
+                                                        "m": np.ones((3, 1), np.float32)})
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_real_exports_keep_their_numbers(name: str) -> None:
+    graph = imported(name, ("fold-constants", "infer-shapes", "simplify-shapes", "dce"))
+    assert_export_numbers(name, graph)
+    if name in ("vit-ts", "bert-dynamo"):
+        # every Reshape target is a constant
+        assert all(n.inputs[1].is_constant for n in graph if n.op_type == "Reshape"), name
