@@ -17,6 +17,13 @@ its output would exceed `limit` bytes, or when folding would grow the model: the
 is larger than the constants it makes dead by more than `growth` bytes (a weight cast from
 float16 to float32 at load time stays a Cast; a quantized weight stays DequantizeLinear).
 
+A node refused for growth alone may still fold as part of its constant region: the connected
+nodes whose inputs are all constants or outputs of one another. The region folds as a whole when
+the constants it leaves (the outputs read outside it, static in size) exceed the constants it
+makes dead by at most `growth` bytes. The dynamo exporter's LSTM weights are such a region: four
+Slices of one weight, reordered by a Concat and Unsqueezed: each Slice alone adds a copy of a
+quarter of the weight, the whole replaces the weight by its reordered self.
+
 Random ops, ops with sub-graphs, ops of other domains and nodes whose output is a graph output
 (a graph output cannot be an initializer for every consumer) are never folded. Folding computes
 in numpy what the runtime would compute with its own kernels: transcendental functions may differ
@@ -143,6 +150,49 @@ def _layout_shape(node: Node, inputs: list[Tensor | None]) -> tuple[int, ...] | 
     return None
 
 
+def _candidate(node: Node) -> bool:
+    """A node folding may evaluate: deterministic standard ops with tensor outputs, none of them a
+    graph output (a graph output cannot be an initializer for every consumer)."""
+    if node.domain not in ("", "ai.onnx") or node.op_type in _NONDETERMINISTIC or node.subgraphs():
+        return False
+    outputs = [v for v in node.outputs if v is not None]
+    if not outputs or any(v.is_graph_output for v in outputs):
+        return False
+    return all(isinstance(v.type, TensorType) for v in outputs)  # not sequences, optionals, maps
+
+
+def _regions(graph: Graph, seeds: list[Node]) -> list[list[Node]]:
+    """The constant regions (in graph order) that hold a node refused for growth alone: the nodes
+    reachable from it through values, whose inputs are all constants or region outputs."""
+    if not seeds:
+        return []
+    constant_nodes: set[Node] = set()
+    for node in graph:  # in order: a node is constant when every input is a constant or a constant node's
+        if not _candidate(node):
+            continue
+        if all(v is None or v.is_constant or (v.producer in constant_nodes) for v in node.inputs):
+            constant_nodes.add(node)
+    order = {node: i for i, node in enumerate(graph)}
+    done: set[Node] = set()
+    regions = []
+    for seed in seeds:
+        if seed in done or seed not in constant_nodes or seed.graph is not graph:
+            continue
+        region: set[Node] = set()
+        stack = [seed]
+        while stack:
+            node = stack.pop()
+            if node in region:
+                continue
+            region.add(node)
+            neighbours = [user for v in node.outputs if v is not None for user, _ in v.uses]
+            neighbours += [v.producer for v in node.inputs if v is not None and v.producer is not None]
+            stack.extend(n for n in neighbours if n in constant_nodes and n not in region)
+        done |= region
+        regions.append(sorted(region, key=order.__getitem__))
+    return regions
+
+
 def _stored_bytes(tensor: Tensor) -> int:
     return max(tensor.dtype.bits // 8, 1) if tensor.is_splat else tensor.nbytes
 
@@ -156,44 +206,101 @@ class FoldConstants(Pass):
         PassOption("limit", int, 4 << 20, "largest output (bytes) a folded node may produce"),
         PassOption("growth", int, 1024, "bytes by which one fold may grow the model's constants"),
     )
-    statistics = ("folded", "skipped_size", "skipped_growth", "skipped_error")
+    statistics = ("folded", "folded_in_regions", "skipped_size", "skipped_growth", "skipped_error")
 
     def run(self, graph: Graph, ctx: PassContext) -> bool:
         changed = False
         opsets = dict(graph.root.model.opset_imports) if graph.root.model is not None else {"": 17}
         for sub in list(graph.all_graphs()):
+            refused: list[Node] = []
             for node in sub:
-                if node.domain not in ("", "ai.onnx") or node.op_type in _NONDETERMINISTIC or node.subgraphs():
+                if not _candidate(node):
                     continue
-                outputs = [v for v in node.outputs if v is not None]
-                if not outputs or any(v.is_graph_output for v in outputs):
-                    continue
-                if any(not isinstance(v.type, TensorType) for v in outputs):
-                    continue  # sequences, optionals, maps (and untyped values) are not tensor constants
                 folded = self._evaluate(node, opsets, ctx)
                 if folded is None:
                     continue
-                if not self._affordable(node, folded, ctx):
+                why = self._unaffordable(node, folded, ctx)
+                if why is not None:
+                    if why == "growth":
+                        refused.append(node)
                     continue
                 if not ctx.rewrite(f"fold-{node.op_type}"):
                     return changed
-                for value, tensor in zip(node.outputs, folded, strict=True):
-                    if value is None or tensor is None:
-                        continue
-                    constant = sub.make_constant(tensor, value.name)
-                    value.replace_all_uses_with(constant)
-                inputs = [v for v in node.inputs if v is not None]
-                sub.remove(node)
-                for value in inputs:  # constants only this node read go with it
-                    owner = value.graph
-                    if (not value.uses and value.is_constant and owner is not None and not value.is_graph_output
-                            and owner.initializers.get(value.name) is value):
-                        owner.remove_initializer(value)
-                ctx.stats["folded"] += 1
+                self._replace(sub, node, folded, ctx)
                 changed = True
+            for region in _regions(sub, refused):
+                if not self._region_affordable(region, ctx):
+                    continue
+                env: dict[Value, Tensor] = {}
+                results = []
+                for node in region:  # every node evaluates before any is replaced: all or nothing
+                    folded = self._evaluate(node, opsets, ctx, env)
+                    if folded is None:
+                        break
+                    results.append(folded)
+                    env.update((v, t) for v, t in zip(node.outputs, folded, strict=True)
+                               if v is not None and t is not None)
+                if len(results) != len(region):
+                    continue
+                for node, folded in zip(region, results, strict=True):
+                    if not ctx.rewrite(f"fold-{node.op_type}"):
+                        return changed
+                    self._replace(sub, node, folded, ctx)
+                    ctx.stats["folded_in_regions"] += 1
+                    changed = True
         return changed
 
-    def _evaluate(self, node: Node, opsets: dict[str, int], ctx: PassContext) -> list[Tensor | None] | None:
+    @staticmethod
+    def _replace(sub: Graph, node: Node, folded: list[Tensor | None], ctx: PassContext) -> None:
+        for value, tensor in zip(node.outputs, folded, strict=True):
+            if value is None or tensor is None:
+                continue
+            constant = sub.make_constant(tensor, value.name)
+            value.replace_all_uses_with(constant)
+        inputs = [v for v in node.inputs if v is not None]
+        sub.remove(node)
+        for value in inputs:  # constants only this node read go with it
+            owner = value.graph
+            if (not value.uses and value.is_constant and owner is not None and not value.is_graph_output
+                    and owner.initializers.get(value.name) is value):
+                owner.remove_initializer(value)
+        ctx.stats["folded"] += 1
+
+    def _region_affordable(self, region: list[Node], ctx: PassContext) -> bool:
+        """The region's outputs read outside it are static and small enough, and leave the model
+        at most `growth` bytes larger than the constants only the region reads."""
+        members = set(region)
+        added = 0
+        for node in region:
+            for value in node.outputs:
+                if value is None:
+                    continue
+                t = value.type
+                if not isinstance(t, TensorType) or not t.is_static or t.dtype == DType.STRING:
+                    return False  # sizes unknown before evaluating
+                size = int(np.prod(t.shape, dtype=np.int64)) * max(t.dtype.bits // 8, 1)  # type: ignore[arg-type]
+                if size > self.option("limit"):
+                    return False
+                if not all(user in members for user, _ in value.uses):
+                    added += size
+        freed = 0
+        seen: set[int] = set()
+        for node in region:
+            for value in node.inputs:
+                if value is None or id(value) in seen or not value.is_constant or isinstance(value.const, SparseTensor):
+                    continue
+                seen.add(id(value))
+                if value.const is not None and all(user in members for user, _ in value.uses):
+                    freed += _stored_bytes(value.const)  # type: ignore[arg-type]
+        if added - freed > self.option("growth"):
+            ctx.remark(f"constant region of {len(region)} nodes from {_label(region[0])}: not folded, it would grow "
+                       f"the model by {added - freed} bytes")
+            return False
+        return True
+
+    def _evaluate(self, node: Node, opsets: dict[str, int], ctx: PassContext,
+                  env: dict[Value, Tensor] | None = None) -> list[Tensor | None] | None:
+        """The node's outputs, from its constant inputs (and the tensors of `env`), or None."""
         op = node.op_type
         out_type = node.outputs[0].type if node.outputs[0] is not None else None
         if op == "Constant":
@@ -207,7 +314,8 @@ class FoldConstants(Pass):
             if source is None or not isinstance(source.type, TensorType) or not source.type.is_static:
                 return None
             return [Tensor.from_array(np.array(int(np.prod(source.type.shape, dtype=np.int64)), dtype=np.int64))]
-        inputs = [_constant_tensor(v) if v is not None else None for v in node.inputs]
+        inputs = [None if v is None else env[v] if env is not None and v in env else _constant_tensor(v)
+                  for v in node.inputs]
         if any(t is None for v, t in zip(node.inputs, inputs, strict=True) if v is not None):
             return None
         if op == "ConstantOfShape":
@@ -248,13 +356,14 @@ class FoldConstants(Pass):
             tensors.append(_as_tensor(array, declared))
         return tensors
 
-    def _affordable(self, node: Node, folded: list[Tensor | None], ctx: PassContext) -> bool:
-        """Within the size limit and not growing the model by more than `growth` bytes."""
+    def _unaffordable(self, node: Node, folded: list[Tensor | None], ctx: PassContext) -> str | None:
+        """None when within the size limit and not growing the model by more than `growth` bytes,
+        else "size" or "growth"."""
         added = sum(_stored_bytes(t) for t in folded if t is not None)
         if any(t is not None and t.nbytes > self.option("limit") and not t.is_splat for t in folded):
             ctx.stats["skipped_size"] += 1
             ctx.remark(f"{_label(node)}: not folded, its output takes {added} bytes (limit {self.option('limit')})")
-            return False
+            return "size"
         freed = 0
         seen: set[int] = set()
         for value in node.inputs:
@@ -267,5 +376,5 @@ class FoldConstants(Pass):
             ctx.stats["skipped_growth"] += 1
             ctx.remark(f"{_label(node)}: not folded, it would grow the model by {added - freed} bytes "
                        f"({added} bytes of new constants for {freed} freed)")
-            return False
-        return True
+            return "growth"
+        return None

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from mlc.testing import assert_pass, run_pass
+from tests.passes.real_exports import assert_export_numbers, imported
 
 
 def test_constant_chain_and_static_shape_fold() -> None:
@@ -201,3 +203,55 @@ def test_sequences_are_not_folded_into_tensors() -> None:
   return %y
 }'''
     assert_pass("fold-constants", before, before)
+
+
+def _dense(array: np.ndarray) -> str:
+    return f"dense<f32[{','.join(map(str, array.shape))}]> [{', '.join(repr(float(v)) for v in array.reshape(-1))}]"
+
+
+def test_a_constant_region_folds_as_a_whole_where_no_node_alone_may() -> None:
+    """The dynamo exporter's LSTM recurrence weight: four gate Slices of R, a Concat reordering them
+    (PyTorch's i, f, g, o into ONNX's i, o, f, c) and an Unsqueeze. Each Slice alone would add a
+    copy of a quarter of R (growth 0 refuses it); the region replaces R by its reordered self."""
+    rng = np.random.default_rng(0)
+    w, r = rng.standard_normal((1, 8, 2)).astype(np.float32), rng.standard_normal((8, 2)).astype(np.float32)
+    before = f'''graph "g" (%x: f32[3,B,2]) {{
+  const %w = {_dense(w)}
+  const %r = {_dense(r)}
+  const %c0 = dense<i64[1]> [0]
+  const %c2 = dense<i64[1]> [2]
+  const %c4 = dense<i64[1]> [4]
+  const %c6 = dense<i64[1]> [6]
+  const %c8 = dense<i64[1]> [8]
+  %i: f32[2,2] = Slice(%r, %c0, %c2, %c0)
+  %f: f32[2,2] = Slice(%r, %c2, %c4, %c0)
+  %g: f32[2,2] = Slice(%r, %c4, %c6, %c0)
+  %o: f32[2,2] = Slice(%r, %c6, %c8, %c0)
+  %cat: f32[8,2] = Concat(%i, %o, %f, %g) {{axis = 0}}
+  %ru: f32[1,8,2] = Unsqueeze(%cat, %c0)
+  %y: f32[3,1,B,2] = LSTM(%x, %w, %ru) {{hidden_size = 2}}
+  return %y
+}}'''
+    reordered = np.concatenate([r[0:2], r[6:8], r[2:4], r[4:6]])[None]
+    expected = f'''graph "g" (%x: f32[3,B,2]) {{
+  const %w = {_dense(w)}
+  const %ru = {_dense(reordered)}
+  %y: f32[3,1,B,2] = LSTM(%x, %w, %ru) {{hidden_size = 2}}
+  return %y
+}}'''
+    feeds = {"x": rng.standard_normal((3, 2, 2)).astype(np.float32)}
+    ctx = assert_pass("fold-constants{growth=0}", before, expected, feeds=feeds, folded=6, folded_in_regions=6)
+    assert ctx.stats["skipped_growth"] == 4  # each Slice alone
+    # R also read elsewhere: the region would add the reordered copy beside it, and nothing folds.
+    shared = before.replace('graph "g" (%x: f32[3,B,2])', 'graph "g" (%x: f32[3,B,2], %x8: f32[8,2])').replace(
+        "  %y: f32[3,1,B,2]", "  %keep: f32[8,2] = Add(%x8, %r)\n  %y: f32[3,1,B,2]").replace(
+        "return %y", "return %y, %keep")
+    _, ctx = run_pass("fold-constants{growth=0}", shared)
+    assert ctx.stats["folded"] == 0 and any("constant region of 6 nodes" in r for r in ctx.remarks), ctx.remarks
+
+
+@pytest.mark.parametrize("name", ["lstm-dynamo", "gru-dynamo"])
+def test_dynamo_rnn_exports_lose_their_weight_slicing(name: str) -> None:
+    graph = imported(name, ("fold-constants",))
+    assert not [n for n in graph if all(v is None or v.is_constant for v in n.inputs)]  # the gate reordering
+    assert_export_numbers(name, graph)
