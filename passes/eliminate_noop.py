@@ -49,6 +49,8 @@ become unused: `dce`, which the pipelines run last, deletes them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from mlc.ir.core import Graph, Node, Value
@@ -101,9 +103,10 @@ def _is_int(dim: Dim) -> bool:
     return isinstance(dim, int)
 
 
-def _broadcast_keeps(dims: tuple[Dim, ...] | None, other: list[int]) -> str | None:
-    """None when broadcasting `dims` with the static shape `other` gives `dims` back; otherwise why
-    not ("differs" when it provably changes the shape, a reason when it cannot be told)."""
+def _broadcast_keeps(dims: tuple[Dim, ...] | None, other: Sequence[Dim]) -> str | None:
+    """None when broadcasting `dims` with the shape `other` gives `dims` back; otherwise why not
+    ("differs" when it provably changes the shape, a reason when it cannot be told). A symbolic
+    entry of `other` keeps the dim only where it is the same symbol."""
     if dims is None:
         return "the input's rank is unknown"
     if len(other) > len(dims):
@@ -112,14 +115,80 @@ def _broadcast_keeps(dims: tuple[Dim, ...] | None, other: list[int]) -> str | No
     unknown = False
     for k, entry in enumerate(other):
         dim = dims[offset + k]
-        if entry == 1:
+        if entry == 1 or (entry is not None and entry == dim):
             continue
-        if _is_int(dim):
-            if entry != dim:
-                return "differs"
-        else:
-            unknown = True
-    return f"a dim of the input is symbolic where {other} is not 1" if unknown else None
+        if _is_int(dim) and _is_int(entry):
+            return "differs"
+        unknown = True
+    return f"a dim of the input is symbolic where {list(other)} is not 1" if unknown else None
+
+
+# ===================================================================== splats
+# A value whose every element is one known scalar, whatever its (possibly symbolic) shape: a
+# constant, ConstantOfShape, and what layout ops, Expand, Cast and Where make of such values.
+_SPLAT_LAYOUT = {"Identity", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Slice", "Expand", "Tile",
+                 "Gather"}
+
+
+def _splat(value: Value | None, depth: int = 0) -> tuple[np.ndarray, DType, tuple[Dim, ...]] | None:
+    """(values, dtype, dims) of an operand whose values are known: a constant's array, or for a
+    computed splat a one-element array of its scalar (dims from its type)."""
+    if value is None or depth > 12:
+        return None
+    array = _const_array(value)
+    if array is not None:
+        assert isinstance(value.const, Tensor)
+        return array, value.const.dtype, tuple(value.const.shape)
+    node, dims, dtype = value.producer, dims_of(value), _dtype(value)
+    if node is None or node.domain not in ("", "ai.onnx") or dims is None or dtype is None:
+        return None
+    if any(a.ref is not None for a in node.attributes.values()):
+        return None
+    scalar: np.ndarray | None = None
+    if node.op_type == "ConstantOfShape":
+        fill = node.attr("value")
+        scalar = np.zeros(1, np.float32) if fill is None else fill.numpy().reshape(-1)[:1] \
+            if isinstance(fill, Tensor) and fill.has_data and fill.size == 1 else None
+    elif node.op_type in _SPLAT_LAYOUT:
+        scalar = _scalar_of(node.inputs[0], depth)
+    elif node.op_type in ("Cast", "CastLike"):
+        inner = _scalar_of(node.inputs[0], depth)
+        scalar = None if inner is None or dtype in (DType.STRING, DType.UNDEFINED) or dtype.is_exotic \
+            else inner.astype(dtype.numpy)
+    elif node.op_type == "Concat":
+        parts = [_scalar_of(v, depth) for v in node.inputs if v is not None]
+        if parts and all(p is not None for p in parts) and all(_same_bits(p, parts[0]) for p in parts):  # type: ignore[arg-type]
+            scalar = parts[0]
+    elif node.op_type == "Where" and len(node.inputs) == 3:
+        cond = _scalar_of(node.inputs[0], depth)
+        if cond is not None:
+            scalar = _scalar_of(node.inputs[1] if bool(cond[0]) else node.inputs[2], depth)
+    if scalar is None or scalar.size != 1:
+        return None
+    if scalar.dtype != dtype.numpy:
+        return None
+    return scalar, dtype, dims
+
+
+def _scalar_of(value: Value | None, depth: int) -> np.ndarray | None:
+    """The one value every element of `value` holds, as a one-element array."""
+    found = _splat(value, depth + 1)
+    if found is None:
+        return None
+    array = found[0].reshape(-1)
+    if array.size == 0 or not _all_same(array):
+        return None
+    return array[:1]
+
+
+def _all_same(array: np.ndarray) -> bool:
+    first = array[:1]
+    return bool(np.all(array.view(np.uint8).reshape(array.size, -1) == first.view(np.uint8).reshape(1, -1))) \
+        if array.dtype.kind != "O" else False
+
+
+def _same_bits(a: np.ndarray, b: np.ndarray) -> bool:
+    return a.dtype == b.dtype and a.tobytes() == b.tobytes()
 
 
 # ===================================================================== the sign of zero
@@ -406,6 +475,11 @@ def _tile(node: Node) -> Match:
 def _identity_element(array: np.ndarray, op: str, position: int, signed_zeros: bool) -> str | None:
     """None when the constant (operand `position`) is an exact identity of `op`; "no" when it is no
     identity at all; otherwise why it is kept."""
+    if op in ("And", "Or"):
+        if array.dtype != np.bool_:
+            return "no"
+        identity = bool(np.all(array)) if op == "And" else not bool(np.any(array))
+        return None if identity else "no"
     if array.dtype.kind not in "iuf" and not _float_like(array):
         return "no"  # bool, complex, strings
     values = array.reshape(-1).astype(np.float64) if array.dtype.kind not in "iu" else array.reshape(-1)
@@ -442,9 +516,10 @@ def _arithmetic(node: Node, signed_zeros: bool, signs: _ZeroSigns | None = None)
     why: str | None = None
     for position in (1, 0):  # prefer x op c: the kept operand is the other one
         constant, x = node.inputs[position], node.inputs[1 - position]
-        array = _const_array(constant)
-        if array is None or x is None:
+        known = _splat(constant)
+        if known is None or x is None:
             continue
+        array, cdtype, cdims = known
         verdict = _identity_element(array, node.op_type, position, signed_zeros)
         if verdict == "no":
             continue
@@ -458,30 +533,56 @@ def _arithmetic(node: Node, signed_zeros: bool, signs: _ZeroSigns | None = None)
         if verdict is not None:
             why = verdict
             continue
-        assert constant is not None and isinstance(constant.const, Tensor)
         operand = _dtype(x)
-        if operand != constant.const.dtype:
-            why = (f"the constant is {constant.const.dtype.short_name} and the operand is "
+        if operand != cdtype:
+            why = (f"the constant is {cdtype.short_name} and the operand is "
                    f"{operand.short_name if operand is not None else 'of unknown type'}")
             continue
-        shape_why = _broadcast_keeps(dims_of(x), list(constant.const.shape))
+        shape_why = _broadcast_keeps(dims_of(x), list(cdims))
         if shape_why == "differs":
-            why = f"the constant {list(constant.const.shape)} broadcasts the operand to a larger shape"
+            why = f"the constant {list(cdims)} broadcasts the operand to a larger shape"
             continue
         if shape_why is not None:
             why = shape_why
             continue
-        rule = {"Mul": "mul-one", "Div": "div-one", "Add": "add-zero", "Sub": "sub-zero"}[node.op_type]
+        rule = {"Mul": "mul-one", "Div": "div-one", "Add": "add-zero", "Sub": "sub-zero", "And": "and-true",
+                "Or": "or-false"}[node.op_type]
         return (rule, x)
     return why
+
+
+def _where(node: Node) -> Match:
+    """Where(c, a, b) with c known all true (all false) and the result of a's (b's) shape -> a (b)."""
+    if len(node.inputs) != 3 or any(v is None for v in node.inputs):
+        return None
+    cond = _splat(node.inputs[0])
+    if cond is None or cond[1] != DType.BOOL:
+        return None
+    values = cond[0].reshape(-1)
+    if values.size == 0 or not (bool(np.all(values)) or not bool(np.any(values))):
+        return None
+    picked = node.inputs[1] if bool(values[0]) else node.inputs[2]
+    other = node.inputs[2] if bool(values[0]) else node.inputs[1]
+    assert picked is not None and other is not None
+    dims = dims_of(picked)
+    for operand in (node.inputs[0], other):
+        shape = dims_of(operand)
+        if shape is None:
+            return "an operand's rank is unknown"
+        why = _broadcast_keeps(dims, list(shape))
+        if why == "differs":
+            return None
+        if why is not None:
+            return why
+    return ("where-const", picked)
 
 
 _MATCHERS = {
     "Cast": _cast, "CastLike": _castlike, "Reshape": _reshape, "Expand": _expand, "Slice": _slice, "Pad": _pad,
     "Transpose": _transpose, "Squeeze": _squeeze, "Unsqueeze": _unsqueeze, "Concat": _concat, "Split": _split,
-    "Tile": _tile,
+    "Tile": _tile, "Where": _where,
 }
-_ARITHMETIC = {"Mul", "Div", "Add", "Sub"}
+_ARITHMETIC = {"Mul", "Div", "Add", "Sub", "And", "Or"}
 
 
 def match_noop(node: Node, signed_zeros: bool = True, signs: _ZeroSigns | None = None) -> Match:

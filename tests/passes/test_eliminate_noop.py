@@ -378,3 +378,61 @@ def test_real_models_keep_their_numbers(path: Path) -> None:
             run_graph(before, make_inputs(before))
         pytest.skip(ORT_CANNOT_RUN[name])
     assert name not in ORT_CANNOT_RUN, f"{name} runs now: take it off ORT_CANNOT_RUN"
+
+
+def test_computed_splats_count_as_constants() -> None:
+    """The dynamo exporter's attention mask of an unmasked model: an all-true [1,1,17,1] expanded to
+    [B,1,17,17], turned into 0.0 by Where and added to the scores: the Add goes (the Where and the
+    Expand are left to dce). ConstantOfShape(1) cast to bool is an all-true And operand."""
+    before = '''graph "g" (%s: f32[B,4,17,17], %m: bool[B,1,17,17], %x: f32[B,3]) {
+  const %true = splat<bool[1,1,17,1]> true
+  const %zero = dense<f32[]> [0.0]
+  const %low = dense<f32[]> [-3.4e38]
+  const %tail = dense<i64[3]> [1, 17, 17]
+  %b: i64[1] = Shape(%x) {start = 0, end = 1}
+  %t: i64[4] = Concat(%b, %tail) {axis = 0}
+  %e: bool[B,1,17,17] = Expand(%true, %t)
+  %w: f32[B,1,17,17] = Where(%e, %zero, %low)
+  %a: f32[B,4,17,17] = Add(%s, %w)
+  %p: f32[B,4,17,17] = Softmax(%a) {axis = -1}
+  %ones: i64[B,1,17,17] = ConstantOfShape(%t) {value = dense<i64[1]> [1]}
+  %tr: bool[B,1,17,17] = Cast(%ones) {to = 9}
+  %k: bool[B,1,17,17] = And(%m, %tr)
+  %q: f32[B,4,17,17] = Where(%k, %p, %low)
+  return %q
+}'''
+    expected = before.replace("Softmax(%a)", "Softmax(%s)").replace("  %a: f32[B,4,17,17] = Add(%s, %w)\n", "") \
+        .replace("Where(%k, %p, %low)", "Where(%m, %p, %low)").replace("  %k: bool[B,1,17,17] = And(%m, %tr)\n", "")
+    rng = np.random.default_rng(0)
+    feeds = {"s": rng.standard_normal((2, 4, 17, 17)).astype(np.float32),
+             "m": rng.integers(0, 2, (2, 1, 17, 17)).astype(bool), "x": np.ones((2, 3), np.float32)}
+    ctx = assert_pass("eliminate-noop", before, expected, feeds=feeds, removed=2)
+    assert ctx.rules == {"add-zero": 1, "and-true": 1}, ctx.rules
+
+
+def test_where_with_a_known_condition_picks_its_branch() -> None:
+    before = '''graph "g" (%a: f32[B,4], %b: f32[B,4], %x: f32[B,4]) {
+  const %shape = dense<i64[2]> [1, 4]
+  %c: bool[1,4] = ConstantOfShape(%shape) {value = dense<bool[1]> [false]}
+  %w: f32[B,4] = Where(%c, %a, %b)
+  %y: f32[B,4] = Mul(%w, %x)
+  return %y
+}'''
+    expected = before.replace("Mul(%w, %x)", "Mul(%b, %x)").replace("  %w: f32[B,4] = Where(%c, %a, %b)\n", "")
+    rng = np.random.default_rng(1)
+    feeds = {k: rng.standard_normal((3, 4)).astype(np.float32) for k in "abx"}
+    assert_pass("eliminate-noop", before, expected, feeds=feeds, removed=1)
+    # the condition broadcasts the picked branch to a larger shape, or is not known to be all false
+    wider = before.replace("%b: f32[B,4]", "%b: f32[1,4]")
+    assert_pass("eliminate-noop", wider, wider, feeds={"a": feeds["a"], "b": feeds["b"][:1], "x": feeds["x"]})
+    mixed = before.replace("ConstantOfShape(%shape) {value = dense<bool[1]> [false]}", "Less(%a, %b)").replace(
+        "%c: bool[1,4]", "%c: bool[B,4]")
+    assert_pass("eliminate-noop", mixed, mixed, feeds=feeds)
+    # a splat operand whose symbolic dim is not the operand's: the Add may broadcast
+    other = '''graph "g" (%x: f32[B,4], %t: i64[2]) {
+  %z: f32[C,4] = ConstantOfShape(%t)
+  %y: f32[?,4] = Add(%x, %z)
+  return %y
+}'''
+    _, ctx = run_pass("eliminate-noop", other)
+    assert ctx.rewrites == 0 and any("symbolic" in r for r in ctx.remarks), ctx.remarks
