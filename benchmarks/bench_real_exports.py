@@ -14,6 +14,7 @@ dynamo RNN exports, whose sequence length torch.export specializes: only their b
     gpt2    transformers GPT2LMHeadModel (2 layers), input_ids [batch, sequence] (an all-ones mask made inside)
     bert    transformers BertModel (2 layers) with input_ids and attention_mask [batch, sequence]
     lstm    Embedding -> two stacked nn.LSTM (the second bidirectional) -> Linear on the last step
+    bilstm  Embedding -> nn.LSTM (2 layers, bidirectional) -> Linear on the last step
     gru     Embedding -> nn.GRU (2 layers) -> Linear on the last step
 
 The exports are cached in ~/.cache/mlc-simplify/ (delete it to rebuild). Per model the table gives
@@ -42,7 +43,7 @@ import onnx
 
 CACHE = Path(os.environ.get("MLC_SIMPLIFY_CACHE", Path.home() / ".cache" / "mlc-simplify"))
 OPSET = 17
-FAMILIES = ["vit", "gpt2", "bert", "lstm", "gru"]
+FAMILIES = ["vit", "gpt2", "bert", "lstm", "bilstm", "gru"]
 EXPORTERS = ["ts", "dynamo"]
 
 
@@ -120,13 +121,15 @@ def _rnn(kind: str):  # type: ignore[no-untyped-def]
         def __init__(self) -> None:
             super().__init__()
             self.embed = torch.nn.Embedding(100, 32)
+            self.rnn2: torch.nn.Module | None = None
             if kind == "lstm":
-                self.rnn1 = torch.nn.LSTM(32, 48, batch_first=True)
+                self.rnn1: torch.nn.Module = torch.nn.LSTM(32, 48, batch_first=True)
                 self.rnn2 = torch.nn.LSTM(48, 32, batch_first=True, bidirectional=True)
+            elif kind == "bilstm":
+                self.rnn1 = torch.nn.LSTM(32, 48, num_layers=2, batch_first=True, bidirectional=True)
             else:
                 self.rnn1 = torch.nn.GRU(32, 48, num_layers=2, batch_first=True)
-                self.rnn2 = None
-            self.head = torch.nn.Linear(64 if kind == "lstm" else 48, 5)
+            self.head = torch.nn.Linear({"lstm": 64, "bilstm": 96, "gru": 48}[kind], 5)
 
         def forward(self, tokens):  # type: ignore[no-untyped-def]
             x, _ = self.rnn1(self.embed(tokens))
@@ -140,7 +143,7 @@ def _rnn(kind: str):  # type: ignore[no-untyped-def]
 
 
 BUILDERS: dict[str, Callable] = {"vit": _vit, "gpt2": _gpt2, "bert": _bert, "lstm": lambda: _rnn("lstm"),
-                                 "gru": lambda: _rnn("gru")}
+                                 "bilstm": lambda: _rnn("bilstm"), "gru": lambda: _rnn("gru")}
 
 
 def export(family: str, exporter: str, path: Path) -> None:
@@ -156,7 +159,7 @@ def export(family: str, exporter: str, path: Path) -> None:
             torch.onnx.export(model, args, str(path), input_names=inputs, output_names=outputs,
                               dynamic_axes={**axes, **out_axes}, opset_version=OPSET, dynamo=False)
         else:
-            if family in ("lstm", "gru"):
+            if family in ("lstm", "bilstm", "gru"):
                 # torch.export specializes an RNN's sequence length (aten.lstm/gru trace a loop over
                 # it): with it marked dynamic, torch.onnx falls back to a draft export that silently
                 # bakes 7 in. Only the batch stays dynamic there.

@@ -1,5 +1,5 @@
 """Real PyTorch exports for the pass tests: the models of benchmarks/bench_real_exports.py
-(transformers ViT, GPT-2, BERT; an LSTM and a GRU classifier; TorchScript and dynamo exporters),
+(transformers ViT, GPT-2, BERT; LSTM and GRU classifiers; TorchScript and dynamo exporters),
 built from small configs with seeded weights and cached in ~/.cache/mlc-simplify/. Tests that use
 them skip where torch or transformers is not installed.
 
@@ -40,7 +40,7 @@ def _bench() -> Any:
 def export_path(name: str) -> Path:
     """The cached export `FAMILY-EXPORTER` (e.g. "vit-ts", "lstm-dynamo"), made on first use."""
     pytest.importorskip("torch")
-    if not name.startswith(("lstm", "gru")):
+    if not name.startswith(("lstm", "bilstm", "gru")):
         pytest.importorskip("transformers")
     pytest.importorskip("onnxscript")
     return Path(_bench().model_path(name))
@@ -89,4 +89,5 @@ def op_count(graph: Graph, op: str) -> int:
     return sum(1 for n in graph if n.op_type == op)
 
 
-ALL = [f"{family}-{exporter}" for family in ("vit", "gpt2", "bert", "lstm", "gru") for exporter in ("ts", "dynamo")]
+ALL = [f"{family}-{exporter}" for family in ("vit", "gpt2", "bert", "lstm", "bilstm", "gru")
+       for exporter in ("ts", "dynamo")]

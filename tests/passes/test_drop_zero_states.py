@@ -83,7 +83,7 @@ def test_must_not_change() -> None:
     assert lstm.inputs[5] is not None and lstm.inputs[6] is None
 
 
-@pytest.mark.parametrize("name", ["lstm-ts", "lstm-dynamo", "gru-ts", "gru-dynamo"])
+@pytest.mark.parametrize("name", ["lstm-ts", "lstm-dynamo", "bilstm-ts", "bilstm-dynamo", "gru-ts", "gru-dynamo"])
 def test_real_exports(name: str) -> None:
     graph = imported(name, ("fold-constants", "drop-zero-states", "dce"))
     assert op_count(graph, "ConstantOfShape") == op_count(graph, "Expand") == 0

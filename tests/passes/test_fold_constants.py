@@ -250,7 +250,7 @@ def test_a_constant_region_folds_as_a_whole_where_no_node_alone_may() -> None:
     assert ctx.stats["folded"] == 0 and any("constant region of 6 nodes" in r for r in ctx.remarks), ctx.remarks
 
 
-@pytest.mark.parametrize("name", ["lstm-dynamo", "gru-dynamo"])
+@pytest.mark.parametrize("name", ["lstm-dynamo", "bilstm-dynamo", "gru-dynamo"])
 def test_dynamo_rnn_exports_lose_their_weight_slicing(name: str) -> None:
     graph = imported(name, ("fold-constants",))
     assert not [n for n in graph if all(v is None or v.is_constant for v in n.inputs)]  # the gate reordering
