@@ -17,9 +17,9 @@ from mlc.errors import BadInputError, did_you_mean
 from mlc.pass_api import Pass, parse_pass_spec, split_pass_list
 
 _CLEANUP = ["eliminate-identity", "eliminate-noop", "fold-constants", "inline-constant-if"]
-_FUSIONS = ["infer-shapes", "simplify-shapes", "simplify-slices", "drop-zero-states", "eliminate-noop",
-            "unflatten-gemm", "merge-layout-ops", "fuse-pad", "fuse-batchnorm", "fuse-conv-affine", "fuse-matmul-add",
-            "fuse-layernorm", "fuse-gelu", "fold-residual-bias"]
+_FUSIONS = ["simplify-shapes", "simplify-slices", "drop-zero-states", "unflatten-gemm", "merge-layout-ops",
+            "fuse-pad", "fuse-batchnorm", "fuse-conv-affine", "fuse-matmul-add", "fuse-layernorm", "fuse-gelu",
+            "fold-residual-bias"]
 _FINISH = ["dedupe-constants", "cse", "dce"]
 
 PIPELINES: dict[str, list[str]] = {

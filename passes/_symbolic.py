@@ -45,25 +45,49 @@ _STANDARD = ("", "ai.onnx")
 Mono = tuple[str, ...]
 
 
+_CONSTS: dict[int, Expr] = {}
+_ATOMS: dict[str, Expr] = {}
+
+
 class Expr:
     """A polynomial over dim names with integer coefficients, in canonical form (immutable)."""
 
-    __slots__ = ("_hash", "terms")
+    __slots__ = ("_hash", "is_const", "terms", "value")
 
     def __init__(self, terms: dict[Mono, int] | Iterable[tuple[Mono, int]]) -> None:
         items = terms.items() if isinstance(terms, dict) else terms
-        self.terms: tuple[tuple[Mono, int], ...] = tuple(sorted((m, c) for m, c in items if c != 0))
-        self._hash = hash(self.terms)
+        self._set(tuple(sorted((m, c) for m, c in items if c != 0)))
+
+    def _set(self, terms: tuple[tuple[Mono, int], ...]) -> None:
+        self.terms: tuple[tuple[Mono, int], ...] = terms
+        self._hash = hash(terms)
+        self.is_const: bool = not terms or (len(terms) == 1 and terms[0][0] == ())
+        self.value: int = terms[0][1] if self.is_const and terms else 0  # the constant's value
+
+    @staticmethod
+    def _raw(terms: tuple[tuple[Mono, int], ...]) -> Expr:
+        expr = Expr.__new__(Expr)
+        expr._set(terms)
+        return expr
 
     @staticmethod
     def const(value: int) -> Expr:
-        terms: dict[Mono, int] = {(): int(value)}
-        return Expr(terms)
+        value = int(value)
+        cached = _CONSTS.get(value)
+        if cached is None:
+            cached = Expr._raw((((), value),) if value else ())
+            if -1024 <= value <= 1 << 20:
+                _CONSTS[value] = cached
+        return cached
 
     @staticmethod
     def atom(name: str) -> Expr:
-        terms: dict[Mono, int] = {(name,): 1}
-        return Expr(terms)
+        cached = _ATOMS.get(name)
+        if cached is None:
+            cached = Expr._raw((((name,), 1),))
+            if len(_ATOMS) < 1 << 16:
+                _ATOMS[name] = cached
+        return cached
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Expr) and self.terms == other.terms
@@ -91,15 +115,6 @@ class Expr:
         return "+".join(parts).replace("+-", "-")
 
     @property
-    def is_const(self) -> bool:
-        return not self.terms or (len(self.terms) == 1 and self.terms[0][0] == ())
-
-    @property
-    def value(self) -> int:
-        """The constant's value (only for `is_const`)."""
-        return self.terms[0][1] if self.terms else 0
-
-    @property
     def atoms(self) -> set[str]:
         return {a for mono, _ in self.terms for a in mono}
 
@@ -109,6 +124,8 @@ class Expr:
         return all(c >= 0 for _, c in self.terms)
 
     def __add__(self, other: Expr) -> Expr:
+        if self.is_const and other.is_const:
+            return Expr.const(self.value + other.value)
         terms = dict(self.terms)
         for mono, coef in other.terms:
             terms[mono] = terms.get(mono, 0) + coef
@@ -121,6 +138,12 @@ class Expr:
         return self + (-other)
 
     def __mul__(self, other: Expr) -> Expr:
+        if self.is_const and other.is_const:
+            return Expr.const(self.value * other.value)
+        if other.is_const and other.value == 1:
+            return self
+        if self.is_const and self.value == 1:
+            return other
         terms: dict[Mono, int] = {}
         for m1, c1 in self.terms:
             for m2, c2 in other.terms:

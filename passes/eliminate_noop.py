@@ -128,6 +128,7 @@ def _broadcast_keeps(dims: tuple[Dim, ...] | None, other: Sequence[Dim]) -> str 
 # constant, ConstantOfShape, and what layout ops, Expand, Cast and Where make of such values.
 _SPLAT_LAYOUT = {"Identity", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Slice", "Expand", "Tile",
                  "Gather"}
+_SPLAT_OPS = _SPLAT_LAYOUT | {"ConstantOfShape", "Cast", "CastLike", "Concat", "Where"}
 
 
 def _splat(value: Value | None, depth: int = 0) -> tuple[np.ndarray, DType, tuple[Dim, ...]] | None:
@@ -135,12 +136,17 @@ def _splat(value: Value | None, depth: int = 0) -> tuple[np.ndarray, DType, tupl
     computed splat a one-element array of its scalar (dims from its type)."""
     if value is None or depth > 12:
         return None
-    array = _const_array(value)
-    if array is not None:
+    node = value.producer
+    if node is None:
+        array = _const_array(value)
+        if array is None:
+            return None
         assert isinstance(value.const, Tensor)
         return array, value.const.dtype, tuple(value.const.shape)
-    node, dims, dtype = value.producer, dims_of(value), _dtype(value)
-    if node is None or node.domain not in ("", "ai.onnx") or dims is None or dtype is None:
+    if node.op_type not in _SPLAT_OPS or node.domain not in ("", "ai.onnx"):
+        return None
+    dims, dtype = dims_of(value), _dtype(value)
+    if dims is None or dtype is None:
         return None
     if any(a.ref is not None for a in node.attributes.values()):
         return None
@@ -249,11 +255,16 @@ class _ZeroSigns:
 
     def __init__(self, graph: Graph, outputs: bool) -> None:
         self.outputs = outputs
-        self._observed: dict[Value, bool] = {}
-        for node in reversed(graph.nodes):
+        self._graph = graph
+        self._observed: dict[Value, bool] | None = None  # computed on the first question
+
+    def _build(self) -> dict[Value, bool]:
+        self._observed = {}
+        for node in reversed(self._graph.nodes):
             for value in node.outputs:
                 if value is not None:
-                    self._observed[value] = self._compute(value, graph)
+                    self._observed[value] = self._compute(value, self._graph)
+        return self._observed
 
     def _compute(self, value: Value, graph: Graph) -> bool:
         if value.is_graph_output and (self.outputs or graph.parent is not None):
@@ -264,12 +275,14 @@ class _ZeroSigns:
             how = _sign_use(user, index)
             if how == "observes":
                 return True
-            if how == "passes" and any(out is not None and self._observed.get(out, True) for out in user.outputs):
+            if how == "passes" and any(out is not None and self._observed.get(out, True)  # type: ignore[union-attr]
+                                       for out in user.outputs):
                 return True
         return False
 
     def observed(self, value: Value) -> bool:
-        return self._observed.get(value, True)
+        observed = self._observed if self._observed is not None else self._build()
+        return observed.get(value, True)
 
 
 # ===================================================================== the rules

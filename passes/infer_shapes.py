@@ -48,39 +48,48 @@ class InferShapes(Pass):
     def run(self, graph: Graph, ctx: PassContext) -> bool:
         changed = False
         for sub in list(graph.all_graphs()):
-            info = ShapeInfo(sub)
-            for node in sub:
-                for value in node.outputs:
-                    if value is None or not isinstance(value.type, TensorType):
-                        continue
-                    if self._refine(value, info, ctx):
-                        changed = True
-                    if ctx.exhausted:
-                        return changed
+            changed |= refine_types(sub, ShapeInfo(sub), ctx)
+            if ctx.exhausted:
+                return changed
         return changed
 
-    @staticmethod
-    def _refine(value: Value, info: ShapeInfo, ctx: PassContext) -> bool:
-        assert isinstance(value.type, TensorType)
-        derived = info.shape(value)
-        if derived is None:
+
+def refine_types(graph: Graph, info: ShapeInfo, ctx: PassContext) -> bool:
+    """Give the node outputs of `graph` the dims `info` derives (see the module docstring);
+    `simplify-shapes` calls this too, with the analysis it has built anyway."""
+    changed = False
+    for node in graph:
+        for value in node.outputs:
+            if value is None or not isinstance(value.type, TensorType) or value.type.is_static:
+                continue  # a static type is as precise as it gets
+            if _refine(value, info, ctx):
+                changed = True
+            if ctx.exhausted:
+                return changed
+    return changed
+
+
+def _refine(value: Value, info: ShapeInfo, ctx: PassContext) -> bool:
+    assert isinstance(value.type, TensorType)
+    derived = info.shape(value)
+    if derived is None:
+        return False
+    old = value.type.shape
+    new = [info.to_dim(d) for d in derived]
+    interface = value.is_graph_output
+    if old is None:
+        if interface or any(d is None for d in new):
             return False
-        old = value.type.shape
-        new = [info.to_dim(d) for d in derived]
-        interface = value.is_graph_output
-        if old is None:
-            if interface or any(d is None for d in new):
-                return False
-            dims = tuple(new)
-        else:
-            if len(old) != len(new):
-                return False
-            dims = tuple(n if _better(n, o, interface) else o for n, o in zip(new, old, strict=True))
-        if dims == old:
+        dims = tuple(new)
+    else:
+        if len(old) != len(new):
             return False
-        if not ctx.rewrite("refine-type"):
-            return False
-        ctx.stats["values_refined"] += 1
-        ctx.stats["dims_refined"] += sum(1 for a, b in zip(dims, old or [None] * len(dims), strict=True) if a != b)
-        value.type = TensorType(value.type.dtype, dims)
-        return True
+        dims = tuple(n if _better(n, o, interface) else o for n, o in zip(new, old, strict=True))
+    if dims == old:
+        return False
+    if not ctx.rewrite("refine-type"):
+        return False
+    ctx.stats["values_refined"] += 1
+    ctx.stats["dims_refined"] += sum(1 for a, b in zip(dims, old or [None] * len(dims), strict=True) if a != b)
+    value.type = TensorType(value.type.dtype, dims)
+    return True

@@ -27,7 +27,9 @@ entry may be -1. The rules:
     expand-noop        Expand(x, s) with s computed, broadcasting x to x's own dims   ->  x
 
 Every dim used is equal by construction (the same symbolic expression), so the rewrites hold for
-every shape the model accepts. What becomes unused is left to `dce`.
+every shape the model accepts. With the analysis built, the pass first gives every value the dims
+it derives, as `infer-shapes` does (option `refine_types`, on by default), so that the passes
+after it compare dims by one name. What becomes unused is left to `dce`.
 """
 
 from __future__ import annotations
@@ -36,9 +38,10 @@ import numpy as np
 
 from mlc.ir.core import Graph, Node, Value
 from mlc.ir.types import TensorType
-from mlc.pass_api import Numerics, Pass, PassContext, register_pass
+from mlc.pass_api import Numerics, Pass, PassContext, PassOption, register_pass
 from mlc.passes._patterns import label, output_name_blocked
 from mlc.passes._symbolic import INT_DTYPES, ShapeInfo, broadcast, elems_array, reshape_dims
+from mlc.passes.infer_shapes import refine_types
 
 
 @register_pass
@@ -46,12 +49,17 @@ class SimplifyShapes(Pass):
     name = "simplify-shapes"
     description = "Turn Shape→Gather→Concat→Reshape chains into constant Reshape targets where dims allow"
     numerics = Numerics.EXACT
-    statistics = ("dims_folded", "reshapes_simplified", "reshapes_removed", "expands_removed")
+    options = (PassOption("refine_types", bool, True,
+                          "also give values the dims the analysis derives, as infer-shapes does"),)
+    statistics = ("dims_folded", "reshapes_simplified", "reshapes_removed", "expands_removed", "values_refined",
+                  "dims_refined")
 
     def run(self, graph: Graph, ctx: PassContext) -> bool:
         changed = False
         for sub in list(graph.all_graphs()):
             info = ShapeInfo(sub)
+            if self.option("refine_types"):
+                changed |= refine_types(sub, info, ctx)
             foldable = _foldable(sub, info)
             for node in sub:
                 if node.domain not in ("", "ai.onnx"):

@@ -108,6 +108,8 @@ class SimplifySlices(Pass):
     def run(self, graph: Graph, ctx: PassContext) -> bool:
         changed = False
         for sub in list(graph.all_graphs()):
+            if not any(_candidate(node) for node in sub):
+                continue  # no symbolic analysis for a graph without candidates
             info = ShapeInfo(sub)
             for node in sub:
                 if node.domain not in STANDARD:
@@ -246,6 +248,20 @@ class SimplifySlices(Pass):
             graph.remove(node)
         ctx.stats["concats_simplified"] += 1
         return True
+
+
+def _candidate(node: Node) -> bool:
+    """A Slice with a computed bound or of a Slice, or a Concat of Slice/Split outputs."""
+    if node.domain not in STANDARD:
+        return False
+    if node.op_type == "Slice":
+        inner = node.inputs[0].producer if node.inputs and node.inputs[0] is not None else None
+        return (inner is not None and inner.op_type == "Slice") or any(
+            v is not None and not v.is_constant for v in node.inputs[1:3])
+    if node.op_type == "Concat":
+        producers = [v.producer for v in node.inputs if v is not None]
+        return sum(1 for p in producers if p is not None and p.op_type in ("Slice", "Split")) > 1
+    return False
 
 
 def _whole_split_or_slices(group: list[tuple[Value, Expr, Expr, bool] | None], values: list[Value]) -> bool:

@@ -105,6 +105,11 @@ def test_must_not_change() -> None:
     assert ctx.rewrites == 0 and any("neither constant nor copied" in r for r in ctx.remarks), ctx.remarks
 
 
+# The rewrite tests below keep their made-up dims: the types the analysis derives are
+# infer-shapes's subject (tests/passes/test_infer_shapes.py), and one test here checks both at once.
+REWRITES_ONLY = "simplify-shapes{refine_types=false}"
+
+
 def _x(*shape: int) -> dict[str, np.ndarray]:
     return {"x": np.random.default_rng(len(shape)).standard_normal(shape).astype(np.float32)}
 
@@ -126,7 +131,7 @@ def test_a_static_tail_of_a_shape_folds_and_the_view_becomes_constant() -> None:
     # the Concat folds (to [-1, 64]); the chain before it is left to dce
     expected = before.replace("  %y: f32[unk__1,64] = Reshape(%x, %t)", "  const %target = dense<i64[2]> [-1, 64]\n"
                               "  %y: f32[unk__1,64] = Reshape(%x, %target)")
-    ctx = assert_pass("simplify-shapes", before, expected, feeds=_x(3, 5, 64))
+    ctx = assert_pass(REWRITES_ONLY, before, expected, feeds=_x(3, 5, 64))
     assert ctx.rules == {"fold-shape-value": 1}, ctx.rules
 
 
@@ -151,7 +156,7 @@ def test_torch_expand_minus_one_idiom_folds_its_comparison() -> None:
         "  const %ones = dense<i64[3]> [1, 1, 1]\n",
         "  const %ones = dense<i64[3]> [1, 1, 1]\n  const %known = dense<bool[3]> [false, true, true]\n")
     feeds = {"x": np.ones((3, 3), np.float32), "c": np.arange(4, dtype=np.float32).reshape(1, 1, 4)}
-    assert_pass("simplify-shapes", before, expected, feeds=feeds, dims_folded=1)
+    assert_pass(REWRITES_ONLY, before, expected, feeds=feeds, dims_folded=1)
 
 
 def test_a_reshape_to_its_own_dims_goes() -> None:
@@ -177,7 +182,7 @@ def test_a_reshape_to_its_own_dims_goes() -> None:
         "Mul(%mask, %r)", "Mul(%ones, %ids)").replace("  %r: i64[unk__1,S] = Reshape(%ids, %flat)\n", "").replace(
         "Shape(%r)", "Shape(%ids)")
     feeds = {"ids": np.arange(15, dtype=np.int64).reshape(3, 5)}
-    assert_pass("simplify-shapes", before, expected, feeds=feeds, reshapes_removed=2)
+    assert_pass(REWRITES_ONLY, before, expected, feeds=feeds, reshapes_removed=2)
 
 
 def test_an_expand_to_its_own_dims_goes() -> None:
@@ -194,10 +199,10 @@ def test_an_expand_to_its_own_dims_goes() -> None:
 }'''
     expected = before.replace("  %e: f32[unk__1,unk__2] = Expand(%m, %t)\n", "").replace("Add(%x, %e)", "Add(%x, %m)")
     feeds = {"x": np.ones((3, 4), np.float32), "m": np.arange(3, dtype=np.float32).reshape(3, 1)}
-    assert_pass("simplify-shapes", before, expected, feeds=feeds, expands_removed=1)
+    assert_pass(REWRITES_ONLY, before, expected, feeds=feeds, expands_removed=1)
     grows = before.replace("Concat(%b, %one)", "Concat(%b, %b)").replace("const %one = dense<i64[1]> [1]",
                                                                           "const %one = dense<i64[1]> [1]")
-    assert_pass("simplify-shapes", grows, grows, feeds={"x": np.ones((3, 3), np.float32),
+    assert_pass(REWRITES_ONLY, grows, grows, feeds={"x": np.ones((3, 3), np.float32),
                                                         "m": np.ones((3, 1), np.float32)})
 
 
@@ -208,3 +213,23 @@ def test_real_exports_keep_their_numbers(name: str) -> None:
     if name in ("vit-ts", "bert-dynamo"):
         # every Reshape target is a constant
         assert all(n.inputs[1].is_constant for n in graph if n.op_type == "Reshape"), name
+
+
+def test_the_derived_dims_are_written_into_the_types() -> None:
+    """With refine_types (the default), the rewritten view also gets its dims' names."""
+    before = '''graph "g" (%x: f32[B,S,64]) {
+  const %i0 = dense<i64[]> [0]
+  const %ax = dense<i64[1]> [0]
+  const %rest = dense<i64[2]> [-1, 16]
+  %s: i64[3] = Shape(%x)
+  %b: i64[] = Gather(%s, %i0) {axis = 0}
+  %b1: i64[1] = Unsqueeze(%b, %ax)
+  %t: i64[3] = Concat(%b1, %rest) {axis = 0}
+  %y: f32[unk__1,unk__2,16] = Reshape(%x, %t)
+  return %y
+}'''
+    graph, ctx = run_pass("simplify-shapes", before)
+    assert ctx.rules == {"refine-type": 1, "reshape-copy-dims": 1}, ctx.rules
+    reshape = next(n for n in graph if n.op_type == "Reshape")
+    assert reshape.inputs[1].const.numpy().tolist() == [0, -1, 16]
+    assert reshape.outputs[0].type.shape == ("B", "4*S", 16)
