@@ -443,3 +443,24 @@ def same_dim(a: Value, i: int, b: Value, j: int) -> bool:
     if da is None or db is None or i >= len(da) or j >= len(db):
         return False
     return da[i] is not None and da[i] == db[j]
+
+
+def remove_dead_producers(values: Iterable[Value | None]) -> int:
+    """Remove the standard-domain nodes that produce `values` once nothing reads any of their
+    outputs, and then, transitively, the producers of their inputs that die with them: the chain
+    a rewrite has orphaned (a Shape→Gather→Concat that fed a folded target). Returns how many
+    nodes went. Nodes with sub-graphs or of other domains stay (dce's rules)."""
+    removed = 0
+    pending = [v for v in values if v is not None]
+    while pending:
+        value = pending.pop()
+        node = value.producer
+        if node is None or node.graph is None or node.domain not in STANDARD or node.subgraphs():
+            continue
+        if any(out is not None and (out.uses or out.is_graph_output) for out in node.outputs):
+            continue
+        inputs = [v for v in node.inputs if v is not None]
+        node.graph.remove(node)
+        removed += 1
+        pending.extend(inputs)
+    return removed

@@ -8,6 +8,8 @@
     unsqueeze-unsqueeze   Unsqueeze(Unsqueeze(x, a), b)  -> Unsqueeze(x, b + a mapped onto the result's axes)
     reshape-reshape       Reshape(Reshape(x, s), t)      -> Reshape(x, t)
     squeeze-reshape, unsqueeze-reshape, flatten-reshape: the same with Squeeze/Unsqueeze/Flatten first
+    transpose-reshape     the same with a Transpose first that moves only dims of size 1 (the data
+                          keep their order: the dynamo exporter's LSTM output [s, 1, b, h] -> [s, b, 1, h])
     static-reshape        Squeeze/Unsqueeze/Flatten of a Reshape/Squeeze/Unsqueeze/Flatten, where the
                           result's shape is static and has no 0 dim -> Reshape(x, that shape)
 
@@ -17,7 +19,9 @@ A pair merges only when the first op's output has exactly that one reader and is
 A 0 in the last Reshape's shape (without allowzero) copies a dim of the intermediate tensor, not
 of x: it is kept only where the two dims are known equal (the first Reshape copied it with its own
 0, or both types give the same static or symbolic dim), replaced by the intermediate dim where that
-is static and non-zero, and otherwise the pair is kept with a remark. -1 entries need no care: the
+is static and non-zero, or by -1 where it is the only such entry, there is no -1 and every other
+entry is a non-zero constant (the element count then determines it); otherwise the pair is kept
+with a remark. -1 entries need no care: the
 element count is the same. Negative axes are normalized with the known ranks; a pair whose negative
 axes meet an unknown rank is kept. Axes are an attribute before opset 13 and an input from 13 on.
 
@@ -192,7 +196,8 @@ def _into_reshape(first: Node, second: Node) -> _Plan | str:
         inner = _const_ints(first.inputs[1])
         copied = [i for i, v in enumerate(inner or []) if v == 0]
     x_dims, y_dims = dims_of(x), dims_of(y)
-    resolved = list(target)
+    resolved: list[int] = list(target)
+    unresolved = []
     for i, entry in enumerate(target):
         if entry != 0 or i in copied:
             continue
@@ -202,9 +207,28 @@ def _into_reshape(first: Node, second: Node) -> _Plan | str:
         if isinstance(inter, int) and inter > 0:
             resolved[i] = inter
             continue
-        return f"its shape's 0 at {i} copies a dim of the {first.op_type}'s output that x does not have"
+        unresolved.append(i)
+    if unresolved:
+        # One such dim is the element count over the others when they are all non-zero constants.
+        others = [v for i, v in enumerate(resolved) if i not in unresolved]
+        if len(unresolved) > 1 or -1 in target or not all(v > 0 for v in others):
+            return (f"its shape's 0 at {unresolved[0]} copies a dim of the {first.op_type}'s output that x "
+                    "does not have")
+        resolved[unresolved[0]] = -1
     new_shape: Value | np.ndarray = shape if resolved == target else np.array(resolved, dtype=np.int64)
     return _Plan(rule, "Reshape", [x, new_shape], attributes)
+
+
+def _moves_only_ones(node: Node) -> bool:
+    """A Transpose that keeps the order of every dim but those of size 1: the data keep their
+    order, so it is a reshape (RNN outputs [seq, 1, batch, hidden] -> [seq, batch, 1, hidden])."""
+    if node.op_type != "Transpose":
+        return False
+    dims, perm = dims_of(node.inputs[0]), node.attr("perm")
+    if dims is None or perm is None or sorted(perm) != list(range(len(dims))):
+        return False
+    moved = [p for p in perm if dims[p] != 1]
+    return moved == sorted(moved)
 
 
 def _static_reshape(first: Node, second: Node) -> _Plan | str:
@@ -229,7 +253,7 @@ def plan_merge(first: Node, second: Node, opset: int | None) -> _Plan | str | No
         specific = _squeezes(first, second, opset)
     elif pair == ("Unsqueeze", "Unsqueeze"):
         specific = _unsqueezes(first, second, opset)
-    elif second.op_type == "Reshape" and first.op_type in _RESHAPING:
+    elif second.op_type == "Reshape" and (first.op_type in _RESHAPING or _moves_only_ones(first)):
         return _into_reshape(first, second)
     if isinstance(specific, _Plan):
         return specific

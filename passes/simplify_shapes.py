@@ -29,7 +29,9 @@ entry may be -1. The rules:
 Every dim used is equal by construction (the same symbolic expression), so the rewrites hold for
 every shape the model accepts. With the analysis built, the pass first gives every value the dims
 it derives, as `infer-shapes` does (option `refine_types`, on by default), so that the passes
-after it compare dims by one name. What becomes unused is left to `dce`.
+after it compare dims by one name. The Shape→Gather→Concat chains its rewrites orphan go with it
+(a dead Shape still reads its tensor, and a layout merge after this pass would count it as a
+reader); unused constants are left to `dce`.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ import numpy as np
 from mlc.ir.core import Graph, Node, Value
 from mlc.ir.types import TensorType
 from mlc.pass_api import Numerics, Pass, PassContext, PassOption, register_pass
-from mlc.passes._patterns import label, output_name_blocked
+from mlc.passes._patterns import label, output_name_blocked, remove_dead_producers
 from mlc.passes._symbolic import INT_DTYPES, ShapeInfo, broadcast, elems_array, reshape_dims
 from mlc.passes.infer_shapes import refine_types
 
@@ -52,9 +54,19 @@ class SimplifyShapes(Pass):
     options = (PassOption("refine_types", bool, True,
                           "also give values the dims the analysis derives, as infer-shapes does"),)
     statistics = ("dims_folded", "reshapes_simplified", "reshapes_removed", "expands_removed", "values_refined",
-                  "dims_refined")
+                  "dims_refined", "dead_nodes_removed")
 
     def run(self, graph: Graph, ctx: PassContext) -> bool:
+        changed = False
+        self._orphans: list[Value] = []  # values whose readers moved away: their chains may be dead now
+        try:
+            changed = self._run(graph, ctx)
+        finally:
+            ctx.stats["dead_nodes_removed"] += remove_dead_producers(self._orphans)
+            self._orphans = []
+        return changed
+
+    def _run(self, graph: Graph, ctx: PassContext) -> bool:
         changed = False
         for sub in list(graph.all_graphs()):
             info = ShapeInfo(sub)
@@ -74,8 +86,7 @@ class SimplifyShapes(Pass):
                     return changed
         return changed
 
-    @staticmethod
-    def _fold(graph: Graph, node: Node, info: ShapeInfo, foldable: dict[Node, dict[Value, np.ndarray]],
+    def _fold(self, graph: Graph, node: Node, info: ShapeInfo, foldable: dict[Node, dict[Value, np.ndarray]],
               ctx: PassContext) -> bool:
         """Replace the node's outputs whose values are all known constants, where a node that is not
         folded itself reads them (the rest of a folded chain is left to dce)."""
@@ -86,12 +97,12 @@ class SimplifyShapes(Pass):
             if not ctx.rewrite("fold-shape-value"):
                 return done
             out.replace_all_uses_with(graph.make_constant(array, out.name))
+            self._orphans.append(out)
             ctx.stats["dims_folded"] += 1
             done = True
         return done
 
-    @staticmethod
-    def _simplify_reshape(graph: Graph, node: Node, info: ShapeInfo, ctx: PassContext) -> bool:
+    def _simplify_reshape(self, graph: Graph, node: Node, info: ShapeInfo, ctx: PassContext) -> bool:
         data, target, out = node.inputs[0], node.inputs[1] if len(node.inputs) > 1 else None, node.outputs[0]
         if data is None or target is None or out is None:
             return False
@@ -111,6 +122,7 @@ class SimplifyShapes(Pass):
                 return False
             out.replace_all_uses_with(data, replace_graph_outputs=True)
             graph.remove(node)
+            self._orphans.append(target)
             ctx.stats["reshapes_removed"] += 1
             return True
         if target.is_constant:
@@ -135,13 +147,13 @@ class SimplifyShapes(Pass):
         if not ctx.rewrite("reshape-copy-dims"):
             return False
         node.set_input(1, graph.make_constant(np.array(entries, dtype=np.int64), "shape"))
+        self._orphans.append(target)
         if allowzero and 0 in entries:
             del node.attributes["allowzero"]
         ctx.stats["reshapes_simplified"] += 1
         return True
 
-    @staticmethod
-    def _expand_noop(graph: Graph, node: Node, info: ShapeInfo, ctx: PassContext) -> bool:
+    def _expand_noop(self, graph: Graph, node: Node, info: ShapeInfo, ctx: PassContext) -> bool:
         data, shape, out = node.inputs[0], node.inputs[1] if len(node.inputs) > 1 else None, node.outputs[0]
         if data is None or shape is None or out is None or shape.is_constant:
             return False  # a constant shape is eliminate-noop's
@@ -159,6 +171,7 @@ class SimplifyShapes(Pass):
             return False
         out.replace_all_uses_with(data, replace_graph_outputs=True)
         graph.remove(node)
+        self._orphans.append(shape)
         ctx.stats["expands_removed"] += 1
         return True
 

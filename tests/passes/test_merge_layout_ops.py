@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from mlc.ir.printer import print_ir
 from mlc.pass_api import PassContext
 from mlc.testing import as_graph, assert_pass, run_pass
@@ -253,14 +255,15 @@ def _kept(text: str, remark: str | None) -> None:
 
 
 def test_must_not_change() -> None:
-    # The 0 would copy the intermediate dim 2N, and x's dim is N.
-    _kept('''graph "g" (%x: f32[N,12]) {
-  const %s1 = dense<i64[2]> [-1, 6]
-  const %s2 = dense<i64[3]> [0, 2, 3]
-  %a: f32[?,6] = Reshape(%x, %s1)
-  %y: f32[?,2,3] = Reshape(%a, %s2)
+    # The 0 at 1 would copy the intermediate dim 4M, and x's dim there is 4; the other entries are no
+    # non-zero constants (a copied N), so -1 cannot stand for it either.
+    _kept('''graph "g" (%x: f32[N,4,M]) {
+  const %s1 = dense<i64[2]> [0, -1]
+  const %s2 = dense<i64[3]> [0, 0, 1]
+  %a: f32[N,?] = Reshape(%x, %s1)
+  %y: f32[N,?,1] = Reshape(%a, %s2)
   return %y
-}''', "Reshape '': kept, its shape's 0 at 0 copies a dim of the Reshape's output")
+}''', "Reshape '': kept, its shape's 0 at 1 copies a dim of the Reshape's output")
     # The first Transpose has a second reader: merging would save nothing.
     _kept('''graph "g" (%x: f32[2,3]) {
   %a: f32[3,2] = Transpose(%x) {perm = [1, 0]}
@@ -300,3 +303,43 @@ def test_axes_form_follows_the_opset() -> None:
     (node,) = graph.nodes
     assert node.attr("axes") == [0, 2] and len(node.inputs) == 1
     assert node.created_by == "merge-layout-ops/unsqueeze-unsqueeze" and ctx.rewrites == 1
+
+
+def test_a_copied_dim_x_lacks_becomes_minus_one() -> None:
+    """x [N,12] viewed as [-1, 6] ([2N, 6]) then as [0, 2, 3]: the 0 copies 2N, which x does not
+    have, but it is the element count over the constants 2 and 3."""
+    before = '''graph "g" (%x: f32[N,12]) {
+  const %s1 = dense<i64[2]> [-1, 6]
+  const %s2 = dense<i64[3]> [0, 2, 3]
+  %a: f32[?,6] = Reshape(%x, %s1)
+  %y: f32[?,2,3] = Reshape(%a, %s2)
+  return %y
+}'''
+    expected = '''graph "g" (%x: f32[N,12]) {
+  const %s1 = dense<i64[2]> [-1, 6]
+  const %s2 = dense<i64[3]> [0, 2, 3]
+  const %t = dense<i64[3]> [-1, 2, 3]
+  %y: f32[?,2,3] = Reshape(%x, %t)
+  return %y
+}'''
+    assert_pass("merge-layout-ops", before, expected, feeds={"x": np.arange(36, dtype=np.float32).reshape(3, 12)})
+
+
+def test_a_transpose_that_moves_only_ones_merges_into_the_reshape() -> None:
+    """The dynamo exporter's LSTM output [S, 1, B, H] transposed to [S, B, 1, H] and viewed as [S, B, H]."""
+    before = '''graph "g" (%y: f32[7,1,B,4]) {
+  const %s = dense<i64[3]> [7, -1, 4]
+  %t: f32[7,B,1,4] = Transpose(%y) {perm = [0, 2, 1, 3]}
+  %r: f32[7,B,4] = Reshape(%t, %s)
+  return %r
+}'''
+    expected = '''graph "g" (%y: f32[7,1,B,4]) {
+  const %s = dense<i64[3]> [7, -1, 4]
+  %r: f32[7,B,4] = Reshape(%y, %s)
+  return %r
+}'''
+    feeds = {"y": np.random.default_rng(0).standard_normal((7, 1, 3, 4)).astype(np.float32)}
+    assert_pass("merge-layout-ops", before, expected, feeds=feeds, merged=1)
+    moves = before.replace("f32[7,1,B,4]", "f32[7,2,B,4]").replace("f32[7,B,1,4]", "f32[7,B,2,4]").replace(
+        "[7, -1, 4]", "[7, -1, 8]").replace("f32[7,B,4]", "f32[7,B,8]")  # a real transpose: kept
+    assert_pass("merge-layout-ops", moves, moves, feeds={"y": np.ones((7, 2, 3, 4), np.float32)})
