@@ -99,15 +99,22 @@ class PassManager:
         records: list[PassRecord] = []
         passes = self.passes if stop_after is None else self.passes[:stop_after]
         with gc_paused():  # passes make many short-lived objects and no cycles worth collecting mid-way
+            sizes: tuple[int, int] | None = None  # the graph's figures after the previous pass: no recount
             for index, pass_ in enumerate(passes):
-                records.append(self.run_one(index, pass_, graph, [p.spec() for p in passes[:index]]))
+                record = self.run_one(index, pass_, graph, [p.spec() for p in passes[:index]], sizes)
+                records.append(record)
+                sizes = (record.nodes_after, record.constant_bytes_after)
                 if any(instrument.stop for instrument in self.instruments):
                     break
         return records
 
-    def run_one(self, index: int, pass_: Pass, graph: Graph, before: list[str]) -> PassRecord:
+    def run_one(self, index: int, pass_: Pass, graph: Graph, before: list[str],
+                sizes: tuple[int, int] | None = None) -> PassRecord:
+        """Run one pass under the instruments; `sizes` (nodes, constant bytes) are the graph's
+        figures when the caller knows them (the previous pass's record), else they are counted."""
+        nodes, const_bytes = sizes if sizes is not None else (count_nodes(graph), constant_bytes(graph))
         record = PassRecord(index, pass_.name, pass_.spec(), pass_.numerics.value,
-                            nodes_before=count_nodes(graph), constant_bytes_before=constant_bytes(graph))
+                            nodes_before=nodes, constant_bytes_before=const_bytes)
         for instrument in self.instruments:
             instrument.before_pass(index, pass_, graph)
         ctx = PassContext(pass_.name, max_rewrites=self.max_rewrites.get(index))
