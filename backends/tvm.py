@@ -315,6 +315,66 @@ def untrusted(graph: Graph) -> list[str]:
     return list(found)
 
 
+def _dim_text(dim: Any) -> str:
+    return f"<{dim}>" if isinstance(dim, str) and dim else "<?>" if not isinstance(dim, int) else str(dim)
+
+
+def static_shape_hint(graph: Graph, symbols: Iterable[Any] = ()) -> tuple[str, str]:
+    """(where: the inputs and dims named, the `--static-shape` options that fix them) for the
+    inputs holding one of the symbolic dims `symbols`, or every input with a dynamic dim."""
+    wanted = {s for s in symbols if isinstance(s, str) and s}
+    dynamic = [v for v in graph.inputs if isinstance(v.type, TensorType) and v.type.shape is not None
+               and not v.type.is_static]
+    chosen = [v for v in dynamic if wanted & set(v.type.shape)] or dynamic  # type: ignore[union-attr, arg-type]
+    places: list[str] = []
+    options: list[str] = []
+    for value in chosen:
+        shape = value.type.shape  # type: ignore[union-attr]
+        assert shape is not None
+        dims = [i for i, d in enumerate(shape) if not isinstance(d, int) and (not wanted or d in wanted)]
+        dims = dims or [i for i, d in enumerate(shape) if not isinstance(d, int)]
+        named = ", ".join(f"{i} ({shape[i]})" if isinstance(shape[i], str) else str(i) for i in dims)
+        places.append(f"input {value.name} dim{'s' if len(dims) > 1 else ''} {named}")
+        options.append(f"--static-shape {value.name}:{','.join(_dim_text(d) for d in shape)}")
+    return "; ".join(places), " ".join(options)
+
+
+_RECURRENT = {"LSTM", "GRU", "RNN"}
+
+
+def _dynamic_hint(graph: Graph) -> str:
+    """For a TVM failure on a graph with dynamic input dims: which, and how to fix them."""
+    where, options = static_shape_hint(graph)
+    return f" (the model has dynamic dims: {where}; with fixed ones it may compile: {options})" if options else ""
+
+
+def needs_fixed_shapes(graph: Graph) -> str | None:
+    """Why TVM cannot compile this graph with its dynamic dims (one phrase naming the op, the input
+    and the dim, and the --static-shape that fixes it), or None. What the legalizations leave:
+    a recurrence over a dynamic sequence (TVM has no loop to run it in; legalize-rnn unrolls fixed
+    lengths) and a Resize whose output length on a dynamic dim TVM cannot follow."""
+    for node in graph.all_nodes():
+        if node.domain not in ("", "ai.onnx"):
+            continue
+        x = node.inputs[0] if node.inputs else None
+        shape = x.type.shape if x is not None and isinstance(x.type, TensorType) else None
+        if node.op_type in _RECURRENT and shape is not None and len(shape) == 3:
+            seq = shape[1 if node.attr("layout", 0) == 1 else 0]
+            if isinstance(seq, int):
+                continue
+            where, options = static_shape_hint(graph, [seq])
+            what = f"{node.op_type} {node.name!r}" if node.name else node.op_type
+            return (f"{what} runs over a dynamic sequence ({where}): TVM has no loop to run it in and legalize-rnn "
+                    f"unrolls only a fixed length; compile for one with {options}")
+        if node.op_type == "Resize" and shape is not None and not all(isinstance(d, int) for d in shape[2:]):
+            symbols = [d for d in shape[2:] if not isinstance(d, int)]
+            where, options = static_shape_hint(graph, symbols)
+            what = f"Resize {node.name!r}" if node.name else "Resize"
+            return (f"{what} resizes dynamic dims ({where}) to a length TVM cannot follow (see mlc debug -v: "
+                    f"legalize-tvm-shapes); compile for fixed shapes with {options}")
+    return None
+
+
 class TvmRunner(Runner):
     def __init__(self, library: Path, target: str, input_names: list[str], output_names: list[str]) -> None:
         tvm = _tvm()
@@ -389,7 +449,8 @@ class TvmBackend(Backend):
         if "expand-functions" in available:
             specs.insert(0, "expand-functions{ops=" + "+".join(sorted(expand_for_tvm())) + "}")
         legalize = "legalize-tvm{f16_as_f32=true}" if target == LLVM else "legalize-tvm"
-        return [*specs, legalize, "fold-constants", "dce"]
+        shapes = ["legalize-tvm-shapes"] if "legalize-tvm-shapes" in available else []
+        return [*specs, legalize, *shapes, "fold-constants", "dce"]
 
     def check_runnable(self, target: str, requirements: dict[str, Any]) -> Availability:
         try:
@@ -417,6 +478,9 @@ class TvmBackend(Backend):
     def compile(self, graph: Graph, target: str, options: dict[str, Any], out_dir: Path) -> CompileResult:
         tvm = _tvm()
         check_options(target, options)  # the driver checks first; a direct caller is checked here
+        fixed = needs_fixed_shapes(graph)
+        if fixed is not None:
+            raise BadInputError(f"target {target}: {fixed}")
         missing = unsupported_ops(graph)
         if missing:
             raise BadInputError(f"target {target}: TVM's ONNX frontend cannot convert {', '.join(missing)}")
@@ -454,7 +518,7 @@ class TvmBackend(Backend):
                 for leftover in out_dir.glob(".tvm-input.onnx*"):
                     leftover.unlink()
             if failure is not None:
-                raise BadInputError(f"target {target}: TVM failed: {failure}")
+                raise BadInputError(f"target {target}: TVM failed: {failure}{_dynamic_hint(graph)}")
         requirements["tvm_runtime"] = tvm.__version__
         return CompileResult(files=["module.so"], requirements=requirements, options=recorded)
 

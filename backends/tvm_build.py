@@ -20,6 +20,7 @@ import ctypes
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -85,13 +86,51 @@ def native_stderr_to_log(what: str) -> Iterator[None]:
                         log.debug("%s: %s", what, line.rstrip())
 
 
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def bindable_dims(model: Any) -> Any:
+    """The model with every symbolic dim of its inputs a plain name TVM can bind.
+
+    TVM's frontend parses a dim named `4*h` (torch.export's derived dims) as the expression 4 * h,
+    and then cannot find h from an input of that length ("PrimExpr T.int64(4) * h is not
+    computed"). Such dims become names of their own (`4*h` -> `d_4_h`), the same name for the same
+    text everywhere; TVM then derives the other dims from those, as it does for any input."""
+    renamed: dict[str, str] = {}
+    taken = set()
+    graph = model.graph
+    for info in [*graph.input, *graph.output, *graph.value_info]:
+        for dim in info.type.tensor_type.shape.dim:
+            if dim.HasField("dim_param"):
+                taken.add(dim.dim_param)
+    for info in graph.input:
+        for dim in info.type.tensor_type.shape.dim:
+            text = dim.dim_param if dim.HasField("dim_param") else ""
+            if not text or _IDENTIFIER.fullmatch(text) or text in renamed:
+                continue
+            base = "d_" + (re.sub(r"[^A-Za-z0-9_]+", "_", text).strip("_") or "dim")
+            name, count = base, 0
+            while name in taken:
+                count += 1
+                name = f"{base}_{count}"
+            taken.add(name)
+            renamed[text] = name
+    if not renamed:
+        return model
+    for info in [*graph.input, *graph.output, *graph.value_info]:
+        for dim in info.type.tensor_type.shape.dim:
+            if dim.HasField("dim_param") and dim.dim_param in renamed:
+                dim.dim_param = renamed[dim.dim_param]
+    return model
+
+
 def build_library(model: Any, target: dict[str, Any], out: Path, opset: int) -> None:
     """from_onnx → DecomposeOpsForInference → tvm.compile(opt_level 3) → export_library."""
     import tvm
     from tvm import relax
     from tvm.relax.frontend.onnx import from_onnx
 
-    module = from_onnx(model, opset=opset, keep_params_in_input=False)
+    module = from_onnx(bindable_dims(model), opset=opset, keep_params_in_input=False)
     module = relax.transform.DecomposeOpsForInference()(module)
     tvm_target = tvm.target.Target(target)
     with tvm_target, tvm.transform.PassContext(opt_level=3):

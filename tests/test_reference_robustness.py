@@ -38,7 +38,7 @@ from mlc.numerics.reference import (
 
 # ---------------------------------------------------------------- real exports (cached)
 CACHE = Path(os.environ.get("MLC_FIXTURES", Path.home() / ".cache" / "mlc-fixtures"))
-RECIPES_VERSION = 1  # bump when a recipe changes: the cache key holds it
+RECIPES_VERSION = 2  # bump when a recipe changes: the cache key holds it
 
 
 def _transformers_model(kind: str) -> Any:
@@ -82,28 +82,100 @@ def _transformers_model(kind: str) -> Any:
     return Gpt2().eval()
 
 
+class _Recurrent:
+    """A token classifier: embedding, one LSTM / GRU layer (batch first), the last step's state."""
+
+    @staticmethod
+    def build(cell: str) -> Any:
+        import torch
+
+        torch.manual_seed(0)
+
+        class Classifier(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.embed = torch.nn.Embedding(50, 16)
+                self.rnn = (torch.nn.LSTM if cell == "lstm" else torch.nn.GRU)(16, 32, batch_first=True)
+                self.head = torch.nn.Linear(32, 4)
+
+            def forward(self, tokens: Any) -> Any:
+                out, _ = self.rnn(self.embed(tokens))
+                return self.head(out[:, -1])
+
+        return Classifier().eval()
+
+
+def _unet(upsample: str) -> Any:
+    """Two pooling levels and a decoder concatenating skip connections; `scale`: nearest x2,
+    `size`: bilinear to the skip connection's size (read from its shape)."""
+    import torch
+    from torch.nn import functional
+
+    torch.manual_seed(0)
+
+    def block(cin: int, cout: int) -> Any:
+        return torch.nn.Sequential(torch.nn.Conv2d(cin, cout, 3, padding=1), torch.nn.ReLU())
+
+    class UNet(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.e1, self.e2, self.mid = block(3, 8), block(8, 16), block(16, 16)
+            self.d2, self.d1, self.out = block(32, 8), block(16, 8), torch.nn.Conv2d(8, 2, 1)
+            self.pool = torch.nn.MaxPool2d(2)
+
+        def up(self, x: Any, like: Any) -> Any:
+            if upsample == "scale":
+                return functional.interpolate(x, scale_factor=2.0, mode="nearest")
+            return functional.interpolate(x, size=like.shape[-2:], mode="bilinear", align_corners=False)
+
+        def forward(self, image: Any) -> Any:
+            a = self.e1(image)
+            b = self.e2(self.pool(a))
+            m = self.mid(self.pool(b))
+            y = self.d2(torch.cat([self.up(m, b), b], 1))
+            return self.out(self.d1(torch.cat([self.up(y, a), a], 1)))
+
+    return UNet().eval()
+
+
 def _export(name: str, path: Path) -> None:
+    """`KIND_EXPORTER`: bert, gpt2 (input_ids [batch, seq], BERT's mask too), lstm, gru (tokens
+    [batch, seq]), unetscale, unetsize (image [batch, 3, h, w]); ts = TorchScript at opset 17
+    with dynamic_axes, dynamo = torch.export with Dims at the exporter's own opset (its opset-17
+    conversion writes an opset-18 Split)."""
     import torch
 
     kind, exporter = name.rsplit("_", 1)
-    model = _transformers_model(kind)
-    ids = torch.randint(0, 100, (2, 8), generator=torch.Generator().manual_seed(1))
-    args: tuple[Any, ...] = (ids, torch.ones(2, 8, dtype=torch.int64)) if kind == "bert" else (ids,)
-    names = ["input_ids", "attention_mask"][:len(args)]
+    generator = torch.Generator().manual_seed(1)
+    batch, seq = torch.export.Dim("batch", max=64), torch.export.Dim("seq", max=64)
+    if kind in ("bert", "gpt2"):
+        model = _transformers_model(kind)
+        ids = torch.randint(0, 100, (2, 8), generator=generator)
+        args: tuple[Any, ...] = (ids, torch.ones(2, 8, dtype=torch.int64)) if kind == "bert" else (ids,)
+        names = ["input_ids", "attention_mask"][:len(args)]
+        axes: dict[str, dict[int, str]] = {n: {0: "batch", 1: "seq"} for n in [*names, "out"]}
+        dims: dict[str, Any] = {n: {0: batch, 1: seq} for n in names}
+    elif kind in ("lstm", "gru"):
+        model = _Recurrent.build(kind)
+        args, names = (torch.randint(0, 50, (2, 7), generator=generator),), ["tokens"]
+        axes, dims = {"tokens": {0: "batch", 1: "seq"}, "out": {0: "batch"}}, {"tokens": {0: batch, 1: seq}}
+    else:
+        model = _unet(kind.removeprefix("unet"))
+        args, names = (torch.randn(1, 3, 16, 16, generator=generator),), ["image"]
+        axes = {"image": {0: "batch", 2: "h", 3: "w"}, "out": {0: "batch", 2: "h", 3: "w"}}
+        # the decoder concatenates h with (h // 4) * 2: torch.export wants h a multiple of 4
+        dims = {"image": {0: batch, 2: 4 * torch.export.Dim("h", max=64), 3: 4 * torch.export.Dim("w", max=64)}}
     if exporter == "ts":
-        axes = {n: {0: "batch", 1: "seq"} for n in [*names, "out"]}
         torch.onnx.export(model, args, str(path), input_names=names, output_names=["out"], dynamo=False,
                           dynamic_axes=axes, opset_version=17)
     else:
-        batch, seq = torch.export.Dim("batch", max=64), torch.export.Dim("seq", max=64)
         torch.onnx.export(model, args, str(path), input_names=names, output_names=["out"], dynamo=True,
-                          dynamic_shapes={n: {0: batch, 1: seq} for n in names}, opset_version=17,
-                          external_data=False)
+                          dynamic_shapes=dims, external_data=False)
 
 
 def real_export(name: str) -> Path:
-    """The cached ONNX export `name` (`bert_ts`, `gpt2_ts`, `bert_dynamo`, `gpt2_dynamo`); skips
-    when torch/transformers are missing. Written atomically: parallel or interrupted runs leave
+    """The cached ONNX export `name` (`KIND_EXPORTER`, see `_export`); skips when
+    torch/transformers are missing. Written atomically: parallel or interrupted runs leave
     no half file."""
     pytest.importorskip("torch", reason="real exports need torch")
     transformers = pytest.importorskip("transformers", reason="real exports need transformers")
