@@ -350,9 +350,10 @@ def _dynamic_hint(graph: Graph) -> str:
 
 def needs_fixed_shapes(graph: Graph) -> str | None:
     """Why TVM cannot compile this graph with its dynamic dims (one phrase naming the op, the input
-    and the dim, and the --static-shape that fixes it), or None. What the legalizations leave:
-    a recurrence over a dynamic sequence (TVM has no loop to run it in; legalize-rnn unrolls fixed
-    lengths) and a Resize whose output length on a dynamic dim TVM cannot follow."""
+    and the dim, and the --static-shape that fixes it), or None: a recurrence over a dynamic
+    sequence (TVM has no loop to run it in; legalize-rnn unrolls fixed lengths). Other dynamic
+    dims TVM cannot follow are found by TVM itself: its failure then names the dims to fix
+    (`_dynamic_hint`)."""
     for node in graph.all_nodes():
         if node.domain not in ("", "ai.onnx"):
             continue
@@ -366,12 +367,6 @@ def needs_fixed_shapes(graph: Graph) -> str | None:
             what = f"{node.op_type} {node.name!r}" if node.name else node.op_type
             return (f"{what} runs over a dynamic sequence ({where}): TVM has no loop to run it in and legalize-rnn "
                     f"unrolls only a fixed length; compile for one with {options}")
-        if node.op_type == "Resize" and shape is not None and not all(isinstance(d, int) for d in shape[2:]):
-            symbols = [d for d in shape[2:] if not isinstance(d, int)]
-            where, options = static_shape_hint(graph, symbols)
-            what = f"Resize {node.name!r}" if node.name else "Resize"
-            return (f"{what} resizes dynamic dims ({where}) to a length TVM cannot follow (see mlc debug -v: "
-                    f"legalize-tvm-shapes); compile for fixed shapes with {options}")
     return None
 
 

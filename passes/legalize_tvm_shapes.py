@@ -11,18 +11,21 @@ real exports (dynamo and TorchScript BERT / GPT-2 masks and positions, UNet deco
                        whose length TVM knows is dim a of x; Range(s, dim, d) with s >= 0, d > 0
                        integers: a Slice of that; `dim` is traced back through Squeeze, Gather,
                        Slice, Concat, Unsqueeze, Reshape and Cast to a Shape.
-    Reshape(x, [.., -1, ..])  with the output dim at -1 known (an int): -> that int, so that TVM has
-                       nothing to infer from an input whose shape it may have lost.
+    Reshape(x, [.., -1, ..])  of a dynamic x, with the output dim at -1 known (an int): -> that int,
+                       so that TVM has nothing to infer from an input whose shape it may have lost.
     Resize(x, scales | sizes) on dynamic spatial dims: TVM computes the size of a constant scale as
                        Cast(2.0 * Cast(h)) (never equal to the skip connection's h * 2 it is
-                       concatenated with) and cannot read sizes that are not constants  ->  per
-                       resized axis a Gather of the source rows (nearest) or two Gathers blended
-                       (linear) at indices computed from the positions 0..out-1 with the spec's
-                       coordinate transform, in float32 as onnxruntime does. The output length is
-                       a dim TVM knows: the dim a `sizes` element was read from, or in * s for an
-                       integer scale s. Left alone: cubic, antialias, tf_crop_and_resize,
-                       non-integer scales of dynamic dims (no size TVM can follow: the backend then
-                       asks for --static-shape).
+                       concatenated with), cannot read sizes that are not constants, and resizes by
+                       out / in where the spec says by the scale (wrong wherever in * scale is no
+                       integer, static dims too)  ->  per resized axis a Gather of the source rows
+                       (nearest) or two Gathers blended (linear) at indices computed from the
+                       positions 0..out-1 with the spec's coordinate transform, in float32 as
+                       onnxruntime does. The output length is a dim TVM knows where one exists: the
+                       dim a `sizes` element was read from, the dim of a tensor the output is
+                       concatenated with (equal for every input the model accepts), in * s for an
+                       integer scale s; else floor(in * s) by a Range. Static Resizes TVM gets right
+                       stay. Left alone: cubic, antialias, exclude_outside, tf_crop_and_resize,
+                       half_pixel_symmetric, keep_aspect_ratio_policy other than stretch.
 
 Only ai.onnx opset 13 and later (Shape with start/end from 15; a Slice of the Shape before). The
 pass is in no `-O` pipeline; the TVM backend appends it to the pipeline of its targets.
@@ -273,6 +276,9 @@ def _reshape_plan(node: Node) -> list[Element] | None:
     when there is nothing to replace or some -1 stays unknown."""
     shape_input = node.inputs[1] if len(node.inputs) > 1 else None
     out_shape = _shape_of(node.outputs[0])
+    in_shape = _shape_of(node.inputs[0])
+    if in_shape is not None and all(isinstance(d, int) for d in in_shape):
+        return None  # TVM infers -1 from a static input itself
     found = elements(shape_input)
     if found is None or out_shape is None or len(found) != len(out_shape) or -1 not in found:
         return None
@@ -299,11 +305,13 @@ def _rewrite_reshape(graph: Graph, node: Node, ctx: PassContext, plan: list[Elem
 # ===================================================================== Resize
 class _Axis:
     """How one resized axis gets its output positions: a constant length, the length of a dim
-    read at run time, or the input's length times an integer."""
+    read at run time, the input's length times an integer, or (`computed`) floor(in * scale)
+    computed at run time (a length TVM names anew: fine unless it must meet another dim)."""
 
     def __init__(self, axis: int, *, length: int | None = None, dim: DimOf | None = None, times: int | None = None,
-                 scale: float | None = None) -> None:
+                 scale: float | None = None, computed: bool = False) -> None:
         self.axis, self.length, self.dim, self.times, self.scale = axis, length, dim, times, scale
+        self.computed = computed
 
 
 def _resize_plan(node: Node, opset: int) -> list[_Axis] | str | None:
@@ -333,7 +341,11 @@ def _resize_plan(node: Node, opset: int) -> list[_Axis] | str | None:
             shrinks = any(isinstance(s, int) and s < int(shape[a] or 0) for s, a in zip(sizes, axes, strict=False))
         # TVM computes constant sizes of a static input itself, except with `axes` (it misreads
         # them) and for linear downsampling (wrong numbers: the official test_resize_downsample_*)
-        if node.attr("axes") is None and not (mode == "linear" and shrinks):
+        # ... and for a scale s where in * s is no integer: TVM resizes by out / in, not by s
+        fractional = scales is not None and any(
+            float(np.float32(shape[a]) * np.float32(v)) != np.floor(np.float32(shape[a]) * np.float32(v))
+            for a, v in zip(axes, scales.reshape(-1), strict=False))
+        if node.attr("axes") is None and not (mode == "linear" and shrinks) and not fractional:
             return None
     coordinates = _text(node.attr("coordinate_transformation_mode", "half_pixel"))
     nearest = _text(node.attr("nearest_mode", "round_prefer_floor"))
@@ -367,9 +379,10 @@ def _resize_plan(node: Node, opset: int) -> list[_Axis] | str | None:
                 plan.append(_Axis(axis, length=int(np.floor(in_dim * np.float32(factor))), scale=factor))
             elif factor > 1 and factor == int(factor):
                 plan.append(_Axis(axis, times=int(factor), scale=factor))
+            elif factor > 0:
+                plan.append(_Axis(axis, computed=True, scale=factor))
             else:
-                return (f"it scales dynamic dim {axis} ({in_dim}) by {factor}, a length TVM cannot follow "
-                        "(fixed shapes can)")
+                return f"its scale {factor} for dim {axis} is not positive"
             continue
         assert sizes is not None
         item = sizes[j]
@@ -439,7 +452,9 @@ class _Resampler:
         self.nearest = _text(node.attr("nearest_mode", "round_prefer_floor"))
         self.out_shape = _shape_of(node.outputs[0])
         self.axis = _Axis(0)
+        self.x: Value | None = None
         self.in_len: Value | None = None
+        self.computed: dict[tuple[str, int, int], Value] = {}
 
     def f32(self, value: Any) -> Value:
         return self.b.const(value, DType.FLOAT, "f")
@@ -458,6 +473,11 @@ class _Resampler:
             positions = b.const(np.arange(axis.length), DType.INT64, "positions")
         elif axis.dim is not None:
             positions = b.positions(axis.dim)
+        elif axis.computed:
+            count = b.op("Cast", [self.out_len_of(x, axis)], DType.INT64, (1,), to=int(DType.INT64))
+            scalar = b.op("Squeeze", [count, b.const([0], DType.INT64, "axes")], DType.INT64, ())
+            positions = b.op("Range", [b.const(0, DType.INT64, "zero"), scalar, b.const(1, DType.INT64, "one")],
+                             DType.INT64, (out_dim,))
         else:
             assert axis.times is not None
             inner = b.positions((x, k))
@@ -509,8 +529,20 @@ class _Resampler:
             return self.f32([axis.length])
         if axis.dim is not None:
             return b.length(*axis.dim)
+        if axis.computed:
+            assert self.x is not None
+            return self.out_len_of(self.x, axis)
         assert axis.times is not None
         return b.op("Mul", [self.in_len, self.f32(float(axis.times))], DType.FLOAT, (1,))
+
+    def out_len_of(self, x: Value, axis: _Axis) -> Value:
+        """floor(in * scale) in float32, as onnxruntime sizes the output (one per axis)."""
+        key = ("computed", id(x), axis.axis)
+        if key not in self.computed:
+            in_len = self.b.length(x, axis.axis)
+            scaled = self.b.op("Mul", [in_len, self.f32(np.float32(axis.scale))], DType.FLOAT, (1,))
+            self.computed[key] = self.b.op("Floor", [scaled], DType.FLOAT, (1,))
+        return self.computed[key]
 
     def scale(self) -> Value:
         if self.axis.scale is not None:

@@ -119,6 +119,8 @@ def test_reshape_minus_one_becomes_the_known_dim() -> None:
     assert_pass(PASS, before, expected, feeds={"x": _x(2, 3, 32)}, reshape=1)
     unknown = before.replace("f32[B,S,2,16]", "f32[B,S,?,16]")
     assert_pass(PASS, unknown, unknown)  # nothing known to put in place of -1
+    static = before.replace("B,S", "2,3")
+    assert_pass(PASS, static, static)  # TVM infers -1 from a static input itself
 
 
 # ---------------------------------------------------------------- Resize
@@ -235,11 +237,25 @@ def test_static_resizes_tvm_reads_stay_and_those_it_gets_wrong_are_rewritten() -
     assert_numerically_equivalent(shrink, after, feeds={"x": _x(1, 3, 4, 4)})
 
 
-@pytest.mark.parametrize(("old", "new", "why"), [
-    ('mode = "linear"', 'mode = "cubic"', "mode 'cubic'"),
-    ("[1.0, 1.0, 2.0, 3.0]", "[1.0, 1.0, 1.5, 2.0]", "by 1.5"),
-])
-def test_resizes_tvm_cannot_follow_stay_with_a_reason(old: str, new: str, why: str) -> None:
-    before = _resize("linear", "", "half_pixel", "none, %scales", "f32[N,3,?,?]").replace(old, new)
+@pytest.mark.parametrize(("mode", "nearest"), MODES)
+def test_non_integer_scales_resize_by_the_scale_not_by_out_over_in(mode: str, nearest: str) -> None:
+    """floor(in * s) rows, the coordinates from s (TVM uses out / in): dynamic dims get a Range of
+    that length, static ones where in * s is no integer are rewritten too."""
+    before = _resize(mode, nearest, "half_pixel", "none, %scales", "f32[N,3,?,?]").replace(
+        "[1.0, 1.0, 2.0, 3.0]", "[1.0, 1.0, 1.5, 0.6]")
+    after, ctx = run_pass(PASS, before)
+    assert ctx.stats["resize"] == 1 and sum(n.op_type == "Range" for n in after) == 2
+    _check_at(before, after, [{"x": _x(*s)} for s in ((1, 3, 3, 4), (2, 3, 5, 7), (1, 3, 1, 1))])
+    static = before.replace("f32[N,3,H,W]", "f32[1,3,3,4]").replace("f32[N,3,?,?]", "f32[1,3,4,2]")
+    after, ctx = run_pass(PASS, static)
+    assert ctx.stats["resize"] == 1
+    assert_numerically_equivalent(static, after, feeds={"x": _x(1, 3, 3, 4)})
+    whole = static.replace("[1.0, 1.0, 1.5, 0.6]", "[1.0, 1.0, 2.0, 0.5]").replace("f32[1,3,4,2]", "f32[1,3,6,2]")
+    if mode == "nearest":
+        assert_pass(PASS, whole, whole)  # in * s integral: TVM's own Resize is right
+
+
+def test_resizes_the_pass_does_not_model_stay_with_a_reason() -> None:
+    before = _resize("cubic", "", "half_pixel", "none, %scales", "f32[N,3,?,?]")
     _, ctx = run_pass(PASS, before)
-    assert ctx.rewrites == 0 and any(why in r for r in ctx.remarks), ctx.remarks
+    assert ctx.rewrites == 0 and any("mode 'cubic'" in r for r in ctx.remarks), ctx.remarks
