@@ -326,6 +326,18 @@ def failures(target: str, store: dict[str, Any]) -> dict[str, list[str]]:
     return groups
 
 
+def git_state() -> str:
+    """The checkout's commit, `+uncommitted` when its tracked files differ from it."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                              check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{head}+uncommitted" if dirty else head
+
+
 def target_order(target: str) -> tuple[int, str]:
     base = target.removesuffix("-static")
     return (TARGETS.index(base) if base in TARGETS else len(TARGETS), target)
@@ -357,7 +369,8 @@ def versions(store: dict[str, Any]) -> dict[str, str]:
 
 def markdown(store: dict[str, Any], targets: tuple[str, ...]) -> str:
     lines = ["# The model zoo through mlc", "",
-             f"Command: `{store.get('command', '')}`  ", f"Date: {store.get('date', '')}  ",
+             "Commands (a later one replaces the rows it ran):", "",
+             *[f"* `{c.split('  (')[0]}`  ({c.split('  (')[-1]}" for c in store.get("commands", [])], "",
              f"CPU: {cpu_name()} ({os.cpu_count()} cores)  ",
              "Versions: " + ", ".join(f"{k} {v}" for k, v in versions(store).items()), "",
              "Models: `python -m models.zoo.build` (seeded random weights, `~/.cache/mlc-zoo/`): `-ts` is the "
@@ -367,7 +380,9 @@ def markdown(store: dict[str, Any], targets: tuple[str, ...]) -> str:
              "outputs of |got - ref| / (1e-4 + 1e-3 |ref|) of the artifact on the model's own inputs; ok when "
              "<= 1. Node counts: main graph, as `bench_reduction.py` counts. `mlc ms` / `ORT ms`: medians of "
              "runs of the artifact (`mlc.load(folder).run`) and of plain onnxruntime (a default session) on the "
-             "original, taking turns in blocks of 5 timed runs after 2 untimed ones; `speedup` = ORT / mlc.", ""]
+             "original, taking turns in blocks of 5 timed runs after 2 untimed ones; `speedup` = ORT / mlc "
+             "(a shared machine: compare ratios, not absolute times). A target `T-static` compiles for T with "
+             "every input's shape fixed to the model's inputs (`--static-shape`).", ""]
     for target in targets:
         rows = rows_for(target, store)
         ok = sum(1 for r in rows if r[3] == "ok")
@@ -442,8 +457,9 @@ def main(argv: list[str] | None = None) -> int:
         print_tables(store, tuple(store["targets"]))
         args.markdown.write_text(markdown(store, tuple(store["targets"])))
         return 0
-    store["command"] = "python benchmarks/bench_zoo.py " + " ".join(sys.argv[1:] if argv is None else argv)
     store["date"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    command = "python benchmarks/bench_zoo.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    store["commands"] = [*store.get("commands", []), f"{command}  ({store['date']}, mlc {git_state()})"]
     targets = tuple(args.targets)
     store["targets"] = sorted(set(store.get("targets", [])) | set(targets), key=target_order)
     items = discover(cache, args.only, tuple(args.exporters))
