@@ -444,29 +444,49 @@ def _elementwise(info: ShapeInfo, node: Node) -> Result:
 
 
 def _elementwise_elems(info: ShapeInfo, node: Node, inputs: list[Value], shape: Shape | None) -> Elems | None:
-    if shape is None or len(shape) > 1:
-        return None
-    size = as_int(shape[0]) if shape else 1
-    if size is None or size > MAX_ELEMENTS:
+    """The values of an elementwise op over small tensors of known values, numpy-broadcast."""
+    dims = static(shape)
+    if dims is None or math.prod(dims) > MAX_ELEMENTS:
         return None
     operands = []
     for v in inputs:
-        e = info.elems(v)
-        if e is None:
+        grid = _grid(info, v)
+        if grid is None:
             return None
-        if len(e) == 1:
-            e = e * size
-        elif len(e) != size:
-            return None
-        operands.append(e)
+        operands.append(np.broadcast_to(grid, dims).reshape(-1))
     op = node.op_type
-    result: list[Expr | None] = []
-    for column in zip(*operands, strict=True):
-        result.append(_elementwise_one(op, column))
-    return tuple(result)
+    fmod = bool(node.attr("fmod", 0))
+    return tuple(_elementwise_one(op, tuple(column), fmod) for column in zip(*operands, strict=True))
 
 
-def _elementwise_one(op: str, column: tuple[Expr | None, ...]) -> Expr | None:
+def _grid(info: ShapeInfo, value: Value | None) -> np.ndarray | None:
+    """A value's known elements as a numpy object array of its (static) shape, to index,
+    transpose and broadcast as the op would."""
+    elems, dims = info.elems(value), static(info.shape(value))
+    if elems is None or dims is None or math.prod(dims) != len(elems):
+        return None
+    grid = np.empty(len(elems), dtype=object)
+    grid[:] = list(elems)
+    return grid.reshape(dims)
+
+
+def _flat(grid: np.ndarray) -> Elems:
+    return tuple(grid.reshape(-1).tolist())
+
+
+def _mod(a: Expr, b: Expr, fmod: bool) -> Expr | None:
+    """a mod b: Python's floor remainder (the divisor's sign), or C's fmod (the dividend's sign);
+    zero whenever b divides a (a symbolic dim that is a multiple of a constant window size)."""
+    if b.is_const and b.value == 0:
+        return None
+    if a.is_const and b.is_const:
+        return Expr.const(int(math.fmod(a.value, b.value)) if fmod else a.value % b.value)
+    if a.divide(b) is not None:
+        return ZERO
+    return None
+
+
+def _elementwise_one(op: str, column: tuple[Expr | None, ...], fmod: bool = False) -> Expr | None:
     if op == "Where":
         cond, a, b = column
         if cond is None or not cond.is_const:
@@ -496,6 +516,8 @@ def _elementwise_one(op: str, column: tuple[Expr | None, ...]) -> Expr | None:
                               or (b.nonnegative and a.is_const and a.value < 0)):
             return ZERO  # a dim (or a sum of dims) is never negative
         return None
+    if op == "Mod" and b is not None:
+        return _mod(a, b, fmod)
     if op in ("Max", "Min") and all(c is not None and c.is_const for c in column):
         values = [c.value for c in column if c is not None]
         return Expr.const(max(values) if op == "Max" else min(values))
@@ -539,7 +561,8 @@ def _transpose(info: ShapeInfo, node: Node) -> Result:
         return None
     perm = node.attr("perm")
     perm = list(perm) if perm is not None else list(reversed(range(len(x))))
-    elems = info.elems(node.inputs[0]) if len(x) <= 1 else None
+    grid = _grid(info, node.inputs[0])
+    elems = _flat(grid.transpose(perm)) if grid is not None else None
     return [tuple(x[p] for p in perm)], [elems]
 
 
@@ -728,11 +751,12 @@ def _slice(info: ShapeInfo, node: Node) -> Result:
         ranges[axis] = r
         out[axis] = None if r is None else r[1] - r[0]
     elems: Elems | None = None
-    data = info.elems(node.inputs[0])
-    if data is not None and len(x) == 1 and len(params) == 1:
-        _, start, end, step = params[0]
-        if start.is_const and end.is_const and step != 0:
-            elems = tuple(data[slice(*slice(start.value, end.value, step).indices(len(data)))])
+    grid = _grid(info, node.inputs[0])
+    if grid is not None and all(st.is_const and en.is_const and step != 0 for _, st, en, step in params):
+        for axis, start, end, step in params:  # a range, not a slice: a negative step may end before 0
+            picked = range(*slice(start.value, end.value, step).indices(grid.shape[axis]))
+            grid = grid.take(list(picked), axis=axis)
+        elems = _flat(grid)
     return [tuple(out)], [elems]
 
 
@@ -918,21 +942,116 @@ def _argmax(info: ShapeInfo, node: Node) -> Result:
     return [tuple(out)], []
 
 
-@_rule("Conv", "ConvTranspose", "MaxPool", "AveragePool", "LpPool", "Resize", "Upsample", "Pad")
-def _batch_first(info: ShapeInfo, node: Node) -> Result:
-    """The batch dim passes through (channels and spatial dims: as declared)."""
+@_rule("Conv", "ConvTranspose", "MaxPool", "AveragePool", "LpPool")
+def _windowed(info: ShapeInfo, node: Node) -> Result:
+    """Batch passes through; channels from the weight (Conv) or the input (pools); each spatial dim
+    from the window arithmetic where it is exact: static dims, or stride 1 over a symbolic dim."""
     x = info.shape(node.inputs[0])
-    declared = _declared(node.outputs[0])
-    if x is None or declared is None or not x or len(declared) != len(x):
+    if x is None or len(x) < 3:
         return None
-    out: list[Expr | None] = [x[0], *([None] * (len(x) - 1))]
-    if node.op_type == "Conv":
-        w = info.shape(_in(node, 1))
-        if w is not None and w:
-            out[1] = w[0]
-    elif node.op_type in ("MaxPool", "AveragePool", "LpPool"):
-        out[1] = x[1] if len(x) > 1 else None
+    spatial = len(x) - 2
+    out: list[Expr | None] = [x[0], None, *([None] * spatial)]
+    w = info.shape(_in(node, 1)) if node.op_type in ("Conv", "ConvTranspose") else None
+    if node.op_type == "Conv" and w:
+        out[1] = w[0]
+    elif node.op_type == "ConvTranspose" and w and len(w) > 1 and w[1] is not None and w[1].is_const:
+        out[1] = w[1] * Expr.const(int(node.attr("group", 1)))
+    elif node.op_type != "Conv" and node.op_type != "ConvTranspose":
+        out[1] = x[1]
+    kernel = node.attr("kernel_shape")
+    if kernel is None and w is not None and len(w) == len(x) and all(d is not None and d.is_const for d in w[2:]):
+        kernel = [d.value for d in w[2:]]  # type: ignore[union-attr]
+    auto_pad = node.attr("auto_pad", "NOTSET")
+    auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
+    if kernel is None or len(kernel) != spatial or auto_pad not in ("NOTSET", "VALID") or node.attr("output_shape"):
+        return [tuple(out)], []
+    strides = list(node.attr("strides", [1] * spatial))
+    dilations = list(node.attr("dilations", [1] * spatial))
+    pads = list(node.attr("pads", [0] * 2 * spatial)) if auto_pad == "NOTSET" else [0] * 2 * spatial
+    extra = list(node.attr("output_padding", [0] * spatial))
+    ceil = bool(node.attr("ceil_mode", 0))
+    for i in range(spatial):
+        d = x[2 + i]
+        if d is None:
+            continue
+        span = dilations[i] * (kernel[i] - 1) + 1
+        padded = pads[i] + pads[i + spatial]
+        if node.op_type == "ConvTranspose":
+            out[2 + i] = (d - ONE) * Expr.const(strides[i]) + Expr.const(extra[i] + span - padded)
+        elif ceil:
+            continue  # runtimes differ on a last window that starts in the padding: as declared
+        elif d.is_const:
+            out[2 + i] = Expr.const((d.value + padded - span) // strides[i] + 1)
+        elif strides[i] == 1:
+            out[2 + i] = d + Expr.const(padded - span + 1)
     return [tuple(out)], []
+
+
+@_rule("Pad")
+def _pad(info: ShapeInfo, node: Node) -> Result:
+    """Each padded dim grows by its two pads (negative pads crop), pads from the attribute (opset
+    < 11) or a shape value, also when computed from the input's own dims."""
+    x = info.shape(node.inputs[0])
+    if x is None:
+        return None
+    rank = len(x)
+    if "pads" in node.attributes:
+        pads: Elems | None = tuple(Expr.const(int(v)) for v in node.attr("pads"))
+    else:
+        pads = info.elems(_in(node, 1))
+    axes = info.ints(_in(node, 3)) if _in(node, 3) is not None else list(range(rank))
+    if pads is None or axes is None or len(pads) != 2 * len(axes):
+        return None
+    out = list(x)
+    for k, axis in enumerate(_norm(a, rank) for a in axes):
+        begin, end = pads[k], pads[k + len(axes)]
+        out[axis] = None if out[axis] is None or begin is None or end is None else out[axis] + begin + end  # type: ignore[operator]
+    return [tuple(out)], []
+
+
+@_rule("Resize", "Upsample")
+def _resize(info: ShapeInfo, node: Node) -> Result:
+    """Output dims from `sizes` (symbolic allowed), or from integral `scales` (exact for any dim)."""
+    x = info.shape(node.inputs[0])
+    if x is None:
+        return None
+    rank = len(x)
+    axes = [_norm(int(a), rank) for a in node.attr("axes", list(range(rank)))]
+    out: list[Expr | None] = [x[0], *([None] * (rank - 1))] if rank else []
+    sizes = info.elems(_in(node, 3)) if node.op_type == "Resize" else None
+    if sizes is not None and len(sizes) == len(axes):
+        out = list(x)
+        for axis, size in zip(axes, sizes, strict=True):
+            out[axis] = size
+        return [tuple(out)], []
+    scales_value = _in(node, 2) if node.op_type == "Resize" else _in(node, 1)
+    scales = _float_constant(scales_value)
+    if scales is None and "scales" in node.attributes:
+        scales = [float(v) for v in node.attr("scales")]
+    if scales is None or len(scales) != len(axes):
+        return [tuple(out)], []
+    out = list(x)
+    for axis, scale in zip(axes, scales, strict=True):
+        d = x[axis]
+        if d is None:
+            out[axis] = None
+        elif d.is_const:
+            out[axis] = Expr.const(math.floor(d.value * scale))
+        elif float(scale).is_integer() and scale > 0:
+            out[axis] = d * Expr.const(int(scale))
+        else:
+            out[axis] = None
+    return [tuple(out)], []
+
+
+def _float_constant(value: Value | None) -> list[float] | None:
+    if value is None or not value.is_constant or not isinstance(value.const, Tensor) or not value.const.has_data:
+        return None
+    try:
+        array = value.const.numpy()
+    except TensorDataUnavailable:
+        return None
+    return [float(v) for v in array.reshape(-1)] if array.size else None
 
 
 @_rule("GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from mlc.ir.types import TensorType
-from mlc.testing import assert_pass, run_pass
+from mlc.testing import assert_numerically_equivalent, assert_pass, run_pass
 from tests.passes.real_exports import ALL, assert_export_numbers, imported
 
 # x.view(b, s, -1, 16).transpose(1, 2).reshape(-1, 16), as onnx's inference types it.
@@ -134,3 +134,31 @@ def test_real_exports_keep_their_numbers(name: str) -> None:
              for d in o.type.shape or () if isinstance(d, str) and d.startswith("unk__")}
     assert len(names) == MADE_UP_LEFT.get(name, 0), sorted(names)
     assert_export_numbers(name, graph)
+
+
+def test_window_ops_and_resize_derive_symbolic_spatial_dims() -> None:
+    """A UNet with dynamic H/W: a 3x3 stride-1 conv keeps H-2 (no padding) or H (padding 1), a
+    transposed 2x2 stride-2 conv doubles, Resize by an integral scale multiplies; a strided conv
+    over a symbolic dim is not exact (floor division) and stays as declared."""
+    text = '''graph "g" (%x: f32[N,4,H,W]) {
+  const %w = splat<f32[8,4,3,3]> 0.5
+  const %wt = splat<f32[8,2,2,2]> 0.25
+  const %scales = dense<f32[4]> [1.0, 1.0, 2.0, 2.0]
+  const %roi = dense<f32[0]> []
+  %a: f32[unk__1,8,unk__2,unk__3] = Conv(%x, %w) {kernel_shape = [3, 3]}
+  %b: f32[unk__4,8,unk__5,unk__6] = Conv(%x, %w) {pads = [1, 1, 1, 1]}
+  %c: f32[unk__7,2,unk__8,unk__9] = ConvTranspose(%b, %wt) {strides = [2, 2]}
+  %d: f32[unk__10,8,unk__11,unk__12] = Resize(%b, %roi, %scales) {mode = "nearest"}
+  %e: f32[unk__13,8,unk__14,unk__15] = Conv(%x, %w) {strides = [2, 2], pads = [1, 1, 1, 1]}
+  return %a, %c, %d, %e
+}'''
+    graph, _ = run_pass("infer-shapes", text)
+    shapes = {n.outputs[0].name: n.outputs[0].type.shape for n in graph}
+    assert shapes["a"] == ("N", 8, "-2+H", "-2+W")
+    assert shapes["b"] == ("N", 8, "H", "W")
+    assert shapes["c"] == ("N", 2, "2*H", "2*W")
+    assert shapes["d"] == ("N", 8, "2*H", "2*W")
+    assert shapes["e"][:2] == ("N", 8) and shapes["e"][2] not in ("H", "2*H")
+    for n, h, w in ((2, 9, 12), (3, 16, 7)):
+        feeds = {"x": np.random.default_rng(h).standard_normal((n, 4, h, w)).astype(np.float32)}
+        assert_numerically_equivalent(text, graph, feeds=feeds)

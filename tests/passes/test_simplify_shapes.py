@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mlc.testing import assert_pass, run_pass
+from mlc.testing import assert_numerically_equivalent, assert_pass, run_pass
 from tests.passes.real_exports import ALL, assert_export_numbers, imported
 
 BEFORE = '''graph "g" (%x: f32[B,S,128]) {
@@ -253,3 +253,54 @@ def test_the_derived_dims_are_written_into_the_types() -> None:
     reshape = next(n for n in graph if n.op_type == "Reshape")
     assert reshape.inputs[1].const.numpy().tolist() == [0, -1, 16]
     assert reshape.outputs[0].type.shape == ("B", "4*S", 16)
+
+
+# TorchScript's F.pad(x, (0, 0, 0, pw, 0, ph)) for a Swin window partition: the pads are computed
+# with Mod from x's (static) spatial dims, listed last-dim-first, then reordered to ONNX's order by
+# Reshape(-1, 2) → Slice(step -1) → Transpose → Reshape(-1). Batch stays dynamic.
+SWIN_PAD = '''graph "g" (%x: f32[B,6,8,3]) {
+  const %i1 = dense<i64[]> [1]
+  const %i2 = dense<i64[]> [2]
+  const %win = dense<i64[]> [4]
+  const %ax = dense<i64[1]> [0]
+  const %zero = dense<i64[1]> [0]
+  const %zeros = dense<i64[2]> [0, 0]
+  const %pairs = dense<i64[2]> [-1, 2]
+  const %m1 = dense<i64[1]> [-1]
+  const %mhuge = dense<i64[1]> [-9223372036854775807]
+  %s: i64[4] = Shape(%x)
+  %h: i64[] = Gather(%s, %i1) {axis = 0}
+  %w: i64[] = Gather(%s, %i2) {axis = 0}
+  %hm: i64[] = Mod(%h, %win) {fmod = 0}
+  %hr: i64[] = Sub(%win, %hm)
+  %ph: i64[] = Mod(%hr, %win) {fmod = 0}
+  %wm: i64[] = Mod(%w, %win) {fmod = 0}
+  %wr: i64[] = Sub(%win, %wm)
+  %pw: i64[] = Mod(%wr, %win) {fmod = 0}
+  %ph1: i64[1] = Unsqueeze(%ph, %ax)
+  %pw1: i64[1] = Unsqueeze(%pw, %ax)
+  %torch: i64[6] = Concat(%zero, %zero, %zero, %pw1, %zero, %ph1) {axis = 0}
+  %all: i64[8] = Concat(%torch, %zeros) {axis = 0}
+  %rows: i64[4,2] = Reshape(%all, %pairs)
+  %rev: i64[4,2] = Slice(%rows, %m1, %mhuge, %zero, %m1)
+  %cols: i64[2,4] = Transpose(%rev) {perm = [1, 0]}
+  %flat: i64[8] = Reshape(%cols, %m1)
+  %p: f32[unk__1,unk__2,unk__3,unk__4] = Pad(%x, %flat) {mode = "constant"}
+  %y: f32[unk__1,unk__2,unk__3,unk__4] = Relu(%p)
+  return %y
+}'''
+
+
+def test_torchscript_pad_amounts_from_static_dims_fold_and_type_the_pad() -> None:
+    """Mod, Slice with a negative step and Transpose keep their values known: the pads become
+    one constant and Pad's output dims follow from them (the Swin blocks after it see static
+    spatial dims, so their own shape plumbing folds in the same pass)."""
+    graph, ctx = run_pass("simplify-shapes", SWIN_PAD)
+    pad = next(n for n in graph if n.op_type == "Pad")
+    assert pad.inputs[1].is_constant and pad.inputs[1].const.numpy().tolist() == [0, 0, 0, 0, 0, 2, 0, 0]
+    assert pad.outputs[0].type.shape == ("B", 8, 8, 3)
+    assert not any(n.op_type in ("Shape", "Mod", "Transpose", "Slice") for n in graph), [n.op_type for n in graph]
+    assert ctx.rules == {"fold-shape-value": 1, "refine-type": 2}, ctx.rules  # Pad's and Relu's types
+    for batch in (2, 3):
+        feeds = {"x": np.random.default_rng(batch).standard_normal((batch, 6, 8, 3)).astype(np.float32)}
+        assert_numerically_equivalent(SWIN_PAD, graph, feeds=feeds)
