@@ -23,7 +23,6 @@ from mlc.errors import NumericMismatchError
 from mlc.hashing import file_sha256
 from mlc.ir.core import Graph
 from mlc.ir.printer import format_type
-from mlc.numerics.compare import compare_outputs
 from mlc.numerics.inputs import InputSpec
 from mlc.output_guard import guard_output, write_file_atomically
 from mlc.pass_api import Numerics, Pass
@@ -121,7 +120,7 @@ def check_artifact(backend: Backend, target: str, folder: Path, manifest: dict[s
     verdicts = []
     for feeds, expected in result.reference.sets:  # every shape set the pipeline was checked at
         got = run_backend(runner.run, feeds, target=target)
-        check = compare_outputs(expected, got, Numerics.TOLERANCE, result.engine)
+        check = result.reference.compare(expected, got, Numerics.TOLERANCE)
         if check.verdict == "fail":
             worst = "; ".join(o.describe() for o in check.outputs if o.verdict != "ok")
             shapes = ", ".join(f"{k} {list(v.shape)}" for k, v in feeds.items())

@@ -37,6 +37,7 @@ from mlc.numerics.reference import (
     run_model,
     run_with_fallback,
 )
+from mlc.numerics.selection import selection_outputs
 from mlc.onnx_io.exporter import export_onnx
 from mlc.onnx_io.importer import import_onnx
 from mlc.pass_api import Numerics, Pass
@@ -79,6 +80,7 @@ class Reference:
         self.weights = WeightCache()
         self.model = export_onnx(original)
         self.output_names = [v.name for v in original.outputs]
+        self.selections = selection_outputs(original)
         self.second_opinion = second_opinion
         self.notes: list[str] = []
         self.sets: list[tuple[dict[str, np.ndarray], dict[str, Any]]] = []
@@ -110,6 +112,19 @@ class Reference:
             self.notes.append(f"the original cannot run at {'; '.join(tried[:3])}: not checked there")
         if self.engine != ORT:
             self.notes.append("onnxruntime cannot run this model; onnx.reference is the reference")
+        traced = [name for name, s in self.selections.items() if s.axis is not None]
+        if traced:
+            ops = "/".join(sorted({op for name in traced for op in self.selections[name].ops}))
+            self.notes.append(f"{', '.join(traced)} compared as records in any order among near ties: picked by "
+                              f"{ops}, whose near-tied scores may come out in another order")
+
+    def compare(self, expected: dict[str, Any], got: dict[str, Any], numerics: Numerics,
+                engine: str | None = None) -> CheckResult:
+        """Compare a run's outputs with the original's: element by element, except the outputs a
+        TopK/NonMaxSuppression picked, which are compared as records in any order among near ties
+        (`mlc.numerics.records`). Every comparison with the original goes through here, the
+        compiled artifact's included."""
+        return compare_outputs(expected, got, numerics, engine or self.engine, self.selections)
 
     @property
     def feeds(self) -> dict[str, np.ndarray]:
@@ -133,7 +148,7 @@ class Reference:
             except ReferenceError as error:
                 return CheckResult(FAIL, numerics.value, self.engine, note=f"the reference cannot run the graph at "
                                    f"{_shapes_text(feeds)}: {error}", load_error=str(error))
-            result = compare_outputs(expected, got, numerics, self.engine)
+            result = self.compare(expected, got, numerics)
             if result.verdict == FAIL and self.second_opinion and self.engine == ORT:
                 self._second_opinion(model, feeds, numerics, result)
             if worst is None or _rank(result) > _rank(worst):
@@ -148,15 +163,19 @@ class Reference:
             ref_expected = run_model(self.model, feeds, self.output_names, REFERENCE)
             ref_got = run_model(model, feeds, self.output_names, REFERENCE)
         except ReferenceError as error:
-            first.note = f"second opinion unavailable ({error})"
+            _add_note(first, f"second opinion unavailable ({error})")
             return
-        second = compare_outputs(ref_expected, ref_got, numerics, REFERENCE)
+        second = self.compare(ref_expected, ref_got, numerics, REFERENCE)
         if second.verdict == OK:
             first.verdict = INCONCLUSIVE
-            first.note = ("the references disagree: onnxruntime sees a difference, onnx.reference does not; "
-                          "not blaming the pass")
+            _add_note(first, "the references disagree: onnxruntime sees a difference, onnx.reference does not; "
+                             "not blaming the pass")
         else:
-            first.note = "confirmed by onnx.reference"
+            _add_note(first, "confirmed by onnx.reference")
+
+
+def _add_note(result: CheckResult, note: str) -> None:
+    result.note = f"{result.note}; {note}" if result.note else note
 
 
 def _rank(result: CheckResult) -> tuple[int, float]:

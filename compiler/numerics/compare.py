@@ -8,11 +8,13 @@ judged: if they are the only differences, the verdict is `inconclusive`, not `fa
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from mlc.numerics.selection import Selection
 from mlc.pass_api import Numerics
 
 OK, FAIL, INCONCLUSIVE = "ok", "fail", "inconclusive"
@@ -169,14 +171,35 @@ def _compare_floats(check: OutputCheck, exp: np.ndarray, act: np.ndarray, numeri
     return check
 
 
-def compare_outputs(expected: dict[str, Any], got: dict[str, Any], numerics: Numerics, engine: str) -> CheckResult:
-    """Compare every expected output; the verdict is the worst of them."""
+def compare_outputs(expected: dict[str, Any], got: dict[str, Any], numerics: Numerics, engine: str,
+                    selections: Mapping[str, Selection] | None = None) -> CheckResult:
+    """Compare every expected output; the verdict is the worst of them.
+
+    `selections` (`mlc.numerics.selection.selection_outputs` of the original graph) names the
+    outputs whose records a TopK/NonMaxSuppression picked: those are compared as records, in any
+    order among near ties (`mlc.numerics.records`), and the result's note says which and why.
+    Every other output is compared element by element."""
+    by_name: dict[str, OutputCheck] = {}
+    summaries: list[str] = []
+    if selections:
+        from mlc.numerics.records import compare_groups
+
+        for group in compare_groups(expected, got, selections, numerics):
+            by_name.update(group.checks)
+            summaries += [group.summary] if group.summary else []
     checks = []
     for name, value in expected.items():
         if name not in got:
             checks.append(OutputCheck(name, FAIL, note="output missing"))
             continue
-        checks.append(compare_array(name, value, got[name], numerics))
+        check = by_name.get(name) or compare_array(name, value, got[name], numerics)
+        selection = (selections or {}).get(name)
+        if name not in by_name and selection is not None and check.verdict != OK:
+            how = ("its records' axis could not be traced, so it is compared in order: a failure here may be "
+                   "near-tied scores picked in another order" if selection.axis is None
+                   else "another shape or type than the reference's: the records picked differ in number")
+            check.note = "; ".join(x for x in (check.note, f"picked by {'/'.join(selection.ops)}; {how}") if x)
+        checks.append(check)
     verdicts = {c.verdict for c in checks}
     verdict = FAIL if FAIL in verdicts else INCONCLUSIVE if INCONCLUSIVE in verdicts else OK
-    return CheckResult(verdict, numerics.value, engine, checks)
+    return CheckResult(verdict, numerics.value, engine, checks, note="; ".join(summaries))
