@@ -33,12 +33,9 @@ def bound_array(name: str, declared: object, array: np.ndarray, shown: str) -> n
             raise BadInputError(f"{shown}: cannot bind input {name!r}: values of type {array.dtype} do not fit "
                                 f"its element type {np.dtype(wanted)}")
         array = converted
-    if declared.shape is not None:
-        dims = list(declared.shape)
-        if len(dims) != array.ndim or any(isinstance(d, int) and d != n for d, n in zip(dims, array.shape,
-                                                                                         strict=False)):
-            raise BadInputError(f"{shown}: cannot bind input {name!r}: shape {list(array.shape)} does not match "
-                                f"the declared {[d if isinstance(d, int) else '?' for d in dims]}")
+    if not declared.accepts_shape(array.shape):
+        raise BadInputError(f"{shown}: cannot bind input {name!r}: shape {list(array.shape)} does not match "
+                            f"the declared {declared.shape_text()}")
     return array
 
 

@@ -45,11 +45,9 @@ def check_shapes(graph: Graph, shapes: dict[str, tuple[int, ...]]) -> None:
             raise BadInputError(f"--input-shape {name}: only tensor inputs have dims")
         if any(d <= 0 for d in dims):
             raise BadInputError(f"--input-shape {name}:{','.join(map(str, dims))}: dims must be positive")
-        if old.shape is not None and (len(old.shape) != len(dims) or any(
-                isinstance(o, int) and o != n for o, n in zip(old.shape, dims, strict=False))):
-            declared = ",".join(str(d) if d is not None else "?" for d in old.shape)
+        if not old.accepts_shape(dims):
             raise BadInputError(f"--input-shape {name}:{','.join(map(str, dims))}: the input is declared "
-                                f"[{declared}]")
+                                f"{old.shape_text()}")
 
 
 @register_pass

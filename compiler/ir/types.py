@@ -28,6 +28,19 @@ class TensorType:
     def is_static(self) -> bool:
         return self.shape is not None and all(isinstance(d, int) for d in self.shape)
 
+    def accepts_shape(self, dims: tuple[int, ...] | list[int]) -> bool:
+        """Whether concrete `dims` fit this type: the same rank (if known) and every static dim
+        equal (symbolic and unknown dims take any size)."""
+        if self.shape is None:
+            return True
+        return len(self.shape) == len(dims) and all(not isinstance(d, int) or d == n
+                                                    for d, n in zip(self.shape, dims, strict=True))
+
+    def shape_text(self) -> str:
+        """The declared dims for a message: numbers, symbolic names, `?` where unknown."""
+        return "unknown rank" if self.shape is None else \
+            "[" + ",".join("?" if d is None else str(d) for d in self.shape) + "]"
+
 
 @dataclass(frozen=True, slots=True)
 class SparseTensorType:
