@@ -11,21 +11,40 @@
     slice-slice      Slice(Slice(x, s1, e1), s2, e2), step 1, non-negative constant bounds, the
                      inner Slice read only there            -> Slice(x, s1 + s2, min(e1, s1 + e2))
                      (on different axes: one Slice with both)
+    concat-concat    Concat(..., Concat(a, b), ...) on the same axis, the inner Concat read only
+                     by the outer one                        -> Concat(..., a, b, ...)
+                     (the sizes of a Resize: Concat(Slice(Shape(y), 0, 2), Concat(h, w)))
+    concat-slices    also counts Unsqueeze(Gather(x, k, axis=a), [a]), k a constant scalar, as
+                     x's rows [k, k+1) along a: Concat(Unsqueeze(Gather(s, 2)), Unsqueeze(Gather(
+                     s, 3))) -> Slice(s, 2, 4) (one such row alone -> Slice(s, k, k+1) where its
+                     Gather goes with it)
+    concat-shapes    Concat(Shape(x, a, b), Shape(x, b, c))  -> Shape(x, a, c)
+    slice-shape      Slice(Shape(x), a, b), step 1, constant bounds, the Shape read only there
+                     -> Shape(x, start=a, end=b)
+
+Shape takes `start` and `end` from opset 15 on: before, the two Shape rules only make whole
+shapes. The Gather and Shape rules are what the TorchScript and dynamo exporters write for
+`F.interpolate(x, size=y.shape[2:])`: the sizes vector becomes one Concat of two Shapes.
 
 Bounds are compared symbolically (`mlc.passes._symbolic`): slices of `x[:, :n]` and `x[:, n:]`
 are adjacent for a computed n, and a bound equal to the dim is the dim's end. A Slice bound is
 clamped to [0, dim]: two slices are adjacent only where their clamped bounds provably meet.
-Constant slices are left to fold-constants. What becomes unused is left to `dce`.
+Constant slices are left to fold-constants. What becomes unused is left to `dce`, but for
+the pieces of a Shape a Concat rewrite replaces: they go at once, so that the Shape is left to
+the new Slice alone (and slice-shape applies).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from mlc.ir.core import Graph, Node, Value
+from mlc.ir.dtypes import DType
 from mlc.ir.types import Dim, TensorType
 from mlc.pass_api import Numerics, Pass, PassContext, register_pass
-from mlc.passes._patterns import STANDARD, output_name_blocked, sole_reader
+from mlc.passes._patterns import STANDARD, output_name_blocked, remove_dead_producers, sole_reader
 from mlc.passes._symbolic import HUGE, ZERO, Expr, ShapeInfo, as_int, slice_range
 
 
@@ -103,7 +122,7 @@ class SimplifySlices(Pass):
     name = "simplify-slices"
     description = "Shorten Slice/Concat/Split chains: full Slices, Concats of adjacent Slices or of Split outputs"
     numerics = Numerics.EXACT
-    statistics = ("slices_removed", "concats_simplified", "slices_merged")
+    statistics = ("slices_removed", "concats_simplified", "concats_spliced", "slices_merged")
 
     def run(self, graph: Graph, ctx: PassContext) -> bool:
         changed = False
@@ -115,7 +134,8 @@ class SimplifySlices(Pass):
                 if node.domain not in STANDARD:
                     continue
                 if node.op_type == "Slice":
-                    done = self._slice_noop(sub, node, info, ctx) or self._slice_slice(sub, node, info, ctx)
+                    done = (self._slice_noop(sub, node, info, ctx) or self._slice_slice(sub, node, info, ctx)
+                            or self._slice_shape(sub, node, info, ctx))
                 elif node.op_type == "Concat":
                     done = self._concat(sub, node, info, ctx)
                 else:
@@ -189,7 +209,36 @@ class SimplifySlices(Pass):
         ctx.stats["slices_merged"] += 1
         return True
 
-    # ---------------------------------------------------------------- concat-slices, split-concat
+    # ---------------------------------------------------------------- slice-shape
+    @staticmethod
+    def _slice_shape(graph: Graph, node: Node, info: ShapeInfo, ctx: PassContext) -> bool:
+        """Slice(Shape(x), a, b) with constant bounds, the Shape read only there -> Shape(x, start, end)."""
+        shape_v = node.inputs[0]
+        shape_node = shape_v.producer if shape_v is not None else None
+        out = node.outputs[0]
+        if (shape_node is None or shape_node.op_type != "Shape" or shape_node.domain not in STANDARD
+                or shape_node.graph is not graph or sole_reader(shape_v) is not node or out is None):
+            return False
+        found = _range_on(info, node, 0)
+        bounds = _shape_bounds(info, shape_node)
+        if found is None or bounds is None:
+            return False
+        lo, hi = as_int(found[1]), as_int(found[2])
+        if lo is None or hi is None or not _shape_attrs_allowed(graph, shape_node, bounds[0] + lo, bounds[0] + hi):
+            return False
+        if not ctx.rewrite("slice-shape"):
+            return False
+        new = _make_shape(graph, shape_node, bounds[0] + lo, bounds[0] + hi, out)
+        graph.insert_before(node, new)
+        ctx.created(new, [shape_node, node], "slice-shape")
+        assert new.outputs[0] is not None
+        out.replace_all_uses_with(new.outputs[0], replace_graph_outputs=True)
+        graph.remove(node)
+        graph.remove(shape_node)
+        ctx.stats["slices_merged"] += 1
+        return True
+
+    # ---------------------------------------------------------------- concat-concat, concat-slices, split-concat
     def _concat(self, graph: Graph, node: Node, info: ShapeInfo, ctx: PassContext) -> bool:
         out = node.outputs[0]
         rank = info.rank(out)
@@ -197,43 +246,44 @@ class SimplifySlices(Pass):
             return False
         axis = node.attr("axis", 0)
         axis = axis + rank if axis < 0 else axis
-        parts: list[Value] = list(node.inputs)  # type: ignore[arg-type]
-        pieces = [_piece(graph, node, v, axis, info) for v in parts]
+        spliced: list[Node] = []
+        parts = _splice(graph, node, axis, info, spliced)
+        if spliced and not ctx.rewrite("concat-concat"):
+            return False
+        if not spliced:
+            parts = list(node.inputs)  # type: ignore[arg-type]
+        readers = {node, *spliced}
+        pieces = [_piece(graph, readers, v, axis, info) for v in parts]
         inputs: list[Value] = []
         replaced: list[Node] = []
+        new_slices: list[tuple[Node, list[Value]]] = []
         i = 0
         while i < len(parts):
             first = pieces[i]
             j = i + 1
             while (j < len(parts) and first is not None and pieces[j] is not None
-                   and pieces[j][0] is first[0] and pieces[j][1] == pieces[j - 1][2]  # type: ignore[index]
+                   and pieces[j].source is first.source and (pieces[j].kind == "shape") == (first.kind == "shape")  # type: ignore[union-attr]
+                   and pieces[j].lo == pieces[j - 1].hi  # type: ignore[union-attr]
                    and parts[j] is not parts[j - 1]):
                 j += 1
-            group = pieces[i:j]
-            if first is None or j - i < 2 or not _whole_split_or_slices(group, parts[i:j]):
+            group: list[_Piece] = pieces[i:j]  # type: ignore[assignment]
+            made = None if first is None else _group_value(graph, node, group, parts[i:j], axis, info)
+            if made is None:
                 inputs.append(parts[i])
                 i += 1
                 continue
-            source, lo, hi = first[0], first[1], group[-1][2]  # type: ignore[index]
-            shape = info.shape(source)
-            if shape is not None and lo == ZERO and hi == shape[axis]:
-                rule, value = ("split-concat" if first[3] else "concat-slices"), source
-            else:
-                made = _make_slice(graph, node, source, lo, hi, axis, info)
-                if made is None:
-                    inputs.extend(parts[i:j])
-                    i = j
-                    continue
-                rule, value = "concat-slices", made
+            rule, value = made
             if not ctx.rewrite(rule):
                 return False
-            if value is not source:
-                graph.insert_before(node, value.producer)  # type: ignore[arg-type]
-                ctx.created(value.producer, [p.producer for p in parts[i:j] if p.producer is not None], rule)  # type: ignore[arg-type]
+            if value.producer is not None and value.producer.graph is None:
+                graph.insert_before(node, value.producer)
+                ctx.created(value.producer, [p.producer for p in parts[i:j] if p.producer is not None], rule)
+                if value.producer.op_type == "Slice":
+                    new_slices.append((value.producer, parts[i:j]))
             inputs.append(value)
             replaced.extend(p.producer for p in parts[i:j] if p.producer is not None)
             i = j
-        if not replaced:
+        if not replaced and not spliced:
             return False
         if len(inputs) == 1 and not output_name_blocked(out, inputs[0], graph):
             out.replace_all_uses_with(inputs[0], replace_graph_outputs=True)
@@ -242,56 +292,194 @@ class SimplifySlices(Pass):
             new = Node("Concat", inputs, [Value(graph.unique_name(out.name or "concat"), out.type)],
                        dict(node.attributes), name=node.name)
             graph.insert_before(node, new)
-            ctx.created(new, [node, *replaced])
+            ctx.created(new, [node, *spliced, *replaced])
             assert new.outputs[0] is not None
             out.replace_all_uses_with(new.outputs[0], replace_graph_outputs=True)
             graph.remove(node)
+        for made_slice, pieces_read in new_slices:
+            source = made_slice.inputs[0].producer if made_slice.inputs[0] is not None else None
+            if source is not None and source.op_type == "Shape":
+                # The pieces are dead now: removed at once, so that the Shape they read is left to
+                # the new Slice alone, which then becomes a Shape itself (slice-shape).
+                remove_dead_producers(pieces_read)
+                self._slice_shape(graph, made_slice, info, ctx)
         ctx.stats["concats_simplified"] += 1
+        if spliced:
+            ctx.stats["concats_spliced"] += len(spliced)
         return True
 
 
 def _candidate(node: Node) -> bool:
-    """A Slice with a computed bound or of a Slice, or a Concat of Slice/Split outputs."""
+    """A Slice with a computed bound, of a Slice or of a Shape, or a Concat of Slice/Split/Shape
+    outputs or of a Concat."""
     if node.domain not in STANDARD:
         return False
     if node.op_type == "Slice":
         inner = node.inputs[0].producer if node.inputs and node.inputs[0] is not None else None
-        return (inner is not None and inner.op_type == "Slice") or any(
+        return (inner is not None and inner.op_type in ("Slice", "Shape")) or any(
             v is not None and not v.is_constant for v in node.inputs[1:3])
     if node.op_type == "Concat":
         producers = [v.producer for v in node.inputs if v is not None]
-        return sum(1 for p in producers if p is not None and p.op_type in ("Slice", "Split")) > 1
+        ops = [p.op_type for p in producers if p is not None]
+        return "Concat" in ops or sum(1 for op in ops if op in ("Slice", "Split", "Shape")) > 1 or (
+            "Unsqueeze" in ops and len(ops) > 1)
     return False
 
 
-def _whole_split_or_slices(group: list[tuple[Value, Expr, Expr, bool] | None], values: list[Value]) -> bool:
-    """Slices, or every output of one Split (so that the Split goes: no node is added)."""
-    if not all(p is not None and not p[3] for p in group):
-        split = values[0].producer
-        return (all(p is not None and p[3] for p in group) and split is not None
-                and [v for v in split.outputs] == values)
-    return True
+@dataclass(frozen=True)
+class _Piece:
+    """A Concat input that is rows [lo, hi) of `source` along the Concat's axis. kind: "slice" (a
+    step-1 Slice), "gather" (Unsqueeze(Gather(source, k)), the row k), "split" (a Split output),
+    or "shape" (Shape(source) entries [lo, hi), its start and end)."""
+
+    source: Value
+    lo: Expr
+    hi: Expr
+    kind: str
 
 
-def _piece(graph: Graph, concat: Node, value: Value, axis: int,
-           info: ShapeInfo) -> tuple[Value, Expr, Expr, bool] | None:
-    """(source, lo, hi, from a Split) when `value` is rows [lo, hi) of source along `axis`, read
-    only by `concat`."""
+def _splice(graph: Graph, concat: Node, axis: int, info: ShapeInfo, spliced: list[Node]) -> list[Value]:
+    """The Concat's inputs with each input Concat on the same axis read only by it (or by Concats
+    spliced into it) replaced by its own inputs, recursively; the spliced Concats go to `spliced`."""
+    parts: list[Value] = []
+    for value in concat.inputs:
+        assert value is not None
+        inner = value.producer
+        if (inner is not None and inner.op_type == "Concat" and inner.domain in STANDARD and inner.graph is graph
+                and not value.is_graph_output and all(user is concat for user, _ in value.uses)
+                and all(v is not None for v in inner.inputs) and info.rank(value) is not None):
+            inner_axis = inner.attr("axis", 0)
+            rank = info.rank(value)
+            assert rank is not None
+            if (inner_axis + rank if inner_axis < 0 else inner_axis) == axis:
+                if inner not in spliced:
+                    spliced.append(inner)
+                parts.extend(_splice(graph, inner, axis, info, spliced))
+                continue
+        parts.append(value)
+    return parts
+
+
+def _piece(graph: Graph, readers: set[Node], value: Value, axis: int, info: ShapeInfo) -> _Piece | None:
+    """The rows `value` is of another tensor along `axis`, when it is read only by `readers` (the
+    Concat and the Concats spliced into it)."""
     producer = value.producer
     if producer is None or producer.graph is not graph or producer.domain not in STANDARD:
         return None
-    if value.is_graph_output or any(user is not concat for user, _ in value.uses):
+    if value.is_graph_output or any(user not in readers for user, _ in value.uses):
         return None
     if producer.op_type == "Slice":
         found = _range_on(info, producer, axis)
-        return None if found is None else (*found, False)
+        return None if found is None else _Piece(*found, "slice")
     if producer.op_type == "Split":
         offsets = _split_offsets(info, producer)
         if offsets is None or offsets[0] != axis or producer.inputs[0] is None:
             return None
         k = list(producer.outputs).index(value)
-        return producer.inputs[0], offsets[1][k], offsets[1][k + 1], True
+        return _Piece(producer.inputs[0], offsets[1][k], offsets[1][k + 1], "split")
+    if producer.op_type == "Shape" and axis == 0:
+        bounds = _shape_bounds(info, producer)
+        if bounds is None or producer.inputs[0] is None:
+            return None
+        return _Piece(producer.inputs[0], Expr.const(bounds[0]), Expr.const(bounds[1]), "shape")
+    if producer.op_type == "Unsqueeze":
+        return _gathered_row(graph, producer, axis, info)
     return None
+
+
+def _gathered_row(graph: Graph, unsqueeze: Node, axis: int, info: ShapeInfo) -> _Piece | None:
+    """Unsqueeze(Gather(x, k, axis=a), [a]) with k a constant scalar: x's row k along a, the
+    Slice [k, k+1). A negative k needs a's size (a Gather index out of range fails at run time;
+    the Slice that replaces it is only asked for valid ones)."""
+    gathered = unsqueeze.inputs[0]
+    gather = gathered.producer if gathered is not None else None
+    rank = info.rank(unsqueeze.outputs[0])
+    if (gather is None or gather.op_type != "Gather" or gather.domain not in STANDARD or gather.graph is not graph
+            or rank is None or gather.inputs[0] is None):
+        return None
+    axes = info.ints(unsqueeze.inputs[1]) if len(unsqueeze.inputs) > 1 else unsqueeze.attr("axes")
+    if axes is None or len(axes) != 1 or (axes[0] + rank if axes[0] < 0 else axes[0]) != axis:
+        return None
+    g_axis = gather.attr("axis", 0)
+    g_axis = g_axis + rank if g_axis < 0 else g_axis
+    index = gather.inputs[1]
+    shape = info.shape(gather.inputs[0])
+    if (g_axis != axis or index is None or shape is None or len(shape) != rank or info.shape(index) != ()
+            or info.ints(index) is None):
+        return None
+    k = info.ints(index)[0]  # type: ignore[index]
+    if k < 0:
+        size = as_int(shape[axis])
+        if size is None or k + size < 0:
+            return None
+        k += size
+    return _Piece(gather.inputs[0], Expr.const(k), Expr.const(k + 1), "gather")
+
+
+def _gather_shared(value: Value) -> bool:
+    """The Gather under the Unsqueeze producing `value` has other readers (it stays)."""
+    unsqueeze = value.producer
+    gathered = unsqueeze.inputs[0] if unsqueeze is not None else None
+    return gathered is None or gathered.is_graph_output or len(gathered.uses) != 1
+
+
+def _shape_bounds(info: ShapeInfo, node: Node) -> tuple[int, int] | None:
+    """The [start, end) a Shape node takes of its input's dims, normalized (the rank known)."""
+    rank = info.rank(node.inputs[0]) if node.inputs else None
+    if rank is None:
+        return None
+    start, end = node.attr("start", 0), node.attr("end", rank)
+    start = min(max(start + rank if start < 0 else start, 0), rank)
+    end = min(max(end + rank if end < 0 else end, 0), rank)
+    return start, max(start, end)
+
+
+def _shape_attrs_allowed(graph: Graph, shape_node: Node, start: int, end: int) -> bool:
+    """Shape takes start and end from opset 15 on; before, only the whole shape."""
+    rank = len(_declared(shape_node.inputs[0]) or ()) if shape_node.inputs[0] is not None else None
+    opset = graph.root.opset_version("")
+    return (opset is not None and opset >= 15) or (start == 0 and end == rank)
+
+
+def _make_shape(graph: Graph, like: Node, start: int, end: int, out: Value | None) -> Node:
+    """A Shape of `like`'s input from start to end (not yet inserted), attributes only where needed."""
+    x = like.inputs[0]
+    assert x is not None
+    rank = len(_declared(x) or ())
+    attributes: dict[str, int] = {}
+    if start != 0:
+        attributes["start"] = start
+    if end != rank or _declared(x) is None:
+        attributes["end"] = end
+    name = out.name if out is not None and out.name else "shape"
+    return Node("Shape", [x], [Value(graph.unique_name(name), TensorType(DType.INT64, (end - start,)))],
+                attributes, name=like.name)
+
+
+def _group_value(graph: Graph, concat: Node, group: list[_Piece], values: list[Value], axis: int,
+                 info: ShapeInfo) -> tuple[str, Value] | None:
+    """(rule, the value standing for the adjacent pieces `group`): their source when they cover
+    it, or a new Slice or Shape of it (not yet inserted); None when no node would be saved."""
+    first, lo, hi = group[0], group[0].lo, group[-1].hi
+    if len(group) == 1 and (first.kind != "gather" or _gather_shared(values[0])):
+        return None  # one Slice for one Slice, or for an Unsqueeze whose Gather stays
+    kinds = {p.kind for p in group}
+    if "split" in kinds:
+        split = values[0].producer
+        if kinds != {"split"} or split is None or list(split.outputs) != values:
+            return None  # only a whole Split goes: otherwise no node is saved
+    if first.kind == "shape":
+        start, end = as_int(lo), as_int(hi)
+        shape_node = values[0].producer
+        assert start is not None and end is not None and shape_node is not None
+        if not _shape_attrs_allowed(graph, shape_node, start, end):
+            return None
+        return "concat-shapes", _make_shape(graph, shape_node, start, end, None).outputs[0]  # type: ignore[return-value]
+    shape = info.shape(first.source)
+    if shape is not None and lo == ZERO and hi == shape[axis]:
+        return ("split-concat" if first.kind == "split" else "concat-slices"), first.source
+    made = _make_slice(graph, concat, first.source, lo, hi, axis, info)
+    return None if made is None else ("concat-slices", made)
 
 
 def _make_slice(graph: Graph, concat: Node, source: Value, lo: Expr, hi: Expr, axis: int,
