@@ -130,6 +130,14 @@ def test_selection_outputs_follow_the_record_axis() -> None:
     assert topk["rows"].ops == ["TopK"]
     nms = selection_outputs(import_onnx(nms_model("equivalent")))
     assert {name: s.axis for name, s in nms.items()} == {"selected": 0, "picked_scores": 0, "picked_boxes": 0}
+    # batched NMS's offset trick: boxes + label * (max over all boxes + 1); the max is the same in any
+    # order, so it does not hide the record axis of what it scales
+    model = topk_model()
+    model.graph.node.extend([helper.make_node("ReduceMax", ["values"], ["top"], keepdims=0),
+                             helper.make_node("Mul", ["values", "top"], ["scaled"])])
+    model.graph.output.append(helper.make_tensor_value_info("scaled", TensorProto.FLOAT, [2, None]))
+    scaled = selection_outputs(import_onnx(model))
+    assert scaled["scaled"].axis == 1 and "top" not in scaled
 
 
 def test_topk_ties_in_another_order_pass_and_are_named() -> None:

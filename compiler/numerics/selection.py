@@ -75,6 +75,13 @@ class _ShapeOf:
 _Mark = Selection | _ShapeOf
 
 
+class _Invariant:
+    """The result of an op that does not depend on the records' order (a reduction over them)."""
+
+
+INVARIANT = _Invariant()
+
+
 def _rank(value: Value | None) -> int | None:
     t = value.type if value is not None else None
     return t.rank if isinstance(t, TensorType) else None
@@ -166,7 +173,9 @@ class _Walk:
             return
         if op in ("Size",):
             return
-        self.set(outs, _merge(data, self.axis(node, marks)))
+        axis = self.axis(node, marks)
+        if not isinstance(axis, _Invariant):
+            self.set(outs, _merge(data, axis))
 
     def set(self, values: Sequence[Value], mark: Selection) -> None:
         for value in values:
@@ -192,8 +201,9 @@ class _Walk:
             if found:
                 self.marks[out] = _merge(found, _same(m.axis for m in found))
 
-    def axis(self, node: Node, marks: list[Selection | None]) -> int | None:
-        """The record axis of the node's outputs, given its inputs' marks (None: untraceable)."""
+    def axis(self, node: Node, marks: list[Selection | None]) -> int | _Invariant | None:
+        """The record axis of the node's outputs, given its inputs' marks (None: untraceable;
+        INVARIANT: the outputs are the same in whatever order the records come)."""
         op = node.op_type
         first = marks[0] if marks else None
         out_rank = _rank(node.outputs[0]) if node.outputs else None
@@ -236,11 +246,13 @@ class _Walk:
             return kept[a] if a < len(kept) else None
         if op in _REDUCE or op in ("ArgMax", "ArgMin"):
             axes = [node.attr("axis", 0)] if op in ("ArgMax", "ArgMin") else _axes(node, rank)
+            if axes is None and op in _REDUCE and len(node.inputs) < 2 and not node.attr("noop_with_empty_axes", 0):
+                return INVARIANT  # reduced over every axis: a sum/max of the records is the same in any order
             if axes is None:
                 return None
             axes = [x + rank if x < 0 and rank is not None else x for x in axes]
-            if a in axes:
-                return None
+            if a in axes:  # over the records: invariant for a reduction, not for the position of the max
+                return INVARIANT if op in _REDUCE else None
             return a if node.attr("keepdims", 1) else a - sum(1 for x in axes if x < a)
         if op == "Flatten":
             split = _norm(int(node.attr("axis", 1)), rank)
