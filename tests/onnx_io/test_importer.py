@@ -148,3 +148,24 @@ def test_opsets_across_the_range(opset: int) -> None:
                        opsets={"": opset}, ir_version=3 if opset < 8 else 8 if opset < 19 else 10)
     graph = round_trip(model, {"x": np.linspace(-1, 1, 4, dtype=np.float32).reshape(1, 4)})
     assert graph.opset_version("") == opset
+
+
+def test_shape_inference_runs_without_the_weights_and_leaves_the_callers_model_alone() -> None:
+    """Inference sees a copy without the large initializers (each declared as an input of its
+    type): the types downstream of a weight are still inferred, a Reshape target held by a small
+    initializer still shapes its output, and the caller's proto gains no value infos."""
+    weight = numpy_helper.from_array(np.random.default_rng(0).standard_normal((4, 512)).astype(np.float32), "w")
+    target = numpy_helper.from_array(np.array([0, 16, 32], np.int64), "target")
+    assert weight.ByteSize() > 4096 >= target.ByteSize()
+    model = make_model([helper.make_node("MatMul", ["x", "w"], ["h"]),
+                        helper.make_node("Reshape", ["h", "target"], ["r"]),
+                        helper.make_node("Relu", ["r"], ["y"])],
+                       [x_info()], [x_info("y", ["N", 16, 32])],
+                       [weight, target])
+    before = model.SerializeToString()
+    graph = round_trip(model, {"x": np.ones((3, 4), np.float32)})
+    assert model.SerializeToString() == before
+    types = {n.outputs[0].name: n.outputs[0].type for n in graph}
+    assert types["h"] == TensorType(DType.FLOAT, ("N", 512))
+    assert types["r"] == TensorType(DType.FLOAT, ("N", 16, 32)) and types["y"] == types["r"]
+    assert [v.name for v in graph.inputs] == ["x"] and graph.initializers["w"].const is not None
