@@ -12,17 +12,30 @@ splat stays a splat. Results whose
 elements are all equal are stored as splats, which cost one element whatever their shape.
 
 Folding must not turn a small model into a large one (onnxsim's known failure: a 150-byte
-`Expand` becomes hundreds of MB). A node is left alone, with the reason recorded as a remark, when
-its output would exceed `limit` bytes, or when folding would grow the model: the new constant
-is larger than the constants it makes dead by more than `growth` bytes (a weight cast from
+`Expand` becomes hundreds of MB), yet a constant computation worth folding often is larger than
+its inputs: swin's shifted-window attention mask is `Where(Not(Equal(Sub(a, b), 0)), ...)` over
+two 1 KiB vectors, a 16 KiB result that costs five nodes at run time when left alone. The policy:
+
+* no single output above `limit` bytes (4 MiB) is ever made;
+* a fold may always grow the model by up to `growth` bytes (1 KiB): shape arithmetic, small
+  broadcasts;
+* beyond that, folds draw on a budget for the whole run: the net growth of the constants by
+  this pass (new constants minus the ones made dead, every fold counted) stays within
+  `growth_ratio` (1/10) of the model's constant bytes when the pass starts, and within
+  `growth_cap` bytes (16 MiB) whatever the model's size.
+
+A 150-byte model thus never grows by more than 1 KiB at a time, a 560 KB swin folds its 18 KB of
+masks, a 100 MB model may gain at most 10 MB of folded constants, and no model more than
+16 MiB. What is refused stays a node, with the reason recorded as a remark (a weight cast from
 float16 to float32 at load time stays a Cast; a quantized weight stays DequantizeLinear).
 
 A node refused for growth alone may still fold as part of its constant region: the connected
 nodes whose inputs are all constants or outputs of one another. The region folds as a whole when
 the constants it leaves (the outputs read outside it, static in size) exceed the constants it
-makes dead by at most `growth` bytes. The dynamo exporter's LSTM weights are such a region: four
-Slices of one weight, reordered by a Concat and Unsqueezed: each Slice alone adds a copy of a
-quarter of the weight, the whole replaces the weight by its reordered self.
+makes dead by at most `growth` bytes, or by what the budget has left. The dynamo exporter's
+LSTM weights are such a region: four Slices of one weight, reordered by a Concat and
+Unsqueezed: each Slice alone adds a copy of a quarter of the weight, the whole replaces the
+weight by its reordered self.
 
 Random ops, ops with sub-graphs, ops of other domains and nodes whose output is a graph output
 (a graph output cannot be an initializer for every consumer) are never folded. Folding computes
@@ -197,6 +210,12 @@ def _stored_bytes(tensor: Tensor) -> int:
     return max(tensor.dtype.bits // 8, 1) if tensor.is_splat else tensor.nbytes
 
 
+def _model_constant_bytes(graph: Graph) -> int:
+    """The bytes of constant data the model carries (what the growth budget is a fraction of)."""
+    return sum(_stored_bytes(v.const) for sub in graph.all_graphs() for v in sub.initializers.values()
+               if isinstance(v.const, Tensor))
+
+
 @register_pass
 class FoldConstants(Pass):
     name = "fold-constants"
@@ -204,12 +223,20 @@ class FoldConstants(Pass):
     numerics = Numerics.TOLERANCE
     options = (
         PassOption("limit", int, 4 << 20, "largest output (bytes) a folded node may produce"),
-        PassOption("growth", int, 1024, "bytes by which one fold may grow the model's constants"),
+        PassOption("growth", int, 1024, "bytes by which one fold may always grow the model's constants"),
+        PassOption("growth_ratio", float, 0.1,
+                   "beyond `growth`: the most the run's folds may grow the constants, as a fraction of them"),
+        PassOption("growth_cap", int, 16 << 20, "beyond `growth`: the most bytes the run's folds may add in all"),
     )
     statistics = ("folded", "folded_in_regions", "skipped_size", "skipped_growth", "skipped_error")
+    _budget = 0  # this run's growth budget beyond the per-fold floor (set by run)
+    _spent = 0  # the net bytes this run's folds have added so far
 
     def run(self, graph: Graph, ctx: PassContext) -> bool:
         changed = False
+        ratio_budget = int(self.option("growth_ratio") * _model_constant_bytes(graph.root))
+        self._budget = max(0, min(ratio_budget, self.option("growth_cap")))
+        self._spent = 0  # net bytes this run's folds added so far
         opsets = dict(graph.root.model.opset_imports) if graph.root.model is not None else {"": 17}
         for sub in list(graph.all_graphs()):
             refused: list[Node] = []
@@ -229,7 +256,8 @@ class FoldConstants(Pass):
                 self._replace(sub, node, folded, ctx)
                 changed = True
             for region in _regions(sub, refused):
-                if not self._region_affordable(region, ctx):
+                growth = self._region_growth(region, ctx)
+                if growth is None:
                     continue
                 env: dict[Value, Tensor] = {}
                 results = []
@@ -248,6 +276,7 @@ class FoldConstants(Pass):
                     self._replace(sub, node, folded, ctx)
                     ctx.stats["folded_in_regions"] += 1
                     changed = True
+                self._spent += growth
         return changed
 
     @staticmethod
@@ -266,9 +295,10 @@ class FoldConstants(Pass):
                 owner.remove_initializer(value)
         ctx.stats["folded"] += 1
 
-    def _region_affordable(self, region: list[Node], ctx: PassContext) -> bool:
-        """The region's outputs read outside it are static and small enough, and leave the model
-        at most `growth` bytes larger than the constants only the region reads."""
+    def _region_growth(self, region: list[Node], ctx: PassContext) -> int | None:
+        """By how many bytes folding the region grows the model, when its outputs read outside it
+        are static and small enough and the growth is affordable (see the module docstring);
+        else None."""
         members = set(region)
         added = 0
         for node in region:
@@ -277,10 +307,10 @@ class FoldConstants(Pass):
                     continue
                 t = value.type
                 if not isinstance(t, TensorType) or not t.is_static or t.dtype == DType.STRING:
-                    return False  # sizes unknown before evaluating
+                    return None  # sizes unknown before evaluating
                 size = int(np.prod(t.shape, dtype=np.int64)) * max(t.dtype.bits // 8, 1)  # type: ignore[arg-type]
                 if size > self.option("limit"):
-                    return False
+                    return None
                 if not all(user in members for user, _ in value.uses):
                     added += size
         freed = 0
@@ -292,11 +322,11 @@ class FoldConstants(Pass):
                 seen.add(id(value))
                 if value.const is not None and all(user in members for user, _ in value.uses):
                     freed += _stored_bytes(value.const)  # type: ignore[arg-type]
-        if added - freed > self.option("growth"):
+        if not self._affordable(added - freed):
             ctx.remark(f"constant region of {len(region)} nodes from {_label(region[0])}: not folded, it would grow "
-                       f"the model by {added - freed} bytes")
-            return False
-        return True
+                       f"the model by {added - freed} bytes ({self._left()} bytes of the growth budget left)")
+            return None
+        return added - freed
 
     def _evaluate(self, node: Node, opsets: dict[str, int], ctx: PassContext,
                   env: dict[Value, Tensor] | None = None) -> list[Tensor | None] | None:
@@ -372,9 +402,18 @@ class FoldConstants(Pass):
             seen.add(id(value))
             if all(user is node for user, _ in value.uses) and not value.is_graph_output:
                 freed += _stored_bytes(value.const)
-        if added - freed > self.option("growth"):
+        if not self._affordable(added - freed):
             ctx.stats["skipped_growth"] += 1
             ctx.remark(f"{_label(node)}: not folded, it would grow the model by {added - freed} bytes "
-                       f"({added} bytes of new constants for {freed} freed)")
+                       f"({added} bytes of new constants for {freed} freed; {self._left()} bytes of the "
+                       "growth budget left)")
             return "growth"
+        self._spent += added - freed
         return None
+
+    def _affordable(self, growth: int) -> bool:
+        """Within the per-fold floor, or within what the run's budget has left."""
+        return growth <= self.option("growth") or growth <= self._left()
+
+    def _left(self) -> int:
+        return max(0, self._budget - self._spent)

@@ -212,7 +212,7 @@ def _dense(array: np.ndarray) -> str:
 def test_a_constant_region_folds_as_a_whole_where_no_node_alone_may() -> None:
     """The dynamo exporter's LSTM recurrence weight: four gate Slices of R, a Concat reordering them
     (PyTorch's i, f, g, o into ONNX's i, o, f, c) and an Unsqueeze. Each Slice alone would add a
-    copy of a quarter of R (growth 0 refuses it); the region replaces R by its reordered self."""
+    copy of a quarter of R (no growth allowed: growth 0 and no budget); the region replaces R by its reordered self."""
     rng = np.random.default_rng(0)
     w, r = rng.standard_normal((1, 8, 2)).astype(np.float32), rng.standard_normal((8, 2)).astype(np.float32)
     before = f'''graph "g" (%x: f32[3,B,2]) {{
@@ -240,13 +240,14 @@ def test_a_constant_region_folds_as_a_whole_where_no_node_alone_may() -> None:
   return %y
 }}'''
     feeds = {"x": rng.standard_normal((3, 2, 2)).astype(np.float32)}
-    ctx = assert_pass("fold-constants{growth=0}", before, expected, feeds=feeds, folded=6, folded_in_regions=6)
+    ctx = assert_pass("fold-constants{growth=0,growth_ratio=0}", before, expected, feeds=feeds, folded=6,
+                      folded_in_regions=6)
     assert ctx.stats["skipped_growth"] == 4  # each Slice alone
     # R also read elsewhere: the region would add the reordered copy beside it, and nothing folds.
     shared = before.replace('graph "g" (%x: f32[3,B,2])', 'graph "g" (%x: f32[3,B,2], %x8: f32[8,2])').replace(
         "  %y: f32[3,1,B,2]", "  %keep: f32[8,2] = Add(%x8, %r)\n  %y: f32[3,1,B,2]").replace(
         "return %y", "return %y, %keep")
-    _, ctx = run_pass("fold-constants{growth=0}", shared)
+    _, ctx = run_pass("fold-constants{growth=0,growth_ratio=0}", shared)
     assert ctx.stats["folded"] == 0 and any("constant region of 6 nodes" in r for r in ctx.remarks), ctx.remarks
 
 
@@ -255,3 +256,56 @@ def test_dynamo_rnn_exports_lose_their_weight_slicing(name: str) -> None:
     graph = imported(name, ("fold-constants",))
     assert not [n for n in graph if all(v is None or v.is_constant for v in n.inputs)]  # the gate reordering
     assert_export_numbers(name, graph)
+
+
+def _masked_model(width: int, masks: int = 2):
+    """Swin's shifted-window attention masks: Where(Not(Equal(Sub(a, b), 0)), -100, 0) over two 1 KiB
+    vectors (a 16 KiB result each), added to the scores, which a [16, width] weight then projects."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from mlc.onnx_io.importer import import_onnx
+
+    rng = np.random.default_rng(width)
+    nodes, inits = [], [numpy_helper.from_array(rng.standard_normal((16, width)).astype(np.float32), "w"),
+                        numpy_helper.from_array(np.array(0.0, np.float32), "zero"),
+                        numpy_helper.from_array(np.array(-100.0, np.float32), "minus")]
+    scores = "x"
+    for m in range(masks):
+        ids = rng.integers(0, 4, (16, 16)).astype(np.float32)
+        inits += [numpy_helper.from_array(ids.reshape(16, 1, 16), f"a{m}"),
+                  numpy_helper.from_array(ids.reshape(16, 16, 1), f"b{m}")]
+        nodes += [helper.make_node("Sub", [f"a{m}", f"b{m}"], [f"d{m}"]),
+                  helper.make_node("Equal", [f"d{m}", "zero"], [f"e{m}"]),
+                  helper.make_node("Not", [f"e{m}"], [f"n{m}"]),
+                  helper.make_node("Where", [f"n{m}", "minus", "zero"], [f"mask{m}"]),
+                  helper.make_node("Add", [scores, f"mask{m}"], [f"s{m}"])]
+        scores = f"s{m}"
+    nodes.append(helper.make_node("MatMul", [scores, "w"], ["y"]))
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [16, 16, 16])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [16, 16, width])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=10)
+    onnx.checker.check_model(model)
+    return import_onnx(onnx.shape_inference.infer_shapes(model))
+
+
+@pytest.mark.parametrize(("width", "spec", "masks_folded"), [
+    (16, "fold-constants", 0),          # 3 KiB of constants: a 14 KiB mask would blow the model up
+    (4096, "fold-constants", 1),        # 260 KiB: a 26 KiB budget holds one mask, not two
+    (8192, "fold-constants", 2),        # 516 KiB: both masks (28 KiB, 5.4 %)
+    (8192, "fold-constants{growth_cap=20000}", 1),
+    (8192, "fold-constants{growth_ratio=0}", 0),  # the floor alone: 1 KiB per fold
+])
+def test_growth_budget_is_a_fraction_of_the_model_with_a_floor_and_a_cap(width: int, spec: str,
+                                                                        masks_folded: int) -> None:
+    from mlc.testing import assert_numerically_equivalent
+
+    before, after = _masked_model(width), _masked_model(width)
+    _, ctx = run_pass(spec, after)
+    left = [n.op_type for n in after]
+    assert left.count("Where") == 2 - masks_folded, (left, ctx.remarks)
+    assert ctx.stats["folded"] == 4 * masks_folded
+    if masks_folded < 2:
+        assert any("growth budget left" in r for r in ctx.remarks), ctx.remarks
+    feeds = {"x": np.random.default_rng(1).standard_normal((16, 16, 16)).astype(np.float32)}
+    assert_numerically_equivalent(before, after, feeds=feeds)
