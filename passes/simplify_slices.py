@@ -8,9 +8,11 @@
     split-concat     Concat(..., o_i, o_i+1, ..., o_j, ...) of consecutive outputs of one Split
                      along its axis, each read only there    -> a Slice of the Split's input
                      (the input itself for all the outputs and nothing else)
-    slice-slice      Slice(Slice(x, s1, e1), s2, e2), step 1, non-negative constant bounds, the
-                     inner Slice read only there            -> Slice(x, s1 + s2, min(e1, s1 + e2))
-                     (on different axes: one Slice with both)
+    slice-slice      Slice(Slice(x, s1, e1), s2, e2), step 1, non-negative constant bounds
+                                                             -> Slice(x, s1 + s2, min(e1, s1 + e2))
+                     (on different axes, any constant bounds and steps: one Slice with both), the
+                     inner Slice read only by Slices that all merge with it: swin's patch merging
+                     x[:, 0::2, 1::2] and its three siblings share the row Slices
     concat-concat    Concat(..., Concat(a, b), ...) on the same axis, the inner Concat read only
                      by the outer one                        -> Concat(..., a, b, ...)
                      (the sizes of a Resize: Concat(Slice(Shape(y), 0, 2), Concat(h, w)))
@@ -174,39 +176,43 @@ class SimplifySlices(Pass):
         inner = node.inputs[0].producer if node.inputs[0] is not None else None
         if inner is None or inner.op_type != "Slice" or inner.domain not in STANDARD or inner.graph is not graph:
             return False
-        if sole_reader(inner.outputs[0]) is not node:
+        middle = inner.outputs[0]
+        if middle is None or middle.is_graph_output:
             return False
-        outer_p, inner_p = _slice_axes(info, node), _slice_axes(info, inner)
-        if outer_p is None or inner_p is None:
+        inner_p = _slice_axes(info, inner)
+        if inner_p is None:
             return False
-        merged: dict[int, tuple[int, int]] = {}
-        for params in (inner_p, outer_p):
-            for axis, start, end, step in params:
-                s, e = as_int(start), as_int(end)
-                if step != 1 or s is None or e is None or s < 0 or e < 0:
-                    return False
-                if axis in merged:
-                    s1, e1 = merged[axis]
-                    merged[axis] = (s1 + s, min(e1, s1 + e) if e < HUGE else e1)
-                else:
-                    merged[axis] = (s, e)
-        if not ctx.rewrite("slice-slice"):
-            return False
-        axes = sorted(merged)
-        consts = [graph.make_constant(np.array(v, dtype=np.int64), n) for v, n in (
-            ([merged[a][0] for a in axes], "starts"), ([min(merged[a][1], 2**63 - 1) for a in axes], "ends"),
-            (axes, "axes"))]
-        out = node.outputs[0]
-        assert out is not None
-        new = Node("Slice", [inner.inputs[0], *consts], [Value(graph.unique_name(out.name or "slice"), out.type)],
-                   name=node.name)
-        graph.insert_before(node, new)
-        ctx.created(new, [inner, node], "slice-slice")
-        assert new.outputs[0] is not None
-        out.replace_all_uses_with(new.outputs[0], replace_graph_outputs=True)
-        graph.remove(node)
+        # Every reader must merge: the inner Slice goes only with the last of them.
+        plans: list[tuple[Node, dict[int, tuple[int, int, int]]]] = []
+        for reader, index in middle.uses:
+            if (reader.op_type != "Slice" or reader.domain not in STANDARD or reader.graph is not graph or index != 0
+                    or any(n is reader for n, _ in plans)):
+                return False
+            outer_p = _slice_axes(info, reader)
+            merged = None if outer_p is None else _merge_slices(inner_p, outer_p)
+            if merged is None:
+                return False
+            plans.append((reader, merged))
+        for reader, merged in plans:
+            if not ctx.rewrite("slice-slice"):
+                return False
+            axes = sorted(merged)
+            specs = [([merged[a][0] for a in axes], "starts"), ([min(merged[a][1], 2**63 - 1) for a in axes], "ends"),
+                     (axes, "axes")]
+            if any(merged[a][2] != 1 for a in axes):
+                specs.append(([merged[a][2] for a in axes], "steps"))
+            consts = [graph.make_constant(np.array(v, dtype=np.int64), n) for v, n in specs]
+            out = reader.outputs[0]
+            assert out is not None
+            new = Node("Slice", [inner.inputs[0], *consts],
+                       [Value(graph.unique_name(out.name or "slice"), out.type)], name=reader.name)
+            graph.insert_before(reader, new)
+            ctx.created(new, [inner, reader], "slice-slice")
+            assert new.outputs[0] is not None
+            out.replace_all_uses_with(new.outputs[0], replace_graph_outputs=True)
+            graph.remove(reader)
+            ctx.stats["slices_merged"] += 1
         graph.remove(inner)
-        ctx.stats["slices_merged"] += 1
         return True
 
     # ---------------------------------------------------------------- slice-shape
@@ -307,6 +313,29 @@ class SimplifySlices(Pass):
         if spliced:
             ctx.stats["concats_spliced"] += len(spliced)
         return True
+
+
+def _merge_slices(inner: list[tuple[int, Expr, Expr, int]],
+                  outer: list[tuple[int, Expr, Expr, int]]) -> dict[int, tuple[int, int, int]] | None:
+    """axis -> (start, end, step) of one Slice doing `outer` after `inner`, constant bounds only.
+    An axis only one of them slices keeps its bounds and step as they are (slicing one axis leaves
+    the others' dims alone); an axis both slice needs step 1 and non-negative bounds on both."""
+    params: dict[int, list[tuple[int, int, int]]] = {}
+    for axis, start, end, step in (*inner, *outer):
+        s, e = as_int(start), as_int(end)
+        if s is None or e is None:
+            return None
+        params.setdefault(axis, []).append((s, e, step))
+    merged: dict[int, tuple[int, int, int]] = {}
+    for axis, both in params.items():
+        if len(both) == 1:
+            merged[axis] = both[0]
+            continue
+        (s1, e1, step1), (s2, e2, step2) = both
+        if step1 != 1 or step2 != 1 or min(s1, e1, s2, e2) < 0:
+            return None
+        merged[axis] = (s1 + s2, min(e1, s1 + e2) if e2 < HUGE else e1, 1)
+    return merged
 
 
 def _candidate(node: Node) -> bool:

@@ -306,3 +306,42 @@ def test_concat_concat_and_gathered_rows_must_not_change() -> None:
     sliced = RESIZE_SIZES_TS.replace("%k", "3").replace("Concat(%nc, %hw)", "Concat(%nc, %nc)")
     graph, ctx = run_pass("simplify-slices", as_graph(sliced, 13))
     assert "slice-shape" not in ctx.rules, ctx.rules
+
+
+PATCH_MERGING = '''graph "g" (%x: f32[B,H,W,C]) {
+  const %z = dense<i64[1]> [0]
+  const %o = dense<i64[1]> [1]
+  const %end = dense<i64[1]> [9223372036854775807]
+  const %a1 = dense<i64[1]> [1]
+  const %a2 = dense<i64[1]> [2]
+  const %two = dense<i64[1]> [2]
+  %r0: f32[B,?,W,C] = Slice(%x, %z, %end, %a1, %two)
+  %r1: f32[B,?,W,C] = Slice(%x, %o, %end, %a1, %two)
+  %x0: f32[B,?,?,C] = Slice(%r0, %z, %end, %a2, %two)
+  %x1: f32[B,?,?,C] = Slice(%r1, %z, %end, %a2, %two)
+  %x2: f32[B,?,?,C] = Slice(%r0, %o, %end, %a2, %two)
+  %x3: f32[B,?,?,C] = Slice(%r1, %o, %end, %a2, %two)
+  %y: f32[B,?,?,?] = Concat(%x0, %x1, %x2, %x3) {axis = -1}
+  return %y
+}'''
+
+
+def test_slices_on_other_axes_merge_with_any_step_even_where_the_inner_one_is_shared() -> None:
+    """swin's patch merging x[:, 0::2, 0::2], x[:, 1::2, 0::2], x[:, 0::2, 1::2], x[:, 1::2, 1::2]:
+    two row Slices, each read by two column Slices -> four Slices of x (6 -> 4)."""
+    graph, ctx = _simplified(PATCH_MERGING)
+    assert ctx.rules == {"slice-slice": 4}, ctx.rules
+    slices = [n for n in graph if n.op_type == "Slice"]
+    assert len(slices) == 4 and all(n.inputs[0] is graph.inputs[0] for n in slices)
+    assert [n.inputs[i].const.numpy().tolist() for n in slices[:1] for i in (1, 3, 4)] == [[0, 0], [1, 2], [2, 2]]
+    for shape in ((2, 6, 4, 3), (1, 4, 8, 2)):
+        assert_numerically_equivalent(PATCH_MERGING, graph, feeds=_x(*shape))
+    # %r1 also read by a Slice on its own axis (a step 2 of a step 2), or by a Neg: only %r0 merges
+    same_axis = PATCH_MERGING.replace("Slice(%r1, %o, %end, %a2, %two)", "Slice(%r1, %o, %end, %a1, %two)")
+    shared = PATCH_MERGING.replace("  return %y", "  %n: f32[B,?,W,C] = Neg(%r1)\n  return %y, %n")
+    for text in (same_axis, shared):
+        graph, ctx = _simplified(text)
+        assert ctx.rules == {"slice-slice": 2}, ctx.rules
+        assert sum(1 for n in graph if n.op_type == "Slice" and n.inputs[0].name == "r1") == 2
+        if text is shared:
+            assert_numerically_equivalent(text, graph, feeds=_x(2, 6, 6, 3))
