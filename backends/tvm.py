@@ -30,6 +30,8 @@ import numpy as np
 
 from mlc.backends.base import Availability, Backend, CompileResult, Runner
 from mlc.backends.tvm_build import build_in_child, build_library, native_stderr_to_log
+from mlc.backends.tvm_rnn import RECURRENT_OPS
+from mlc.backends.tvm_rnn import refusal as rnn_refusal
 from mlc.errors import BadInputError
 from mlc.ir.core import Graph
 from mlc.ir.dtypes import DType
@@ -261,7 +263,8 @@ def expand_for_tvm() -> set[str]:
 def convertible_ops() -> set[str]:
     from tvm.relax.frontend.onnx import onnx_frontend
 
-    return set(onnx_frontend._get_convert_map()) | {"If"}  # If is converted by the frontend itself
+    # If is converted by the frontend itself, the recurrent ops by tvm_rnn's converters (tvm_build)
+    return set(onnx_frontend._get_convert_map()) | {"If"} | set(RECURRENT_OPS)
 
 
 # Element types TVM 0.27 reads or converts wrongly: float8 casts wrap instead of saturating and
@@ -339,7 +342,8 @@ def static_shape_hint(graph: Graph, symbols: Iterable[Any] = ()) -> tuple[str, s
     return "; ".join(places), " ".join(options)
 
 
-_RECURRENT = {"LSTM", "GRU", "RNN"}
+_RECURRENT = set(RECURRENT_OPS)
+_RNN_DTYPES = {DType.FLOAT, DType.FLOAT16, DType.DOUBLE}
 
 
 def _dynamic_hint(graph: Graph) -> str:
@@ -348,25 +352,43 @@ def _dynamic_hint(graph: Graph) -> str:
     return f" (the model has dynamic dims: {where}; with fixed ones it may compile: {options})" if options else ""
 
 
-def needs_fixed_shapes(graph: Graph) -> str | None:
+def _recurrence_refusal(node: Any, x_type: Any) -> str | None:
+    """Why tvm_rnn's loop kernel cannot run this LSTM/GRU/RNN node (one phrase), or None."""
+    attrs = {name: node.attr(name) for name in node.attributes}
+    lens = node.inputs[4] if len(node.inputs) > 4 else None
+    reason = rnn_refusal(node.op_type, attrs, lens is not None)
+    if reason is None and isinstance(x_type, TensorType) and x_type.dtype not in _RNN_DTYPES:
+        reason = f"element type {x_type.dtype.short_name} is not f16, f32 or f64"
+    return reason
+
+
+def needs_fixed_shapes(graph: Graph, target: str = LLVM) -> str | None:
     """Why TVM cannot compile this graph with its dynamic dims (one phrase naming the op, the input
-    and the dim, and the --static-shape that fixes it), or None: a recurrence over a dynamic
-    sequence (TVM has no loop to run it in; legalize-rnn unrolls fixed lengths). Other dynamic
-    dims TVM cannot follow are found by TVM itself: its failure then names the dims to fix
-    (`_dynamic_hint`)."""
+    and the dim, and the --static-shape that fixes it), or None. On llvm, the LSTM/GRU/RNN nodes
+    that legalize-rnn left (`keep_ops`: default activations, fixed or dynamic length) run in
+    tvm_rnn's loop kernel; a node that kernel cannot run (other activations, sequence_lens) is
+    refused here, before TVM is asked, over a dynamic sequence with the --static-shape that lets
+    legalize-rnn unroll it instead. The kernel has no GPU schedule: on cuda every recurrence left
+    (a dynamic sequence) is refused that way. Other dynamic dims TVM cannot follow are found by
+    TVM itself: its failure then names the dims to fix (`_dynamic_hint`)."""
     for node in graph.all_nodes():
-        if node.domain not in ("", "ai.onnx"):
+        if node.domain not in ("", "ai.onnx") or node.op_type not in _RECURRENT:
             continue
         x = node.inputs[0] if node.inputs else None
+        reason = (_recurrence_refusal(node, x.type if x is not None else None) if target == LLVM
+                  else f"TVM's loop kernel for {node.op_type} runs on llvm only")
+        if reason is None:
+            continue
+        what = f"{node.op_type} {node.name!r}" if node.name else node.op_type
         shape = x.type.shape if x is not None and isinstance(x.type, TensorType) else None
-        if node.op_type in _RECURRENT and shape is not None and len(shape) == 3:
-            seq = shape[1 if node.attr("layout", 0) == 1 else 0]
-            if isinstance(seq, int):
-                continue
-            where, options = static_shape_hint(graph, [seq])
-            what = f"{node.op_type} {node.name!r}" if node.name else node.op_type
-            return (f"{what} runs over a dynamic sequence ({where}): TVM has no loop to run it in and legalize-rnn "
-                    f"unrolls only a fixed length; compile for one with {options}")
+        seq = shape[1 if node.attr("layout", 0) == 1 else 0] if shape is not None and len(shape) == 3 else None
+        if isinstance(seq, int):
+            return f"{what}: {reason}, and legalize-rnn could not unroll it either"
+        where, options = static_shape_hint(graph, [seq])
+        if not options:
+            return f"{what}: {reason}"
+        return (f"{what} runs over a dynamic sequence ({where}) and {reason}; legalize-rnn unrolls a fixed "
+                f"length: compile for one with {options}")
     return None
 
 
@@ -441,6 +463,8 @@ class TvmBackend(Backend):
 
         available = registered_passes()
         specs = [name for name in ("legalize-rnn", "legalize-qlinear") if name in available]
+        if target == LLVM:  # tvm_rnn's loop kernel beats unrolling (8x on a 2-layer bidirectional LSTM)
+            specs = [f"{s}{{keep_ops={'+'.join(RECURRENT_OPS)}}}" if s == "legalize-rnn" else s for s in specs]
         if "expand-functions" in available:
             specs.insert(0, "expand-functions{ops=" + "+".join(sorted(expand_for_tvm())) + "}")
         legalize = "legalize-tvm{f16_as_f32=true}" if target == LLVM else "legalize-tvm"
@@ -473,7 +497,7 @@ class TvmBackend(Backend):
     def compile(self, graph: Graph, target: str, options: dict[str, Any], out_dir: Path) -> CompileResult:
         tvm = _tvm()
         check_options(target, options)  # the driver checks first; a direct caller is checked here
-        fixed = needs_fixed_shapes(graph)
+        fixed = needs_fixed_shapes(graph, target)
         if fixed is not None:
             raise BadInputError(f"target {target}: {fixed}")
         missing = unsupported_ops(graph)

@@ -130,7 +130,10 @@ def build_library(model: Any, target: dict[str, Any], out: Path, opset: int) -> 
     from tvm import relax
     from tvm.relax.frontend.onnx import from_onnx
 
-    module = from_onnx(bindable_dims(model), opset=opset, keep_params_in_input=False)
+    from mlc.backends.tvm_rnn import recurrent_converters
+
+    with recurrent_converters():  # LSTM/GRU/RNN the frontend lacks: a loop kernel (tvm_rnn)
+        module = from_onnx(bindable_dims(model), opset=opset, keep_params_in_input=False)
     module = relax.transform.DecomposeOpsForInference()(module)
     tvm_target = tvm.target.Target(target)
     with tvm_target, tvm.transform.PassContext(opt_level=3):

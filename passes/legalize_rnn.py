@@ -44,7 +44,7 @@ from mlc.ir.core import Graph, Node, Value
 from mlc.ir.dtypes import DType
 from mlc.ir.printer import format_type
 from mlc.ir.types import Dim, Shape, TensorType
-from mlc.pass_api import Numerics, Pass, PassContext, register_pass
+from mlc.pass_api import Numerics, Pass, PassContext, PassOption, register_pass
 from mlc.passes._patterns import const_array
 
 Operand: TypeAlias = Value | np.ndarray  # an np.ndarray is a constant not yet materialized as an initializer
@@ -227,6 +227,19 @@ def _plan(node: Node, graph: Graph) -> _Plan | str:
                  directions=backwards, layout=layout, clip=None if clip is None else float(clip),
                  activations=activations, linear_before_reset=bool(node.attr("linear_before_reset", 0)),
                  input_forget=bool(node.attr("input_forget", 0)))
+
+
+def _default_recurrence(node: Node) -> bool:
+    """True when the node uses the default activations and has no sequence_lens (what `keep_ops`
+    leaves to a backend's kernel)."""
+    if len(node.inputs) > 4 and node.inputs[4] is not None:
+        return False
+    given = node.attr("activations")
+    if given is None:
+        return True
+    directions = _DIRECTIONS.get(_text(node.attr("direction", "forward")), 1)
+    defaults = [n.lower() for n in _DEFAULT_ACTIVATIONS[node.op_type]] * directions
+    return [_text(n).lower() for n in given] == defaults
 
 
 # ===================================================================== building
@@ -585,13 +598,23 @@ class LegalizeRnn(Pass):
     name = "legalize-rnn"
     description = "Unroll LSTM, GRU and RNN with a static sequence length into MatMul and elementwise ops"
     numerics = Numerics.TOLERANCE
-    statistics = ("lstm", "gru", "rnn", "steps")
+    statistics = ("lstm", "gru", "rnn", "steps", "kept")
+    options = (PassOption("keep_ops", str, "",
+                          "op types (LSTM, GRU, RNN; separated by , + or spaces) left alone where their "
+                          "activations are the ONNX defaults and sequence_lens is absent: a backend with a loop "
+                          "kernel of its own runs those faster than the unrolled steps (TVM: 8x on a 2-layer "
+                          "bidirectional LSTM)"),)
 
     def run(self, graph: Graph, ctx: PassContext) -> bool:
         changed = False
+        keep = set(str(self.values["keep_ops"]).replace(",", " ").replace("+", " ").split())
         for sub in graph.all_graphs():
             for node in sub:
                 if node.op_type not in _GATES or node.domain not in ("", "ai.onnx"):
+                    continue
+                if node.op_type in keep and _default_recurrence(node):
+                    ctx.remark(f"{node.name or node.op_type}: kept for the backend's recurrence kernel (keep_ops)")
+                    ctx.stats["kept"] += 1
                     continue
                 plan = _plan(node, sub)
                 label = node.name or node.op_type
