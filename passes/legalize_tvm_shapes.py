@@ -1,8 +1,9 @@
 """Rewrite dynamic-shape computations into forms whose dims TVM's ONNX frontend can follow.
 
 TVM 0.27's Relax frontend tracks symbolic dims through Shape (with start/end), Gather, Slice and
-Concat of shapes, ConstantOfShape, Expand, Reshape and elementwise broadcasting. Three patterns of
-real exports (dynamo and TorchScript BERT / GPT-2 masks and positions, UNet decoders) leave it:
+Concat of shapes, ConstantOfShape, Expand, Reshape and elementwise broadcasting. Four patterns of
+real exports (dynamo and TorchScript BERT / GPT-2 / Llama masks and positions, UNet and DeepLabV3
+decoders) leave it:
 
     Range(0, dim, 1)   TVM gives every Range a fresh length `range_len_0`: an attention mask built
                        on it no longer broadcasts against the scores, every shape after it is
@@ -25,7 +26,21 @@ real exports (dynamo and TorchScript BERT / GPT-2 masks and positions, UNet deco
                        concatenated with (equal for every input the model accepts), in * s for an
                        integer scale s; else floor(in * s) by a Range. Static Resizes TVM gets right
                        stay. Left alone: cubic, antialias, exclude_outside, tf_crop_and_resize,
-                       half_pixel_symmetric, keep_aspect_ratio_policy other than stretch.
+                       half_pixel_symmetric, keep_aspect_ratio_policy other than stretch. `sizes`
+                       computed from values (dynamo's DeepLabV3: Reshape((h - 1) // 16 + 1, [-1]);
+                       TVM makes that arithmetic a PrimExpr, and its Reshape then fails with
+                       "Reshape expects the input data to be a Tensor") are read from the
+                       concatenated tensor; with none to read from, the Resize stays.
+    Concat(u, skip) along channels, where a dim off the concatenation axis is derived (no input's
+                       dim: pooled, strided, upsampled): TVM computes each input's dims its own way
+                       (ConvTranspose(MaxPool(MaxPool(x))) has h // 4 * 2 rows, MaxPool(x) h // 2),
+                       cannot prove them equal, and gives the Concat and everything after it an
+                       unknown shape; the first Shape of such a tensor is then no shape expression
+                       and TVM's Cast of it fails (`relax.astype` given an R.Shape)  ->  every input
+                       but the earliest computed one goes through Reshape(input, its own
+                       concatenation-axis dim ++ the earliest one's other dims). For every input
+                       the model accepts the dims are equal (the Concat needs them so), so the
+                       Reshape moves nothing; TVM lowers it to a view.
 
 Only ai.onnx opset 13 and later (Shape with start/end from 15; a Slice of the Shape before). The
 pass is in no `-O` pipeline; the TVM backend appends it to the pipeline of its targets.
@@ -133,6 +148,27 @@ def elements(value: Value | None, depth: int = 0) -> list[Element] | None:
         start, end = int(bounds[0].reshape(-1)[0]), int(bounds[1].reshape(-1)[0])
         return data[slice(start, end, step)]  # Python's slicing clamps as ONNX does
     return None
+
+
+def partial_elements(value: Value | None, depth: int = 0) -> list[Element | None] | None:
+    """`elements`, with None for the elements computed from values (dynamo's (h - 1) // 16 + 1
+    built from a sym_size): through Concats of shape pieces whose lengths are static."""
+    found = elements(value)
+    if found is not None or value is None or depth > 16:
+        return list(found) if found is not None else None
+    node = value.producer
+    if node is None or node.domain not in STANDARD or node.op_type != "Concat" or _rank(value) != 1:
+        return None
+    joined: list[Element | None] = []
+    for part in node.inputs:
+        inner = partial_elements(part, depth + 1)
+        if inner is None:
+            shape = _shape_of(part)
+            if shape is None or len(shape) > 1 or not all(isinstance(d, int) for d in shape):
+                return None
+            inner = [None] * (int(shape[0]) if shape else 1)  # type: ignore[arg-type]
+        joined.extend(inner)
+    return joined
 
 
 class _Builder:
@@ -329,7 +365,7 @@ def _resize_plan(node: Node, opset: int) -> list[_Axis] | str | None:
     scales = const_array(scales_in, constant_nodes=True)
     if scales is not None and scales.size == 0:
         scales, scales_in = None, None
-    sizes = elements(sizes_in) if sizes_in is not None else None
+    sizes = partial_elements(sizes_in) if sizes_in is not None else None
     mode = _text(node.attr("mode", "nearest"))
     axes = [int(a) + rank if int(a) < 0 else int(a) for a in (node.attr("axes") or range(rank))]
     static_input = all(isinstance(d, int) for d in shape)
@@ -386,7 +422,13 @@ def _resize_plan(node: Node, opset: int) -> list[_Axis] | str | None:
             continue
         assert sizes is not None
         item = sizes[j]
-        if isinstance(item, int):
+        if item is None:  # computed from values: the length of a tensor it must equal
+            partner = _concat_partner(node, axis)
+            if partner is None:
+                return (f"its size for dim {axis} is computed at run time from values, not read from a shape, "
+                        "and it is concatenated with no tensor of that length")
+            plan.append(_Axis(axis, dim=partner))
+        elif isinstance(item, int):
             if item == in_dim:
                 continue
             plan.append(_Axis(axis, length=item))
@@ -589,14 +631,74 @@ def _rewrite_resize(graph: Graph, node: Node, ctx: PassContext, plan: list[_Axis
     graph.remove(node)
 
 
+# ===================================================================== Concat
+def _input_dim_names(graph: Graph) -> set[str]:
+    """The dim names of the (root) graph's inputs: TVM binds each to one variable."""
+    root = graph.root
+    return {d for v in root.inputs for d in (_shape_of(v) or ()) if isinstance(d, str)}
+
+
+def _concat_plan(node: Node, names: set[str]) -> tuple[Value, list[int]] | None:
+    """(the input whose dims the others take, the positions of those that get a Reshape), or
+    None: every input has a static rank, some dim off the concatenation axis is derived (a
+    symbolic dim that is no input's dim, such as pooled-then-upsampled rows)."""
+    out = node.outputs[0]
+    rank = _rank(out)
+    if rank is None or rank < 2 or len(node.inputs) < 2:
+        return None
+    axis = int(node.attr("axis", 0))
+    axis = axis + rank if axis < 0 else axis
+    shapes = [_shape_of(v) for v in node.inputs]
+    if any(v is None or s is None or len(s) != rank for v, s in zip(node.inputs, shapes, strict=True)):
+        return None
+
+    def derived(shape: Shape) -> bool:
+        return any(isinstance(d, str) and d not in names for i, d in enumerate(shape) if i != axis)
+
+    if not any(derived(s) for s in shapes if s is not None):
+        return None
+    graph = node.graph
+    order = {id(n): i for i, n in enumerate(graph)} if graph is not None else {}
+
+    def made_at(value: Value | None) -> int:
+        producer = value.producer if value is not None else None
+        return -1 if producer is None else order.get(id(producer), len(order))
+
+    anchor = min((v for v in node.inputs if v is not None), key=made_at)
+    targets = [i for i, (v, s) in enumerate(zip(node.inputs, shapes, strict=True))
+               if v is not anchor and s is not None and derived(s)]
+    return (anchor, targets) if targets else None
+
+
+def _rewrite_concat(graph: Graph, node: Node, ctx: PassContext, plan: tuple[Value, list[int]]) -> None:
+    """Each target input -> Reshape(input, its own concatenation-axis dim and the anchor's other
+    dims), inserted just before the Concat."""
+    anchor, targets = plan
+    b = _Builder(graph, node, ctx, "concat-same-dims")
+    anchor_shape = _shape_of(anchor)
+    assert anchor_shape is not None
+    rank = len(anchor_shape)
+    axis = int(node.attr("axis", 0))
+    axis = axis + rank if axis < 0 else axis
+    for index in targets:
+        value = node.inputs[index]
+        shape = _shape_of(value)
+        assert value is not None and shape is not None
+        items: list[Element] = [d if isinstance(d, int) else (anchor, i) for i, d in enumerate(anchor_shape)]
+        items[axis] = shape[axis] if isinstance(shape[axis], int) else (value, axis)  # type: ignore[assignment]
+        typed = (*anchor_shape[:axis], shape[axis], *anchor_shape[axis + 1:])
+        dtype = value.type.dtype  # type: ignore[union-attr]
+        node.set_input(index, b.op("Reshape", [value, b.shape_tensor(items)], dtype, typed))
+
+
 # ===================================================================== the pass
 @register_pass
 class LegalizeTvmShapes(Pass):
     name = "legalize-tvm-shapes"
     description = ("Make dynamic shapes TVM's frontend can follow: Range over a dim, Reshape -1 with a known "
-                   "dim, Resize on dynamic dims as Gathers")
+                   "dim, Resize on dynamic dims as Gathers, Concat inputs on the same dims")
     numerics = Numerics.TOLERANCE
-    statistics = ("range", "reshape", "resize")
+    statistics = ("range", "reshape", "resize", "concat")
 
     def run(self, graph: Graph, ctx: PassContext) -> bool:
         opset = graph.opset_version("") or 0
@@ -604,11 +706,20 @@ class LegalizeTvmShapes(Pass):
             ctx.remark(f"ai.onnx opset {opset}: the rewrites need opset {_MIN_OPSET} or later")
             return False
         changed = False
+        names = _input_dim_names(graph)
         for sub in list(graph.all_graphs()):
             for node in sub:
-                if node.domain not in STANDARD or node.op_type not in ("Range", "Reshape", "Resize"):
+                if node.domain not in STANDARD or node.op_type not in ("Range", "Reshape", "Resize", "Concat"):
                     continue
-                if node.op_type == "Range":
+                if node.op_type == "Concat":
+                    same = _concat_plan(node, names)
+                    if same is None:
+                        continue
+                    if not ctx.rewrite("concat-same-dims"):
+                        return changed
+                    _rewrite_concat(sub, node, ctx, same)
+                    ctx.stats["concat"] += 1
+                elif node.op_type == "Range":
                     plan = _range_plan(node)
                     if isinstance(plan, str):
                         ctx.remark(f"{label(node)}: kept, {plan}")
