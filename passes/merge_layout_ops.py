@@ -10,6 +10,12 @@
     squeeze-reshape, unsqueeze-reshape, flatten-reshape: the same with Squeeze/Unsqueeze/Flatten first
     transpose-reshape     the same with a Transpose first that moves only dims of size 1 (the data
                           keep their order: the dynamo exporter's LSTM output [s, 1, b, h] -> [s, b, 1, h])
+    reshape-unsqueeze     Unsqueeze(Reshape(x, t), a), t constant -> Reshape(x, t with 1s inserted at a)
+    reshape-squeeze       Squeeze(Reshape(x, t), a), t constant with 1 at each axis of a
+                          -> Reshape(x, t without them); both need t free of 0 entries (without
+                          allowzero a 0 copies x's dim at its position, which the 1s would shift);
+                          a -1 stays, the element count is the same (torchvision's
+                          MultiheadAttention: Unsqueeze(Reshape(qkv, [L, -1, 3, E]), 0))
     static-reshape        Squeeze/Unsqueeze/Flatten of a Reshape/Squeeze/Unsqueeze/Flatten, where the
                           result's shape is static and has no 0 dim -> Reshape(x, that shape)
 
@@ -231,6 +237,38 @@ def _moves_only_ones(node: Node) -> bool:
     return moved == sorted(moved)
 
 
+def _reshape_axes(first: Node, second: Node) -> _Plan | str:
+    """Unsqueeze/Squeeze of a Reshape to a constant target: one Reshape to the target with the
+    1s inserted or removed."""
+    x = first.inputs[0]
+    target = _const_ints(first.inputs[1]) if len(first.inputs) > 1 else None
+    if target is None:
+        return "the Reshape's shape is not a constant"
+    allowzero = int(first.attr("allowzero", 0))
+    if not allowzero and 0 in target:
+        return "the Reshape's shape copies a dim with 0, at a position the axes would shift"
+    axes = _axes(second)
+    if isinstance(axes, str):
+        return axes
+    if not axes:
+        return f"a {second.op_type} without axes"
+    rule = f"reshape-{second.op_type.lower()}"
+    attributes = [Attr("allowzero", AttrType.INT, allowzero)] if "allowzero" in first.attributes else []
+    if second.op_type == "Unsqueeze":
+        placed = _normalize(axes, len(target) + len(axes))
+        if placed is None:
+            return "repeated or out-of-range axes"
+        shape = list(target)
+        for axis in placed:
+            shape.insert(axis, 1)
+    else:
+        placed = _normalize(axes, len(target))
+        if placed is None or any(target[a] != 1 for a in placed):
+            return "an axis it squeezes is not a literal 1 of the Reshape's shape"
+        shape = [d for i, d in enumerate(target) if i not in placed]
+    return _Plan(rule, "Reshape", [x, np.array(shape, dtype=np.int64)], attributes)
+
+
 def _static_reshape(first: Node, second: Node) -> _Plan | str:
     """A layout op of a layout op: one Reshape to the result's static shape."""
     dims = dims_of(second.outputs[0])
@@ -255,6 +293,8 @@ def plan_merge(first: Node, second: Node, opset: int | None) -> _Plan | str | No
         specific = _unsqueezes(first, second, opset)
     elif second.op_type == "Reshape" and (first.op_type in _RESHAPING or _moves_only_ones(first)):
         return _into_reshape(first, second)
+    elif first.op_type == "Reshape" and second.op_type in ("Squeeze", "Unsqueeze"):
+        specific = _reshape_axes(first, second)
     if isinstance(specific, _Plan):
         return specific
     if first.op_type in _RESHAPING and second.op_type in ("Squeeze", "Unsqueeze", "Flatten"):

@@ -343,3 +343,71 @@ def test_a_transpose_that_moves_only_ones_merges_into_the_reshape() -> None:
     moves = before.replace("f32[7,1,B,4]", "f32[7,2,B,4]").replace("f32[7,B,1,4]", "f32[7,B,2,4]").replace(
         "[7, -1, 4]", "[7, -1, 8]").replace("f32[7,B,4]", "f32[7,B,8]")  # a real transpose: kept
     assert_pass("merge-layout-ops", moves, moves, feeds={"y": np.ones((7, 2, 3, 4), np.float32)})
+
+
+def test_an_unsqueeze_or_squeeze_of_a_constant_reshape_is_one_reshape() -> None:
+    """torchvision's MultiheadAttention: Unsqueeze(Reshape(qkv, [L, -1, 3, E]), 0) with a dynamic
+    batch behind the -1 -> Reshape(qkv, [1, L, -1, 3, E]); a Squeeze of a literal 1 likewise."""
+    from mlc.testing import assert_numerically_equivalent
+
+    before = '''graph "g" (%x: f32[5,B,12]) {
+  const %t = dense<i64[4]> [5, -1, 3, 4]
+  const %zero = dense<i64[1]> [0]
+  const %u = dense<i64[4]> [-1, 1, 6, 2]
+  const %one = dense<i64[1]> [-3]
+  %r: f32[5,B,3,4] = Reshape(%x, %t)
+  %y: f32[1,5,B,3,4] = Unsqueeze(%r, %zero)
+  %q: f32[?,1,6,2] = Reshape(%x, %u)
+  %z: f32[?,6,2] = Squeeze(%q, %one)
+  return %y, %z
+}'''
+    expected = '''graph "g" (%x: f32[5,B,12]) {
+  const %t = dense<i64[4]> [5, -1, 3, 4]
+  const %zero = dense<i64[1]> [0]
+  const %u = dense<i64[4]> [-1, 1, 6, 2]
+  const %one = dense<i64[1]> [-3]
+  const %t1 = dense<i64[5]> [1, 5, -1, 3, 4]
+  %y: f32[1,5,B,3,4] = Reshape(%x, %t1)
+  const %u1 = dense<i64[3]> [-1, 6, 2]
+  %z: f32[?,6,2] = Reshape(%x, %u1)
+  return %y, %z
+}'''
+    graph, ctx = run_pass("merge-layout-ops", before)
+    assert ctx.rules == {"reshape-unsqueeze": 1, "reshape-squeeze": 1}, ctx.rules
+    assert_pass("merge-layout-ops", before, expected, merged=2, numeric=False)
+    for batch in (1, 3):
+        feeds = {"x": np.random.default_rng(batch).standard_normal((5, batch, 12)).astype(np.float32)}
+        assert_numerically_equivalent(before, graph, feeds=feeds)
+    # opset 11: the axes an attribute
+    old = before.replace("Unsqueeze(%r, %zero)", "Unsqueeze(%r) {axes = [0]}").replace(
+        "Squeeze(%q, %one)", "Squeeze(%q) {axes = [-3]}")
+    _, ctx = run_pass("merge-layout-ops", as_graph(old, 11))
+    assert ctx.rules == {"reshape-unsqueeze": 1, "reshape-squeeze": 1}, ctx.rules
+
+
+def test_reshape_then_axes_must_not_change() -> None:
+    # a 0 copies x's dim at its position, which the inserted 1 would shift
+    _kept('''graph "g" (%x: f32[5,B,12]) {
+  const %t = dense<i64[4]> [0, -1, 3, 4]
+  const %zero = dense<i64[1]> [0]
+  %r: f32[5,B,3,4] = Reshape(%x, %t)
+  %y: f32[1,5,B,3,4] = Unsqueeze(%r, %zero)
+  return %y
+}''', "the Reshape's shape copies a dim with 0")
+    # the squeezed dim is the -1 (1 only at run time), or the target is computed
+    _kept('''graph "g" (%x: f32[5,B,12]) {
+  const %t = dense<i64[3]> [5, -1, 12]
+  const %one = dense<i64[1]> [1]
+  %r: f32[5,B,12] = Reshape(%x, %t)
+  %y: f32[5,S] = Squeeze(%r, %one)
+  return %y
+}''', "is not a literal 1")
+    _kept('''graph "g" (%x: f32[5,B,12]) {
+  const %zero = dense<i64[1]> [0]
+  const %one = dense<i64[1]> [1]
+  %s: i64[3] = Shape(%x)
+  %t: i64[4] = Concat(%s, %one) {axis = 0}
+  %r: f32[5,B,12,1] = Reshape(%x, %t)
+  %y: f32[1,5,B,12,1] = Unsqueeze(%r, %zero)
+  return %y
+}''', "the Reshape's shape is not a constant")
