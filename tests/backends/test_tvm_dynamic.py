@@ -170,15 +170,13 @@ def _lstm() -> onnx.ModelProto:
                   [helper.make_tensor_value_info("h", f, [1, "batch", 8])], weights)
 
 
-def test_an_lstm_over_a_dynamic_sequence_is_refused_then_unrolled_for_a_fixed_one(tmp_path: Path, capsys) -> None:
+def test_an_lstm_over_a_dynamic_sequence_runs_in_a_loop_kernel(tmp_path: Path) -> None:
+    """Before tvm_rnn: refused (TVM had no loop and legalize-rnn unrolls only fixed lengths)."""
     model = _save(_lstm(), tmp_path / "m.onnx")
-    code = main(["compile", str(model), "--target", "llvm", "-o", str(tmp_path / "out")])
-    err = capsys.readouterr().err
-    assert code == 2 and err.count("\n") == 1, err
-    assert "LSTM 'rnn' runs over a dynamic sequence (input x dim 0 (seq))" in err
-    assert "--static-shape x:<seq>,<batch>,4" in err
-    folder = mlc.compile(model, "llvm", tmp_path / "out", static_shapes={"x": (5, 3, 4)})
-    _assert_runs_like_onnxruntime(model, folder, [{"x": np.linspace(-1, 1, 60, dtype=np.float32).reshape(5, 3, 4)}])
+    folder = mlc.compile(model, "llvm", tmp_path / "out")
+    _assert_runs_like_onnxruntime(model, folder, [
+        {"x": np.linspace(-1, 1, 60, dtype=np.float32).reshape(5, 3, 4)},
+        {"x": np.linspace(-2, 1, 72, dtype=np.float32).reshape(9, 2, 4)}])
 
 
 # ---------------------------------------------------------------- real exports
@@ -214,12 +212,7 @@ def test_real_dynamic_exports_compile_with_symbolic_dims(name: str, tmp_path: Pa
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["lstm_dynamo", "gru_ts"])
-def test_real_recurrent_exports_are_refused_then_compile_for_a_fixed_sequence(name: str, tmp_path: Path,
-                                                                              capsys) -> None:
+def test_real_recurrent_exports_compile_over_a_dynamic_sequence(name: str, tmp_path: Path) -> None:
     model = real_export(name)
-    code = main(["compile", str(model), "--target", "llvm", "-o", str(tmp_path / "out")])
-    err = capsys.readouterr().err
-    assert code == 2 and err.count("\n") == 1, err
-    assert "runs over a dynamic sequence (input tokens dim 1 (seq))" in err and "--static-shape tokens:" in err
-    folder = mlc.compile(model, "llvm", tmp_path / "out", static_shapes={"tokens": (2, 7)})
-    _assert_runs_like_onnxruntime(model, folder, [{"tokens": _ids(2, 7, vocab=50)}])
+    folder = mlc.compile(model, "llvm", tmp_path / "out")
+    _assert_runs_like_onnxruntime(model, folder, [{"tokens": _ids(2, 7, vocab=50)}, {"tokens": _ids(3, 12, vocab=50)}])
