@@ -350,8 +350,7 @@ def _candidate(node: Node) -> bool:
     if node.op_type == "Concat":
         producers = [v.producer for v in node.inputs if v is not None]
         ops = [p.op_type for p in producers if p is not None]
-        return "Concat" in ops or sum(1 for op in ops if op in ("Slice", "Split", "Shape")) > 1 or (
-            "Unsqueeze" in ops and len(ops) > 1)
+        return "Concat" in ops or "Unsqueeze" in ops or sum(1 for op in ops if op in ("Slice", "Split", "Shape")) > 1
     return False
 
 

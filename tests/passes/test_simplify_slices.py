@@ -345,3 +345,31 @@ def test_slices_on_other_axes_merge_with_any_step_even_where_the_inner_one_is_sh
         assert sum(1 for n in graph if n.op_type == "Slice" and n.inputs[0].name == "r1") == 2
         if text is shared:
             assert_numerically_equivalent(text, graph, feeds=_x(2, 6, 6, 3))
+
+
+def test_one_gathered_dim_in_a_concat_is_a_shape_of_that_dim() -> None:
+    """timm's class token: Expand(token, Concat(Unsqueeze(Gather(Shape(t), 0)), 1, 1)): the batch
+    entry is Shape(t) up to 1 (3 nodes -> 1); with the Gather also read elsewhere it stays."""
+    before = '''graph "g" (%x: f32[B,S,4]) {
+  const %i0 = dense<i64[]> [0]
+  const %z = dense<i64[1]> [0]
+  const %m = dense<i64[1]> [1]
+  const %tok = dense<f32[1,1,4]> [1.0, 2.0, 3.0, 4.0]
+  %s: i64[3] = Shape(%x)
+  %b: i64[] = Gather(%s, %i0) {axis = 0}
+  %b1: i64[1] = Unsqueeze(%b, %z)
+  %shape: i64[3] = Concat(%b1, %m, %m) {axis = 0}
+  %t: f32[B,1,4] = Expand(%tok, %shape)
+  %y: f32[B,?,4] = Concat(%t, %x) {axis = 1}
+  return %y
+}'''
+    graph, ctx = _simplified(before)
+    assert ctx.rules == {"concat-slices": 1, "slice-shape": 1}, ctx.rules
+    shape = next(n for n in graph if n.op_type == "Shape")
+    assert dict((k, a.value) for k, a in shape.attributes.items()) == {"end": 1}
+    assert [n.op_type for n in graph] == ["Shape", "Concat", "Expand", "Concat"]
+    for dims in ((2, 3, 4), (5, 1, 4)):
+        assert_numerically_equivalent(before, graph, feeds=_x(*dims))
+    shared = before.replace("return %y", "%n: i64[] = Neg(%b)\n  return %y, %n")
+    graph, ctx = run_pass("simplify-slices", shared)
+    assert "concat-slices" not in ctx.rules, ctx.rules
