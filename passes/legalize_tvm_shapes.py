@@ -48,8 +48,8 @@ pass is in no `-O` pipeline; the TVM backend appends it to the pipeline of its t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, TypeAlias
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple, TypeAlias
 
 import numpy as np
 
@@ -709,43 +709,36 @@ class LegalizeTvmShapes(Pass):
         names = _input_dim_names(graph)
         for sub in list(graph.all_graphs()):
             for node in sub:
-                if node.domain not in STANDARD or node.op_type not in ("Range", "Reshape", "Resize", "Concat"):
+                rule = _RULES.get(node.op_type) if node.domain in STANDARD else None
+                if rule is None:
                     continue
-                if node.op_type == "Concat":
-                    same = _concat_plan(node, names)
-                    if same is None:
-                        continue
-                    if not ctx.rewrite("concat-same-dims"):
-                        return changed
-                    _rewrite_concat(sub, node, ctx, same)
-                    ctx.stats["concat"] += 1
-                elif node.op_type == "Range":
-                    plan = _range_plan(node)
-                    if isinstance(plan, str):
-                        ctx.remark(f"{label(node)}: kept, {plan}")
-                        continue
-                    if not ctx.rewrite("range-over-dim"):
-                        return changed
-                    _rewrite_range(sub, node, ctx, plan)
-                    ctx.stats["range"] += 1
-                elif node.op_type == "Reshape":
-                    fixed = _reshape_plan(node)
-                    if fixed is None:
-                        continue
-                    if not ctx.rewrite("reshape-known-dim"):
-                        return changed
-                    _rewrite_reshape(sub, node, ctx, fixed)
-                    ctx.stats["reshape"] += 1
-                else:
-                    resize = _resize_plan(node, opset)
-                    if resize is None:
-                        continue
-                    if isinstance(resize, str):
-                        ctx.remark(f"{label(node)}: kept, {resize}")
-                        continue
-                    if not ctx.rewrite("resize-gather"):
-                        return changed
-                    _rewrite_resize(sub, node, ctx, resize)
-                    ctx.stats["resize"] += 1
+                plan = rule.plan(node, names, opset)
+                if plan is None:
+                    continue
+                if isinstance(plan, str):
+                    ctx.remark(f"{label(node)}: kept, {plan}")
+                    continue
+                if not ctx.rewrite(rule.name):
+                    return changed
+                rule.rewrite(sub, node, ctx, plan)
+                ctx.stats[rule.statistic] += 1
                 changed = True
         return changed
+
+
+class _Rule(NamedTuple):
+    """One rewrite: its plan (None: not applicable; a string: why the node stays; else what the
+    rewrite needs), its name for `ctx.rewrite`, the rewrite and the statistic it counts in."""
+
+    plan: Callable[[Node, set[str], int], Any]
+    name: str
+    rewrite: Callable[[Graph, Node, PassContext, Any], None]
+    statistic: str
+
+
+_RULES = {
+    "Concat": _Rule(lambda node, names, _: _concat_plan(node, names), "concat-same-dims", _rewrite_concat, "concat"),
+    "Range": _Rule(lambda node, _, __: _range_plan(node), "range-over-dim", _rewrite_range, "range"),
+    "Reshape": _Rule(lambda node, _, __: _reshape_plan(node), "reshape-known-dim", _rewrite_reshape, "reshape"),
+    "Resize": _Rule(lambda node, _, opset: _resize_plan(node, opset), "resize-gather", _rewrite_resize, "resize"),
+}
