@@ -23,7 +23,7 @@ from mlc.ir.dtypes import DType
 from mlc.ir.parser import Parser
 from mlc.ir.printer import format_type
 from mlc.ir.types import TensorType, Type
-from mlc.numerics.inputs import read_npz
+from mlc.numerics.inputs import concrete_dims, read_npz
 
 __all__ = [
     "BackendRunError",
@@ -224,15 +224,8 @@ def generate_feeds(inputs: list[dict[str, Any]], *, seed: int = 0, shapes: dict[
         elif t.shape is None:
             raise BadInputError(f"input {name} has unknown rank ({format_type(t)}): give its shape")
         else:
-            sizes: list[int] = []
-            for dim in t.shape:
-                if isinstance(dim, int):
-                    sizes.append(dim)
-                elif isinstance(dim, str):
-                    sizes.append(symbols.setdefault(dim, (dims.get(dim, default_dim), name))[0])
-                else:
-                    sizes.append(dims.get(f"{name}:{len(sizes)}", default_dim))
-            shape = tuple(sizes)
+            shape = concrete_dims(name, t.shape, lambda symbol, size, first=name: symbols.setdefault(
+                symbol, (size, first))[0], dims, default_dim)
         feeds[name] = _generate(t.dtype, shape, rng)
     return feeds, {symbol: size for symbol, (size, _) in symbols.items()}
 

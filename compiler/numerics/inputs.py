@@ -15,7 +15,7 @@ other sizes for the second shape set and for models that cannot run at the first
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +24,7 @@ import numpy as np
 from mlc.errors import BadInputError
 from mlc.ir.core import Graph, Value
 from mlc.ir.dtypes import DType
-from mlc.ir.types import TensorType
+from mlc.ir.types import Dim, TensorType
 
 # Ops whose input at the given position holds indices into the data input's `axis` dim.
 _INDEX_USES = {("Gather", 1), ("GatherElements", 1), ("GatherND", 1), ("ScatterElements", 1),
@@ -112,17 +112,26 @@ def make_inputs(graph: Graph, spec: InputSpec | None = None) -> dict[str, np.nda
         elif t.shape is None:
             raise BadInputError(f"input {value.name!r} has unknown rank: give --input-shape {value.name}:D,D,...")
         else:
-            dims = []
-            for dim in t.shape:
-                if isinstance(dim, int):
-                    dims.append(dim)
-                elif isinstance(dim, str):
-                    dims.append(symbols.setdefault(dim, spec.dims.get(dim, spec.default_dim)))
-                else:
-                    dims.append(spec.dims.get(f"{value.name}:{len(dims)}", spec.default_dim))
-            shape = tuple(dims)
+            shape = concrete_dims(value.name, t.shape, symbols.setdefault, spec.dims, spec.default_dim)
         feeds[value.name] = np.asarray(_values(value, t.dtype, shape, spec, rng))
     return feeds
+
+
+def concrete_dims(input_name: str, declared: Sequence[Dim], bind: Callable[[str, int], int],
+                  dims: Mapping[str, int], default_dim: int) -> tuple[int, ...]:
+    """Sizes for one input's declared dims: a static dim as declared; a symbol through `bind(symbol,
+    proposed size)`, which returns the size the symbol already has (the same wherever it appears)
+    or takes the proposed one (`dims[symbol]`, else `default_dim`); an unknown dim from
+    `dims["input:axis"]`, else `default_dim`."""
+    sizes: list[int] = []
+    for axis, dim in enumerate(declared):
+        if isinstance(dim, int):
+            sizes.append(dim)
+        elif isinstance(dim, str):
+            sizes.append(bind(dim, dims.get(dim, default_dim)))
+        else:
+            sizes.append(dims.get(f"{input_name}:{axis}", default_dim))
+    return tuple(sizes)
 
 
 # ===================================================================== dims for the checks
