@@ -472,12 +472,12 @@ def _copy_fields(source: Any, target: Any, skip: str) -> None:
 
 
 def _copy_types(inferred: onnx.GraphProto, graph: onnx.GraphProto) -> None:
-    """The value infos and output types inference added, into `graph` (and its sub-graphs, which
-    the weightless copy has node for node)."""
-    known = {vi.name for vi in graph.value_info}
-    graph.value_info.extend(vi for vi in inferred.value_info if vi.name not in known)
+    """The value infos and output types as inference left them (the declared ones refined, new
+    ones added), into `graph` and its sub-graphs, which the weightless copy has node for node."""
+    del graph.value_info[:]  # inference returns the declared value infos too, refined
+    graph.value_info.extend(inferred.value_info)
     for mine, theirs in zip(graph.output, inferred.output, strict=False):
-        if not mine.HasField("type") and theirs.HasField("type"):
+        if theirs.HasField("type"):
             mine.type.CopyFrom(theirs.type)
     for node, inferred_node in zip(graph.node, inferred.node, strict=False):
         for attr, inferred_attr in zip(node.attribute, inferred_node.attribute, strict=False):
