@@ -367,6 +367,28 @@ def versions(store: dict[str, Any]) -> dict[str, str]:
     return found
 
 
+def reduction_summary(store: dict[str, Any]) -> list[str]:
+    """How mlc -O2's node count compares with the better of onnxsim and onnxslim, over the models
+    both peers simplified, and how long `mlc.optimize` took (with its final check)."""
+    compared: list[tuple[str, int, int]] = []
+    for key, model in sorted(store["models"].items()):
+        counts = model.get("counts") or {}
+        peers = [counts.get(k) for k in ("onnxsim", "onnxslim")]
+        mine = counts.get("mlc_O2")
+        if isinstance(mine, int) and all(isinstance(n, int) for n in peers):
+            compared.append((key, mine, min(peers)))  # type: ignore[type-var]
+    if not compared:
+        return []
+    worse = [(k, m, b) for k, m, b in compared if m > b]
+    ratios = sorted(m / b for _, m, b in compared)
+    lines = ["", "## -O2 node counts against min(onnxsim, onnxslim)", "",
+             f"At or below on {len(compared) - len(worse)} of {len(compared)} models "
+             f"({100 * (len(compared) - len(worse)) / len(compared):.0f} %); median ratio mlc / best peer "
+             f"{statistics.median(ratios):.2f}, best {ratios[0]:.2f}, worst {ratios[-1]:.2f}."]
+    lines += [f"* above: `{k}` {m} vs {b} (+{100 * (m - b) / b:.1f} %)" for k, m, b in worse]
+    return lines
+
+
 def markdown(store: dict[str, Any], targets: tuple[str, ...]) -> str:
     lines = ["# The model zoo through mlc", "",
              "Commands (a later one replaces the rows it ran):", "",
@@ -400,6 +422,7 @@ def markdown(store: dict[str, Any], targets: tuple[str, ...]) -> str:
         if speedups:
             lines += ["", f"Median speedup of the ok rows on `{target}`: {statistics.median(speedups):.2f}x"]
         lines.append("")
+    lines += reduction_summary(store)
     exports = [m["item"] for m in store["models"].values() if "export_failed" in m["item"] or m["item"].get(
         "dynamic_failed")]
     if exports:
