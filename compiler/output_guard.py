@@ -89,7 +89,7 @@ def mlc_wrote(path: Path) -> bool:
         if suffix == ".onnx":
             return onnx_producer_name(path) == MLC_PRODUCER_NAME
         if suffix == ".json":
-            return _is_report(path)
+            return _is_report(path) or _is_calibration_table(path)
         if suffix == ".npz":
             return _is_marked_npz(path)
     except OSError:
@@ -113,6 +113,12 @@ def _is_report(path: Path) -> bool:
         return False
     data = _read_json(path)
     return isinstance(data, dict) and all(key in data for key in ("schema_version", "command", "tool_versions"))
+
+
+def _is_calibration_table(path: Path) -> bool:
+    from mlc.quantize.cache import is_calibration_table  # cache imports this module
+
+    return path.stat().st_size <= _MAX_REPORT_BYTES and is_calibration_table(_read_json(path))
 
 
 def _read_json(path: Path) -> Any:
