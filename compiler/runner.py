@@ -10,6 +10,12 @@ Numeric checks compare the graph with the original model, imported before any pa
 specializations a user asks for (`freeze-inputs`, `bind-inputs`, `fix-input-shapes`) are passes
 like the others, so the inputs are made to fit them (bound values fed to the original, fixed
 dims used as the input shapes) and they are checked too.
+
+A lossy pass (`quantize-qdq`) is judged by data, not equivalence: the checks after it compare the
+outputs with the float original by cosine similarity and SQNR under the lossy gate of
+`CheckOptions.lossy_min_cosine` (`mlc.numerics.compare.LossyGate`), and the graph just before
+and just after each lossy pass is kept (`PipelineResult.lossy`) so that the quantization doctor
+(`mlc.quantize.doctor`) can measure every tensor the two share on the check inputs.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from mlc.errors import BadInputError
 from mlc.hashing import file_sha256
 from mlc.ir.core import Graph
 from mlc.ir.verifier import verify
-from mlc.numerics.compare import FAIL, INCONCLUSIVE, OK, CheckResult, compare_outputs
+from mlc.numerics.compare import DEFAULT_MIN_COSINE, FAIL, INCONCLUSIVE, OK, CheckResult, LossyGate, compare_outputs
 from mlc.numerics.inputs import InputSpec, candidate_specs, dynamic_dims, load_inputs, make_inputs, read_npz
 from mlc.numerics.reference import (
     ORT,
@@ -55,6 +61,9 @@ class CheckOptions:
     inputs_path: str | None = None
     input_spec: InputSpec = field(default_factory=InputSpec)
     second_opinion: bool = True
+    # the lossy gate: an output's least cosine similarity to the float original after a lossy pass
+    # (None: measured, not judged, because an accuracy budget on data is the gate)
+    lossy_min_cosine: float | None = DEFAULT_MIN_COSINE
 
 
 def loosest_contract(passes: Sequence[Pass]) -> Numerics:
@@ -76,8 +85,10 @@ class Reference:
     `load_error` says why: that is the pass's fault, localized like a numeric break."""
 
     def __init__(self, original: Graph, candidates: Iterable[dict[str, np.ndarray]], second_opinion: bool = True,
-                 *, sets: int = 2, shown: str = "the model", dims_hint: str = "") -> None:
+                 *, sets: int = 2, shown: str = "the model", dims_hint: str = "",
+                 gate: LossyGate | None = None) -> None:
         self.weights = WeightCache()
+        self.gate = gate or LossyGate()
         self.model = export_onnx(original)
         self.output_names = [v.name for v in original.outputs]
         self.selections = selection_outputs(original)
@@ -124,7 +135,7 @@ class Reference:
         TopK/NonMaxSuppression picked, which are compared as records in any order among near ties
         (`mlc.numerics.records`). Every comparison with the original goes through here, the
         compiled artifact's included."""
-        return compare_outputs(expected, got, numerics, engine or self.engine, self.selections)
+        return compare_outputs(expected, got, numerics, engine or self.engine, self.selections, self.gate)
 
     @property
     def feeds(self) -> dict[str, np.ndarray]:
@@ -203,6 +214,32 @@ class NumericCheck(Instrument):
             self.stop = True
 
 
+@dataclass
+class LossyStep:
+    """A lossy pass that ran, with the graph just before it (float) and just after it."""
+
+    index: int
+    spec: str
+    before: Graph
+    after: Graph
+
+
+class LossySnapshots(Instrument):
+    """Keep the graphs around every lossy pass that changed something (for the doctor)."""
+
+    def __init__(self) -> None:
+        self.steps: list[LossyStep] = []
+        self._before: Graph | None = None
+
+    def before_pass(self, index: int, pass_: Pass, graph: Graph) -> None:
+        self._before = graph.clone() if pass_.numerics is Numerics.LOSSY else None
+
+    def after_pass(self, index: int, pass_: Pass, graph: Graph, record: PassRecord) -> None:
+        if self._before is not None and record.changed:
+            self.steps.append(LossyStep(index, pass_.spec(), self._before, graph.clone()))
+        self._before = None
+
+
 def first_failing_prefix(original: Graph, passes: Sequence[Pass], reference: Reference) -> int:
     """The index of the first pass after which the check fails (bisecting pipeline prefixes
     replayed on copies of the original); the check of the whole pipeline must fail."""
@@ -237,6 +274,27 @@ class PipelineResult:
     failed_pass: int | None = None  # index of the pass after which the check failed (verify each)
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    lossy: list[LossyStep] = field(default_factory=list)  # the lossy passes that changed the graph
+    doctor: Any = None  # mlc.quantize.doctor.DoctorReport of the first lossy pass, when checked
+    quantization: dict[str, Any] | None = None  # what the accuracy-budget search found (report, manifest)
+
+    @property
+    def lossy_check(self) -> CheckResult | None:
+        """The check that judged the lossy graph: the final one, or the last check after a pass."""
+        if not self.lossy:
+            return None
+        if self.final_check is not None:
+            return self.final_check
+        checked = [r.check for r in self.records if r.check is not None and r.index >= self.lossy[0].index]
+        return checked[-1] if checked else None
+
+    def lossy_summary(self) -> str | None:
+        """`int8: output cosine 0.9995, SQNR 31.2 dB` (None without a checked lossy pass)."""
+        check = self.lossy_check
+        if check is None:
+            return None
+        kind = "int8" if any(s.spec.startswith("quantize-qdq") for s in self.lossy) else "lossy"
+        return f"{kind}: {check.lossy_summary()}"
 
     @property
     def feeds(self) -> dict[str, np.ndarray]:
@@ -330,10 +388,12 @@ def run_pipeline(source: str | Path | bytes | Any, passes: Sequence[Pass], check
     shown = str(source) if isinstance(source, str | Path) else "the model"
     if checks.verify != "none":
         reference = Reference(original, check_inputs(original, passes, checks), checks.second_opinion,
-                              shown=shown, dims_hint=dims_hint(original, checks))
+                              shown=shown, dims_hint=dims_hint(original, checks),
+                              gate=LossyGate(checks.lossy_min_cosine))
         feeds = reference.feeds
     numeric = NumericCheck(reference, passes) if reference is not None and checks.verify == "each" else None
-    manager = PassManager(passes, [*instruments, *([numeric] if numeric else [])],
+    snapshots = LossySnapshots()
+    manager = PassManager(passes, [*instruments, snapshots, *([numeric] if numeric else [])],
                           max_rewrites={i: max_rewrites for i in range(len(passes))}
                           if max_rewrites is not None else None)
     records = manager.run(graph)
@@ -348,6 +408,12 @@ def run_pipeline(source: str | Path | bytes | Any, passes: Sequence[Pass], check
         final_check = reference.check(graph, loosest_contract(passes))
         verdict = final_check.verdict
     name = str(source) if isinstance(source, str | Path) else "<model>"
+    doctor = None
+    if reference is not None and snapshots.steps:
+        from mlc.quantize.doctor import diagnose
+
+        step = snapshots.steps[0]
+        doctor = diagnose(step.before, step.after, reference.feeds, engine=reference.engine)
     return PipelineResult(
         model=name, model_sha256=_sha256(source) if source is not None else "", pipeline=[p.spec() for p in passes],
         verify=checks.verify, engine=reference.engine if reference else ORT,
@@ -356,4 +422,4 @@ def run_pipeline(source: str | Path | bytes | Any, passes: Sequence[Pass], check
         if reference else [], records=records, verdict=verdict,
         graph=graph, original=original, passes=passes, reference=reference, final_check=final_check,
         failed_pass=failed_pass, seconds=time.perf_counter() - started,
-        notes=list(reference.notes) if reference else [])
+        notes=list(reference.notes) if reference else [], lossy=snapshots.steps, doctor=doctor)

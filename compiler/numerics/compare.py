@@ -4,6 +4,15 @@ An element fails when |got - expected| > atol * scale + rtol * |expected|, where
 largest finite |expected| of that output (so that atol follows the output's magnitude). Integer,
 bool and string outputs must match exactly. Elements whose reference is NaN or Inf cannot be
 judged: if they are the only differences, the verdict is `inconclusive`, not `fail`.
+
+A `lossy` contract (quantization, pruning) changes values on purpose, so no element-wise
+tolerance judges it: a float output is measured against the reference (max abs/rel error,
+cosine similarity, SQNR in dB) and judged by a sanity gate (`LossyGate`): it fails when its
+cosine similarity to the reference drops below `min_cosine` (default 0.99: int8 models keep
+0.999 and more; a broken scale or zero point falls far below) or when it holds NaN/Inf where the
+reference is finite. Integer and bool outputs of a lossy graph (an argmax label) may flip on
+near ties: their disagreement is reported in the note, not failed. An accuracy budget on data
+(`mlc.quantize.search`) replaces the gate when the user gives one (`min_cosine=None`).
 """
 
 from __future__ import annotations
@@ -18,6 +27,18 @@ from mlc.numerics.selection import Selection
 from mlc.pass_api import Numerics
 
 OK, FAIL, INCONCLUSIVE = "ok", "fail", "inconclusive"
+DEFAULT_MIN_COSINE = 0.99
+
+
+@dataclass(frozen=True)
+class LossyGate:
+    """How outputs of a graph after a lossy pass are judged: cosine similarity to the reference
+    at least `min_cosine`; None records the measures without failing on them."""
+
+    min_cosine: float | None = DEFAULT_MIN_COSINE
+
+    def describe(self) -> str:
+        return f"cosine >= {self.min_cosine:g}" if self.min_cosine is not None else "measured only (accuracy budget)"
 
 # (rtol, atol relative to the output's scale) per contract and float width. `exact` passes are
 # checked strictly but not bitwise: onnxruntime may pick another kernel for a rewritten graph.
@@ -51,6 +72,7 @@ class OutputCheck:
     max_abs: float = 0.0
     max_rel: float = 0.0
     cosine: float = 1.0
+    sqnr_db: float | None = None  # signal-to-quantization-noise ratio vs the reference (lossy checks)
     worst_index: tuple[int, ...] | None = None
     expected: float | None = None
     got: float | None = None
@@ -62,12 +84,17 @@ class OutputCheck:
         data = dict(self.__dict__)
         data["shape"] = list(self.shape)
         data["worst_index"] = list(self.worst_index) if self.worst_index is not None else None
-        for key in ("max_abs", "max_rel", "cosine", "expected", "got"):
+        for key in ("max_abs", "max_rel", "cosine", "sqnr_db", "expected", "got"):
             value = data[key]
             data[key] = None if value is None or not np.isfinite(value) else float(value)
         return data
 
     def describe(self) -> str:
+        if self.note.startswith("lossy") and self.dtype and np.dtype(self.dtype).kind == "f":
+            sqnr = f"SQNR {self.sqnr_db:.1f} dB" if self.sqnr_db is not None and np.isfinite(self.sqnr_db) else \
+                "SQNR inf dB"
+            return (f"{self.name}: {self.verdict}: cosine {self.cosine:.6f}, {sqnr}, max abs {self.max_abs:.3g}"
+                    + (f"; {self.note}" if self.note else ""))
         if self.verdict == OK and not self.note:
             return f"{self.name}: ok (max abs {self.max_abs:.3g})"
         where = f" at {list(self.worst_index)}" if self.worst_index is not None else ""
@@ -96,6 +123,22 @@ class CheckResult:
         return max((o.max_abs for o in self.outputs), default=0.0)
 
     @property
+    def min_cosine(self) -> float:
+        return min((o.cosine for o in self.outputs if o.dtype and np.dtype(o.dtype).kind in "fc"), default=1.0)
+
+    @property
+    def min_sqnr_db(self) -> float | None:
+        values = [o.sqnr_db for o in self.outputs if o.sqnr_db is not None]
+        return min(values) if values else None
+
+    def lossy_summary(self) -> str:
+        """`output cosine 0.9995, SQNR 31.2 dB` (the worst float output's figures)."""
+        sqnr = self.min_sqnr_db
+        text = f"output cosine {self.min_cosine:.4f}"
+        return text + (f", SQNR {sqnr:.1f} dB" if sqnr is not None and np.isfinite(sqnr) else
+                       ", SQNR inf dB" if sqnr is not None else "")
+
+    @property
     def max_rel(self) -> float:
         return max((o.max_rel for o in self.outputs), default=0.0)
 
@@ -106,14 +149,15 @@ class CheckResult:
                 "outputs": [o.to_json() for o in self.outputs]}
 
 
-def compare_array(name: str, expected: Any, got: Any, numerics: Numerics) -> OutputCheck:
+def compare_array(name: str, expected: Any, got: Any, numerics: Numerics,
+                  gate: LossyGate | None = None) -> OutputCheck:
     if expected is None or got is None:
         same = expected is None and got is None
         return OutputCheck(name, OK if same else FAIL, note="" if same else "one side is None")
     if isinstance(expected, list) or isinstance(got, list):
         if not isinstance(expected, list) or not isinstance(got, list) or len(expected) != len(got):
             return OutputCheck(name, FAIL, note="sequence lengths differ")
-        checks = [compare_array(f"{name}[{i}]", e, g, numerics) for i, e, g in
+        checks = [compare_array(f"{name}[{i}]", e, g, numerics, gate) for i, e, g in
                   zip(range(len(expected)), expected, got, strict=True)]
         bad = [c for c in checks if c.verdict != OK]
         return bad[0] if bad else OutputCheck(name, OK, note=f"{len(checks)} elements")
@@ -126,7 +170,11 @@ def compare_array(name: str, expected: Any, got: Any, numerics: Numerics) -> Out
         return check
     if exp.dtype.kind not in "fc":
         equal = exp == act
-        if not np.all(equal):
+        if not np.all(equal) and numerics is Numerics.LOSSY:
+            check.note = f"lossy: {int((~equal).sum())} of {exp.size} elements differ (not judged: near ties flip)"
+            check.max_abs = float(np.max(np.abs(exp.astype(np.float64) - act.astype(np.float64)))) \
+                if exp.dtype.kind in "iub" else 0.0
+        elif not np.all(equal):
             index = tuple(int(i) for i in np.argwhere(~equal)[0])
             check.verdict, check.worst_index = FAIL, index
             check.note = f"{int((~equal).sum())} of {exp.size} elements differ (must match exactly)"
@@ -135,7 +183,37 @@ def compare_array(name: str, expected: Any, got: Any, numerics: Numerics) -> Out
                 check.max_abs = float(np.max(np.abs(exp.astype(np.float64) - act.astype(np.float64))))
         return check
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
-        return _compare_floats(check, exp, act, numerics)
+        check = _compare_floats(check, exp, act, numerics)
+        return _judge_lossy(check, exp, act, gate or LossyGate()) if numerics is Numerics.LOSSY else check
+
+
+def sqnr_db(expected: np.ndarray, got: np.ndarray) -> float:
+    """10·log10(signal power / error power) over the finite elements; inf when they are equal."""
+    e64, a64 = np.asarray(expected, np.float64).ravel(), np.asarray(got, np.float64).ravel()
+    keep = np.isfinite(e64) & np.isfinite(a64)
+    signal = float(np.sum(e64[keep] ** 2))
+    noise = float(np.sum((e64[keep] - a64[keep]) ** 2))
+    if noise == 0.0:
+        return float("inf")
+    return 10.0 * float(np.log10(max(signal, 1e-300) / noise))
+
+
+def _judge_lossy(check: OutputCheck, exp: np.ndarray, act: np.ndarray, gate: LossyGate) -> OutputCheck:
+    """Replace the element-wise verdict by the lossy gate (module docstring)."""
+    e64, a64 = exp.astype(np.float64), act.astype(np.float64)
+    check.sqnr_db = sqnr_db(e64, a64) if exp.dtype.kind == "f" else None
+    check.rtol, check.atol = 0.0, 0.0
+    broken = np.isfinite(e64) & ~np.isfinite(a64)
+    if broken.any():
+        check.verdict = FAIL
+        check.note = f"lossy: {int(broken.sum())} of {exp.size} elements NaN/Inf where the reference is finite"
+    elif gate.min_cosine is not None and check.cosine < gate.min_cosine:
+        check.verdict = FAIL
+        check.note = f"lossy: cosine {check.cosine:.6f} below the gate {gate.min_cosine:g}"
+    else:
+        check.verdict = OK if check.verdict != INCONCLUSIVE else INCONCLUSIVE
+        check.note = f"lossy: {gate.describe()}" if check.verdict == OK else check.note
+    return check
 
 
 def _compare_floats(check: OutputCheck, exp: np.ndarray, act: np.ndarray, numerics: Numerics) -> OutputCheck:
@@ -172,7 +250,7 @@ def _compare_floats(check: OutputCheck, exp: np.ndarray, act: np.ndarray, numeri
 
 
 def compare_outputs(expected: dict[str, Any], got: dict[str, Any], numerics: Numerics, engine: str,
-                    selections: Mapping[str, Selection] | None = None) -> CheckResult:
+                    selections: Mapping[str, Selection] | None = None, gate: LossyGate | None = None) -> CheckResult:
     """Compare every expected output; the verdict is the worst of them.
 
     `selections` (`mlc.numerics.selection.selection_outputs` of the original graph) names the
@@ -192,7 +270,7 @@ def compare_outputs(expected: dict[str, Any], got: dict[str, Any], numerics: Num
         if name not in got:
             checks.append(OutputCheck(name, FAIL, note="output missing"))
             continue
-        check = by_name.get(name) or compare_array(name, value, got[name], numerics)
+        check = by_name.get(name) or compare_array(name, value, got[name], numerics, gate)
         selection = (selections or {}).get(name)
         if name not in by_name and selection is not None and check.verdict != OK:
             how = ("its records' axis could not be traced, so it is compared in order: a failure here may be "
