@@ -18,6 +18,14 @@ from mlc.ir.core import Graph
 from mlc.pass_api import Pass
 from mlc.pass_manager import Instrument, PassRecord
 
+_SHOWING: list[Progress] = []
+
+
+def current() -> Progress | None:
+    """The status line being shown now, if any (a long pass, e.g. calibration, adds its own
+    progress to it: `current().update(...)`)."""
+    return _SHOWING[-1] if _SHOWING else None
+
 
 class Progress:
     """One status line; `stage(text)` shows what runs now and restores the previous text after."""
@@ -32,12 +40,20 @@ class Progress:
         if self.enabled:
             self._status = Console(stderr=True).status("mlc: starting")
             self._status.__enter__()
+            _SHOWING.append(self)
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if self in _SHOWING:
+            _SHOWING.remove(self)
         if self._status is not None:
             self._status.__exit__(*exc)
             self._status = None
+
+    @property
+    def text(self) -> str:
+        """What the line shows now (without the elapsed time)."""
+        return self._text
 
     def update(self, text: str) -> None:
         self._text = text
