@@ -3,6 +3,15 @@
 path (`mlc.driver`, `mlc.debugger`, the one pipeline runner), and raises only `mlc.MlcError`
 subclasses: bad input `BadInputError` (exit code 2), a numeric break `NumericMismatchError` (1),
 an unavailable target `TargetUnavailableError` (3), a fault of mlc itself `InternalError` (70).
+
+Quantization (as `--quantize int8` and its flags): `quantize="int8"` with `calibration_data`
+(an .npz keyed by input name, a folder of .npz/.npy, or "random"), `calibration_method`
+(minmax | percentile | entropy), `percentile`, `calibration_batch`, `per_channel`,
+`calibration_cache` (default: in mlc's cache folder), `exclude_nodes` / `exclude_ops` (lists
+or comma-separated), `min_cosine` (the lossy gate, default 0.99), and `accuracy_budget` with
+`eval_data` (an .npz of inputs, optionally `labels`) and optionally `metric` (a callable from
+the outputs on the whole evaluation set to a score, higher is better; the budget is then the
+largest drop of that score).
 """
 
 from __future__ import annotations
@@ -39,22 +48,59 @@ def _mlc_errors_only(function: Callable[P, R]) -> Callable[P, R]:
 
 def _request(target: str | None, level: str | int | None, passes: str | Sequence[str] | None,
              disable: Sequence[str], pass_options: Sequence[str], freeze_inputs: bool, bind_inputs: str | None,
-             static_shapes: Mapping[str, Sequence[int]] | None) -> Any:
+             static_shapes: Mapping[str, Sequence[int]] | None, model: str | Path | None = None,
+             quantize: Mapping[str, Any] | None = None) -> Any:
     from mlc.driver import PipelineRequest
 
-    return PipelineRequest(target=target, level=None if level is None else f"O{str(level).lstrip('-Oo')}",
-                           passes=passes if passes is None or isinstance(passes, str) else ",".join(passes),
-                           disabled=tuple(disable), pass_options=tuple(pass_options), freeze_inputs=freeze_inputs,
-                           bind_inputs=bind_inputs,
-                           static_shapes={k: tuple(int(d) for d in v) for k, v in (static_shapes or {}).items()})
+    request = PipelineRequest(target=target, level=None if level is None else f"O{str(level).lstrip('-Oo')}",
+                              passes=passes if passes is None or isinstance(passes, str) else ",".join(passes),
+                              disabled=tuple(disable), pass_options=tuple(pass_options),
+                              freeze_inputs=freeze_inputs, bind_inputs=bind_inputs,
+                              static_shapes={k: tuple(int(d) for d in v) for k, v in (static_shapes or {}).items()},
+                              model=None if model is None else str(model), **_quantize_fields(quantize or {}))
+    request.validate()
+    return request
 
 
-def _checks(verify: str, inputs: str | None, input_shapes: Mapping[str, Sequence[int]] | None, seed: int) -> Any:
+def _quantize_fields(options: Mapping[str, Any]) -> dict[str, Any]:
+    """`quantize="int8", calibration_data=..., ...` keyword arguments → PipelineRequest fields."""
+    from mlc.errors import BadInputError
+    from mlc.pipelines import QuantizeOptions
+
+    def names(value: str | Sequence[str] | None) -> tuple[str, ...]:
+        items = value.split(",") if isinstance(value, str) else list(value or ())
+        return tuple(n.strip() for n in items if n.strip())
+
+    mode, data = options.get("quantize"), options.get("calibration_data")
+    budget, eval_data = options.get("accuracy_budget"), options.get("eval_data")
+    if mode is None:
+        given = [k for k in ("calibration_data", "calibration_cache", "exclude_nodes", "exclude_ops")
+                 if options.get(k)]
+        if given:
+            raise BadInputError(f"{given[0]} needs quantize='int8'")
+        return {"accuracy_budget": None if budget is None else str(budget), "eval_data": eval_data}
+    calibration = None if data is None else QuantizeOptions(
+        data=str(data), method=options.get("calibration_method") or "minmax",
+        percentile=float(options.get("percentile", 99.99)), batch=int(options.get("calibration_batch", 16)),
+        cache=None if options.get("calibration_cache") is None else str(options["calibration_cache"]),
+        per_channel=bool(options.get("per_channel", True)), exclude_nodes=names(options.get("exclude_nodes")),
+        exclude_ops=names(options.get("exclude_ops")))
+    return {"quantize": mode, "calibration": calibration,
+            "accuracy_budget": None if budget is None else str(budget),
+            "eval_data": None if eval_data is None else str(eval_data)}
+
+
+def _checks(verify: str, inputs: str | None, input_shapes: Mapping[str, Sequence[int]] | None, seed: int,
+            min_cosine: float | None = None, budget: Any = None) -> Any:
+    from mlc.numerics.compare import DEFAULT_MIN_COSINE
     from mlc.numerics.inputs import InputSpec
     from mlc.runner import CheckOptions
 
     spec = InputSpec(seed=seed, shapes={k: tuple(int(d) for d in v) for k, v in (input_shapes or {}).items()})
-    return CheckOptions(verify=verify, inputs_path=inputs, input_spec=spec)
+    gate = min_cosine if min_cosine is not None else None if budget is not None else DEFAULT_MIN_COSINE
+    return CheckOptions(verify=verify, inputs_path=inputs, input_spec=spec, lossy_min_cosine=gate or None)
+
+
 
 
 @_mlc_errors_only
@@ -64,17 +110,33 @@ def compile(model: str | Path, target: str = "onnxruntime", output: str | Path |
             bind_inputs: str | None = None, static_shapes: Mapping[str, Sequence[int]] | None = None,
             verify: str = "final", inputs: str | None = None, input_shapes: Mapping[str, Sequence[int]] | None = None,
             seed: int = 0, mcpu: str | None = None, mattr: str | None = None, cuda_arch: str | None = None,
-            force: bool = False) -> Path:
+            force: bool = False, quantize: str | None = None, min_cosine: float | None = None,
+            metric: Callable[[dict[str, np.ndarray]], float] | None = None, **quantization: Any) -> Path:
     """`mlc compile`: the artifact folder for `target` (default `MODEL.TARGET`); `output` may
     replace only an earlier mlc artifact unless `force`."""
     from mlc.driver import compile_model
 
     backend_options = {k: v for k, v in (("mcpu", mcpu), ("mattr", mattr), ("cuda_arch", cuda_arch)) if v}
-    folder, _ = compile_model(model, _request(target, level, passes, disable, pass_options, freeze_inputs,
-                                              bind_inputs, static_shapes), output,
-                              checks=_checks(verify, inputs, input_shapes, seed), backend_options=backend_options,
-                              force=force)
+    request = _request(target, level, passes, disable, pass_options, freeze_inputs, bind_inputs, static_shapes,
+                       model, _quantization(quantize, quantization))
+    folder, _ = compile_model(model, request, output,
+                              checks=_checks(verify, inputs, input_shapes, seed, min_cosine, request.accuracy_budget),
+                              backend_options=backend_options, force=force, metric=metric)
     return folder
+
+
+_QUANTIZE_KEYS = ("calibration_data", "calibration_method", "percentile", "calibration_batch", "calibration_cache",
+                  "per_channel", "exclude_nodes", "exclude_ops", "accuracy_budget", "eval_data")
+
+
+def _quantization(mode: str | None, options: Mapping[str, Any]) -> dict[str, Any]:
+    from mlc.errors import BadInputError
+
+    unknown = sorted(set(options) - set(_QUANTIZE_KEYS))
+    if unknown:
+        raise BadInputError(f"unexpected keyword argument {unknown[0]!r} (quantization takes: "
+                            f"{', '.join(_QUANTIZE_KEYS)})")
+    return {"quantize": mode, **options}
 
 
 @_mlc_errors_only
@@ -83,13 +145,16 @@ def optimize(model: str | Path, output: str | Path, *, target: str | None = None
              pass_options: Sequence[str] = (), freeze_inputs: bool = False, bind_inputs: str | None = None,
              static_shapes: Mapping[str, Sequence[int]] | None = None, verify: str = "final",
              inputs: str | None = None, input_shapes: Mapping[str, Sequence[int]] | None = None, seed: int = 0,
-             force: bool = False) -> Path:
+             force: bool = False, quantize: str | None = None, min_cosine: float | None = None,
+             metric: Callable[[dict[str, np.ndarray]], float] | None = None, **quantization: Any) -> Path:
     """`mlc optimize`: the optimized, checked model written to `output` (an .onnx file)."""
     from mlc.driver import optimize_model
 
-    written, _ = optimize_model(model, _request(target, level, passes, disable, pass_options, freeze_inputs,
-                                                bind_inputs, static_shapes), output,
-                                checks=_checks(verify, inputs, input_shapes, seed), force=force)
+    request = _request(target, level, passes, disable, pass_options, freeze_inputs, bind_inputs, static_shapes,
+                       model, _quantization(quantize, quantization))
+    written, _ = optimize_model(model, request, output,
+                                checks=_checks(verify, inputs, input_shapes, seed, min_cosine,
+                                               request.accuracy_budget), force=force, metric=metric)
     return written
 
 
@@ -100,13 +165,16 @@ def debug(model: str | Path, *, target: str | None = "onnxruntime", level: str |
           static_shapes: Mapping[str, Sequence[int]] | None = None, verify: str = "each",
           inputs: str | None = None, input_shapes: Mapping[str, Sequence[int]] | None = None, seed: int = 0,
           stop_after: int | None = None, max_rewrites: int | None = None,
-          reproducer: str | None = None) -> Any:
+          reproducer: str | None = None, quantize: str | None = None, min_cosine: float | None = None,
+          **quantization: Any) -> Any:
     """`mlc debug`: the pipeline compile runs for `target`, checked pass by pass; returns a
-    `mlc.debugger.DebugResult` (`verdict`, `records`, `localization`)."""
+    `mlc.debugger.DebugResult` (`verdict`, `records`, `localization`, and after a lossy pass
+    `doctor`: the quantization doctor's table)."""
     from mlc.debugger import DebugOptions, debug_model
 
-    request = _request(target, level, passes, disable, pass_options, freeze_inputs, bind_inputs, static_shapes)
-    return debug_model(str(model), request.build(), _checks(verify, inputs, input_shapes, seed),
+    request = _request(target, level, passes, disable, pass_options, freeze_inputs, bind_inputs, static_shapes,
+                       model, _quantization(quantize, quantization))
+    return debug_model(str(model), request.build(), _checks(verify, inputs, input_shapes, seed, min_cosine),
                        DebugOptions(stop_after=stop_after, max_rewrites=max_rewrites, reproducer_dir=reproducer,
                                     target=target))
 

@@ -175,6 +175,10 @@ class Artifact:
     def output_names(self) -> list[str]:
         return [o["name"] for o in self.manifest["outputs"]]
 
+    @property
+    def quantization(self) -> dict[str, Any] | None:
+        return quantization_of(self.manifest)
+
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Outputs keyed by name. The feeds are checked against the manifest's input types first
         (names, dtype, rank, fixed dims: `x: expected f32[N,32], got float64[5,31]`, exit 2), so
@@ -186,6 +190,14 @@ class Artifact:
             log.warning("ignoring %s: not inputs of the artifact (inputs: %s)", ", ".join(unused),
                         ", ".join(self.input_names))
         return run_backend(self.runner.run, checked, target=str(self.manifest["target"]))
+
+
+def quantization_of(manifest: Mapping[str, Any]) -> dict[str, Any] | None:
+    """What an int8 artifact's manifest says of its quantization: mode, method, calibration data,
+    the nodes kept in float (the user's `exclude_nodes` and the accuracy search's `keep_float`)
+    and `reproduce`, the flags that rebuild it without searching; None for a float artifact."""
+    record = manifest.get("options", {}).get("quantization")
+    return dict(record) if isinstance(record, dict) else None
 
 
 def load(folder: str | Path) -> Artifact:

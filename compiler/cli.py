@@ -118,6 +118,46 @@ def _pipeline_args(parser: argparse.ArgumentParser, target_default: str | None =
                              "fix-input-shapes)")
 
 
+def _quantize_args(parser: argparse.ArgumentParser, search: bool = True) -> None:
+    """--quantize int8 and its calibration, exclusion and accuracy-budget flags."""
+    from mlc.numerics.compare import DEFAULT_MIN_COSINE
+    from mlc.pipelines import CALIBRATION_METHODS, QUANTIZE_MODES
+
+    group = parser.add_argument_group("int8 quantization")
+    group.add_argument("--quantize", choices=QUANTIZE_MODES,
+                       help="quantize to int8 QDQ (calibrate, then insert QuantizeLinear/DequantizeLinear), e.g. "
+                            "--quantize int8 --calibration-data cal.npz")
+    group.add_argument("--calibration-data", metavar="CAL",
+                       help="calibration samples: an .npz keyed by input name (samples on axis 0), a folder of "
+                            ".npz/.npy, or `random` (warned: noise gives noise's ranges)")
+    group.add_argument("--calibration-method", choices=CALIBRATION_METHODS, default="minmax",
+                       help="how ranges are chosen from the observed values (default minmax)")
+    group.add_argument("--percentile", type=float, default=99.99, metavar="P",
+                       help="with --calibration-method percentile: the percentile of |x| kept (default 99.99)")
+    group.add_argument("--calibration-batch", type=int, default=16, metavar="N",
+                       help="samples per calibration run: bounds memory (default 16)")
+    group.add_argument("--per-channel", action=argparse.BooleanOptionalAction, default=True,
+                       help="one int8 weight scale per output channel (default) or one per tensor")
+    group.add_argument("--calibration-cache", metavar="FILE",
+                       help="the calibration table to reuse or write (default: in ~/.cache/mlc/calibration/, "
+                            "named by the model, the data and the method)")
+    group.add_argument("--exclude-nodes", metavar="A,B", default="",
+                       help="node names kept in float, e.g. --exclude-nodes /layer4/conv2/Conv")
+    group.add_argument("--exclude-ops", metavar="OP,OP", default="",
+                       help="op types kept in float, e.g. --exclude-ops Gemm,Concat")
+    group.add_argument("--min-cosine", type=float, default=None, metavar="C",
+                       help=f"fail (exit 1) when an output's cosine similarity to the float model drops below C "
+                            f"after quantization (default {DEFAULT_MIN_COSINE:g}; 0 turns the gate off; with "
+                            "--accuracy-budget the budget is the gate)")
+    if search:
+        group.add_argument("--accuracy-budget", metavar="X",
+                           help="keep the fewest nodes in float so that int8 meets X on --eval-data: with "
+                                "labels the largest top-1 drop in points (e.g. 0.5), without the least output "
+                                "cosine to float (e.g. 0.999); or points:X / cosine:X")
+        group.add_argument("--eval-data", metavar="EVAL.npz",
+                           help="evaluation samples keyed by input name, optionally `labels` (one class each)")
+
+
 def _input_args(parser: argparse.ArgumentParser, shapes: bool = False) -> None:
     parser.add_argument("--inputs", metavar="F.npz",
                         help="input arrays keyed by input name, e.g. --inputs models/digits_mlp.sample.npz "
@@ -134,11 +174,40 @@ def _request(args: argparse.Namespace) -> Any:
     from mlc.driver import PipelineRequest
     from mlc.numerics.inputs import parse_shape_flags
 
-    return PipelineRequest(
+    request = PipelineRequest(
         target=args.target, level=f"O{args.O}" if args.O is not None else None, passes=args.passes,
         disabled=tuple(args.disable_pass), pass_options=tuple(_pass_options(args)),
         freeze_inputs=args.freeze_inputs, bind_inputs=args.bind_inputs,
-        static_shapes=parse_shape_flags(args.input_shape))
+        static_shapes=parse_shape_flags(args.input_shape), model=args.model, **_quantize_request(args))
+    request.validate()
+    return request
+
+
+def _quantize_request(args: argparse.Namespace) -> dict[str, Any]:
+    """The PipelineRequest fields of the quantization flags (validated by the request)."""
+    from mlc.pipelines import QuantizeOptions
+
+    def names(text: str) -> tuple[str, ...]:
+        return tuple(n.strip() for n in (text or "").split(",") if n.strip())
+
+    budget, eval_data = getattr(args, "accuracy_budget", None), getattr(args, "eval_data", None)
+    given = [flag for flag, value in (("--calibration-data", args.calibration_data),
+                                      ("--calibration-cache", args.calibration_cache),
+                                      ("--exclude-nodes", args.exclude_nodes), ("--exclude-ops", args.exclude_ops),
+                                      ("--min-cosine", args.min_cosine)) if value]
+    if args.quantize is None:
+        if given:
+            from mlc.errors import BadInputError
+
+            raise BadInputError(f"{given[0]} needs --quantize int8")
+        return {"accuracy_budget": budget, "eval_data": eval_data}
+    calibration = None
+    if args.calibration_data is not None:
+        calibration = QuantizeOptions(data=args.calibration_data, method=args.calibration_method,
+                                      percentile=args.percentile, batch=args.calibration_batch,
+                                      cache=args.calibration_cache, per_channel=args.per_channel,
+                                      exclude_nodes=names(args.exclude_nodes), exclude_ops=names(args.exclude_ops))
+    return {"quantize": args.quantize, "calibration": calibration, "accuracy_budget": budget, "eval_data": eval_data}
 
 
 def _pass_options(args: argparse.Namespace) -> list[str]:
@@ -152,12 +221,19 @@ def _pass_options(args: argparse.Namespace) -> list[str]:
 
 
 def _checks(args: argparse.Namespace) -> Any:
+    from mlc.numerics.compare import DEFAULT_MIN_COSINE
     from mlc.numerics.inputs import InputSpec, parse_range_flags
     from mlc.runner import CheckOptions
 
     spec = InputSpec(seed=args.seed, ranges=parse_range_flags(args.input_range))  # fixed dims come as a pass
+    gate = getattr(args, "min_cosine", None)
+    if gate is None:  # the budget on data is the gate when there is one
+        gate = None if getattr(args, "accuracy_budget", None) else DEFAULT_MIN_COSINE
+    elif not 0.0 <= gate <= 1.0:
+        raise argparse_error(f"--min-cosine {gate:g}: expected a value in [0, 1]")
     return CheckOptions(verify=args.verify, inputs_path=args.inputs, input_spec=spec,
-                        second_opinion=not getattr(args, "no_second_opinion", False))
+                        second_opinion=not getattr(args, "no_second_opinion", False),
+                        lossy_min_cosine=gate or None)
 
 
 def _write_report(report: dict[str, Any], path: str, out: Output, protected: Sequence[Path] = ()) -> None:
@@ -280,6 +356,14 @@ def _inspect_artifact(folder: Path, out: Output) -> int:
             table.add_row(str(i), _escape(record["spec"]), "yes" if record["changed"] else "",
                           str(record["rewrites"]), f"{record['nodes_before']} -> {record['nodes_after']}")
         console.print(table)
+    from mlc.artifact import quantization_of
+
+    quantized = quantization_of(manifest)
+    if quantized:
+        kept = [*quantized.get("exclude_nodes", []), *quantized.get("keep_float", [])]
+        console.print(_escape(f"{quantized.get('mode')}: {quantized.get('method')} calibration on "
+                              f"{quantized.get('calibration_data')}; kept in float: {', '.join(kept) or 'none'}"
+                              + (f" (rebuild: {quantized['reproduce']})" if quantized.get("keep_float") else "")))
     if verification:
         console.print(f"numbers: {_escape(verification.get('verdict'))} (verify {_escape(verification.get('verify'))}, "
                       f"reference {_escape(verification.get('reference'))}); artifact run at compile time: "
@@ -355,10 +439,24 @@ def cmd_debug(args: argparse.Namespace, out: Output) -> int:
         _write_report(report, args.report, out, [Path(args.model)])
     if out.human and out.payload is report and not args.report == "-":
         render_debug(result, verbose=args.verbose)
+        _print_doctor(result, verbose=args.verbose)
     if result.verdict != "fail":
         return 0
     check = result.localization.check if result.localization is not None else None
     return INTERNAL_ERROR if check is not None and check.load_error else 1  # a graph the reference cannot load
+
+
+def _print_doctor(result: Any, verbose: bool = False) -> None:
+    """After a lossy pass: the summary line and the quantization doctor's table, worst first."""
+    if not result.lossy:
+        return
+    summary = result.lossy_summary()
+    if summary:
+        print(summary)
+    if result.doctor is not None:
+        print("\n".join(result.doctor.lines(limit=1000 if verbose else 12)))
+    elif result.verify == "none":
+        print("quantization doctor: not run (--verify none: no inputs to measure on)")
 
 
 def _verdict_text(result: Any, manifest: dict[str, Any] | None) -> str:
@@ -401,7 +499,24 @@ def cmd_compile(args: argparse.Namespace, out: Output) -> int:
         _write_report(report, args.report, out, [Path(args.model)])
     if out.human and args.report != "-" and not out.quiet:
         print(f"{folder}: {args.target} artifact ({_summary_line(result)}; {_verdict_text(result, manifest)})")
+        _print_quantization(result)
     return 0
+
+
+def _print_quantization(result: Any) -> None:
+    """`int8: output cosine 0.9995, SQNR 31.2 dB` and what the search kept in float."""
+    summary = result.lossy_summary()
+    if summary:
+        print(summary)
+    record = result.quantization or {}
+    search = record.get("search")
+    if search is not None:
+        kept = ", ".join(search["keep_float"]) or "none"
+        print(f"accuracy budget ({search['budget']['text']}) met on {search['samples']} samples: float "
+              f"{search['float_score']:.4g}, all int8 {search['quantized_score']:.4g}, final "
+              f"{search['final_score']:.4g}; kept in float: {kept}")
+        if search["keep_float"]:
+            print(f"reproduce without searching: {record['reproduce']}")
 
 
 def cmd_optimize(args: argparse.Namespace, out: Output) -> int:
@@ -422,6 +537,7 @@ def cmd_optimize(args: argparse.Namespace, out: Output) -> int:
         _write_report(report, args.report, out, [Path(args.model)])
     if out.human and args.report != "-" and not out.quiet:
         print(f"{written}: optimized model ({_summary_line(result)}; {_verdict_text(result, None)})")
+        _print_quantization(result)
     return 0
 
 
@@ -656,6 +772,7 @@ def build_parser() -> argparse.ArgumentParser:
                 "70 a pass crashed")
     debug.add_argument("model", help="an .onnx file")
     _pipeline_args(debug)
+    _quantize_args(debug, search=False)
     _input_args(debug)
     debug.add_argument("--verify", choices=["each", "final", "none"], default="each",
                        help="check numbers after each changing pass (default), only at the end "
@@ -691,6 +808,7 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--mattr", help="llvm: CPU features on/off, e.g. --mattr=-avx512f")
     comp.add_argument("--cuda-arch", help="cuda: the GPU architecture, e.g. --cuda-arch sm_90 (default sm_80)")
     _pipeline_args(comp)
+    _quantize_args(comp)
     comp.add_argument("--verify", choices=["each", "final", "none"], default="final",
                       help="check the numbers after each pass, at the end (default), or never")
     _input_args(comp)
@@ -705,6 +823,7 @@ def build_parser() -> argparse.ArgumentParser:
     opt.add_argument("-o", "--output", metavar="OUT.onnx", required=True, help="the optimized model, e.g. -o out.onnx")
     opt.add_argument("--force", action="store_true", help="replace an existing OUT.onnx that mlc did not write")
     _pipeline_args(opt, target_default=None)
+    _quantize_args(opt)
     opt.add_argument("--verify", choices=["each", "final", "none"], default="final",
                      help="check the numbers after each pass, at the end (default), or never")
     _input_args(opt)

@@ -13,13 +13,13 @@ from __future__ import annotations
 import shlex
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from mlc.artifact import FORMAT_VERSION, write_artifact
 from mlc.backends.base import Backend
-from mlc.errors import NumericMismatchError
+from mlc.errors import BadInputError, NumericMismatchError
 from mlc.hashing import file_sha256
 from mlc.ir.core import Graph
 from mlc.ir.printer import format_type
@@ -27,9 +27,9 @@ from mlc.numerics.inputs import InputSpec
 from mlc.output_guard import guard_output, write_file_atomically
 from mlc.pass_api import Numerics, Pass
 from mlc.pass_manager import Instrument, PassFailedError
-from mlc.pipelines import DEFAULT_LEVEL, build_pipeline
+from mlc.pipelines import DEFAULT_LEVEL, QuantizeOptions, build_pipeline
 from mlc.report import tool_versions
-from mlc.runner import CheckOptions, PipelineResult, first_failing_prefix, run_pipeline
+from mlc.runner import CheckOptions, PipelineResult, first_failing_prefix, loosest_contract, run_pipeline
 from mlc.targets import require
 
 Stage = Callable[[str], Any]  # a progress reporter: stage("building") returns a context manager
@@ -47,11 +47,35 @@ class PipelineRequest:
     freeze_inputs: bool = False
     bind_inputs: str | None = None
     static_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    quantize: str | None = None  # "int8"
+    calibration: QuantizeOptions | None = None
+    model: str | None = None  # names the default calibration table
+    accuracy_budget: str | None = None  # `mlc.quantize.search.parse_budget`
+    eval_data: str | None = None
 
-    def build(self) -> list[Pass]:
+    def build(self, model: str | Path | None = None) -> list[Pass]:
         return build_pipeline(self.level, self.passes, self.disabled, self.pass_options, target=self.target,
                               freeze_inputs=self.freeze_inputs, bind_inputs=self.bind_inputs,
-                              static_shapes=self.static_shapes)
+                              static_shapes=self.static_shapes, quantize=self.quantize,
+                              calibration=self.calibration, model=model or self.model)
+
+    def validate(self) -> None:
+        """The quantization flags that only make sense together (one line each, exit 2)."""
+        if self.accuracy_budget is not None and self.quantize is None:
+            raise BadInputError("--accuracy-budget needs --quantize int8")
+        if self.eval_data is not None and self.accuracy_budget is None:
+            raise BadInputError("--eval-data needs --accuracy-budget (the budget the evaluation is held to)")
+        if self.accuracy_budget is not None:
+            from mlc.quantize.search import parse_budget
+
+            parse_budget(self.accuracy_budget)
+            if self.eval_data is None:
+                raise BadInputError("--accuracy-budget needs --eval-data (an .npz of the model's inputs, with "
+                                    "`labels` for top-1 accuracy)")
+            if not Path(self.eval_data).is_file():
+                raise BadInputError(f"--eval-data {self.eval_data}: no such file")
+        if self.quantize is not None or self.calibration is not None:
+            self.build()  # --quantize without --calibration-data, a bad method, a missing file
 
     def debug_args(self) -> list[str]:
         """The `mlc debug` flags that build this very pipeline."""
@@ -65,7 +89,29 @@ class PipelineRequest:
         args += ["--bind-inputs", self.bind_inputs] if self.bind_inputs else []
         for name, dims in sorted(self.static_shapes.items()):
             args += ["--input-shape", f"{name}:{','.join(map(str, dims))}"]
+        return args + self.quantize_args()
+
+    def quantize_args(self, resolved_cache: str | None = None) -> list[str]:
+        """The `--quantize` flags that rebuild this quantization, the search's float-kept nodes
+        as `--exclude-nodes` (so the build is reproduced without searching again)."""
+        options = self.calibration
+        if self.quantize is None or options is None:
+            return []
+        args = ["--quantize", self.quantize, "--calibration-data", options.data]
+        if options.method != "minmax":
+            args += ["--calibration-method", options.method]
+        if options.method == "percentile":
+            args += ["--percentile", f"{options.percentile:g}"]
+        if options.batch != 16:
+            args += ["--calibration-batch", str(options.batch)]
+        cache = options.cache or resolved_cache
+        args += ["--calibration-cache", cache] if cache else []
+        args += [] if options.per_channel else ["--no-per-channel"]
+        excluded = list(dict.fromkeys([*options.exclude_nodes, *options.keep_float]))
+        args += ["--exclude-nodes", ",".join(excluded)] if excluded else []
+        args += ["--exclude-ops", ",".join(options.exclude_ops)] if options.exclude_ops else []
         return args
+
 
 
 def default_output(model: str | Path, target: str) -> Path:
@@ -117,10 +163,13 @@ def check_artifact(backend: Backend, target: str, folder: Path, manifest: dict[s
 
     runner = backend.load(folder, manifest)
     assert result.reference is not None
+    # a backend may round differently (TOLERANCE); after a lossy pass its int8 kernels are judged
+    # like the lossy graph: by the lossy gate against the float original
+    numerics = Numerics.LOSSY if loosest_contract(result.passes) is Numerics.LOSSY else Numerics.TOLERANCE
     verdicts = []
     for feeds, expected in result.reference.sets:  # every shape set the pipeline was checked at
         got = run_backend(runner.run, feeds, target=target)
-        check = result.reference.compare(expected, got, Numerics.TOLERANCE)
+        check = result.reference.compare(expected, got, numerics)
         if check.verdict == "fail":
             worst = "; ".join(o.describe() for o in check.outputs if o.verdict != "ok")
             shapes = ", ".join(f"{k} {list(v.shape)}" for k, v in feeds.items())
@@ -185,6 +234,12 @@ def _refuse_broken(result: PipelineResult, request: PipelineRequest, model: Path
         if not module.startswith("mlc.passes") and source:
             args += ["--load", str(Path(source).resolve())]
     command = " ".join(shlex.quote(a) for a in args)
+    if check is not None and not check.load_error and check.numerics == Numerics.LOSSY.value:
+        worst = "; ".join(o.describe() for o in check.outputs if o.verdict == "fail")
+        raise NumericMismatchError(f"{model}: after {where} the outputs fail the lossy gate "
+                                   f"({result.reference.gate.describe() if result.reference else 'cosine'}): "
+                                   f"{worst}; no {what} written (keep nodes in float with --exclude-nodes or "
+                                   f"--accuracy-budget, or see the doctor's table: {command})")
     if check is not None and check.load_error:
         raise PassFailedError(f"{where} left a graph the reference cannot run ({check.load_error}); a bug in that "
                               f"pass; no {what} written (localize it: {command})", index)
@@ -192,11 +247,54 @@ def _refuse_broken(result: PipelineResult, request: PipelineRequest, model: Path
                                f"(localize it: {command})")
 
 
+def _prepare(model: Path, request: PipelineRequest, checks: CheckOptions, metric: Any,
+             stage: Stage | None) -> tuple[list[Pass], Any]:
+    """The pipeline to run; with an accuracy budget, the search runs first and its float-kept
+    nodes go into the quantize-qdq pass (returns the passes and the search result or None)."""
+    from contextlib import nullcontext
+
+    request.validate()
+    passes = request.build(model)
+    if request.accuracy_budget is None:
+        return passes, None
+    from mlc.quantize.search import _with_keep_float, search_pipeline
+
+    assert request.eval_data is not None
+    with (stage or (lambda _name: nullcontext()))("accuracy-budget search"):
+        found = search_pipeline(model, passes, request.eval_data, request.accuracy_budget, metric=metric)
+    if not found.met:
+        raise NumericMismatchError(f"{model}: {found.describe()}; even keeping every quantized node in float misses "
+                                   f"the budget on {request.eval_data}; nothing written")
+    return [_with_keep_float(p, found.keep_float) if p.name == "quantize-qdq" else p for p in passes], found
+
+
+def quantization_record(request: PipelineRequest, result: PipelineResult, found: Any) -> dict[str, Any] | None:
+    """What the report and the manifest say of the quantization: method, kept-float nodes (the
+    search's and the user's), the flags that rebuild it, the lossy check's figures."""
+    options = request.calibration
+    if request.quantize is None or options is None:
+        return None
+    keep = list(found.keep_float) if found is not None else []
+    check = result.lossy_check
+    record: dict[str, Any] = {
+        "mode": request.quantize, "calibration_data": options.data, "method": options.method,
+        "per_channel": options.per_channel, "exclude_nodes": list(options.exclude_nodes),
+        "exclude_ops": list(options.exclude_ops), "keep_float": keep,
+        "reproduce": " ".join(shlex.quote(a) for a in PipelineRequest(
+            quantize=request.quantize, calibration=replace(options, keep_float=tuple(keep))).quantize_args()),
+        "check": None if check is None else {"min_cosine": check.min_cosine, "min_sqnr_db": check.min_sqnr_db,
+                                             "gate": result.reference.gate.min_cosine if result.reference else None,
+                                             "verdict": check.verdict},
+        "search": found.to_json() if found is not None else None}
+    return record
+
+
 def compile_model(model: str | Path, request: PipelineRequest, output: str | Path | None = None, *,
                   checks: CheckOptions | None = None, backend_options: dict[str, Any] | None = None,
                   instruments: Sequence[Instrument] = (), force: bool = False,
-                  stage: Stage | None = None) -> tuple[Path, PipelineResult]:
-    """Compile `model` for `request.target` into an artifact folder; returns (folder, result)."""
+                  stage: Stage | None = None, metric: Any = None) -> tuple[Path, PipelineResult]:
+    """Compile `model` for `request.target` into an artifact folder; returns (folder, result).
+    With `request.accuracy_budget`, `metric` (outputs -> score) may replace the default measure."""
     model = Path(model)
     target = request.target or "onnxruntime"
     backend = require(target)
@@ -204,22 +302,34 @@ def compile_model(model: str | Path, request: PipelineRequest, output: str | Pat
     folder = Path(output) if output is not None else default_output(model, target)
     guard_output(folder, protected=protected_paths(model), force=force)
     checks = checks or CheckOptions()
-    passes = request.build()
+    passes, found = _prepare(model, request, checks, metric, stage)
     result = run_pipeline(model, passes, checks, instruments)
     _refuse_broken(result, request, model, checks, "artifact")
+    result.quantization = quantization_record(request, result, found)
     recorded = {"pipeline": result.pipeline, "freeze_inputs": request.freeze_inputs,
                 **({"bound_inputs": _bound_record(request.bind_inputs)} if request.bind_inputs else {}),
                 **({"static_shapes": {k: list(v) for k, v in sorted(request.static_shapes.items())}}
                    if request.static_shapes else {}),
+                **({"quantization": _manifest_quantization(result.quantization)} if result.quantization else {}),
                 **(backend_options or {})}
     written = build_artifact(result.graph, target, folder, backend_options=backend_options, result=result,
                              source=model, recorded=recorded, force=force, stage=stage)
     return written, result
 
 
+def _manifest_quantization(record: dict[str, Any]) -> dict[str, Any]:
+    """The manifest's copy: no figures that vary from run to run beyond the search's scores."""
+    search = record.get("search")
+    kept = {k: v for k, v in record.items() if k not in ("search", "check")}
+    if search is not None:
+        kept["search"] = {k: search[k] for k in ("budget", "met", "samples", "float_score", "quantized_score",
+                                                 "final_score", "keep_float", "reproduce")}
+    return kept
+
+
 def optimize_model(model: str | Path, request: PipelineRequest, output: str | Path, *,
                    checks: CheckOptions | None = None, instruments: Sequence[Instrument] = (),
-                   force: bool = False) -> tuple[Path, PipelineResult]:
+                   force: bool = False, metric: Any = None) -> tuple[Path, PipelineResult]:
     """The optimized model alone (what onnxsim writes, but checked): the pipeline for
     `request.target` (portable ai.onnx ops when it is None), verified, written atomically."""
     from mlc.onnx_io.exporter import save_onnx
@@ -227,12 +337,16 @@ def optimize_model(model: str | Path, request: PipelineRequest, output: str | Pa
     model = Path(model)
     destination = guard_output(output, protected=protected_paths(model), force=force)
     checks = checks or CheckOptions()
-    result = run_pipeline(model, request.build(), checks, instruments)
+    passes, found = _prepare(model, request, checks, metric, None)
+    result = run_pipeline(model, passes, checks, instruments)
     _refuse_broken(result, request, model, checks, "model")
+    result.quantization = quantization_record(request, result, found)
     graph = result.graph
     if graph.model is not None:
-        graph.model.metadata_props = {**graph.model.metadata_props, "mlc.optimized": ",".join(result.pipeline)
-                                      or "(no passes)"}
+        props = {**graph.model.metadata_props, "mlc.optimized": ",".join(result.pipeline) or "(no passes)"}
+        if result.quantization and result.quantization["keep_float"]:
+            props["mlc.keep_float"] = ",".join(result.quantization["keep_float"])
+        graph.model.metadata_props = props
         graph.model.producer_name = "mlc"
     return write_file_atomically(destination, lambda tmp: save_onnx(graph, tmp)), result
 

@@ -7,11 +7,23 @@ user asks for (freezing defaults, binding shape inputs, fixing dims) come first,
 target's legalizations come last. `compile`, `debug`, `optimize`, the conformance backends and the
 Python API all call `build_pipeline`, so `mlc debug --target T` runs exactly what `mlc compile
 --target T` runs.
+
+`--quantize int8` appends `calibrate{...}` and `quantize-qdq{...}` after the level's passes (or
+the `--passes` list) and before the target's legalizations: calibration observes the graph the
+target will get, and the legalizations see the QDQ graph. The two passes meet through the
+calibration table file, by default in mlc's cache folder (`$XDG_CACHE_HOME/mlc/calibration/`,
+else `~/.cache/mlc/calibration/`), named by the model file's sha256, the calibration data's
+digest, the method and the passes before calibration, so the next compile of the same model
+with the same data reuses it and nothing is ever written beside the user's files.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 from mlc.errors import BadInputError, did_you_mean
 from mlc.pass_api import Pass, parse_pass_spec, split_pass_list
@@ -33,6 +45,98 @@ PIPELINES: dict[str, list[str]] = {
     "O3": [*_CLEANUP, *_FUSIONS, *_FINISH],  # + the target's composites (Backend.composites)
 }
 DEFAULT_LEVEL = "O2"  # of every command: compile, debug, optimize, bench, the conformance backends
+
+
+QUANTIZE_MODES = ("int8",)
+CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
+
+
+@dataclass(frozen=True)
+class QuantizeOptions:
+    """The options of `--quantize int8`: how to calibrate and what to keep in float."""
+
+    data: str  # a .npz keyed by input name, a folder of .npz/.npy, or "random"
+    method: str = "minmax"
+    percentile: float = 99.99
+    batch: int = 16
+    cache: str | None = None  # the calibration table; None: the default in mlc's cache folder
+    per_channel: bool = True
+    exclude_nodes: tuple[str, ...] = ()
+    exclude_ops: tuple[str, ...] = ()
+    keep_float: tuple[str, ...] = ()  # written by the accuracy-budget search
+
+    def validate(self) -> None:
+        """One-line refusals naming the flag (exit 2)."""
+        if self.method not in CALIBRATION_METHODS:
+            raise BadInputError(f"--calibration-method {self.method}: expected one of "
+                                f"{', '.join(CALIBRATION_METHODS)}" + did_you_mean(self.method, CALIBRATION_METHODS))
+        if not 0.0 < self.percentile <= 100.0:
+            raise BadInputError(f"--percentile {self.percentile:g}: expected a value in (0, 100]")
+        if self.batch < 1:
+            raise BadInputError(f"--calibration-batch {self.batch}: expected at least 1")
+        if not is_random(self.data) and not Path(self.data).exists():
+            raise BadInputError(f"--calibration-data {self.data}: no such file or folder "
+                                "(an .npz keyed by input name, a folder of .npz/.npy, or `random`)")
+        for flag, names in (("--exclude-nodes", self.exclude_nodes), ("--exclude-ops", self.exclude_ops)):
+            bad = [n for n in names if not n or any(c in n for c in "+{},")]
+            if bad:
+                raise BadInputError(f"{flag} {bad[0]!r}: a name may not be empty or hold '+', ',', '{{' or '}}'")
+
+
+def is_random(data: str) -> bool:
+    """`random` or `random:N`: seeded samples drawn from the input types (calibration warns)."""
+    name, _, count = data.partition(":")
+    return name == "random" and (not count or count.isdigit())
+
+
+def cache_folder() -> Path:
+    """mlc's cache folder for calibration tables (XDG_CACHE_HOME respected)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "mlc" / "calibration"
+
+
+def data_digest(data: str) -> str:
+    """sha256 of the calibration data as given: a file's bytes, a folder's files (names and
+    bytes, sorted), or the word `random`."""
+    from mlc.hashing import file_sha256
+
+    path = Path(data)
+    if is_random(data) or not path.exists():
+        return hashlib.sha256(data.encode()).hexdigest()
+    if path.is_file():
+        return file_sha256(path)
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(str(file.relative_to(path)).encode() + b"\0" + file_sha256(file).encode())
+    return digest.hexdigest()
+
+
+def default_calibration_cache(model: str | Path, options: QuantizeOptions, before: Sequence[str] = ()) -> Path:
+    """`<cache>/<model sha256>-<data digest>-<method>[-p<percentile>]-<passes before>.json`."""
+    from mlc.hashing import file_sha256
+
+    method = options.method + (f"-p{options.percentile:g}" if options.method == "percentile" else "")
+    passes = hashlib.sha256("\n".join(before).encode()).hexdigest()[:8]
+    name = f"{file_sha256(model)[:16]}-{data_digest(options.data)[:12]}-{method}-{passes}.json"
+    return cache_folder() / name
+
+
+def quantization_specs(options: QuantizeOptions, cache: str | Path) -> list[str]:
+    """`calibrate{...}` and `quantize-qdq{...}` for these options and this calibration table."""
+    calibrate = {"data": options.data, "method": options.method, "cache": str(cache)}
+    if options.method == "percentile":
+        calibrate["percentile"] = f"{options.percentile:g}"
+    if options.batch != 16:
+        calibrate["batch"] = str(options.batch)
+    quantize = {"calibration": str(cache)}
+    if not options.per_channel:
+        quantize["per_channel"] = "false"
+    for key, names in (("exclude_nodes", options.exclude_nodes), ("exclude_ops", options.exclude_ops),
+                       ("keep_float", options.keep_float)):
+        if names:
+            quantize[key] = "+".join(names)
+    return [f"{name}{{{','.join(f'{k}={v}' for k, v in values.items())}}}"
+            for name, values in (("calibrate", calibrate), ("quantize-qdq", quantize))]
 
 
 def normalize_level(level: str | None) -> str:
@@ -60,15 +164,34 @@ def specialization_specs(freeze_inputs: bool = False, bind_inputs: str | None = 
 def build_pipeline(level: str | None = None, passes: str | None = None,
                    disabled: Sequence[str] = (), options: Sequence[str] = (), *,
                    target: str | None = None, freeze_inputs: bool = False, bind_inputs: str | None = None,
-                   static_shapes: Mapping[str, Sequence[int]] | None = None) -> list[Pass]:
+                   static_shapes: Mapping[str, Sequence[int]] | None = None, quantize: str | None = None,
+                   calibration: QuantizeOptions | None = None, model: str | Path | None = None) -> list[Pass]:
     """The one pipeline builder: specializations, then `-O<level>` or `--passes` (minus
-    `--disable-pass`, with `--pass-option`s), then for a `target` its composites (at -O3) and its
-    legalizations. Options prefixed with `?` (from flags like --fold-limit) apply only where their
-    pass is in the pipeline. Without a target the pipeline is the portable one (no -O3)."""
+    `--disable-pass`, with `--pass-option`s), then `--quantize`'s calibration and QDQ passes,
+    then for a `target` its composites (at -O3) and its legalizations. Options prefixed with `?`
+    (from flags like --fold-limit) apply only where their pass is in the pipeline. Without a
+    target the pipeline is the portable one (no -O3). The calibration table is
+    `calibration.cache`, else the default for `model` (`default_calibration_cache`)."""
     if passes is not None and level is not None:
         raise BadInputError("give either -O<level> or --passes, not both")
     specs = specialization_specs(freeze_inputs, bind_inputs, static_shapes)
     specs += split_pass_list(passes) if passes is not None else PIPELINES[normalize_level(level)]
+    if quantize is not None:
+        if quantize not in QUANTIZE_MODES:
+            raise BadInputError(f"--quantize {quantize}: expected {' or '.join(QUANTIZE_MODES)}")
+        if calibration is None:
+            raise BadInputError(f"--quantize {quantize} needs --calibration-data (an .npz keyed by input name, "
+                                "a folder of .npz/.npy, or `random`)")
+        calibration.validate()
+        cache = calibration.cache
+        if cache is None:
+            if model is None:
+                raise BadInputError("--quantize: the default calibration table is named by the model; give "
+                                    "--calibration-cache FILE")
+            cache = str(default_calibration_cache(model, calibration, specs))
+        specs += quantization_specs(calibration, cache)
+    elif calibration is not None:
+        raise BadInputError("--calibration-data and the other quantization flags need --quantize int8")
     if target is not None:
         from mlc.targets import backend_for  # targets imports the backends lazily
 

@@ -46,4 +46,13 @@ def debug_report(result: PipelineResult) -> dict[str, Any]:
         "localization": localization.to_json() if localization else None,
         "seconds": round(result.seconds, 3),
         "notes": result.notes,
+        **({"quantization": quantization_report(result)} if result.lossy or result.quantization else {}),
     }
+
+
+def quantization_report(result: PipelineResult) -> dict[str, Any]:
+    """The lossy passes' figures: the summary line, the doctor's per-tensor table (worst first)
+    and what the accuracy-budget search kept in float."""
+    return {"summary": result.lossy_summary(), "lossy_passes": [s.spec for s in result.lossy],
+            "doctor": result.doctor.to_json() if result.doctor is not None else None,
+            **(result.quantization or {})}

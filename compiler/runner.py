@@ -332,6 +332,13 @@ def check_inputs(original: Graph, passes: Sequence[Pass], checks: CheckOptions) 
              for name, array in bound.items() if declared[name].type is not None}
     fixed = parse_shapes(_option_of(passes, "fix-input-shapes", "shapes") or "")
     check_shapes(original, fixed)
+    calibration = _option_of(passes, "calibrate", "data")
+    if not checks.inputs_path and calibration and not fixed and not bound:
+        from mlc.pipelines import is_random
+
+        if not is_random(str(calibration)):
+            yield calibration_feeds(original, str(calibration))
+            return
     if checks.inputs_path:
         feeds = load_inputs(checks.inputs_path, original, bound)
         for name, dims in fixed.items():
@@ -352,6 +359,18 @@ def check_inputs(original: Graph, passes: Sequence[Pass], checks: CheckOptions) 
                      default_dim=spec.default_dim, dims=spec.dims)
     for candidate in candidate_specs(original, spec):
         yield {**make_inputs(original, candidate), **bound}
+
+
+CHECK_SAMPLES = 16  # calibration samples a quantized pipeline is checked on
+
+
+def calibration_feeds(original: Graph, data: str) -> dict[str, np.ndarray]:
+    """The first calibration samples, as check inputs of a pipeline that quantizes: a lossy pass
+    is judged on data like the data its ranges come from (generated inputs fall outside them
+    and would measure clipping, not quantization)."""
+    from mlc.quantize.data import CalibrationData
+
+    return next(iter(CalibrationData.load(data, original).batches(CHECK_SAMPLES)))
 
 
 def dims_hint(original: Graph, checks: CheckOptions) -> str:

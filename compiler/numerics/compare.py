@@ -134,7 +134,7 @@ class CheckResult:
     def lossy_summary(self) -> str:
         """`output cosine 0.9995, SQNR 31.2 dB` (the worst float output's figures)."""
         sqnr = self.min_sqnr_db
-        text = f"output cosine {self.min_cosine:.4f}"
+        text = f"output cosine {self.min_cosine:.5f}"
         return text + (f", SQNR {sqnr:.1f} dB" if sqnr is not None and np.isfinite(sqnr) else
                        ", SQNR inf dB" if sqnr is not None else "")
 

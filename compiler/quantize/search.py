@@ -295,3 +295,40 @@ def search_keep_float(float_graph: Graph, quantize: Callable[[Sequence[str]], Gr
     result.keep_float, result.met = keep, True
     result.final_score = scores[tuple(sorted(keep))]
     return result
+
+
+def _with_keep_float(pass_: Any, keep: Sequence[str]) -> Any:
+    """A copy of the quantize-qdq pass with `keep` added to its float-kept nodes."""
+    values = dict(pass_.values)
+    already = [n for n in str(values.get("keep_float", "")).split("+") if n]
+    values["keep_float"] = "+".join(dict.fromkeys([*already, *keep]))
+    return type(pass_)(**values)
+
+
+def search_pipeline(source: str | Path, passes: Sequence[Any], eval_data: str | Path, budget: Budget | str, *,
+                    metric: Metric | None = None, progress: Callable[[str], Any] | None = None) -> SearchResult:
+    """The search on a pipeline: the passes before `quantize-qdq` (calibration included) run
+    once on `source`, then each trial runs the QDQ pass alone with its `keep_float` set and
+    evaluates the result on `eval_data`. The caller rebuilds the pipeline with the list found."""
+    from mlc.ir.verifier import verify
+    from mlc.onnx_io.importer import import_onnx
+    from mlc.pass_manager import PassManager
+
+    index = next((i for i, p in enumerate(passes) if p.name == "quantize-qdq"), None)
+    if index is None:
+        raise BadInputError("--accuracy-budget: the pipeline has no quantize-qdq pass (give --quantize int8)")
+    budget = parse_budget(budget) if isinstance(budget, str) else budget
+    graph = import_onnx(source)
+    verify(graph)
+    data = load_eval_data(eval_data, graph)
+    PassManager(list(passes[:index])).run(graph)
+
+    def quantize(keep: Sequence[str]) -> Graph:
+        copy = graph.clone()
+        PassManager([_with_keep_float(passes[index], keep)]).run(copy)
+        return copy
+
+    evaluator = Evaluator(graph, data, budget, metric)
+    if progress is not None:
+        progress(f"accuracy search on {data.samples} samples ({evaluator.budget.describe()})")
+    return search_keep_float(graph, quantize, evaluator)
