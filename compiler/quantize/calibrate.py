@@ -52,7 +52,7 @@ def method_options(method: str, options: dict[str, Any] | None = None) -> dict[s
     if method == "percentile":
         return {"percentile": float(options.get("percentile", 99.99)), "bins": HISTOGRAM_BINS}
     if method == "entropy":
-        return {"bins": HISTOGRAM_BINS, "levels": ENTROPY_LEVELS}
+        return {"bins": HISTOGRAM_BINS, "levels": ENTROPY_LEVELS, "unsigned_levels": 2 * ENTROPY_LEVELS}
     return {}
 
 

@@ -11,8 +11,10 @@ with the number of samples.
   2048-bin histogram of |x|, for each candidate threshold i >= 128 bins (counted from the first
   non-empty bin: see `entropy_threshold_bins`), P = the first i bins
   with the mass beyond them added to the last, Q = those bins quantized to 128 levels and
-  expanded back over P's non-empty bins; both smoothed as onnxruntime does (empty bins get
-  1e-4, taken from the others), the threshold with the least KL(P || Q) wins. Like the
+  expanded back over P's non-empty bins (exact zeros left out: `AbsHistogram`; a non-negative
+  tensor, quantized unsigned, gets 256 levels as in pytorch-quantization); both smoothed as
+  onnxruntime does (empty bins get 1e-4, taken from the others), the threshold with the least
+  KL(P || Q) wins. Like the
   percentile, it is symmetric (|x|) and clipped to the observed [min, max]: a tensor with
   negative values gets [-t, t], a non-negative one [min, t].
 
@@ -42,6 +44,7 @@ METHODS = ("minmax", "percentile", "entropy")
 HISTOGRAM_BINS = 2048
 ENTROPY_LEVELS = 128  # int8's levels of |x| (TensorRT)
 _SMOOTHING = 1e-4  # onnxruntime's smooth_distribution eps
+_CHUNK = 1 << 20  # elements binned at a time (bounds the float64/int64 temporaries to 16 MiB)
 
 
 class Observer:
@@ -88,14 +91,19 @@ class MinMax(Observer):
 
 
 class AbsHistogram:
-    """Counts of |x| in `bins` equal bins over [0, 2**exponent), growing exactly (module docstring)."""
+    """Counts of |x| in `bins` equal bins over [0, 2**exponent), growing exactly (module
+    docstring); exact zeros are counted apart (`zeros`), since every range represents 0 exactly
+    (the zero point): the percentile counts them as the smallest values, the entropy search
+    leaves them out (a ReLU output's spike at 0, smeared over a quantized level, would otherwise
+    dominate the divergence and pull the threshold down: pytorch-quantization's `skip_zeros`)."""
 
     def __init__(self, bins: int = HISTOGRAM_BINS) -> None:
         if bins < 2 or bins & (bins - 1):
             raise ValueError(f"histogram bins must be a power of two, not {bins}")
         self.bins = bins
         self.counts = np.zeros(bins, dtype=np.int64)
-        self.exponent: int | None = None  # None while every value seen was 0 (all in bin 0)
+        self.zeros = 0
+        self.exponent: int | None = None  # None while every value seen was 0
 
     @property
     def top(self) -> float:
@@ -108,16 +116,23 @@ class AbsHistogram:
 
     def add(self, magnitudes: np.ndarray, amax: float) -> None:
         """Count non-negative values whose largest is `amax`."""
+        zeros = magnitudes.size - int(np.count_nonzero(magnitudes))
+        self.zeros += zeros
         if amax == 0.0:
-            self.counts[0] += magnitudes.size
             return
         exponent = math.frexp(amax)[1]  # amax = m * 2**exponent, 0.5 <= m < 1: amax < 2**exponent
         if self.exponent is None:
             self.exponent = exponent
         elif exponent > self.exponent:
             self._grow(exponent - self.exponent)
-        counts, _ = np.histogram(magnitudes, bins=self.bins, range=(0.0, self.top))
-        self.counts += counts
+        # bin = floor(|x| * bins / top): a power-of-two scaling, exact in float64 (np.histogram
+        # would compute in the input's float32 and overflow for |x| near float32's max)
+        scale = self.bins / self.top
+        flat = magnitudes.reshape(-1)
+        for start in range(0, flat.size, _CHUNK):
+            index = (flat[start:start + _CHUNK].astype(np.float64) * scale).astype(np.int64)
+            self.counts += np.bincount(index, minlength=self.bins)
+        self.counts[0] -= zeros
 
     def _grow(self, doublings: int) -> None:
         assert self.exponent is not None
@@ -129,14 +144,16 @@ class AbsHistogram:
 
     def percentile(self, q: float) -> float:
         """The value below which `q` percent of the counted values lie (linear within a bin)."""
-        total = int(self.counts.sum())
-        if total == 0 or self.exponent is None:
+        if self.exponent is None:
             return 0.0
+        counts = self.counts.copy()
+        counts[0] += self.zeros
+        total = int(counts.sum())
         target = q / 100.0 * total
-        cumulative = np.cumsum(self.counts)
+        cumulative = np.cumsum(counts)
         k = min(int(np.searchsorted(cumulative, target, side="left")), self.bins - 1)
         below = float(cumulative[k - 1]) if k else 0.0
-        inside = float(self.counts[k])
+        inside = float(counts[k])
         fraction = (target - below) / inside if inside else 1.0
         return (k + min(max(fraction, 0.0), 1.0)) * self.width
 
@@ -176,7 +193,8 @@ class Entropy(Observer):
         if self.count == 0:
             return None
         amax = max(-self.low, self.high)
-        bins = entropy_threshold_bins(self.histogram.counts, self.levels)
+        levels = self.levels if self.low < 0 else 2 * self.levels  # unsigned: twice the levels
+        bins = entropy_threshold_bins(self.histogram.counts, levels)
         return self._clipped(min(bins * self.histogram.width, amax))
 
 
