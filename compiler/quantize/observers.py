@@ -7,16 +7,20 @@ with the number of samples.
   the `symmetric=True` that its `create_calibrator` passes by default), read off the |x|
   histogram with linear interpolation inside the bin; the range is [-t, t] clipped to the
   observed [min, max] (so a ReLU output gets [0, t]).
-* `Entropy`: TensorRT's KL-divergence search (also onnxruntime's EntropyCalibrater): over a
-  2048-bin histogram of |x|, for each candidate threshold i >= 128 bins (counted from the first
-  non-empty bin: see `entropy_threshold_bins`), P = the first i bins
-  with the mass beyond them added to the last, Q = those bins quantized to 128 levels and
-  expanded back over P's non-empty bins (exact zeros left out: `AbsHistogram`; a non-negative
-  tensor, quantized unsigned, gets 256 levels as in pytorch-quantization); both smoothed as
-  onnxruntime does (empty bins get 1e-4, taken from the others), the threshold with the least
-  KL(P || Q) wins. Like the
-  percentile, it is symmetric (|x|) and clipped to the observed [min, max]: a tensor with
-  negative values gets [-t, t], a non-negative one [min, t].
+* `Entropy`: TensorRT's KL-divergence search (pytorch-quantization's `_compute_amax_entropy`):
+  over a 2048-bin histogram of |x|, for each candidate threshold of i bins, P = the first i
+  bins with the mass beyond them added to the last, Q = those bins quantized to 128 levels
+  (256 for a non-negative tensor, quantized unsigned) and expanded back over P's non-empty
+  bins, both smoothed as onnxruntime's `smooth_distribution` does (empty bins get 1e-4, taken
+  from the others); the threshold with the least KL(P || Q) wins. Two departures, each for a
+  failure seen here: exact zeros are left out (pytorch-quantization's `skip_zeros`; with them
+  the digits CNN's ReLU outputs were clipped to a third of their range: `AbsHistogram`), and
+  the candidates start `levels` bins above the first non-empty bin rather than above 0 (a
+  tensor in [1, 3] was clipped to 1.002: `entropy_threshold_bins`). onnxruntime's own
+  EntropyCalibrater histograms signed values with 128 bins by default, which leaves its
+  search one candidate: the whole range. Like the percentile, the result is symmetric (|x|)
+  and clipped to the observed [min, max]: a tensor with negative values gets [-t, t], a
+  non-negative one [min, t].
 
 The histogram (`AbsHistogram`) grows its range as batches arrive without ever re-reading data:
 its range is always a power of two strictly above the largest |x| seen, so that when a larger
