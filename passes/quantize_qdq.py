@@ -5,15 +5,20 @@ TensorRT builds int8 layers by matching node units `DQ -> op -> Q`; the placemen
 onnxruntime's own quantizer (`onnxruntime/quantization/qdq_quantizer.py`, `registry.py`,
 `operators/`) so that the same fusions fire:
 
-* Conv, ConvTranspose, Gemm, MatMul: a QDQ pair on the activation input(s) and on the output;
+* Conv, ConvTranspose, Gemm, MatMul: a QDQ pair on the activation input(s) and on the output
+  (always, MatMul's too: without a QuantizeLinear after it, onnxruntime's level-1 MatMulAddFusion
+  turns a static-shape MatMul + bias Add into a float Gemm on dequantized weights before its QDQ
+  fusions run);
   a constant weight is stored as an int8 initializer read by one DequantizeLinear (symmetric,
   per output channel with `per_channel`: axis 0 of a Conv weight, 1 of a ConvTranspose weight
   with group 1, the column axis of a Gemm/MatMul weight — 0 with transB, else 1); a constant bias
   (Conv's B, Gemm's C broadcast to [N], times beta, then beta=1) is stored as int32 with
   scale = x_scale · w_scale and zero point 0, which the int8 kernels add to their accumulators.
 * Add, Concat, GlobalAveragePool: QDQ on every input and on the output, each with its own range
-  (QLinearAdd, QLinearConcat, QLinearGlobalAveragePool requantize). A constant operand is stored
-  quantized with the range of its values.
+  (QLinearAdd, QLinearConcat, QLinearGlobalAveragePool requantize), when at least one input is
+  int8 already (written by a quantized Conv/Gemm/Add...: ResNet's residual adds); of float
+  producers only, they stay float (quantizing them would add a requantization, not remove one).
+  A constant operand is stored quantized with the range of its values.
 * MaxPool, AveragePool, Reshape, Transpose, Flatten, Squeeze, Unsqueeze: when their input is
   quantized, the output gets a QDQ pair with the input's very scale and zero point constants, so
   onnxruntime drops the pair around the op and runs it on int8 (no requantization).
@@ -245,6 +250,8 @@ class _Planner:
         inputs = list(node.inputs)
         if not inputs or all(const_array(v) is not None for v in inputs):
             return "its inputs are constants"
+        if not any(v is not None and v in self.acts and self.acts[v].produced for v in inputs):
+            return "no input is int8 already (a float add/concat of float producers stays float)"
         for value in inputs:
             why = self._range_problem(value)
             if why:

@@ -283,6 +283,26 @@ def test_matmul_weights_per_column_and_activation_products(tmp_path: Path) -> No
     assert _sqnr(expected, session.run(None, feeds)[0]) > 25
 
 
+def test_adds_of_float_producers_stay_float(tmp_path: Path) -> None:
+    """An Add whose inputs are both written in float (graph inputs here) gains nothing from QDQ
+    (a requantization more, no int8 kernel fed); the Conv after it quantizes its own input."""
+    rng = np.random.default_rng(0)
+    text = f'''graph "g" (%x: f32[1,2,4,4], %z: f32[1,2,4,4]) {{
+{dense("w", (rng.standard_normal((2, 2, 1, 1)) * 0.5).astype(np.float32))}
+  %s: f32[1,2,4,4] = Add(%x, %z) name="sum"
+  %y: f32[1,2,4,4] = Conv(%s, %w) {{kernel_shape=[1, 1]}} name="conv"
+  return %y
+}}'''
+    feeds = {n: rng.standard_normal((1, 2, 4, 4)).astype(np.float32) for n in ("x", "z")}
+    _, quantized, ctx = _quantize(text, tmp_path, feeds=feeds)
+    assert "Add 'sum': kept float, no input is int8 already (a float add/concat of float producers stays float)" \
+        in ctx.remarks
+    add = next(n for n in quantized if n.name == "sum")
+    assert [v.name for v in add.inputs if v is not None] == ["x", "z"]
+    conv = next(n for n in quantized if n.name == "conv")
+    assert _dq_of(conv, 0).inputs[0].producer.inputs[0] is add.outputs[0]  # type: ignore[union-attr]
+
+
 # ------------------------------------------------------------------ options
 def test_per_channel_against_per_tensor(tmp_path: Path) -> None:
     """Channels 100x apart: one scale for the tensor leaves the small channels a few int8 levels."""
