@@ -47,7 +47,9 @@ Latency: resnet18 one image, bert one sequence, digits a batch of 64 test images
 in about 20 us, which times onnxruntime's per-call overhead rather than any kernel), the median of
 `--runs` timed runs per variant, all variants in one process taking turns in blocks of 5 timed runs
 after 2 untimed ones (as bench_zoo.py: on 2 cores single interleaved runs time the other session's
-spinning threads). Only the min-max variants are timed: the calibration method changes scales, not
+spinning threads). The speed table also counts the int8 kernels (QLinearConv, QGemm, MatMulInteger, ...)
+in the graph onnxruntime actually runs after its own optimizations (`optimized_model_filepath`): the
+evidence that its QDQ fusions fired. Only the min-max variants are timed: the calibration method changes scales, not
 the graph. Node counts: main-graph nodes, with QuantizeLinear + DequantizeLinear counted apart.
 """
 
@@ -329,6 +331,25 @@ def count_nodes(path: Path) -> tuple[int, int]:
     return len(model.graph.node), qdq
 
 
+INT8_KERNELS = ("QLinear", "QGemm", "MatMulInteger", "ConvInteger", "DynamicQuantizeMatMul", "QAttention",
+                "QEmbedLayerNormalization", "NhwcMaxPool")
+
+
+def int8_kernels(path: Path) -> tuple[int, int]:
+    """(int8 kernels, all nodes) in the graph onnxruntime runs after its own optimizations: whether its QDQ
+    fusions picked the integer kernels (QLinearConv, QGemm, MatMulInteger, ...), which is where the speed is."""
+    import onnxruntime as ort
+
+    with tempfile.TemporaryDirectory(prefix="bench-quantize-ort-") as tmp:
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        options.optimized_model_filepath = str(Path(tmp) / "optimized.onnx")
+        ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        model = onnx.load(options.optimized_model_filepath, load_external_data=False)
+    nodes = model.graph.node
+    return sum(1 for n in nodes if n.op_type.startswith(INT8_KERNELS)), len(nodes)
+
+
 def cosines(got: np.ndarray, ref: np.ndarray) -> np.ndarray:
     a = got.reshape(len(got), -1).astype(np.float64)
     b = ref.reshape(len(ref), -1).astype(np.float64)
@@ -449,8 +470,9 @@ def bench_case(case: Case, tmp: Path, methods: list[str], runs: int, llvm: bool)
     medians = latencies(timed, case.timing, runs)
     for name, path in timed.items():
         nodes, qdq = count_nodes(path)
+        kernels, ort_nodes = int8_kernels(path)
         result["speed"].append({"variant": name, "ms": medians[name], "speedup": medians["fp32"] / medians[name],
-                                "nodes": nodes, "qdq": qdq})
+                                "nodes": nodes, "qdq": qdq, "int8_kernels": kernels, "ort_nodes": ort_nodes})
     return result
 
 
@@ -521,10 +543,10 @@ def markdown(results: list[dict[str, Any]], command: str, seconds: float) -> str
         outputs = "cosine with fp32, per output: mean (min)"
         lines += [f"| variant | target | {metric} | {outputs} |", "|---|---|---:|---|"]
         lines += ["| " + " | ".join(_fmt_quality(q)) + " |" for q in r["quality"]]
-        lines += ["", "| variant (onnxruntime) | median ms | speedup vs fp32 | nodes | of them Q/DQ |",
-                  "|---|---:|---:|---:|---:|"]
-        lines += [f"| {s['variant']} | {s['ms']:.3f} | {s['speedup']:.2f}x | {s['nodes']} | {s['qdq']} |"
-                  for s in r["speed"]]
+        lines += ["", "| variant (onnxruntime) | median ms | speedup vs fp32 | nodes | of them Q/DQ "
+                  "| onnxruntime's optimized graph: int8 kernels / nodes |", "|---|---:|---:|---:|---:|---:|"]
+        lines += [f"| {s['variant']} | {s['ms']:.3f} | {s['speedup']:.2f}x | {s['nodes']} | {s['qdq']} "
+                  f"| {s['int8_kernels']} / {s['ort_nodes']} |" for s in r["speed"]]
         if r["errors"]:
             lines += ["", "Failures:", ""] + [f"* {e}" for e in r["errors"]]
         lines.append("")
