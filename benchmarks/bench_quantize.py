@@ -518,6 +518,45 @@ def _fmt_quality(row: dict[str, Any]) -> list[str]:
     return [row["variant"], row["target"], metric, cos]
 
 
+def summary(results: list[dict[str, Any]]) -> list[str]:
+    """The issue's acceptance lines, computed from the rows: digits within 0.5 points of fp32 per method and target,
+    ours against the anchor (accuracy or agreement, and speed under onnxruntime)."""
+    lines: list[str] = []
+    for r in results:
+        rows = {(q["variant"], q["target"]): q for q in r["quality"]}
+        key = "accuracy" if r["name"] == "digits" else "top1" if r["name"] != "bert" else None
+        for (variant, target), q in rows.items():
+            if not variant.startswith("mlc int8 "):
+                continue
+            method = variant.removeprefix("mlc int8 ")
+            anchor = rows.get((f"ort static {method}", target))
+            parts = []
+            if key == "accuracy":
+                delta = 100 * (q[key] - rows[("fp32", target)][key])
+                parts.append(f"{delta:+.2f} pt vs fp32 ({'within' if abs(delta) <= 0.5 else 'OUTSIDE'} 0.5)")
+            if anchor is not None and key is not None:
+                diff = 100 * (q[key] - anchor[key])
+                parts.append(f"{diff:+.2f} pt vs ort static {method} ({'ok' if diff >= 0 else 'BELOW'})")
+            elif anchor is not None:
+                diff = min(c[0] for c in q["cosine"]) - min(c[0] for c in anchor["cosine"])
+                parts.append(f"worst output's mean cosine {diff:+.5f} vs ort static {method} "
+                             f"({'ok' if diff >= 0 else 'BELOW'})")
+            if r["name"] == "bert" and ("ort dynamic", target) in rows:
+                diff = (min(c[0] for c in q["cosine"])
+                        - min(c[0] for c in rows[("ort dynamic", target)]["cosine"]))
+                parts.append(f"{diff:+.5f} vs ort dynamic ({'ok' if diff >= 0 else 'BELOW'})")
+            lines.append(f"* {r['name']} {variant} on {target}: " + "; ".join(parts))
+        speed = {s["variant"]: s for s in r["speed"]}
+        if "mlc int8 minmax" in speed:
+            for anchor_name in ("ort static minmax", "ort dynamic"):
+                if anchor_name in speed:
+                    ratio = speed[anchor_name]["ms"] / speed["mlc int8 minmax"]["ms"]
+                    lines.append(f"* {r['name']} speed: mlc int8 {speed['mlc int8 minmax']['speedup']:.2f}x over fp32, "
+                                 f"{anchor_name} {speed[anchor_name]['speedup']:.2f}x; ours/anchor median ratio "
+                                 f"{ratio:.3f} ({'at least as fast' if ratio >= 1 else 'SLOWER'})")
+    return lines
+
+
 def markdown(results: list[dict[str, Any]], command: str, seconds: float) -> str:
     cpu, vnni = cpu_description()
     lines = [
@@ -536,6 +575,9 @@ def markdown(results: list[dict[str, Any]], command: str, seconds: float) -> str
     lines += ["", "mlc int8 reached through: " + ", ".join(sorted(modes)) + (
         " (**mlc's quantization passes are not available in this checkout: only fp32 and the onnxruntime anchor "
         "are measured**)" if modes == {"unavailable"} else ""), ""]
+    checks = summary(results)
+    if checks:
+        lines += ["## Summary against the issue's acceptance", "", *checks, ""]
     for r in results:
         lines += [f"## {r['name']}", ""]
         metric = "top-1 accuracy (test)" if r["name"] == "digits" else (
