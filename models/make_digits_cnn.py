@@ -24,6 +24,12 @@ Data file `digits_cnn.data.npz` (np.savez_compressed; about 20 KB, committed):
     test_labels   uint8[T]           digit 0..9
     train_size    int64 scalar       how many images trained the model (the rest of the 1,797)
 
+Two files keyed by the model's input name, for the CLI as it is (`--calibration-data`,
+`--eval-data`), from the same splits:
+
+    digits_cnn.calibration.npz   image f32[200,1,8,8]
+    digits_cnn.eval.npz          image f32[T,1,8,8], labels int64[T]   (top-1 for --accuracy-budget)
+
 Pixels are stored as the integer grey levels 0..16 to keep the file small; the model's input is
 `levels.astype(np.float32) / 16` (exact in float32: `load_pixels` does it). Splits: a stratified
 test split of 600 images, then a stratified calibration split of 200 from the rest, the remaining
@@ -155,6 +161,14 @@ def ort_accuracy(path: Path, data: dict[str, np.ndarray]) -> float:
     return float(np.mean(logits.argmax(axis=1) == data["test_labels"]))
 
 
+def write_cli_files(data: dict[str, np.ndarray], model: Path) -> None:
+    """The calibration and evaluation splits keyed by the model's input name (and `labels`)."""
+    stem = model.name.removesuffix(".onnx")
+    np.savez_compressed(model.with_name(stem + ".calibration.npz"), image=load_pixels(data["calibration"]))
+    np.savez_compressed(model.with_name(stem + ".eval.npz"), image=load_pixels(data["test"]),
+                        labels=data["test_labels"].astype(np.int64))
+
+
 def main() -> None:
     import torch
 
@@ -171,6 +185,7 @@ def main() -> None:
     data_path = args.out.with_name(args.out.name.removesuffix(".onnx") + ".data.npz")
     np.savez_compressed(data_path, calibration=data["calibration"], test=data["test"],
                         test_labels=data["test_labels"], train_size=np.int64(len(data["train"])))
+    write_cli_files(data, args.out)
     print(f"wrote {args.out} ({args.out.stat().st_size} bytes) and {data_path} ({data_path.stat().st_size} bytes)")
     print(f"train {len(data['train'])}, calibration {len(data['calibration'])}, test {len(data['test'])}")
     print(f"fp32 test accuracy: torch {torch_accuracy:.4f}, onnxruntime {accuracy:.4f}")
