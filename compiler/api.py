@@ -11,7 +11,9 @@ Quantization (as `--quantize int8` and its flags): `quantize="int8"` with `calib
 or comma-separated), `min_cosine` (the lossy gate, default 0.99), and `accuracy_budget` with
 `eval_data` (an .npz of inputs, optionally `labels`) and optionally `metric` (a callable from
 the outputs on the whole evaluation set to a score, higher is better; the budget is then the
-largest drop of that score).
+largest drop of that score). `quantize="int8-dynamic"` (int8 MatMul/Gemm weights, activations
+quantized at run time) takes `per_channel`, `exclude_nodes`, `exclude_ops` and `min_cosine`, and
+refuses `calibration_data`/`calibration_cache` (nothing is calibrated).
 """
 
 from __future__ import annotations
@@ -79,6 +81,8 @@ def _quantize_fields(options: Mapping[str, Any]) -> dict[str, Any]:
         if given:
             raise BadInputError(f"{given[0]} needs quantize='int8'")
         return {"accuracy_budget": None if budget is None else str(budget), "eval_data": eval_data}
+    if mode == "int8-dynamic":  # data or a cache is refused by the pipeline, in one line
+        data = "" if data is None else data
     calibration = None if data is None else QuantizeOptions(
         data=str(data), method=options.get("calibration_method") or "minmax",
         percentile=float(options.get("percentile", 99.99)), batch=int(options.get("calibration_batch", 16)),

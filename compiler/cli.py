@@ -119,14 +119,15 @@ def _pipeline_args(parser: argparse.ArgumentParser, target_default: str | None =
 
 
 def _quantize_args(parser: argparse.ArgumentParser, search: bool = True) -> None:
-    """--quantize int8 and its calibration, exclusion and accuracy-budget flags."""
+    """--quantize int8 / int8-dynamic and its calibration, exclusion and accuracy-budget flags."""
     from mlc.numerics.compare import DEFAULT_MIN_COSINE
     from mlc.pipelines import CALIBRATION_METHODS, QUANTIZE_MODES
 
     group = parser.add_argument_group("int8 quantization")
     group.add_argument("--quantize", choices=QUANTIZE_MODES,
-                       help="quantize to int8 QDQ (calibrate, then insert QuantizeLinear/DequantizeLinear), e.g. "
-                            "--quantize int8 --calibration-data cal.npz")
+                       help="int8: calibrate, then insert QuantizeLinear/DequantizeLinear (static QDQ), e.g. "
+                            "--quantize int8 --calibration-data cal.npz; int8-dynamic: int8 MatMul/Gemm weights, "
+                            "activations quantized at run time (no calibration data; refuses --calibration-data)")
     group.add_argument("--calibration-data", metavar="CAL",
                        help="calibration samples: an .npz keyed by input name (samples on axis 0), a folder of "
                             ".npz/.npy, or `random` (warned: noise gives noise's ranges)")
@@ -202,7 +203,11 @@ def _quantize_request(args: argparse.Namespace) -> dict[str, Any]:
             raise BadInputError(f"{given[0]} needs --quantize int8")
         return {"accuracy_budget": budget, "eval_data": eval_data}
     calibration = None
-    if args.calibration_data is not None:
+    if args.quantize == "int8-dynamic":  # the pipeline refuses calibration data and cache in one line
+        calibration = QuantizeOptions(data=args.calibration_data or "", cache=args.calibration_cache,
+                                      per_channel=args.per_channel, exclude_nodes=names(args.exclude_nodes),
+                                      exclude_ops=names(args.exclude_ops))
+    elif args.calibration_data is not None:
         calibration = QuantizeOptions(data=args.calibration_data, method=args.calibration_method,
                                       percentile=args.percentile, batch=args.calibration_batch,
                                       cache=args.calibration_cache, per_channel=args.per_channel,
@@ -361,8 +366,9 @@ def _inspect_artifact(folder: Path, out: Output) -> int:
     quantized = quantization_of(manifest)
     if quantized:
         kept = [*quantized.get("exclude_nodes", []), *quantized.get("keep_float", [])]
-        console.print(_escape(f"{quantized.get('mode')}: {quantized.get('method')} calibration on "
-                              f"{quantized.get('calibration_data')}; kept in float: {', '.join(kept) or 'none'}"
+        how = (f"{quantized.get('method')} calibration on {quantized.get('calibration_data')}"
+               if quantized.get("calibration_data") else "activations quantized at run time")
+        console.print(_escape(f"{quantized.get('mode')}: {how}; kept in float: {', '.join(kept) or 'none'}"
                               + (f" (rebuild: {quantized['reproduce']})" if quantized.get("keep_float") else "")))
     if verification:
         console.print(f"numbers: {_escape(verification.get('verdict'))} (verify {_escape(verification.get('verify'))}, "

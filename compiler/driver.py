@@ -47,7 +47,7 @@ class PipelineRequest:
     freeze_inputs: bool = False
     bind_inputs: str | None = None
     static_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
-    quantize: str | None = None  # "int8"
+    quantize: str | None = None  # "int8" or "int8-dynamic"
     calibration: QuantizeOptions | None = None
     model: str | None = None  # names the default calibration table
     accuracy_budget: str | None = None  # `mlc.quantize.search.parse_budget`
@@ -63,6 +63,9 @@ class PipelineRequest:
         """The quantization flags that only make sense together (one line each, exit 2)."""
         if self.accuracy_budget is not None and self.quantize is None:
             raise BadInputError("--accuracy-budget needs --quantize int8")
+        if self.accuracy_budget is not None and self.quantize == "int8-dynamic":
+            raise BadInputError("--accuracy-budget searches over the static QDQ pass: use --quantize int8, or keep "
+                                "nodes in float under int8-dynamic with --exclude-nodes/--exclude-ops")
         if self.eval_data is not None and self.accuracy_budget is None:
             raise BadInputError("--eval-data needs --accuracy-budget (the budget the evaluation is held to)")
         if self.accuracy_budget is not None:
@@ -97,15 +100,18 @@ class PipelineRequest:
         options = self.calibration
         if self.quantize is None or options is None:
             return []
-        args = ["--quantize", self.quantize, "--calibration-data", options.data]
-        if options.method != "minmax":
-            args += ["--calibration-method", options.method]
-        if options.method == "percentile":
-            args += ["--percentile", f"{options.percentile:g}"]
-        if options.batch != 16:
-            args += ["--calibration-batch", str(options.batch)]
-        cache = options.cache or resolved_cache
-        args += ["--calibration-cache", cache] if cache else []
+        if self.quantize == "int8-dynamic":  # nothing calibrated: no data, method or table
+            args = ["--quantize", self.quantize]
+        else:
+            args = ["--quantize", self.quantize, "--calibration-data", options.data]
+            if options.method != "minmax":
+                args += ["--calibration-method", options.method]
+            if options.method == "percentile":
+                args += ["--percentile", f"{options.percentile:g}"]
+            if options.batch != 16:
+                args += ["--calibration-batch", str(options.batch)]
+            cache = options.cache or resolved_cache
+            args += ["--calibration-cache", cache] if cache else []
         args += [] if options.per_channel else ["--no-per-channel"]
         excluded = list(dict.fromkeys([*options.exclude_nodes, *options.keep_float]))
         args += ["--exclude-nodes", ",".join(excluded)] if excluded else []
@@ -281,7 +287,8 @@ def quantization_record(request: PipelineRequest, result: PipelineResult, found:
     keep = list(found.keep_float) if found is not None else []
     check = result.lossy_check
     record: dict[str, Any] = {
-        "mode": request.quantize, "calibration_data": options.data, "method": options.method,
+        "mode": request.quantize, "calibration_data": options.data or None,
+        "method": "dynamic" if request.quantize == "int8-dynamic" else options.method,
         "per_channel": options.per_channel, "exclude_nodes": list(options.exclude_nodes),
         "exclude_ops": list(options.exclude_ops), "keep_float": keep,
         "reproduce": " ".join(shlex.quote(a) for a in PipelineRequest(

@@ -15,6 +15,11 @@ calibration table file, by default in mlc's cache folder (`$XDG_CACHE_HOME/mlc/c
 else `~/.cache/mlc/calibration/`), named by the model file's sha256, the calibration data's
 digest, the method and the passes before calibration, so the next compile of the same model
 with the same data reuses it and nothing is ever written beside the user's files.
+
+`--quantize int8-dynamic` appends `quantize-dynamic{...}` in the same place instead: weights int8,
+activations quantized at run time (onnxruntime's DynamicQuantizeMatMul/MatMulIntegerToFloat), so
+there is nothing to calibrate and `--calibration-data`/`--calibration-cache` are refused (one line,
+exit 2) rather than silently unused.
 """
 
 from __future__ import annotations
@@ -47,15 +52,17 @@ PIPELINES: dict[str, list[str]] = {
 DEFAULT_LEVEL = "O2"  # of every command: compile, debug, optimize, bench, the conformance backends
 
 
-QUANTIZE_MODES = ("int8",)
+QUANTIZE_MODES = ("int8", "int8-dynamic")
+DYNAMIC_MODE = "int8-dynamic"
 CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
 
 
 @dataclass(frozen=True)
 class QuantizeOptions:
-    """The options of `--quantize int8`: how to calibrate and what to keep in float."""
+    """The options of `--quantize int8`: how to calibrate and what to keep in float (of
+    `int8-dynamic`: only per_channel and the exclusions; `data` is then "")."""
 
-    data: str  # a .npz keyed by input name, a folder of .npz/.npy, or "random"
+    data: str  # a .npz keyed by input name, a folder of .npz/.npy, or "random"; "" for int8-dynamic
     method: str = "minmax"
     percentile: float = 99.99
     batch: int = 16
@@ -77,6 +84,10 @@ class QuantizeOptions:
         if not is_random(self.data) and not Path(self.data).exists():
             raise BadInputError(f"--calibration-data {self.data}: no such file or folder "
                                 "(an .npz keyed by input name, a folder of .npz/.npy, or `random`)")
+        self.validate_names()
+
+    def validate_names(self) -> None:
+        """Names that cannot travel in a pass spec (`+`, `,`, braces)."""
         for flag, names in (("--exclude-nodes", self.exclude_nodes), ("--exclude-ops", self.exclude_ops)):
             bad = [n for n in names if not n or any(c in n for c in "+{},")]
             if bad:
@@ -139,6 +150,16 @@ def quantization_specs(options: QuantizeOptions, cache: str | Path) -> list[str]
             for name, values in (("calibrate", calibrate), ("quantize-qdq", quantize))]
 
 
+def dynamic_quantization_spec(options: QuantizeOptions) -> str:
+    """`quantize-dynamic{...}` for these options (no calibration: ranges are measured at run time)."""
+    values = {} if options.per_channel else {"per_channel": "false"}
+    for key, names in (("exclude_nodes", options.exclude_nodes), ("exclude_ops", options.exclude_ops),
+                       ("keep_float", options.keep_float)):
+        if names:
+            values[key] = "+".join(names)
+    return "quantize-dynamic" + (f"{{{','.join(f'{k}={v}' for k, v in values.items())}}}" if values else "")
+
+
 def normalize_level(level: str | None) -> str:
     """`-O2`, `O2`, `o2` or `2` → `O2`; None → the default level."""
     key = (level or DEFAULT_LEVEL).lstrip("-").upper()
@@ -167,16 +188,24 @@ def build_pipeline(level: str | None = None, passes: str | None = None,
                    static_shapes: Mapping[str, Sequence[int]] | None = None, quantize: str | None = None,
                    calibration: QuantizeOptions | None = None, model: str | Path | None = None) -> list[Pass]:
     """The one pipeline builder: specializations, then `-O<level>` or `--passes` (minus
-    `--disable-pass`, with `--pass-option`s), then `--quantize`'s calibration and QDQ passes,
-    then for a `target` its composites (at -O3) and its legalizations. Options prefixed with `?`
-    (from flags like --fold-limit) apply only where their pass is in the pipeline. Without a
-    target the pipeline is the portable one (no -O3). The calibration table is
+    `--disable-pass`, with `--pass-option`s), then `--quantize`'s calibration and QDQ passes
+    (for `int8-dynamic`, `quantize-dynamic`), then for a `target` its composites (at -O3) and
+    its legalizations. Options prefixed with `?` (from flags like --fold-limit) apply only where
+    their pass is in the pipeline. Without a target the pipeline is the portable one (no -O3). The calibration table is
     `calibration.cache`, else the default for `model` (`default_calibration_cache`)."""
     if passes is not None and level is not None:
         raise BadInputError("give either -O<level> or --passes, not both")
     specs = specialization_specs(freeze_inputs, bind_inputs, static_shapes)
     specs += split_pass_list(passes) if passes is not None else PIPELINES[normalize_level(level)]
-    if quantize is not None:
+    if quantize == DYNAMIC_MODE:
+        dynamic = calibration or QuantizeOptions(data="")
+        if dynamic.data or dynamic.cache:
+            flag = "--calibration-data" if dynamic.data else "--calibration-cache"
+            raise BadInputError(f"{flag}: --quantize int8-dynamic measures activation ranges at run time and "
+                                "calibrates nothing; drop the flag, or use --quantize int8 (static, calibrated)")
+        dynamic.validate_names()
+        specs.append(dynamic_quantization_spec(dynamic))
+    elif quantize is not None:
         if quantize not in QUANTIZE_MODES:
             raise BadInputError(f"--quantize {quantize}: expected {' or '.join(QUANTIZE_MODES)}")
         if calibration is None:
