@@ -36,6 +36,9 @@ Variants (all run under one onnxruntime CPU session type with default options):
 * `ort dynamic` (bert only): `quantize_dynamic` (weights QInt8, onnxruntime's defaults otherwise) on
   the pre-processed model.
 * `mlc -O2 fp32`: `mlc optimize -O2` without quantization (what mlc's rewrites alone are worth).
+* `mlc int8-dynamic` (bert only): `mlc.optimize(..., quantize="int8-dynamic")` (pass `quantize-dynamic`:
+  int8 per-column MatMul/Gemm weights, activations quantized at run time; no calibration data), for
+  `--target onnxruntime`; compared with `ort dynamic`, its anchor, in accuracy and speed.
 * `mlc int8 <method>`: mlc's quantization of the original model. Through `mlc.optimize(...,
   quantize="int8", ...)` when the installed mlc has it, else through the passes directly
   (`-O2`'s passes, then `calibrate{data,method,percentile,cache}` and `quantize-qdq{calibration}`,
@@ -304,6 +307,13 @@ def mlc_int8(model: Path, cal: Path, method: str, cache: Path, out: Path, target
                        "passes)")
 
 
+def mlc_int8_dynamic(model: Path, out: Path) -> Path:
+    """mlc's dynamic int8 model for onnxruntime (no calibration)."""
+    import mlc
+
+    return mlc.optimize(model, out, target="onnxruntime", force=True, quantize="int8-dynamic")  # type: ignore[call-arg]
+
+
 def mlc_o2(model: Path, out: Path) -> Path:
     import mlc
 
@@ -439,6 +449,17 @@ def bench_case(case: Case, tmp: Path, methods: list[str], runs: int, llvm: bool)
         timed["mlc -O2 fp32"] = mlc_o2(case.model, tmp / f"{case.name}.mlc_o2.onnx")
     except Exception as error:  # noqa: BLE001
         result["errors"].append(f"mlc -O2: {first_line(error)}")
+    if case.name == "bert":
+        started = time.perf_counter()
+        try:
+            path = mlc_int8_dynamic(case.model, tmp / f"{case.name}.mlc_dynamic.onnx")
+            log(f"   mlc int8-dynamic: {time.perf_counter() - started:.1f} s")
+            got = run_batched(path, case.evaluation)
+            result["quality"].append({"variant": "mlc int8-dynamic", "target": "onnxruntime",
+                                      **quality(case, got, reference)})
+            timed["mlc int8-dynamic"] = path
+        except Exception as error:  # noqa: BLE001 - an mlc without the mode is a result
+            result["errors"].append(f"mlc int8-dynamic: {first_line(error)}")
     mode = mlc_mode()
     result["mlc_mode"] = mode
     if mode != "unavailable":
@@ -546,7 +567,17 @@ def summary(results: list[dict[str, Any]]) -> list[str]:
                         - min(c[0] for c in rows[("ort dynamic", target)]["cosine"]))
                 parts.append(f"{diff:+.5f} vs ort dynamic ({'ok' if diff >= 0 else 'BELOW'})")
             lines.append(f"* {r['name']} {variant} on {target}: " + "; ".join(parts))
+        dynamic, anchor = rows.get(("mlc int8-dynamic", "onnxruntime")), rows.get(("ort dynamic", "onnxruntime"))
+        if dynamic is not None and anchor is not None:
+            diff = min(c[0] for c in dynamic["cosine"]) - min(c[0] for c in anchor["cosine"])
+            lines.append(f"* {r['name']} mlc int8-dynamic on onnxruntime: worst output's mean cosine {diff:+.5f} vs "
+                         f"ort dynamic ({'ok' if diff >= 0 else 'BELOW'})")
         speed = {s["variant"]: s for s in r["speed"]}
+        if "mlc int8-dynamic" in speed and "ort dynamic" in speed:
+            ratio = speed["ort dynamic"]["ms"] / speed["mlc int8-dynamic"]["ms"]
+            lines.append(f"* {r['name']} speed: mlc int8-dynamic {speed['mlc int8-dynamic']['speedup']:.2f}x over "
+                         f"fp32, ort dynamic {speed['ort dynamic']['speedup']:.2f}x; ours/anchor median ratio "
+                         f"{ratio:.3f} ({'at least as fast' if ratio >= 1 else 'SLOWER'})")
         if "mlc int8 minmax" in speed:
             for anchor_name in ("ort static minmax", "ort dynamic"):
                 if anchor_name in speed:
