@@ -35,6 +35,8 @@ Variants (all run under one onnxruntime CPU session type with default options):
   it: symbolic shape inference, its graph optimizer, onnx shape inference).
 * `ort dynamic` (bert only): `quantize_dynamic` (weights QInt8, onnxruntime's defaults otherwise) on
   the pre-processed model.
+* Latency: fp32 and the onnxruntime anchors run in a default session; mlc's variants in the session
+  an mlc `onnxruntime` artifact opens (its manifest's settings: on CPU SkipLayerNormFusion off).
 * `mlc -O2 fp32`: `mlc optimize -O2` without quantization (what mlc's rewrites alone are worth).
 * `mlc int8-dynamic` (bert only): `mlc.optimize(..., quantize="int8-dynamic")` (pass `quantize-dynamic`:
   int8 per-column MatMul/Gemm weights, activations quantized at run time; no calibration data), for
@@ -186,9 +188,17 @@ def bert_case(seq: int, evaluation: int) -> Case:
 # ---------------------------------------------------------------------------------------- onnxruntime
 
 
-def session(path: Path) -> Any:
+def session(path: Path, as_artifact: bool = False) -> Any:
+    """A default onnxruntime session (fp32 and the anchors), or with `as_artifact` the session an
+    mlc `onnxruntime` artifact opens for this model: the settings its manifest records
+    (`mlc.backends.onnxruntime.session_settings`: on CPU onnxruntime's SkipLayerNormFusion is
+    off, its kernel being slower than the ops it replaces: benchmarks/results/runtime.md)."""
     import onnxruntime as ort
 
+    if as_artifact:
+        from mlc.backends.onnxruntime import CPU, open_session, session_settings
+
+        return open_session(path, session_settings(CPU))
     options = ort.SessionOptions()
     options.log_severity_level = 3
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
@@ -379,7 +389,7 @@ def quality(case: Case, outputs: list[np.ndarray], reference: list[np.ndarray]) 
 
 def latencies(paths: dict[str, Path], feed: dict[str, np.ndarray], runs: int, block: int = 5) -> dict[str, float]:
     """Median ms per variant, every variant in this process taking turns in blocks of `block` timed runs."""
-    sessions = {name: session(path) for name, path in paths.items()}
+    sessions = {name: session(path, as_artifact=name.startswith("mlc")) for name, path in paths.items()}
     calls: dict[str, Callable[[], Any]] = {}
     for name, sess in sessions.items():
         wanted = {i.name: feed[i.name] for i in sess.get_inputs()}
