@@ -198,3 +198,49 @@ def test_api_metric_callback_and_errors(tmp_path, outlier) -> None:
         mlc.compile(outlier["model"], "onnxruntime", tmp_path / "x", quantize="int8")
     with pytest.raises(BadInputError, match="needs quantize='int8'"):
         mlc.optimize(outlier["model"], tmp_path / "x.onnx", calibration_data=str(outlier["cal"]))
+
+
+@pytest.mark.parametrize("case", ["constant-activation", "single-sample", "nan", "inf"])
+def test_degenerate_calibration_gives_a_valid_graph_or_one_line(capfd, tmp_path, case) -> None:
+    """A constant activation (min == max: Relu of a negative constant plus x*0) and a single
+    calibration sample compile to a valid int8 graph that runs; NaN or Inf in the data is exit 2
+    in one line naming the file, the input and the sample."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = numpy_helper.from_array(np.random.default_rng(0).normal(0, 1, (8, 8)).astype(np.float32), "w")
+    zero = numpy_helper.from_array(np.zeros((1, 8), np.float32), "zero")
+    shift = numpy_helper.from_array(np.full((1, 8), -3.0, np.float32), "shift")
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["h"]),
+             helper.make_node("Mul", ["x", "zero"], ["z"]),          # always 0
+             helper.make_node("Add", ["z", "shift"], ["c"]),         # always -3
+             helper.make_node("Relu", ["c"], ["dead"]),              # always 0: min == max
+             helper.make_node("MatMul", ["dead", "w"], ["d"]),
+             helper.make_node("Add", ["h", "d"], ["y"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 8])],
+                              [weight, zero, shift])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, tmp_path / "m.onnx")
+    rng = np.random.default_rng(1)
+    samples = rng.normal(0, 1, (1 if case == "single-sample" else 32, 8)).astype(np.float32)
+    if case in ("nan", "inf"):
+        samples[5, 2] = np.nan if case == "nan" else np.inf
+    np.savez(tmp_path / "cal.npz", x=samples)
+    code, _, err = _exit_of(capfd, "compile", str(tmp_path / "m.onnx"), "--target", "onnxruntime",
+                            "-o", str(tmp_path / "out"), "--quantize", "int8",
+                            "--calibration-data", str(tmp_path / "cal.npz"))
+    if case in ("nan", "inf"):
+        lines = [line for line in err.splitlines() if line.strip()]
+        assert code == 2 and len(lines) == 1, err
+        assert "cal.npz" in lines[0] and "'x'" in lines[0] and "sample 5" in lines[0], lines[0]
+        assert not (tmp_path / "out").exists()
+        return
+    assert code == 0, err
+    quantized = onnx.load(tmp_path / "out" / "model.onnx")
+    onnx.checker.check_model(quantized)
+    scales = [numpy_helper.to_array(t) for t in quantized.graph.initializer if "scale" in t.name]
+    assert scales and all(np.all(np.isfinite(s)) and np.all(s > 0) for s in scales)
+    feeds = {"x": rng.normal(0, 1, (4, 8)).astype(np.float32)}
+    got = mlc.run(tmp_path / "out", feeds)["y"]
+    assert np.all(np.isfinite(got)) and got.shape == (4, 8)
