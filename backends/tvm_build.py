@@ -141,6 +141,10 @@ def build_library(model: Any, target: dict[str, Any], out: Path, opset: int) -> 
     executable.export_library(str(out))
 
 
+_CHILD_ENVIRONMENT = {"PATH", "HOME", "USER", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "VIRTUAL_ENV", "PYTHONPATH",
+                      "PYTHONNOUSERSITE", "PYTHONUSERBASE", "XDG_CACHE_HOME"}
+
+
 def _no_aslr() -> None:
     try:
         libc = ctypes.CDLL(None, use_errno=True)
@@ -150,12 +154,22 @@ def _no_aslr() -> None:
 
 
 def build_in_child(model_path: Path, target: dict[str, Any], out: Path, opset: int) -> str | None:
-    """Run build_library in a child process with address randomization off; None on success, else
-    the error's first line."""
-    env = dict(os.environ)
-    command = [sys.executable, "-m", "mlc.backends.tvm_build", str(model_path), json.dumps(target), str(out),
-               str(opset)]
-    done = subprocess.run(command, capture_output=True, text=True, env=env,
+    """Run build_library in a child process whose memory layout is the same every time (TVM orders
+    some maps by object address, which leaks into the module's bytes); None on success, else the
+    error's first line.
+
+    Same layout: address randomization off; a fixed string-hash seed; the environment cut down to
+    what the build reads (not PWD, OLDPWD, PYTEST_CURRENT_TEST, ..., whose lengths differ from
+    one compile to the next); the working folder set to the model's, with file names passed
+    relative to it and kept out of `sys.path` (`-P`), so that the temporary folder's name (it
+    holds a process id) is never a string in the child's heap."""
+    folder = model_path.parent
+    env = {key: value for key, value in os.environ.items()
+           if key in _CHILD_ENVIRONMENT or key.startswith(("TVM_", "LD_", "CUDA", "NVIDIA", "OMP_"))}
+    env["PYTHONHASHSEED"] = "0"
+    command = [sys.executable, "-P", "-m", "mlc.backends.tvm_build", os.path.relpath(model_path, folder),
+               json.dumps(target), os.path.relpath(out, folder), str(opset)]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=folder,
                           preexec_fn=_no_aslr if sys.platform.startswith("linux") else None)
     for stream in (done.stdout, done.stderr):
         for line in stream.splitlines():
