@@ -162,44 +162,49 @@ class AbsHistogram:
         return (k + min(max(fraction, 0.0), 1.0)) * self.width
 
 
-class Percentile(Observer):
+class _AbsHistogramObserver(Observer):
+    """An observer that keeps a histogram of |x| and picks a threshold t from it: [-t, t],
+    clipped to the observed extremes, is the range."""
+
+    def __init__(self, name: str, bins: int) -> None:
+        super().__init__(name)
+        self.histogram = AbsHistogram(bins)
+
+    def _take(self, values: np.ndarray, amax: float) -> None:
+        self.histogram.add(np.abs(values), amax)
+
+    def _threshold(self) -> float:
+        raise NotImplementedError
+
+    def range(self) -> TensorRange | None:
+        if self.count == 0:
+            return None
+        return self._clipped(min(self._threshold(), max(-self.low, self.high)))
+
+
+class Percentile(_AbsHistogramObserver):
     """The `percentile`-th percentile of |x| (onnxruntime's default symmetric percentile)."""
 
     def __init__(self, name: str, percentile: float = 99.99, bins: int = HISTOGRAM_BINS) -> None:
-        super().__init__(name)
+        super().__init__(name, bins)
         if not 0.0 < percentile <= 100.0:
             raise BadInputError(f"percentile {percentile}: must be in (0, 100]")
         self.percentile = percentile
-        self.histogram = AbsHistogram(bins)
 
-    def _take(self, values: np.ndarray, amax: float) -> None:
-        self.histogram.add(np.abs(values), amax)
-
-    def range(self) -> TensorRange | None:
-        if self.count == 0:
-            return None
-        amax = max(-self.low, self.high)
-        return self._clipped(min(self.histogram.percentile(self.percentile), amax))
+    def _threshold(self) -> float:
+        return self.histogram.percentile(self.percentile)
 
 
-class Entropy(Observer):
+class Entropy(_AbsHistogramObserver):
     """TensorRT's KL-divergence threshold over the |x| histogram (module docstring)."""
 
     def __init__(self, name: str, bins: int = HISTOGRAM_BINS, levels: int = ENTROPY_LEVELS) -> None:
-        super().__init__(name)
-        self.histogram = AbsHistogram(bins)
+        super().__init__(name, bins)
         self.levels = levels
 
-    def _take(self, values: np.ndarray, amax: float) -> None:
-        self.histogram.add(np.abs(values), amax)
-
-    def range(self) -> TensorRange | None:
-        if self.count == 0:
-            return None
-        amax = max(-self.low, self.high)
+    def _threshold(self) -> float:
         levels = self.levels if self.low < 0 else 2 * self.levels  # unsigned: twice the levels
-        bins = entropy_threshold_bins(self.histogram.counts, levels)
-        return self._clipped(min(bins * self.histogram.width, amax))
+        return entropy_threshold_bins(self.histogram.counts, levels) * self.histogram.width
 
 
 def _smooth(counts: np.ndarray) -> np.ndarray | None:
