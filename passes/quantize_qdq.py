@@ -28,7 +28,11 @@ onnxruntime's own quantizer (`onnxruntime/quantization/qdq_quantizer.py`, `regis
   With symmetric activations the op stays, with QDQ on both sides, as onnxruntime does.
 
 A quantized op's output goes through its QDQ pair for every reader (float ones too, and a graph
-output keeps its name on the DequantizeLinear), since the int8 kernel writes int8 only. A tensor
+output keeps its name on the DequantizeLinear), since the int8 kernel writes int8 only. The
+exception (`float_outputs`, on by default; onnxruntime's quantizer has no such rule): a Gemm or
+MatMul that writes a graph output writes it in float, since onnxruntime's QGemm and
+MatMulIntegerToFloat dequantize in their epilogue; rounding a classifier's logits to 256 levels
+costs accuracy (near-tied logits become equal and argmax picks by position) and buys nothing. A tensor
 that a float op produces and a quantized op reads gets QDQ for the quantized readers only; the
 others keep reading the float tensor. Nodes named in `exclude_nodes`/`keep_float` and op types
 in `exclude_ops` are kept in float entirely (no QDQ around them of their own); so is a node whose
@@ -117,9 +121,11 @@ class _Planner:
     """Walks the main graph in order and decides, node by node, what is quantized."""
 
     def __init__(self, graph: Graph, table: CalibrationTable, ctx: PassContext, *, per_channel: bool,
-                 dtype: DType, symmetric: bool, excluded_nodes: set[str], excluded_ops: set[str]) -> None:
+                 dtype: DType, symmetric: bool, excluded_nodes: set[str], excluded_ops: set[str],
+                 float_outputs: bool = True) -> None:
         self.graph, self.table, self.ctx = graph, table, ctx
         self.per_channel, self.dtype, self.symmetric = per_channel, dtype, symmetric
+        self.float_outputs = float_outputs
         self.excluded_nodes, self.excluded_ops = excluded_nodes, excluded_ops
         self.acts: dict[Value, _Act] = {}
         self.weights: list[_Weight] = []
@@ -197,7 +203,7 @@ class _Planner:
                     self.weights.append(_Weight(node, index, axis))
                 else:
                     self._read(node, index)
-            self._produce(node)
+            self._produce_weighted(node)
             return None
         x, w_value, bias = input_at(node, 0), input_at(node, 1), input_at(node, 2)
         why = self._range_problem(x)
@@ -240,8 +246,21 @@ class _Planner:
                 channels = b.size
             beta = float(node.attr("beta", 1.0)) if op == "Gemm" else 1.0
             self.biases.append(_Bias(node, 2, x, weight, channels, beta))
-        self._produce(node)
+        self._produce_weighted(node)
         return None
+
+    def _produce_weighted(self, node: Node) -> None:
+        """Mark a quantized Conv/Gemm/MatMul's output: int8, except a Gemm's or MatMul's that is a
+        graph output (with `float_outputs`): their int8 kernels can write float (onnxruntime's QGemm
+        without an output scale, MatMulIntegerToFloat), so a QDQ pair there would only round the
+        model's final numbers (a classifier's logits) to 256 levels: two near-tied logits that
+        round to one level make argmax pick by position."""
+        out = node.outputs[0]
+        assert out is not None
+        if self.float_outputs and node.op_type in ("Gemm", "MatMul") and out.is_graph_output:
+            self.ctx.stats["float_outputs"] += 1
+            return
+        self._produce(node)
 
     def _own_ranges(self, node: Node) -> str | None:
         why = self._output_problem(node)
@@ -332,9 +351,10 @@ class QuantizeQDQ(Pass):
         PassOption("exclude_nodes", str, "", "node names kept in float, +-separated"),
         PassOption("exclude_ops", str, "", "op types kept in float, +-separated"),
         PassOption("keep_float", str, "", "node names kept in float, +-separated (the accuracy search's list)"),
+        PassOption("float_outputs", bool, True, "a Gemm/MatMul writing a graph output writes it in float"),
     )
     statistics = ("nodes_quantized", "tensors_quantized", "weights_quantized", "biases_quantized",
-                  "activations_folded", "nodes_kept_float")
+                  "activations_folded", "nodes_kept_float", "float_outputs")
 
     def run(self, graph: Graph, ctx: PassContext) -> bool:
         table = self._table(graph)
@@ -349,7 +369,8 @@ class QuantizeQDQ(Pass):
                            dtype=DType.UINT8 if activations == "u8" else DType.INT8,
                            symmetric=bool(self.option("symmetric_activations")),
                            excluded_nodes=_names(self.option("exclude_nodes")) | _names(self.option("keep_float")),
-                           excluded_ops=_names(self.option("exclude_ops")))
+                           excluded_ops=_names(self.option("exclude_ops")),
+                           float_outputs=bool(self.option("float_outputs")))
         for node in candidates:
             if node.graph is not graph:
                 continue

@@ -201,14 +201,49 @@ def _const(node: Node, index: int) -> np.ndarray:
 
 
 # ------------------------------------------------------------------ placement
+# By default the Gemm writing the graph output writes it in float: no QDQ pair after it.
+SMALL_EXPECTED_FLOAT_OUTPUT = (SMALL_EXPECTED
+                               .replace("  const %ys = dense<f32[]> [0.04]\n  const %yz = dense<u8[]> [128]\n", "")
+                               .replace("  %g: f32[1,3] = Gemm(%fd, %wgd, %bgd) {transB=1}\n"
+                                        "  %yq: u8[1,3] = QuantizeLinear(%g, %ys, %yz)\n"
+                                        "  %y: f32[1,3] = DequantizeLinear(%yq, %ys, %yz)\n",
+                                        "  %y: f32[1,3] = Gemm(%fd, %wgd, %bgd) {transB=1}\n"))
+
+
 def test_conv_relu_maxpool_add_gemm_placement(tmp_path: Path) -> None:
+    assert SMALL_EXPECTED_FLOAT_OUTPUT.count("QuantizeLinear") == SMALL_EXPECTED.count("QuantizeLinear") - 1
     _, quantized, ctx = _quantize(SMALL, tmp_path, ranges=SMALL_RANGES)
+    assert_graph_equal(quantized, as_graph(SMALL_EXPECTED_FLOAT_OUTPUT), check_metadata=False)
+    assert [v.name for v in quantized.outputs] == ["y"]
+    assert dict(ctx.stats) == {"nodes_quantized": 7, "activations_folded": 1, "tensors_quantized": 6,
+                               "weights_quantized": 3, "biases_quantized": 3, "float_outputs": 1}
+    assert not ctx.remarks
+    assert quantized.model is not None and quantized.model.opset_imports[""] == 17
+
+
+def test_int8_graph_output_when_float_outputs_is_off(tmp_path: Path) -> None:
+    _, quantized, ctx = _quantize(SMALL, tmp_path, ranges=SMALL_RANGES, float_outputs="false")
     assert_graph_equal(quantized, as_graph(SMALL_EXPECTED), check_metadata=False)
     assert [v.name for v in quantized.outputs] == ["y"], "the graph output keeps its name (on the last DQ)"
     assert dict(ctx.stats) == {"nodes_quantized": 7, "activations_folded": 1, "tensors_quantized": 7,
                                "weights_quantized": 3, "biases_quantized": 3}
-    assert not ctx.remarks
-    assert quantized.model is not None and quantized.model.opset_imports[""] == 17
+
+
+def test_float_graph_output_runs_as_qgemm_and_is_closer_to_float(tmp_path: Path) -> None:
+    """The float logits come from onnxruntime's QGemm itself (no float Gemm left) and are closer to
+    the float model's than the ones rounded to 256 levels; a quantized reader of that output
+    still gets its own QDQ pair."""
+    original, with_float, _ = _quantize(_cnn(0), tmp_path, feeds=_feeds(0))
+    _, rounded, _ = _quantize(_cnn(0), tmp_path, feeds=_feeds(0), float_outputs="false")
+    optimized = tmp_path / "optimized.onnx"
+    _ort_session(with_float, optimized)
+    ops = Counter(n.op_type for n in onnx.load(str(optimized)).graph.node)
+    assert ops["QGemm"] == 1 and "Gemm" not in ops and "DequantizeLinear" not in ops, ops
+    feeds = _feeds(5)
+    (expected,) = _ort_session(original).run(None, feeds)
+    (got_float,) = _ort_session(with_float).run(None, feeds)
+    (got_rounded,) = _ort_session(rounded).run(None, feeds)
+    assert _sqnr(expected, got_float) > _sqnr(expected, got_rounded) + 1.0
 
 
 def test_quantized_cnn_is_close_to_float_under_onnxruntime(tmp_path: Path) -> None:
@@ -425,7 +460,7 @@ def test_degenerate_activation_range_gets_a_valid_nonzero_scale(tmp_path: Path) 
     original, quantized, ctx = _quantize(text, tmp_path, ranges=ranges)
     assert any("degenerate range [0.0, 0.0]" in r for r in ctx.remarks), ctx.remarks
     scales = [float(_const(n, 1)) for n in quantized if n.op_type == "QuantizeLinear"]
-    assert all(s > 0 for s in scales) and len(scales) == 7  # x, c1, p1, c2 (z folded), a, f, y
+    assert all(s > 0 for s in scales) and len(scales) == 6  # x, c1, p1, c2 (z folded), a, f (y: float output)
     feeds = {"x": np.random.default_rng(0).uniform(-1, 1.5, (1, 2, 4, 4)).astype(np.float32)}
     got = _ort_session(quantized).run(None, feeds)[0]
     (expected,) = _ort_session(original).run(None, feeds)
