@@ -14,6 +14,12 @@ the outputs on the whole evaluation set to a score, higher is better; the budget
 largest drop of that score). `quantize="int8-dynamic"` (int8 MatMul/Gemm weights, activations
 quantized at run time) takes `per_channel`, `exclude_nodes`, `exclude_ops` and `min_cosine`, and
 refuses `calibration_data`/`calibration_cache` (nothing is calibrated).
+
+Pruning (as `--prune` and its flags): `prune` ("channels:0.3", "magnitude:0.5", "nm:2:4", or a
+list of them), `prune_scope` ("layer" | "global"), `prune_norm` ("l1" | "l2"), `exclude_nodes`
+(left unpruned), `measure_latency` (compile and optimize: latency without and with pruning in the
+report), and `accuracy_budget` with `eval_data` (and `metric`): the largest ratio that meets it.
+A pruned compile is not held to the 0.99 cosine gate unless `min_cosine` is given.
 """
 
 from __future__ import annotations
@@ -51,7 +57,7 @@ def _mlc_errors_only(function: Callable[P, R]) -> Callable[P, R]:
 def _request(target: str | None, level: str | int | None, passes: str | Sequence[str] | None,
              disable: Sequence[str], pass_options: Sequence[str], freeze_inputs: bool, bind_inputs: str | None,
              static_shapes: Mapping[str, Sequence[int]] | None, model: str | Path | None = None,
-             quantize: Mapping[str, Any] | None = None) -> Any:
+             quantize: Mapping[str, Any] | None = None, prune: Mapping[str, Any] | None = None) -> Any:
     from mlc.driver import PipelineRequest
 
     request = PipelineRequest(target=target, level=None if level is None else f"O{str(level).lstrip('-Oo')}",
@@ -59,12 +65,36 @@ def _request(target: str | None, level: str | int | None, passes: str | Sequence
                               disabled=tuple(disable), pass_options=tuple(pass_options),
                               freeze_inputs=freeze_inputs, bind_inputs=bind_inputs,
                               static_shapes={k: tuple(int(d) for d in v) for k, v in (static_shapes or {}).items()},
-                              model=None if model is None else str(model), **_quantize_fields(quantize or {}))
+                              model=None if model is None else str(model),
+                              **_quantize_fields(quantize or {}, pruning=bool(prune and prune.get("prune"))),
+                              **_prune_fields(prune or {}, (quantize or {}).get("exclude_nodes")))
     request.validate()
     return request
 
 
-def _quantize_fields(options: Mapping[str, Any]) -> dict[str, Any]:
+def _names(value: str | Sequence[str] | None) -> tuple[str, ...]:
+    items = value.split(",") if isinstance(value, str) else list(value or ())
+    return tuple(n.strip() for n in items if n.strip())
+
+
+def _prune_fields(options: Mapping[str, Any], exclude_nodes: str | Sequence[str] | None) -> dict[str, Any]:
+    """`prune="channels:0.3", prune_scope=..., ...` keyword arguments → PipelineRequest fields."""
+    from mlc.errors import BadInputError
+    from mlc.pipelines import PruneOptions
+
+    values = options.get("prune")
+    if not values:
+        for key, default in (("prune_scope", "layer"), ("prune_norm", "l1"), ("measure_latency", False)):
+            if options.get(key, default) != default:
+                raise BadInputError(f"{key} needs prune=...")
+        return {}
+    specs = [values] if isinstance(values, str) else list(values)
+    return {"prune": PruneOptions.parse(specs, str(options.get("prune_scope", "layer")),
+                                        str(options.get("prune_norm", "l1")), _names(exclude_nodes)),
+            "measure_latency": bool(options.get("measure_latency", False))}
+
+
+def _quantize_fields(options: Mapping[str, Any], pruning: bool = False) -> dict[str, Any]:
     """`quantize="int8", calibration_data=..., ...` keyword arguments → PipelineRequest fields."""
     from mlc.errors import BadInputError
     from mlc.pipelines import QuantizeOptions
@@ -77,7 +107,7 @@ def _quantize_fields(options: Mapping[str, Any]) -> dict[str, Any]:
     budget, eval_data = options.get("accuracy_budget"), options.get("eval_data")
     if mode is None:
         given = [k for k in ("calibration_data", "calibration_cache", "exclude_nodes", "exclude_ops")
-                 if options.get(k)]
+                 if options.get(k) and not (pruning and k == "exclude_nodes")]
         if given:
             raise BadInputError(f"{given[0]} needs quantize='int8'")
         return {"accuracy_budget": None if budget is None else str(budget), "eval_data": eval_data}
@@ -95,13 +125,13 @@ def _quantize_fields(options: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _checks(verify: str, inputs: str | None, input_shapes: Mapping[str, Sequence[int]] | None, seed: int,
-            min_cosine: float | None = None, budget: Any = None) -> Any:
+            min_cosine: float | None = None, budget: Any = None, pruned: bool = False) -> Any:
     from mlc.numerics.compare import DEFAULT_MIN_COSINE
     from mlc.numerics.inputs import InputSpec
     from mlc.runner import CheckOptions
 
     spec = InputSpec(seed=seed, shapes={k: tuple(int(d) for d in v) for k, v in (input_shapes or {}).items()})
-    gate = min_cosine if min_cosine is not None else None if budget is not None else DEFAULT_MIN_COSINE
+    gate = min_cosine if min_cosine is not None else None if budget is not None or pruned else DEFAULT_MIN_COSINE
     return CheckOptions(verify=verify, inputs_path=inputs, input_spec=spec, lossy_min_cosine=gate or None)
 
 
@@ -115,16 +145,21 @@ def compile(model: str | Path, target: str = "onnxruntime", output: str | Path |
             verify: str = "final", inputs: str | None = None, input_shapes: Mapping[str, Sequence[int]] | None = None,
             seed: int = 0, mcpu: str | None = None, mattr: str | None = None, cuda_arch: str | None = None,
             force: bool = False, quantize: str | None = None, min_cosine: float | None = None,
-            metric: Callable[[dict[str, np.ndarray]], float] | None = None, **quantization: Any) -> Path:
+            metric: Callable[[dict[str, np.ndarray]], float] | None = None,
+            prune: str | Sequence[str] | None = None, prune_scope: str = "layer", prune_norm: str = "l1",
+            measure_latency: bool = False, **quantization: Any) -> Path:
     """`mlc compile`: the artifact folder for `target` (default `MODEL.TARGET`); `output` may
     replace only an earlier mlc artifact unless `force`."""
     from mlc.driver import compile_model
 
     backend_options = {k: v for k, v in (("mcpu", mcpu), ("mattr", mattr), ("cuda_arch", cuda_arch)) if v}
     request = _request(target, level, passes, disable, pass_options, freeze_inputs, bind_inputs, static_shapes,
-                       model, _quantization(quantize, quantization))
+                       model, _quantization(quantize, quantization),
+                       {"prune": prune, "prune_scope": prune_scope, "prune_norm": prune_norm,
+                        "measure_latency": measure_latency})
     folder, _ = compile_model(model, request, output,
-                              checks=_checks(verify, inputs, input_shapes, seed, min_cosine, request.accuracy_budget),
+                              checks=_checks(verify, inputs, input_shapes, seed, min_cosine, request.accuracy_budget,
+                                             request.prune is not None),
                               backend_options=backend_options, force=force, metric=metric)
     return folder
 
@@ -150,15 +185,20 @@ def optimize(model: str | Path, output: str | Path, *, target: str | None = None
              static_shapes: Mapping[str, Sequence[int]] | None = None, verify: str = "final",
              inputs: str | None = None, input_shapes: Mapping[str, Sequence[int]] | None = None, seed: int = 0,
              force: bool = False, quantize: str | None = None, min_cosine: float | None = None,
-             metric: Callable[[dict[str, np.ndarray]], float] | None = None, **quantization: Any) -> Path:
+             metric: Callable[[dict[str, np.ndarray]], float] | None = None,
+             prune: str | Sequence[str] | None = None, prune_scope: str = "layer", prune_norm: str = "l1",
+             measure_latency: bool = False, **quantization: Any) -> Path:
     """`mlc optimize`: the optimized, checked model written to `output` (an .onnx file)."""
     from mlc.driver import optimize_model
 
     request = _request(target, level, passes, disable, pass_options, freeze_inputs, bind_inputs, static_shapes,
-                       model, _quantization(quantize, quantization))
+                       model, _quantization(quantize, quantization),
+                       {"prune": prune, "prune_scope": prune_scope, "prune_norm": prune_norm,
+                        "measure_latency": measure_latency})
     written, _ = optimize_model(model, request, output,
                                 checks=_checks(verify, inputs, input_shapes, seed, min_cosine,
-                                               request.accuracy_budget), force=force, metric=metric)
+                                               request.accuracy_budget, request.prune is not None),
+                                force=force, metric=metric)
     return written
 
 
@@ -170,6 +210,7 @@ def debug(model: str | Path, *, target: str | None = "onnxruntime", level: str |
           inputs: str | None = None, input_shapes: Mapping[str, Sequence[int]] | None = None, seed: int = 0,
           stop_after: int | None = None, max_rewrites: int | None = None,
           reproducer: str | None = None, quantize: str | None = None, min_cosine: float | None = None,
+          prune: str | Sequence[str] | None = None, prune_scope: str = "layer", prune_norm: str = "l1",
           **quantization: Any) -> Any:
     """`mlc debug`: the pipeline compile runs for `target`, checked pass by pass; returns a
     `mlc.debugger.DebugResult` (`verdict`, `records`, `localization`, and after a lossy pass
@@ -177,8 +218,10 @@ def debug(model: str | Path, *, target: str | None = "onnxruntime", level: str |
     from mlc.debugger import DebugOptions, debug_model
 
     request = _request(target, level, passes, disable, pass_options, freeze_inputs, bind_inputs, static_shapes,
-                       model, _quantization(quantize, quantization))
-    return debug_model(str(model), request.build(), _checks(verify, inputs, input_shapes, seed, min_cosine),
+                       model, _quantization(quantize, quantization),
+                       {"prune": prune, "prune_scope": prune_scope, "prune_norm": prune_norm})
+    return debug_model(str(model), request.build(),
+                       _checks(verify, inputs, input_shapes, seed, min_cosine, None, request.prune is not None),
                        DebugOptions(stop_after=stop_after, max_rewrites=max_rewrites, reproducer_dir=reproducer,
                                     target=target))
 

@@ -143,7 +143,8 @@ def _quantize_args(parser: argparse.ArgumentParser, search: bool = True) -> None
                        help="the calibration table to reuse or write (default: in ~/.cache/mlc/calibration/, "
                             "named by the model, the data and the method)")
     group.add_argument("--exclude-nodes", metavar="A,B", default="",
-                       help="node names kept in float, e.g. --exclude-nodes /layer4/conv2/Conv")
+                       help="node names kept whole: in float under --quantize, unpruned under --prune, e.g. "
+                            "--exclude-nodes /layer4/conv2/Conv")
     group.add_argument("--exclude-ops", metavar="OP,OP", default="",
                        help="op types kept in float, e.g. --exclude-ops Gemm,Concat")
     group.add_argument("--min-cosine", type=float, default=None, metavar="C",
@@ -152,11 +153,32 @@ def _quantize_args(parser: argparse.ArgumentParser, search: bool = True) -> None
                             "--accuracy-budget the budget is the gate)")
     if search:
         group.add_argument("--accuracy-budget", metavar="X",
-                           help="keep the fewest nodes in float so that int8 meets X on --eval-data: with "
+                           help="with --quantize int8: keep the fewest nodes in float, with --prune: take the "
+                                "largest ratio, so that the model meets X on --eval-data: with "
                                 "labels the largest top-1 drop in points (e.g. 0.5), without the least output "
                                 "cosine to float (e.g. 0.999); or points:X / cosine:X")
         group.add_argument("--eval-data", metavar="EVAL.npz",
                            help="evaluation samples keyed by input name, optionally `labels` (one class each)")
+
+
+def _prune_args(parser: argparse.ArgumentParser, measure: bool = True) -> None:
+    """--prune KIND:ARGS (repeatable) and its ranking flags."""
+    group = parser.add_argument_group("weight pruning")
+    group.add_argument("--prune", action="append", default=[], metavar="KIND:ARGS",
+                       help="channels:R removes the fraction R of the output channels of Conv/Gemm/MatMul "
+                            "(structured: the graph shrinks), magnitude:S zeroes the fraction S of the smallest "
+                            "weights, nm:N:M keeps N of every M weights along the reduction axis (e.g. nm:2:4); "
+                            "repeatable, e.g. --prune channels:0.3 --prune nm:2:4; with --accuracy-budget the "
+                            "largest ratio up to R (or S) that meets it")
+    group.add_argument("--prune-scope", choices=("layer", "global"), default="layer",
+                       help="layer: every layer loses the ratio; global: one ranking over all layers "
+                            "(default layer)")
+    group.add_argument("--prune-norm", choices=("l1", "l2"), default="l1",
+                       help="the norm that ranks channels for channels:R (default l1)")
+    if measure:
+        group.add_argument("--measure-latency", action="store_true",
+                           help="with --prune: time the model without and with pruning on the target and on "
+                                "onnxruntime, side by side, into the report")
 
 
 def _input_args(parser: argparse.ArgumentParser, shapes: bool = False) -> None:
@@ -179,9 +201,33 @@ def _request(args: argparse.Namespace) -> Any:
         target=args.target, level=f"O{args.O}" if args.O is not None else None, passes=args.passes,
         disabled=tuple(args.disable_pass), pass_options=tuple(_pass_options(args)),
         freeze_inputs=args.freeze_inputs, bind_inputs=args.bind_inputs,
-        static_shapes=parse_shape_flags(args.input_shape), model=args.model, **_quantize_request(args))
+        static_shapes=parse_shape_flags(args.input_shape), model=args.model, **_quantize_request(args),
+        **_prune_request(args))
     request.validate()
     return request
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(n.strip() for n in (text or "").split(",") if n.strip())
+
+
+def _prune_request(args: argparse.Namespace) -> dict[str, Any]:
+    """The PipelineRequest fields of the pruning flags."""
+    from mlc.pipelines import PruneOptions
+
+    values = getattr(args, "prune", None) or []
+    measure = bool(getattr(args, "measure_latency", False))
+    if not values:
+        from mlc.errors import BadInputError
+
+        for flag, given in (("--prune-scope", getattr(args, "prune_scope", "layer") != "layer"),
+                            ("--prune-norm", getattr(args, "prune_norm", "l1") != "l1"),
+                            ("--measure-latency", measure)):
+            if given:
+                raise BadInputError(f"{flag} needs --prune")
+        return {}
+    return {"prune": PruneOptions.parse(values, args.prune_scope, args.prune_norm, _names(args.exclude_nodes)),
+            "measure_latency": measure}
 
 
 def _quantize_request(args: argparse.Namespace) -> dict[str, Any]:
@@ -194,13 +240,16 @@ def _quantize_request(args: argparse.Namespace) -> dict[str, Any]:
     budget, eval_data = getattr(args, "accuracy_budget", None), getattr(args, "eval_data", None)
     given = [flag for flag, value in (("--calibration-data", args.calibration_data),
                                       ("--calibration-cache", args.calibration_cache),
-                                      ("--exclude-nodes", args.exclude_nodes), ("--exclude-ops", args.exclude_ops),
-                                      ("--min-cosine", args.min_cosine)) if value]
+                                      ("--exclude-nodes", args.exclude_nodes if not getattr(args, "prune", None)
+                                       else ""), ("--exclude-ops", args.exclude_ops),
+                                      ("--min-cosine", args.min_cosine if not getattr(args, "prune", None)
+                                       else None)) if value]
     if args.quantize is None:
         if given:
             from mlc.errors import BadInputError
 
-            raise BadInputError(f"{given[0]} needs --quantize int8")
+            raise BadInputError(f"{given[0]} needs --quantize int8" + ("" if given[0] in ("--calibration-data",
+                                "--calibration-cache", "--exclude-ops") else " or --prune"))
         return {"accuracy_budget": budget, "eval_data": eval_data}
     calibration = None
     if args.quantize == "int8-dynamic":  # the pipeline refuses calibration data and cache in one line
@@ -232,8 +281,8 @@ def _checks(args: argparse.Namespace) -> Any:
 
     spec = InputSpec(seed=args.seed, ranges=parse_range_flags(args.input_range))  # fixed dims come as a pass
     gate = getattr(args, "min_cosine", None)
-    if gate is None:  # the budget on data is the gate when there is one
-        gate = None if getattr(args, "accuracy_budget", None) else DEFAULT_MIN_COSINE
+    if gate is None:  # the budget on data is the gate when there is one; pruning is judged by its user
+        gate = None if getattr(args, "accuracy_budget", None) or getattr(args, "prune", None) else DEFAULT_MIN_COSINE
     elif not 0.0 <= gate <= 1.0:
         raise argparse_error(f"--min-cosine {gate:g}: expected a value in [0, 1]")
     return CheckOptions(verify=args.verify, inputs_path=args.inputs, input_spec=spec,
@@ -509,8 +558,38 @@ def cmd_compile(args: argparse.Namespace, out: Output) -> int:
     return 0
 
 
+def _print_pruning(record: dict[str, Any] | None) -> None:
+    """`pruned channels:0.5: parameters 1.2M -> 0.6M, FLOPs ..., bytes ...` and the search's ratio."""
+    if not record:
+        return
+    before, after = record.get("before"), record.get("after")
+    line = f"pruned {' '.join(record['prune'])}"
+    if before and after:
+        def ratio(key: str) -> str:
+            return f"{_si(before[key])} -> {_si(after[key])}"
+        line += (f": parameters {ratio('parameters')} ({_si(after['nonzero_parameters'])} non-zero), "
+                 f"FLOPs {ratio('flops_total')}, model bytes {ratio('bytes')}")
+    print(line)
+    search = record.get("search")
+    if search is not None:
+        print(f"accuracy budget ({search['budget']['text']}) met on {search['samples']} samples at ratio "
+              f"{search['ratio']:g} (asked {search['asked']:g}): float {search['float_score']:.4g}, pruned "
+              f"{search['score']:.4g}; reproduce without searching: {record['reproduce']}")
+    for target, row in (record.get("latency") or {}).get("targets", {}).items():
+        print(f"latency on {target}: {row['before_ms']:.3f} ms -> {row['after_ms']:.3f} ms "
+              f"(pruned / original {row['ratio']:.2f})")
+
+
+def _si(value: float) -> str:
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(value) >= scale:
+            return f"{value / scale:.3g}{unit}"
+    return f"{value:g}"
+
+
 def _print_quantization(result: Any) -> None:
     """`int8: output cosine 0.9995, SQNR 31.2 dB` and what the search kept in float."""
+    _print_pruning(getattr(result, "pruning", None))
     summary = result.lossy_summary()
     if summary:
         print(summary)
@@ -779,6 +858,7 @@ def build_parser() -> argparse.ArgumentParser:
     debug.add_argument("model", help="an .onnx file")
     _pipeline_args(debug)
     _quantize_args(debug, search=False)
+    _prune_args(debug, measure=False)
     _input_args(debug)
     debug.add_argument("--verify", choices=["each", "final", "none"], default="each",
                        help="check numbers after each changing pass (default), only at the end "
@@ -815,6 +895,7 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--cuda-arch", help="cuda: the GPU architecture, e.g. --cuda-arch sm_90 (default sm_80)")
     _pipeline_args(comp)
     _quantize_args(comp)
+    _prune_args(comp)
     comp.add_argument("--verify", choices=["each", "final", "none"], default="final",
                       help="check the numbers after each pass, at the end (default), or never")
     _input_args(comp)
@@ -830,6 +911,7 @@ def build_parser() -> argparse.ArgumentParser:
     opt.add_argument("--force", action="store_true", help="replace an existing OUT.onnx that mlc did not write")
     _pipeline_args(opt, target_default=None)
     _quantize_args(opt)
+    _prune_args(opt)
     opt.add_argument("--verify", choices=["each", "final", "none"], default="final",
                      help="check the numbers after each pass, at the end (default), or never")
     _input_args(opt)

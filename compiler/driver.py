@@ -27,7 +27,7 @@ from mlc.numerics.inputs import InputSpec
 from mlc.output_guard import guard_output, write_file_atomically
 from mlc.pass_api import Numerics, Pass
 from mlc.pass_manager import Instrument, PassFailedError
-from mlc.pipelines import DEFAULT_LEVEL, QuantizeOptions, build_pipeline
+from mlc.pipelines import DEFAULT_LEVEL, PruneOptions, QuantizeOptions, build_pipeline
 from mlc.report import tool_versions
 from mlc.runner import CheckOptions, PipelineResult, first_failing_prefix, loosest_contract, run_pipeline
 from mlc.targets import require
@@ -52,17 +52,24 @@ class PipelineRequest:
     model: str | None = None  # names the default calibration table
     accuracy_budget: str | None = None  # `mlc.quantize.search.parse_budget`
     eval_data: str | None = None
+    prune: PruneOptions | None = None  # `--prune` and its flags
+    measure_latency: bool = False  # with `prune`: latency before/after on the target (and onnxruntime)
 
     def build(self, model: str | Path | None = None) -> list[Pass]:
         return build_pipeline(self.level, self.passes, self.disabled, self.pass_options, target=self.target,
                               freeze_inputs=self.freeze_inputs, bind_inputs=self.bind_inputs,
                               static_shapes=self.static_shapes, quantize=self.quantize,
-                              calibration=self.calibration, model=model or self.model)
+                              calibration=self.calibration, model=model or self.model, prune=self.prune)
 
     def validate(self) -> None:
         """The quantization flags that only make sense together (one line each, exit 2)."""
-        if self.accuracy_budget is not None and self.quantize is None:
-            raise BadInputError("--accuracy-budget needs --quantize int8")
+        if self.accuracy_budget is not None and self.quantize is None and self.prune is None:
+            raise BadInputError("--accuracy-budget needs --quantize int8 or --prune")
+        if self.accuracy_budget is not None and self.quantize is not None and self.prune is not None:
+            raise BadInputError("--accuracy-budget searches one lossy rewrite at a time: search the --prune ratio "
+                                "first (without --quantize), then quantize the pruned model with its budget")
+        if self.measure_latency and self.prune is None:
+            raise BadInputError("--measure-latency measures pruning's gain: it needs --prune")
         if self.accuracy_budget is not None and self.quantize == "int8-dynamic":
             raise BadInputError("--accuracy-budget searches over the static QDQ pass: use --quantize int8, or keep "
                                 "nodes in float under int8-dynamic with --exclude-nodes/--exclude-ops")
@@ -77,7 +84,7 @@ class PipelineRequest:
                                     "`labels` for top-1 accuracy)")
             if not Path(self.eval_data).is_file():
                 raise BadInputError(f"--eval-data {self.eval_data}: no such file")
-        if self.quantize is not None or self.calibration is not None:
+        if self.quantize is not None or self.calibration is not None or self.prune is not None:
             self.build()  # --quantize without --calibration-data, a bad method, a missing file
 
     def debug_args(self) -> list[str]:
@@ -92,7 +99,14 @@ class PipelineRequest:
         args += ["--bind-inputs", self.bind_inputs] if self.bind_inputs else []
         for name, dims in sorted(self.static_shapes.items()):
             args += ["--input-shape", f"{name}:{','.join(map(str, dims))}"]
-        return args + self.quantize_args()
+        return args + self.prune_args() + self.quantize_args()
+
+    def prune_args(self) -> list[str]:
+        """The `--prune` flags that rebuild this pruning (the searched ratio when there was a search)."""
+        if self.prune is None:
+            return []
+        names = list(self.prune.exclude_nodes)
+        return self.prune.args() + (["--exclude-nodes", ",".join(names)] if names and self.quantize is None else [])
 
     def quantize_args(self, resolved_cache: str | None = None) -> list[str]:
         """The `--quantize` flags that rebuild this quantization, the search's float-kept nodes
@@ -267,6 +281,8 @@ def _prepare(model: Path, request: PipelineRequest, checks: CheckOptions, metric
     passes = request.build(model)
     if request.accuracy_budget is None:
         return passes, None
+    if request.prune is not None:
+        return _search_prune(model, request, passes, metric, stage)
     from mlc.quantize.search import _with_keep_float, search_pipeline
 
     assert request.eval_data is not None
@@ -278,13 +294,40 @@ def _prepare(model: Path, request: PipelineRequest, checks: CheckOptions, metric
     return [_with_keep_float(p, found.keep_float) if p.name == "quantize-qdq" else p for p in passes], found
 
 
+def _search_prune(model: Path, request: PipelineRequest, passes: list[Pass], metric: Any,
+                  stage: Stage | None) -> tuple[list[Pass], Any]:
+    """`--accuracy-budget` with `--prune`: the largest ratio meeting the budget; the request and
+    the pipeline are rebuilt with it (so the report, the manifest and `mlc debug` show it)."""
+    from contextlib import nullcontext
+
+    from mlc.prune.search import rebuilt, search_ratio
+
+    assert request.eval_data is not None and request.prune is not None
+    with (stage or (lambda _name: nullcontext()))("accuracy-budget search"):
+        found = search_ratio(model, passes, request.prune, request.eval_data, request.accuracy_budget, metric=metric)
+    if not found.met:
+        raise NumericMismatchError(f"{model}: {found.describe()}; even ratio 0 misses the budget on "
+                                   f"{request.eval_data} (the other --prune flags alone do); nothing written")
+    request.prune = rebuilt(request.prune, found)
+    return request.build(model), found
+
+
+def _pruning(request: PipelineRequest, result: PipelineResult, found: Any) -> dict[str, Any] | None:
+    """The report's and manifest's pruning record (`mlc.prune.record`), latency measured when asked."""
+    if request.prune is None:
+        return None
+    from mlc.prune.record import pruning_record
+
+    return pruning_record(request, result, found if found is not None and hasattr(found, "asked") else None)
+
+
 def quantization_record(request: PipelineRequest, result: PipelineResult, found: Any) -> dict[str, Any] | None:
     """What the report and the manifest say of the quantization: method, kept-float nodes (the
     search's and the user's), the flags that rebuild it, the lossy check's figures."""
     options = request.calibration
     if request.quantize is None or options is None:
         return None
-    keep = list(found.keep_float) if found is not None else []
+    keep = list(found.keep_float) if found is not None and hasattr(found, "keep_float") else []
     check = result.lossy_check
     record: dict[str, Any] = {
         "mode": request.quantize, "calibration_data": options.data or None,
@@ -296,7 +339,7 @@ def quantization_record(request: PipelineRequest, result: PipelineResult, found:
         "check": None if check is None else {"min_cosine": check.min_cosine, "min_sqnr_db": check.min_sqnr_db,
                                              "gate": result.reference.gate.min_cosine if result.reference else None,
                                              "verdict": check.verdict},
-        "search": found.to_json() if found is not None else None}
+        "search": found.to_json() if found is not None and hasattr(found, "keep_float") else None}
     return record
 
 
@@ -317,15 +360,23 @@ def compile_model(model: str | Path, request: PipelineRequest, output: str | Pat
     result = run_pipeline(model, passes, checks, instruments)
     _refuse_broken(result, request, model, checks, "artifact")
     result.quantization = quantization_record(request, result, found)
+    result.pruning = _pruning(request, result, found)
     recorded = {"pipeline": result.pipeline, "freeze_inputs": request.freeze_inputs,
                 **({"bound_inputs": _bound_record(request.bind_inputs)} if request.bind_inputs else {}),
                 **({"static_shapes": {k: list(v) for k, v in sorted(request.static_shapes.items())}}
                    if request.static_shapes else {}),
                 **({"quantization": _manifest_quantization(result.quantization)} if result.quantization else {}),
+                **({"pruning": _manifest_pruning(result.pruning)} if result.pruning else {}),
                 **(backend_options or {})}
     written = build_artifact(result.graph, target, folder, backend_options=backend_options, result=result,
                              source=model, recorded=recorded, force=force, stage=stage)
     return written, result
+
+
+def _manifest_pruning(record: dict[str, Any]) -> dict[str, Any]:
+    """The manifest's copy: what was pruned and how to rebuild it; no timings (they vary)."""
+    return {k: v for k, v in record.items() if k in ("prune", "scope", "norm", "exclude_nodes", "reproduce",
+                                                      "channels_removed", "search_ratio")}
 
 
 def _manifest_quantization(record: dict[str, Any]) -> dict[str, Any]:
@@ -352,6 +403,7 @@ def optimize_model(model: str | Path, request: PipelineRequest, output: str | Pa
     result = run_pipeline(model, passes, checks, instruments)
     _refuse_broken(result, request, model, checks, "model")
     result.quantization = quantization_record(request, result, found)
+    result.pruning = _pruning(request, result, found)
     graph = result.graph
     if graph.model is not None:
         props = {**graph.model.metadata_props, "mlc.optimized": ",".join(result.pipeline) or "(no passes)"}

@@ -16,6 +16,14 @@ else `~/.cache/mlc/calibration/`), named by the model file's sha256, the calibra
 digest, the method and the passes before calibration, so the next compile of the same model
 with the same data reuses it and nothing is ever written beside the user's files.
 
+`--prune KIND:ARGS` (repeatable) appends its passes after the level's and before quantization, so
+that calibration observes the pruned graph: `channels:R` → `prune-channels{ratio=R}` (structured:
+whole output channels removed, every consumer rewritten), `magnitude:S` → `prune-magnitude{sparsity=S}`
+(the smallest weights zeroed), `nm:N:M` → `prune-magnitude{pattern=N:M}`. Structured pruning always
+runs first, whatever the order of the flags: it removes input slices of the consumers' weights, which
+would break an N:M pattern laid down before it. `--prune-scope`, `--prune-norm` and `--exclude-nodes`
+become those passes' options.
+
 `--quantize int8-dynamic` appends `quantize-dynamic{...}` in the same place instead: weights int8,
 activations quantized at run time (onnxruntime's DynamicQuantizeMatMul/MatMulIntegerToFloat), so
 there is nothing to calibrate and `--calibration-data`/`--calibration-cache` are refused (one line,
@@ -27,7 +35,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from mlc.errors import BadInputError, did_you_mean
@@ -92,6 +100,119 @@ class QuantizeOptions:
             bad = [n for n in names if not n or any(c in n for c in "+{},")]
             if bad:
                 raise BadInputError(f"{flag} {bad[0]!r}: a name may not be empty or hold '+', ',', '{{' or '}}'")
+
+
+PRUNE_KINDS = ("channels", "magnitude", "nm")
+PRUNE_SCOPES = ("layer", "global")
+PRUNE_NORMS = ("l1", "l2")
+
+
+@dataclass(frozen=True)
+class PruneSpec:
+    """One `--prune` value: `channels:R`, `magnitude:S` (R, S in [0, 1)) or `nm:N:M`."""
+
+    kind: str
+    ratio: float | None = None  # channels, magnitude
+    n: int | None = None  # nm
+    m: int | None = None
+
+    def text(self) -> str:
+        return f"nm:{self.n}:{self.m}" if self.kind == "nm" else f"{self.kind}:{self.ratio:g}"
+
+    @property
+    def pass_name(self) -> str:
+        return "prune-channels" if self.kind == "channels" else "prune-magnitude"
+
+    def with_ratio(self, ratio: float) -> PruneSpec:
+        return PruneSpec(self.kind, ratio, self.n, self.m)
+
+
+def parse_prune(text: str) -> PruneSpec:
+    """`channels:0.3`, `magnitude:0.5`, `nm:2:4`; one line naming the flag otherwise."""
+    kind, _, rest = text.strip().partition(":")
+    shown = f"--prune {text}"
+    if kind not in PRUNE_KINDS:
+        raise BadInputError(f"{shown}: expected channels:RATIO, magnitude:SPARSITY or nm:N:M"
+                            + did_you_mean(kind, PRUNE_KINDS))
+    if kind == "nm":
+        n_text, _, m_text = rest.partition(":")
+        if not (n_text.isdigit() and m_text.isdigit()) or not 0 < int(n_text) < int(m_text):
+            raise BadInputError(f"{shown}: expected nm:N:M with 0 < N < M, e.g. nm:2:4")
+        return PruneSpec(kind, n=int(n_text), m=int(m_text))
+    try:
+        ratio = float(rest)
+    except ValueError:
+        raise BadInputError(f"{shown}: {rest!r} is not a number (e.g. {kind}:0.5)") from None
+    if not 0.0 <= ratio < 1.0:
+        raise BadInputError(f"{shown}: the ratio must be in [0, 1)")
+    return PruneSpec(kind, ratio=ratio)
+
+
+@dataclass(frozen=True)
+class PruneOptions:
+    """The pruning flags: what to prune (`--prune`, in the order the passes run), how channels and
+    weights are ranked, and which nodes are left whole."""
+
+    specs: tuple[PruneSpec, ...]
+    scope: str = "layer"
+    norm: str = "l1"
+    exclude_nodes: tuple[str, ...] = ()
+
+    @staticmethod
+    def parse(values: Sequence[str], scope: str = "layer", norm: str = "l1",
+              exclude_nodes: Sequence[str] = ()) -> PruneOptions:
+        specs = [parse_prune(v) for v in values]
+        kinds = [s.kind for s in specs]
+        repeated = sorted({k for k in kinds if kinds.count(k) > 1})
+        if repeated:
+            raise BadInputError(f"--prune {repeated[0]}: given twice")
+        if "magnitude" in kinds and "nm" in kinds:
+            raise BadInputError("--prune magnitude and nm: both zero weights of the same layers; give one")
+        specs.sort(key=lambda s: PRUNE_KINDS.index(s.kind))  # channels first (module docstring)
+        options = PruneOptions(tuple(specs), scope, norm, tuple(exclude_nodes))
+        options.validate()
+        return options
+
+    def validate(self) -> None:
+        if self.scope not in PRUNE_SCOPES:
+            raise BadInputError(f"--prune-scope {self.scope}: expected {' or '.join(PRUNE_SCOPES)}")
+        if self.norm not in PRUNE_NORMS:
+            raise BadInputError(f"--prune-norm {self.norm}: expected {' or '.join(PRUNE_NORMS)}")
+        bad = [n for n in self.exclude_nodes if not n or any(c in n for c in "+{},")]
+        if bad:
+            raise BadInputError(f"--exclude-nodes {bad[0]!r}: a name may not be empty or hold '+', ',', '{{' or '}}'")
+
+    def searchable(self) -> PruneSpec | None:
+        """The spec whose ratio an accuracy budget searches: structured channels, else magnitude."""
+        return next((s for s in self.specs if s.kind == "channels"), None) or \
+            next((s for s in self.specs if s.kind == "magnitude"), None)
+
+    def with_ratio(self, spec: PruneSpec, ratio: float) -> PruneOptions:
+        return replace(self, specs=tuple(s.with_ratio(ratio) if s == spec else s for s in self.specs))
+
+    def args(self) -> list[str]:
+        """The flags that rebuild these options."""
+        args = [a for s in self.specs for a in ("--prune", s.text())]
+        args += ["--prune-scope", self.scope] if self.scope != "layer" else []
+        args += ["--prune-norm", self.norm] if self.norm != "l1" else []
+        return args
+
+
+def pruning_specs(options: PruneOptions) -> list[str]:
+    """The prune passes' specs, in `options.specs` order."""
+    specs = []
+    for spec in options.specs:
+        values = {"scope": options.scope}
+        if spec.kind == "channels":
+            values |= {"ratio": f"{spec.ratio:g}", "norm": options.norm}
+        elif spec.kind == "magnitude":
+            values["sparsity"] = f"{spec.ratio:g}"
+        else:
+            values["pattern"] = f"{spec.n}:{spec.m}"
+        if options.exclude_nodes:
+            values["exclude_nodes"] = "+".join(options.exclude_nodes)
+        specs.append(f"{spec.pass_name}{{{','.join(f'{k}={v}' for k, v in values.items())}}}")
+    return specs
 
 
 def is_random(data: str) -> bool:
@@ -186,9 +307,10 @@ def build_pipeline(level: str | None = None, passes: str | None = None,
                    disabled: Sequence[str] = (), options: Sequence[str] = (), *,
                    target: str | None = None, freeze_inputs: bool = False, bind_inputs: str | None = None,
                    static_shapes: Mapping[str, Sequence[int]] | None = None, quantize: str | None = None,
-                   calibration: QuantizeOptions | None = None, model: str | Path | None = None) -> list[Pass]:
+                   calibration: QuantizeOptions | None = None, model: str | Path | None = None,
+                   prune: PruneOptions | None = None) -> list[Pass]:
     """The one pipeline builder: specializations, then `-O<level>` or `--passes` (minus
-    `--disable-pass`, with `--pass-option`s), then `--quantize`'s calibration and QDQ passes
+    `--disable-pass`, with `--pass-option`s), then `--prune`'s passes, then `--quantize`'s calibration and QDQ passes
     (for `int8-dynamic`, `quantize-dynamic`), then for a `target` its composites (at -O3) and
     its legalizations. Options prefixed with `?` (from flags like --fold-limit) apply only where
     their pass is in the pipeline. Without a target the pipeline is the portable one (no -O3). The calibration table is
@@ -197,6 +319,9 @@ def build_pipeline(level: str | None = None, passes: str | None = None,
         raise BadInputError("give either -O<level> or --passes, not both")
     specs = specialization_specs(freeze_inputs, bind_inputs, static_shapes)
     specs += split_pass_list(passes) if passes is not None else PIPELINES[normalize_level(level)]
+    if prune is not None and prune.specs:
+        prune.validate()
+        specs += pruning_specs(prune)
     if quantize == DYNAMIC_MODE:
         dynamic = calibration or QuantizeOptions(data="")
         if dynamic.data or dynamic.cache:

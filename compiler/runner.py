@@ -275,8 +275,9 @@ class PipelineResult:
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
     lossy: list[LossyStep] = field(default_factory=list)  # the lossy passes that changed the graph
-    doctor: Any = None  # mlc.quantize.doctor.DoctorReport of the first lossy pass, when checked
+    doctor: Any = None  # mlc.quantize.doctor.DoctorReport of the first quantizing pass, when checked
     quantization: dict[str, Any] | None = None  # what the accuracy-budget search found (report, manifest)
+    pruning: dict[str, Any] | None = None  # `mlc.prune.record.pruning_record` (report, manifest)
 
     @property
     def lossy_check(self) -> CheckResult | None:
@@ -293,7 +294,8 @@ class PipelineResult:
         check = self.lossy_check
         if check is None:
             return None
-        kind = "int8" if any(s.spec.startswith("quantize-qdq") for s in self.lossy) else "lossy"
+        kind = "int8" if any(s.spec.startswith("quantize-qdq") for s in self.lossy) else \
+            "pruned" if all(s.spec.startswith("prune-") for s in self.lossy) else "lossy"
         return f"{kind}: {check.lossy_summary()}"
 
     @property
@@ -431,8 +433,10 @@ def run_pipeline(source: str | Path | bytes | Any, passes: Sequence[Pass], check
     if reference is not None and snapshots.steps:
         from mlc.quantize.doctor import diagnose
 
-        step = snapshots.steps[0]
-        doctor = diagnose(step.before, step.after, reference.feeds, engine=reference.engine)
+        quantizing = [s for s in snapshots.steps if s.spec.startswith(("quantize-qdq", "quantize-dynamic"))]
+        if quantizing:  # the doctor measures quantization error (not pruning's)
+            step = quantizing[0]
+            doctor = diagnose(step.before, step.after, reference.feeds, engine=reference.engine)
     return PipelineResult(
         model=name, model_sha256=_sha256(source) if source is not None else "", pipeline=[p.spec() for p in passes],
         verify=checks.verify, engine=reference.engine if reference else ORT,
