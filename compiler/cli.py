@@ -419,6 +419,10 @@ def _inspect_artifact(folder: Path, out: Output) -> int:
                if quantized.get("calibration_data") else "activations quantized at run time")
         console.print(_escape(f"{quantized.get('mode')}: {how}; kept in float: {', '.join(kept) or 'none'}"
                               + (f" (rebuild: {quantized['reproduce']})" if quantized.get("keep_float") else "")))
+    pruned = manifest.get("options", {}).get("pruning")
+    if isinstance(pruned, dict):
+        console.print(_escape(f"pruned: {pruned.get('reproduce')} (scope {pruned.get('scope')}, norm "
+                              f"{pruned.get('norm')}; {pruned.get('channels_removed', 0)} channels removed)"))
     if verification:
         console.print(f"numbers: {_escape(verification.get('verdict'))} (verify {_escape(verification.get('verify'))}, "
                       f"reference {_escape(verification.get('reference'))}); artifact run at compile time: "
