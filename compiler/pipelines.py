@@ -44,11 +44,12 @@ from mlc.pass_api import Pass, parse_pass_spec, split_pass_list
 _CLEANUP = ["eliminate-identity", "eliminate-noop", "fold-constants", "inline-constant-if"]
 # simplify-shapes makes values constant that fold-constants could not fold before (Shape of dims it
 # derives: a Swin block's pads, masks built from static spatial dims), hence folding once more and
-# removing what became a no-op (a Pad by zeros)
+# removing what became a no-op (a Pad by zeros). prune-zero-channels (exact) runs once BatchNorm and
+# per-channel affines are folded into the Conv weights, so a channel they zero (or leave zero) is seen
 _FUSIONS = ["simplify-shapes", "fold-constants", "eliminate-noop", "simplify-slices", "drop-zero-states",
             "unflatten-gemm", "merge-layout-ops",
-            "fuse-pad", "fuse-batchnorm", "fuse-conv-affine", "fuse-matmul-add", "fuse-layernorm", "fuse-gelu",
-            "fold-residual-bias"]
+            "fuse-pad", "fuse-batchnorm", "fuse-conv-affine", "prune-zero-channels",
+            "fuse-matmul-add", "fuse-layernorm", "fuse-gelu", "fold-residual-bias"]
 _FINISH = ["dedupe-constants", "cse", "dce"]
 
 PIPELINES: dict[str, list[str]] = {

@@ -216,4 +216,6 @@ def test_torch_resnet_with_zeroed_channels(tmp_path: Path) -> None:
     assert any("kept zero-weight channels [2]" in r for r in ctx.remarks), ctx.remarks
     for seed in (0, 1):
         assert_numerically_equivalent(before, graph, Numerics.EXACT, seed=seed)
+    at_o2 = optimized(export(tmp_path, "resnet", plant), zero_channels=True)
+    assert parameter_count(at_o2) == parameter_count(graph), "-O2 runs prune-zero-channels itself"
 
