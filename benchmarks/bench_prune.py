@@ -9,7 +9,8 @@ to `--markdown` (default `benchmarks/results/prune.md`).
 
 * `digits`: `models/digits_cnn.onnx` and its 600-image test split (models/digits_cnn.data.npz), pruned
   without any fine-tuning (an ONNX-level pruner has no training loop): structured `channels:R` and
-  `magnitude:S` at 30, 50 and 70 %, and `nm:2:4`. Per variant: top-1 accuracy on onnxruntime and on
+  `magnitude:S` at 30, 50 and 70 %, and `nm:2:4`; the channel ratios again with `--prune-multiple 8`
+  (kept channels rounded to a multiple of 8). Per variant: top-1 accuracy on onnxruntime and on
   TVM `llvm`, parameters (all and non-zero), FLOPs (2 x MACs at the timing batch), the .onnx bytes,
   and the median latency of a 64-image batch on both targets, every variant of a target timed in turns
   (`mlc.prune.latency.interleaved_medians`). Then `--accuracy-budget 1.0` (points of top-1) on the
@@ -56,10 +57,20 @@ def stats_of(path: Path, shapes: dict[str, list[int]]) -> dict[str, Any]:
     return model_stats(import_onnx(str(path)), shapes).to_json()
 
 
+def _split(prune: str | None) -> tuple[str | None, int]:
+    """`channels:0.5@8` -> ("channels:0.5", 8): a variant with --prune-multiple 8."""
+    if prune is None or "@" not in prune:
+        return prune, 1
+    spec, _, multiple = prune.partition("@")
+    return spec, int(multiple)
+
+
 def optimized(model: Path, out: Path, prune: str | None, shapes: dict[str, list[int]]) -> Path:
     import mlc
 
-    return Path(mlc.optimize(model, out, target="onnxruntime", prune=prune, input_shapes=shapes))
+    spec, multiple = _split(prune)
+    return Path(mlc.optimize(model, out, target="onnxruntime", prune=spec, prune_multiple=multiple,
+                             input_shapes=shapes))
 
 
 def ort_outputs(path: Path, feeds: dict[str, np.ndarray]) -> np.ndarray:
@@ -72,7 +83,8 @@ def ort_outputs(path: Path, feeds: dict[str, np.ndarray]) -> np.ndarray:
 def compiled(model: Path, target: str, out: Path, prune: str | None) -> Any:
     import mlc
 
-    folder = mlc.compile(model, target, out, prune=prune)
+    spec, multiple = _split(prune)
+    folder = mlc.compile(model, target, out, prune=spec, prune_multiple=multiple)
     return mlc.load(folder)
 
 
@@ -100,6 +112,7 @@ def digits(tmp: Path, runs: int, llvm: bool) -> dict[str, Any]:
     model = ROOT / "models" / "digits_cnn.onnx"
     variants: dict[str, str | None] = {"original (-O2)": None}
     variants |= {f"channels:{r:g}": f"channels:{r:g}" for r in RATIOS}
+    variants |= {f"channels:{r:g} multiple 8": f"channels:{r:g}@8" for r in RATIOS}
     variants |= {f"magnitude:{r:g}": f"magnitude:{r:g}" for r in RATIOS}
     variants["nm:2:4"] = "nm:2:4"
     rows: dict[str, dict[str, Any]] = {}
@@ -153,7 +166,8 @@ def zoo(name: str, tmp: Path, runs: int, llvm: bool) -> dict[str, Any] | None:
     rows: dict[str, dict[str, Any]] = {}
     runners: dict[str, dict[str, Any]] = {"onnxruntime": {}, "llvm": {}}
     outputs: dict[str, dict[str, np.ndarray]] = {}
-    for label, prune in (("original (-O2)", None), ("channels:0.5", "channels:0.5")):
+    for label, prune in (("original (-O2)", None), ("channels:0.5", "channels:0.5"),
+                         ("channels:0.5 multiple 16", "channels:0.5@16")):
         path = optimized(model, tmp / f"{name}-{len(rows)}.onnx", prune, shapes)
         rows[label] = {"prune": prune, "stats": stats_of(path, shapes)}
         for target in ("onnxruntime", "llvm") if llvm else ("onnxruntime",):

@@ -16,7 +16,8 @@ quantized at run time) takes `per_channel`, `exclude_nodes`, `exclude_ops` and `
 refuses `calibration_data`/`calibration_cache` (nothing is calibrated).
 
 Pruning (as `--prune` and its flags): `prune` ("channels:0.3", "magnitude:0.5", "nm:2:4", or a
-list of them), `prune_scope` ("layer" | "global"), `prune_norm` ("l1" | "l2"), `exclude_nodes`
+list of them), `prune_scope` ("layer" | "global"), `prune_norm` ("l1" | "l2"), `prune_multiple` (channels kept
+rounded to a multiple of it), `exclude_nodes`
 (left unpruned), `measure_latency` (compile and optimize: latency without and with pruning in the
 report), and `accuracy_budget` with `eval_data` (and `metric`): the largest ratio that meets it.
 A pruned compile is not held to the 0.99 cosine gate unless `min_cosine` is given.
@@ -84,13 +85,15 @@ def _prune_fields(options: Mapping[str, Any], exclude_nodes: str | Sequence[str]
 
     values = options.get("prune")
     if not values:
-        for key, default in (("prune_scope", "layer"), ("prune_norm", "l1"), ("measure_latency", False)):
+        for key, default in (("prune_scope", "layer"), ("prune_norm", "l1"), ("prune_multiple", 1),
+                             ("measure_latency", False)):
             if options.get(key, default) != default:
                 raise BadInputError(f"{key} needs prune=...")
         return {}
     specs = [values] if isinstance(values, str) else list(values)
     return {"prune": PruneOptions.parse(specs, str(options.get("prune_scope", "layer")),
-                                        str(options.get("prune_norm", "l1")), _names(exclude_nodes)),
+                                        str(options.get("prune_norm", "l1")), _names(exclude_nodes),
+                                        int(options.get("prune_multiple", 1))),
             "measure_latency": bool(options.get("measure_latency", False))}
 
 
@@ -147,7 +150,7 @@ def compile(model: str | Path, target: str = "onnxruntime", output: str | Path |
             force: bool = False, quantize: str | None = None, min_cosine: float | None = None,
             metric: Callable[[dict[str, np.ndarray]], float] | None = None,
             prune: str | Sequence[str] | None = None, prune_scope: str = "layer", prune_norm: str = "l1",
-            measure_latency: bool = False, **quantization: Any) -> Path:
+            prune_multiple: int = 1, measure_latency: bool = False, **quantization: Any) -> Path:
     """`mlc compile`: the artifact folder for `target` (default `MODEL.TARGET`); `output` may
     replace only an earlier mlc artifact unless `force`."""
     from mlc.driver import compile_model
@@ -156,7 +159,7 @@ def compile(model: str | Path, target: str = "onnxruntime", output: str | Path |
     request = _request(target, level, passes, disable, pass_options, freeze_inputs, bind_inputs, static_shapes,
                        model, _quantization(quantize, quantization),
                        {"prune": prune, "prune_scope": prune_scope, "prune_norm": prune_norm,
-                        "measure_latency": measure_latency})
+                        "prune_multiple": prune_multiple, "measure_latency": measure_latency})
     folder, _ = compile_model(model, request, output,
                               checks=_checks(verify, inputs, input_shapes, seed, min_cosine, request.accuracy_budget,
                                              request.prune is not None),
@@ -187,14 +190,14 @@ def optimize(model: str | Path, output: str | Path, *, target: str | None = None
              force: bool = False, quantize: str | None = None, min_cosine: float | None = None,
              metric: Callable[[dict[str, np.ndarray]], float] | None = None,
              prune: str | Sequence[str] | None = None, prune_scope: str = "layer", prune_norm: str = "l1",
-             measure_latency: bool = False, **quantization: Any) -> Path:
+             prune_multiple: int = 1, measure_latency: bool = False, **quantization: Any) -> Path:
     """`mlc optimize`: the optimized, checked model written to `output` (an .onnx file)."""
     from mlc.driver import optimize_model
 
     request = _request(target, level, passes, disable, pass_options, freeze_inputs, bind_inputs, static_shapes,
                        model, _quantization(quantize, quantization),
                        {"prune": prune, "prune_scope": prune_scope, "prune_norm": prune_norm,
-                        "measure_latency": measure_latency})
+                        "prune_multiple": prune_multiple, "measure_latency": measure_latency})
     written, _ = optimize_model(model, request, output,
                                 checks=_checks(verify, inputs, input_shapes, seed, min_cosine,
                                                request.accuracy_budget, request.prune is not None),
@@ -211,7 +214,7 @@ def debug(model: str | Path, *, target: str | None = "onnxruntime", level: str |
           stop_after: int | None = None, max_rewrites: int | None = None,
           reproducer: str | None = None, quantize: str | None = None, min_cosine: float | None = None,
           prune: str | Sequence[str] | None = None, prune_scope: str = "layer", prune_norm: str = "l1",
-          **quantization: Any) -> Any:
+          prune_multiple: int = 1, **quantization: Any) -> Any:
     """`mlc debug`: the pipeline compile runs for `target`, checked pass by pass; returns a
     `mlc.debugger.DebugResult` (`verdict`, `records`, `localization`, and after a lossy pass
     `doctor`: the quantization doctor's table)."""
@@ -219,7 +222,8 @@ def debug(model: str | Path, *, target: str | None = "onnxruntime", level: str |
 
     request = _request(target, level, passes, disable, pass_options, freeze_inputs, bind_inputs, static_shapes,
                        model, _quantization(quantize, quantization),
-                       {"prune": prune, "prune_scope": prune_scope, "prune_norm": prune_norm})
+                       {"prune": prune, "prune_scope": prune_scope, "prune_norm": prune_norm,
+                        "prune_multiple": prune_multiple})
     return debug_model(str(model), request.build(),
                        _checks(verify, inputs, input_shapes, seed, min_cosine, None, request.prune is not None),
                        DebugOptions(stop_after=stop_after, max_rewrites=max_rewrites, reproducer_dir=reproducer,

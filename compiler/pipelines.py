@@ -158,10 +158,11 @@ class PruneOptions:
     scope: str = "layer"
     norm: str = "l1"
     exclude_nodes: tuple[str, ...] = ()
+    multiple: int = 1  # channels kept per group rounded to a multiple of this (prune-channels)
 
     @staticmethod
     def parse(values: Sequence[str], scope: str = "layer", norm: str = "l1",
-              exclude_nodes: Sequence[str] = ()) -> PruneOptions:
+              exclude_nodes: Sequence[str] = (), multiple: int = 1) -> PruneOptions:
         specs = [parse_prune(v) for v in values]
         kinds = [s.kind for s in specs]
         repeated = sorted({k for k in kinds if kinds.count(k) > 1})
@@ -170,7 +171,7 @@ class PruneOptions:
         if "magnitude" in kinds and "nm" in kinds:
             raise BadInputError("--prune magnitude and nm: both zero weights of the same layers; give one")
         specs.sort(key=lambda s: PRUNE_KINDS.index(s.kind))  # channels first (module docstring)
-        options = PruneOptions(tuple(specs), scope, norm, tuple(exclude_nodes))
+        options = PruneOptions(tuple(specs), scope, norm, tuple(exclude_nodes), multiple)
         options.validate()
         return options
 
@@ -179,6 +180,8 @@ class PruneOptions:
             raise BadInputError(f"--prune-scope {self.scope}: expected {' or '.join(PRUNE_SCOPES)}")
         if self.norm not in PRUNE_NORMS:
             raise BadInputError(f"--prune-norm {self.norm}: expected {' or '.join(PRUNE_NORMS)}")
+        if self.multiple < 1:
+            raise BadInputError(f"--prune-multiple {self.multiple}: expected at least 1")
         bad = [n for n in self.exclude_nodes if not n or any(c in n for c in "+{},")]
         if bad:
             raise BadInputError(f"--exclude-nodes {bad[0]!r}: a name may not be empty or hold '+', ',', '{{' or '}}'")
@@ -196,6 +199,7 @@ class PruneOptions:
         args = [a for s in self.specs for a in ("--prune", s.text())]
         args += ["--prune-scope", self.scope] if self.scope != "layer" else []
         args += ["--prune-norm", self.norm] if self.norm != "l1" else []
+        args += ["--prune-multiple", str(self.multiple)] if self.multiple != 1 else []
         return args
 
 
@@ -206,6 +210,8 @@ def pruning_specs(options: PruneOptions) -> list[str]:
         values = {"scope": options.scope}
         if spec.kind == "channels":
             values |= {"ratio": f"{spec.ratio:g}", "norm": options.norm}
+            if options.multiple != 1:
+                values["multiple"] = str(options.multiple)
         elif spec.kind == "magnitude":
             values["sparsity"] = f"{spec.ratio:g}"
         else:

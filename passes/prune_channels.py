@@ -21,6 +21,12 @@ channel the source layers have already made.
     scope=global  the scores of each group are divided by their mean, all channels of all groups
                   are ranked together, and the lowest floor(ratio * total) go
 
+With `multiple` N > 1 the channels a group keeps are then rounded to the nearest multiple of N
+(at least N; a group of fewer than N channels keeps its count): the CPU kernels block channels by
+8 or 16 (onnxruntime's NCHWc convolutions, TVM's vector lanes), so 12 channels cost what 16 do and
+pruning 16 to 12 buys nothing; measured on the digits CNN under onnxruntime (AVX-512), 30 % of 16
+channels pruned to 12 ran 1.13x *slower* than unpruned.
+
 Either way a group keeps at least one channel, and ties keep the lower channel index. Nodes
 named in `exclude_nodes` (separated by +) keep their output channels (and so their group).
 """
@@ -60,6 +66,14 @@ def _weakest(scores: np.ndarray, count: int) -> np.ndarray:
     return np.argsort(scores, kind="stable")[:count]
 
 
+def rounded_keep(count: int, keep: int, multiple: int) -> int:
+    """`keep` of `count` channels rounded to the nearest multiple of `multiple` (half up), at least
+    `multiple` and at most `count`; `count` itself when the group is smaller than `multiple`."""
+    if count < multiple:
+        return keep
+    return min(count, max(multiple, (keep + multiple // 2) // multiple * multiple))
+
+
 @register_pass
 class PruneChannels(Pass):
     name = "prune-channels"
@@ -71,6 +85,7 @@ class PruneChannels(Pass):
                    "groups ranked together by their score over the group's mean"),
         PassOption("norm", str, "l1", "l1 | l2: the norm of a channel's weights that ranks it"),
         PassOption("exclude_nodes", str, "", "node names whose output channels are kept, separated by +"),
+        PassOption("multiple", int, 1, "round the channels a group keeps to a multiple of this (e.g. 8 or 16)"),
     )
     statistics = ("channels_removed", "groups_pruned", "groups_left", "params_removed")
 
@@ -83,6 +98,8 @@ class PruneChannels(Pass):
         if norm not in NORMS:
             raise BadInputError(f"prune-channels: norm {norm!r}: expected one of {', '.join(NORMS)}")
         exclude = frozenset(n.strip() for n in str(self.option("exclude_nodes")).split("+") if n.strip())
+        if int(self.option("multiple")) < 1:
+            raise BadInputError(f"prune-channels: multiple {self.option('multiple')}: expected at least 1")
         return ratio, scope, norm, exclude
 
     def run(self, graph: Graph, ctx: PassContext) -> bool:
@@ -102,6 +119,10 @@ class PruneChannels(Pass):
                 prunable.append(group)
         scores = [channel_scores(group, norm) for group in prunable]
         removed = self._layer(prunable, scores, ratio) if scope == "layer" else self._global(prunable, scores, ratio)
+        multiple = int(self.option("multiple"))
+        if multiple > 1:
+            removed = [_weakest(score, group.count - rounded_keep(group.count, group.count - len(drop), multiple))
+                       for group, score, drop in zip(prunable, scores, removed, strict=True)]
         kept: dict[int, np.ndarray] = {}
         for group, drop in zip(prunable, removed, strict=True):
             if not len(drop) or not ctx.rewrite("prune-group"):

@@ -42,6 +42,7 @@ def pruning_record(request: Any, result: Any, found: Any = None) -> dict[str, An
     after = steps[-1].after if steps else None
     record: dict[str, Any] = {
         "prune": [s.text() for s in prune.specs], "scope": prune.scope, "norm": prune.norm,
+        "multiple": prune.multiple,
         "exclude_nodes": list(prune.exclude_nodes),
         "reproduce": " ".join(shlex.quote(a) for a in prune.args()),
         "passes": [{"spec": r.spec, "changed": r.changed, "stats": dict(r.stats), "remarks": list(r.remarks)}

@@ -315,6 +315,33 @@ def test_scope_global_ranks_channels_of_all_groups_together() -> None:
         consts=consts(wa=wa[[2, 3]], wb=wb[[2, 3]], w3=w3[:, [2, 3, 6, 7]]), na=2, nb=2, n=4), numeric=False)
 
 
+def test_multiple_rounds_the_kept_channels() -> None:
+    """12 channels at ratio 0.5 keep 6; with multiple=4 they keep 8 (the weakest 4 go), with
+    multiple=8 also 8 (6 rounds up to 8); a group smaller than the multiple keeps the ratio's count."""
+    from mlc.passes.prune_channels import rounded_keep
+
+    assert [rounded_keep(12, k, 8) for k in (1, 3, 4, 6, 11, 12)] == [8, 8, 8, 8, 8, 12]
+    assert [rounded_keep(16, k, 8) for k in (11, 12, 13)] == [8, 16, 16] and rounded_keep(4, 2, 8) == 2
+    weak = [0, 2, 4, 6, 8, 10]
+    w1, w2 = weights((12, 2, 1, 1), weak), weights((3, 12, 1, 1), [], 2)
+    text = '''graph "g" (%x: f32[1,2,4,4]) {{
+{consts}
+  %c: f32[1,{n},4,4] = Conv(%x, %w1) {{kernel_shape=[1, 1]}} name="c1"
+  %y: f32[1,3,4,4] = Conv(%c, %w2) {{kernel_shape=[1, 1]}} name="c2"
+  return %y
+}}'''
+    before = text.format(consts=consts(w1=w1, w2=w2), n=12)
+    order = np.argsort(np.abs(w1.reshape(12, -1)).sum(axis=1), kind="stable")
+    keep = sorted(int(c) for c in order[4:])
+    assert set(weak) - set(keep) and len(keep) == 8
+    for multiple in (4, 8):
+        assert_pass(f"prune-channels{{multiple={multiple}}}", before,
+                    text.format(consts=consts(w1=w1[keep], w2=w2[:, keep]), n=8), numeric=False, channels_removed=4)
+    strong = [c for c in range(12) if c not in weak]
+    assert_pass("prune-channels{multiple=16}", before, text.format(consts=consts(w1=w1[strong], w2=w2[:, strong]),
+                                                                   n=6), numeric=False, channels_removed=6)
+
+
 def test_norm_l1_and_l2_rank_differently() -> None:
     """Row 0 = [1, 1, 1, 1] (l1 4, l2 2), row 1 = [3, 0, 0, 0] (l1 3, l2 3)."""
     w1 = np.array([[1, 1, 1, 1], [3, 0, 0, 0]], np.float32).reshape(2, 4, 1, 1)
