@@ -124,16 +124,23 @@ class PruneChannels(Pass):
             removed = [_weakest(score, group.count - rounded_keep(group.count, group.count - len(drop), multiple))
                        for group, score, drop in zip(prunable, scores, removed, strict=True)]
         kept: dict[int, np.ndarray] = {}
+        ragged: list[str] = []
         for group, drop in zip(prunable, removed, strict=True):
             if not len(drop) or not ctx.rewrite("prune-group"):
                 continue
             keep = np.setdiff1d(np.arange(group.count), drop)
+            if len(keep) % 8 and group.count % 8 == 0:
+                ragged.append(f"{group.count}->{len(keep)}")
             for space in group.spaces:
                 kept[space.index] = keep
             ctx.stats["channels_removed"] += len(drop)
             ctx.stats["groups_pruned"] += 1
         if not kept:
             return False
+        if ragged:
+            ctx.remark(f"channel counts {', '.join(ragged[:6])}{' ...' if len(ragged) > 6 else ''} are no longer "
+                       "multiples of 8: CPU kernels block channels by 8 or 16, so such layers may run no faster "
+                       "(or slower) than before; multiple=16 (--prune-multiple 16) rounds them")
         before = parameter_count(graph)
         remove_channels(graph, analysis, kept)
         ctx.stats["params_removed"] += before - parameter_count(graph)

@@ -178,3 +178,19 @@ def test_measure_latency_and_api(tmp_path) -> None:
     assert written.is_file()
     with pytest.raises(BadInputError, match="prune_scope needs prune"):
         mlc.optimize(CNN, tmp_path / "x.onnx", prune_scope="global")
+
+
+def test_ragged_channel_counts_get_a_remark_and_multiple_rounds_them(tmp_path) -> None:
+    """30 % of the digits CNN's 16 and 32 channels leaves 12 and 23 (a remark says they may run no
+    faster); --prune-multiple 16 keeps 16 and 16, which are whole blocks."""
+    from mlc.driver import PipelineRequest, optimize_model
+    from mlc.runner import CheckOptions
+
+    def remarks(multiple: int) -> list[str]:
+        request = PipelineRequest(target="onnxruntime", prune=PruneOptions.parse(["channels:0.3"], multiple=multiple))
+        _, result = optimize_model(CNN, request, tmp_path / f"m{multiple}.onnx", force=True,
+                                   checks=CheckOptions(lossy_min_cosine=None))
+        return [r for p in result.pruning["passes"] for r in p["remarks"]]
+
+    assert any("16->12" in r and "multiples of 8" in r for r in remarks(1)), remarks(1)
+    assert not any("multiples of 8" in r for r in remarks(16))
