@@ -262,13 +262,20 @@ def _refuse_broken(result: PipelineResult, request: PipelineRequest, model: Path
         worst = "; ".join(o.describe() for o in check.outputs if o.verdict == "fail")
         raise NumericMismatchError(f"{model}: after {where} the outputs fail the lossy gate "
                                    f"({result.reference.gate.describe() if result.reference else 'cosine'}): "
-                                   f"{worst}; no {what} written (keep nodes in float with --exclude-nodes or "
-                                   f"--accuracy-budget, or see the doctor's table: {command})")
+                                   f"{worst}; no {what} written ({_lossy_advice(result)}: {command})")
     if check is not None and check.load_error:
         raise PassFailedError(f"{where} left a graph the reference cannot run ({check.load_error}); a bug in that "
                               f"pass; no {what} written (localize it: {command})", index)
     raise NumericMismatchError(f"{model}: the numbers changed beyond tolerance in {where}; no {what} written "
                                f"(localize it: {command})")
+
+
+def _lossy_advice(result: PipelineResult) -> str:
+    """What to try when the lossy gate fails, for the lossy passes that ran."""
+    if result.lossy and all(s.spec.startswith("prune-") for s in result.lossy):
+        return "prune less, let --accuracy-budget with --eval-data pick the ratio, or judge it yourself with " \
+               "--min-cosine 0; replay it with"
+    return "keep nodes in float with --exclude-nodes or --accuracy-budget, or see the doctor's table"
 
 
 def _prepare(model: Path, request: PipelineRequest, checks: CheckOptions, metric: Any,
