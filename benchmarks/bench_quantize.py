@@ -68,7 +68,6 @@ import contextlib
 import inspect
 import math
 import platform
-import statistics
 import sys
 import tempfile
 import time
@@ -400,16 +399,9 @@ def latencies(paths: dict[str, Path], feed: dict[str, np.ndarray], runs: int, bl
     for name, sess in sessions.items():
         wanted = {i.name: feed[i.name] for i in sess.get_inputs()}
         calls[name] = (lambda s, w: (lambda: s.run(None, w)))(sess, wanted)
-    samples: dict[str, list[float]] = {name: [] for name in calls}
-    while min(len(s) for s in samples.values()) < runs:
-        for name, call in calls.items():
-            for _ in range(2):
-                call()
-            for _ in range(block):
-                started = time.perf_counter()
-                call()
-                samples[name].append((time.perf_counter() - started) * 1e3)
-    return {name: statistics.median(s) for name, s in samples.items()}
+    from mlc.prune.latency import interleaved_medians
+
+    return interleaved_medians(calls, runs, block)
 
 
 # ------------------------------------------------------------------------------------------------- run

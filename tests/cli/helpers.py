@@ -53,3 +53,23 @@ def one_error_line(err: str) -> str:
     assert lines[0].startswith("mlc: error: "), err
     assert "Traceback" not in err
     return lines[0]
+
+
+def exit_of(capfd: pytest.CaptureFixture[str], *args: object) -> tuple[int, str, str]:
+    """(exit code, stdout, stderr) of `mlc ARGS`, argparse's own refusals (SystemExit) included."""
+    try:
+        return mlc(capfd, *(str(a) for a in args))
+    except SystemExit as stop:
+        out, err = capfd.readouterr()
+        return int(stop.code or 0), out, err
+
+
+def digits_splits(folder: Path) -> dict[str, Path]:
+    """The digits CNN's calibration images and test split (with labels) as .npz files in `folder`."""
+    import numpy as np
+
+    data = np.load(ROOT / "models" / "digits_cnn.data.npz")
+    np.savez(folder / "cal.npz", image=data["calibration"].astype(np.float32) / 16)
+    np.savez(folder / "eval.npz", image=data["test"].astype(np.float32) / 16,
+             labels=data["test_labels"].astype(np.int64))
+    return {"cal": folder / "cal.npz", "eval": folder / "eval.npz"}

@@ -16,7 +16,7 @@ import mlc
 from mlc.errors import BadInputError
 from mlc.pipelines import PruneOptions, build_pipeline
 from mlc.report import SCHEMA_PATH
-from tests.cli.helpers import ROOT
+from tests.cli.helpers import ROOT, digits_splits, exit_of
 from tests.cli.helpers import mlc as run_mlc
 
 CNN = ROOT / "models" / "digits_cnn.onnx"
@@ -30,19 +30,10 @@ def cache_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def digits(tmp_path: Path) -> dict[str, Path]:
-    data = np.load(ROOT / "models" / "digits_cnn.data.npz")
-    np.savez(tmp_path / "cal.npz", image=data["calibration"].astype(np.float32) / 16)
-    np.savez(tmp_path / "eval.npz", image=data["test"].astype(np.float32) / 16,
-             labels=data["test_labels"].astype(np.int64))
-    return {"cal": tmp_path / "cal.npz", "eval": tmp_path / "eval.npz"}
+    return digits_splits(tmp_path)
 
 
-def _exit_of(capfd, *args):
-    try:
-        return run_mlc(capfd, *args)
-    except SystemExit as stop:
-        out, err = capfd.readouterr()
-        return int(stop.code or 0), out, err
+_exit_of = exit_of
 
 
 def _accuracy(outputs: dict[str, np.ndarray], labels: np.ndarray) -> float:

@@ -16,7 +16,7 @@ import mlc
 from mlc.errors import BadInputError
 from mlc.pipelines import QuantizeOptions, build_pipeline, default_calibration_cache
 from mlc.report import SCHEMA_PATH
-from tests.cli.helpers import ROOT
+from tests.cli.helpers import ROOT, digits_splits, exit_of
 from tests.cli.helpers import mlc as run_mlc
 from tests.quantize.qdq_models import outlier_chain
 
@@ -32,11 +32,7 @@ def cache_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def digits(tmp_path: Path) -> dict[str, Path]:
-    data = np.load(ROOT / "models" / "digits_cnn.data.npz")
-    np.savez(tmp_path / "cal.npz", image=data["calibration"].astype(np.float32) / 16)
-    np.savez(tmp_path / "eval.npz", image=data["test"].astype(np.float32) / 16,
-             labels=data["test_labels"].astype(np.int64))
-    return {"cal": tmp_path / "cal.npz", "eval": tmp_path / "eval.npz"}
+    return digits_splits(tmp_path)
 
 
 @pytest.fixture
@@ -49,13 +45,7 @@ def outlier(tmp_path: Path) -> dict[str, Path]:
     return {"model": tmp_path / "outlier.onnx", "cal": tmp_path / "cal.npz", "eval": tmp_path / "eval.npz"}
 
 
-def _exit_of(capfd, *args):
-    """(exit code, stdout, stderr), argparse's own refusals (SystemExit) included."""
-    try:
-        return run_mlc(capfd, *args)
-    except SystemExit as stop:
-        out, err = capfd.readouterr()
-        return int(stop.code or 0), out, err
+_exit_of = exit_of
 
 
 def test_pipeline_puts_calibration_and_qdq_between_the_level_and_the_legalizations(digits, cache_home) -> None:
