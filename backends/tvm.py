@@ -49,7 +49,8 @@ KNOWN_CUDA_ARCHES = ("sm_50", "sm_52", "sm_53", "sm_60", "sm_61", "sm_62", "sm_7
                      "sm_86", "sm_87", "sm_88", "sm_89", "sm_90", "sm_100", "sm_101", "sm_103", "sm_110",
                      "sm_120", "sm_121")
 # Backend option -> (its command-line flag, the target it is for).
-OPTIONS = {"mcpu": ("--mcpu", LLVM), "mattr": ("--mattr", LLVM), "cuda_arch": ("--cuda-arch", CUDA)}
+OPTIONS = {"mcpu": ("--mcpu", LLVM), "mattr": ("--mattr", LLVM), "cuda_arch": ("--cuda-arch", CUDA),
+           "schedules": ("--tvm-schedules", LLVM)}
 
 
 def _tvm() -> Any:
@@ -233,6 +234,9 @@ def check_options(target: str, options: dict[str, Any]) -> None:
             check_mcpu(given["mcpu"])
         if "mattr" in given:
             check_mattr(given["mattr"], given.get("mcpu") or host_cpu())
+        if "schedules" in given and given["schedules"] not in ("mlc", "none"):
+            raise BadInputError(f"--tvm-schedules {given['schedules']}: expected mlc (mlc's CPU schedules) or none "
+                                "(TVM's default loops)")
     elif target == CUDA and "cuda_arch" in given:
         check_cuda_arch(given["cuda_arch"])
 
@@ -511,11 +515,14 @@ class TvmBackend(Backend):
             mcpu = options.get("mcpu") or host_cpu()
             mattr = mattr_items(options.get("mattr") or "")
             target_spec: dict[str, Any] = {"kind": "llvm", "mcpu": mcpu, **({"mattr": list(mattr)} if mattr else {})}
+            schedules = str(options.get("schedules") or "mlc")
+            if schedules != "mlc":
+                target_spec["mlc_schedules"] = schedules
             with native_stderr_to_log("TVM target"):
-                tvm_target = tvm.target.Target(target_spec)
+                tvm_target = tvm.target.Target({k: v for k, v in target_spec.items() if k != "mlc_schedules"})
             requirements: dict[str, Any] = {"mtriple": str(tvm_target.attrs.get("mtriple", "")), "mcpu": mcpu,
                                             "cpu_features": cpu_features(mcpu, mattr)}
-            recorded = {"mcpu": mcpu, "mattr": ",".join(mattr)}
+            recorded = {"mcpu": mcpu, "mattr": ",".join(mattr), "schedules": schedules}
         else:
             arch = options.get("cuda_arch") or DEFAULT_CUDA_ARCH
             # Sizes every NVIDIA GPU since sm_50 has; given so that TVM does not guess (and warn).

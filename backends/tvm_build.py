@@ -125,7 +125,8 @@ def bindable_dims(model: Any) -> Any:
 
 
 def build_library(model: Any, target: dict[str, Any], out: Path, opset: int) -> None:
-    """from_onnx → DecomposeOpsForInference → tvm.compile(opt_level 3) → export_library."""
+    """from_onnx → DecomposeOpsForInference → tvm.compile(opt_level 3) → export_library; on `llvm`
+    with mlc's CPU schedules (`tvm_schedules`) unless the target says `mlc_schedules: none`."""
     import tvm
     from tvm import relax
     from tvm.relax.frontend.onnx import from_onnx
@@ -135,9 +136,16 @@ def build_library(model: Any, target: dict[str, Any], out: Path, opset: int) -> 
     with recurrent_converters():  # LSTM/GRU/RNN the frontend lacks: a loop kernel (tvm_rnn)
         module = from_onnx(bindable_dims(model), opset=opset, keep_params_in_input=False)
     module = relax.transform.DecomposeOpsForInference()(module)
+    target = dict(target)
+    schedules = target.pop("mlc_schedules", "mlc")  # mlc's own key: not a TVM target attribute
     tvm_target = tvm.target.Target(target)
+    pipeline: Any = "default"
+    if tvm_target.kind.name == "llvm" and schedules == "mlc":
+        from mlc.backends.tvm_schedules import relax_pipeline
+
+        pipeline = relax_pipeline(tvm_target)
     with tvm_target, tvm.transform.PassContext(opt_level=3):
-        executable = tvm.compile(module, target=tvm_target)
+        executable = tvm.compile(module, target=tvm_target, relax_pipeline=pipeline)
     executable.export_library(str(out))
 
 

@@ -147,7 +147,8 @@ def compile(model: str | Path, target: str = "onnxruntime", output: str | Path |
             bind_inputs: str | None = None, static_shapes: Mapping[str, Sequence[int]] | None = None,
             verify: str = "final", inputs: str | None = None, input_shapes: Mapping[str, Sequence[int]] | None = None,
             seed: int = 0, mcpu: str | None = None, mattr: str | None = None, cuda_arch: str | None = None,
-            force: bool = False, quantize: str | None = None, min_cosine: float | None = None,
+            tvm_schedules: str | None = None, force: bool = False, quantize: str | None = None,
+            min_cosine: float | None = None,
             metric: Callable[[dict[str, np.ndarray]], float] | None = None,
             prune: str | Sequence[str] | None = None, prune_scope: str = "layer", prune_norm: str = "l1",
             prune_multiple: int = 1, measure_latency: bool = False, **quantization: Any) -> Path:
@@ -155,7 +156,8 @@ def compile(model: str | Path, target: str = "onnxruntime", output: str | Path |
     replace only an earlier mlc artifact unless `force`."""
     from mlc.driver import compile_model
 
-    backend_options = {k: v for k, v in (("mcpu", mcpu), ("mattr", mattr), ("cuda_arch", cuda_arch)) if v}
+    backend_options = {k: v for k, v in (("mcpu", mcpu), ("mattr", mattr), ("cuda_arch", cuda_arch),
+                                         ("schedules", tvm_schedules)) if v}
     request = _request(target, level, passes, disable, pass_options, freeze_inputs, bind_inputs, static_shapes,
                        model, _quantization(quantize, quantization),
                        {"prune": prune, "prune_scope": prune_scope, "prune_norm": prune_norm,

@@ -547,7 +547,7 @@ def cmd_compile(args: argparse.Namespace, out: Output) -> int:
     request = _request(args)
     instruments: list[Instrument] = [IRDumper(args.dump_ir)] if args.dump_ir else []
     backend_options = {k: v for k, v in (("mcpu", args.mcpu), ("mattr", args.mattr),
-                                         ("cuda_arch", args.cuda_arch)) if v}
+                                         ("cuda_arch", args.cuda_arch), ("schedules", args.tvm_schedules)) if v}
     with _progress(args) as progress:
         instruments.append(PassProgress(progress, len(request.build())))
         progress.update(f"importing {args.model}")
@@ -901,6 +901,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="replace an existing -o that is not an mlc artifact (never the model or its data)")
     comp.add_argument("--mcpu", help="llvm: the CPU to compile for, e.g. --mcpu skylake-avx512 (default: this one)")
     comp.add_argument("--mattr", help="llvm: CPU features on/off, e.g. --mattr=-avx512f")
+    comp.add_argument("--tvm-schedules", choices=("mlc", "none"), default=None,
+                      help="llvm: mlc's CPU schedules (default) or TVM's default loops (none), for comparison")
     comp.add_argument("--cuda-arch", help="cuda: the GPU architecture, e.g. --cuda-arch sm_90 (default sm_80)")
     _pipeline_args(comp)
     _quantize_args(comp)
