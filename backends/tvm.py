@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import json
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -29,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from mlc.backends.base import Availability, Backend, CompileResult, Runner
-from mlc.backends.tvm_build import build_in_child, build_library, native_stderr_to_log
+from mlc.backends.tvm_build import COUNTS_SUFFIX, build_in_child, build_library, native_stderr_to_log
 from mlc.backends.tvm_rnn import RECURRENT_OPS
 from mlc.backends.tvm_rnn import refusal as rnn_refusal
 from mlc.errors import BadInputError
@@ -50,7 +51,7 @@ KNOWN_CUDA_ARCHES = ("sm_50", "sm_52", "sm_53", "sm_60", "sm_61", "sm_62", "sm_7
                      "sm_120", "sm_121")
 # Backend option -> (its command-line flag, the target it is for).
 OPTIONS = {"mcpu": ("--mcpu", LLVM), "mattr": ("--mattr", LLVM), "cuda_arch": ("--cuda-arch", CUDA),
-           "schedules": ("--tvm-schedules", LLVM)}
+           "schedules": ("--tvm-schedules", LLVM), "tuning_db": ("--tuning-db", None)}
 
 
 def _tvm() -> Any:
@@ -227,7 +228,7 @@ def check_options(target: str, options: dict[str, Any]) -> None:
     given = {k: v for k, v in options.items() if k in OPTIONS and v is not None and v != ""}
     for key in given:
         flag, meant_for = OPTIONS[key]
-        if meant_for != target:
+        if meant_for is not None and meant_for != target:
             raise BadInputError(f"{flag} is for --target {meant_for}, not {target}")
     if target == LLVM:
         if "mcpu" in given:
@@ -239,6 +240,10 @@ def check_options(target: str, options: dict[str, Any]) -> None:
                                 "(TVM's default loops)")
     elif target == CUDA and "cuda_arch" in given:
         check_cuda_arch(given["cuda_arch"])
+    if "tuning_db" in given:
+        from mlc.backends.tvm_tune import TuningDatabase
+
+        TuningDatabase(Path(given["tuning_db"])).check_readable()
 
 
 def unsupported_ops(graph: Graph) -> list[str]:
@@ -396,6 +401,32 @@ def needs_fixed_shapes(graph: Graph, target: str = LLVM) -> str | None:
     return None
 
 
+def target_spec_of(target: str, options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """(the TVM target spec the build gets, the artifact's requirements, the options recorded) for
+    `target` and the backend options; `mlc tune` tunes for the same spec."""
+    tvm = _tvm()
+    if target == LLVM:
+        mcpu = options.get("mcpu") or host_cpu()
+        mattr = mattr_items(options.get("mattr") or "")
+        target_spec: dict[str, Any] = {"kind": "llvm", "mcpu": mcpu, **({"mattr": list(mattr)} if mattr else {})}
+        schedules = str(options.get("schedules") or "mlc")
+        if schedules != "mlc":
+            target_spec["mlc_schedules"] = schedules
+        with native_stderr_to_log("TVM target"):
+            tvm_target = tvm.target.Target({k: v for k, v in target_spec.items() if k != "mlc_schedules"})
+        requirements: dict[str, Any] = {"mtriple": str(tvm_target.attrs.get("mtriple", "")), "mcpu": mcpu,
+                                        "cpu_features": cpu_features(mcpu, mattr)}
+        recorded: dict[str, Any] = {"mcpu": mcpu, "mattr": ",".join(mattr), "schedules": schedules}
+    else:
+        arch = options.get("cuda_arch") or DEFAULT_CUDA_ARCH
+        # Sizes every NVIDIA GPU since sm_50 has; given so that TVM does not guess (and warn).
+        target_spec = {"kind": "cuda", "arch": arch, "max_shared_memory_per_block": 49152,
+                       "max_threads_per_block": 1024, "thread_warp_size": 32}
+        requirements = {"cuda_arch": arch}
+        recorded = {"cuda_arch": arch}
+    return target_spec, requirements, recorded
+
+
 class TvmRunner(Runner):
     def __init__(self, library: Path, target: str, input_names: list[str], output_names: list[str]) -> None:
         tvm = _tvm()
@@ -511,40 +542,36 @@ class TvmBackend(Backend):
         if wrong:
             raise BadInputError(f"target {target}: refused, TVM computes these wrongly: {'; '.join(wrong)}")
         opset = graph.opset_version("") or 17
-        if target == LLVM:
-            mcpu = options.get("mcpu") or host_cpu()
-            mattr = mattr_items(options.get("mattr") or "")
-            target_spec: dict[str, Any] = {"kind": "llvm", "mcpu": mcpu, **({"mattr": list(mattr)} if mattr else {})}
-            schedules = str(options.get("schedules") or "mlc")
-            if schedules != "mlc":
-                target_spec["mlc_schedules"] = schedules
+        target_spec, requirements, recorded = target_spec_of(target, options)
+        tuning = options.get("tuning_db")
+        if tuning:
+            from mlc.backends.tvm_tune import TuningDatabase, target_string
+
             with native_stderr_to_log("TVM target"):
-                tvm_target = tvm.target.Target({k: v for k, v in target_spec.items() if k != "mlc_schedules"})
-            requirements: dict[str, Any] = {"mtriple": str(tvm_target.attrs.get("mtriple", "")), "mcpu": mcpu,
-                                            "cpu_features": cpu_features(mcpu, mattr)}
-            recorded = {"mcpu": mcpu, "mattr": ",".join(mattr), "schedules": schedules}
-        else:
-            arch = options.get("cuda_arch") or DEFAULT_CUDA_ARCH
-            # Sizes every NVIDIA GPU since sm_50 has; given so that TVM does not guess (and warn).
-            target_spec = {"kind": "cuda", "arch": arch, "max_shared_memory_per_block": 49152,
-                           "max_threads_per_block": 1024, "thread_warp_size": 32}
-            requirements = {"cuda_arch": arch}
-            recorded = {"cuda_arch": arch}
+                records = TuningDatabase(Path(tuning)).target_folder(target_string(target_spec))
+            target_spec["mlc_tuning_db"] = str(records.resolve())
         library = out_dir / "module.so"
         if options.get("in_process"):  # faster (no second TVM import); bytes may vary run to run
             model = export_onnx(graph)
             with native_stderr_to_log("TVM build"):
-                build_library(model, target_spec, library, opset)
+                counts = build_library(model, target_spec, library, opset)
         else:
             model_path = out_dir / ".tvm-input.onnx"
+            counts_path = Path(str(library) + COUNTS_SUFFIX)
             save_onnx(graph, model_path)
             try:
                 failure = build_in_child(model_path, target_spec, library, opset)
+                counts = json.loads(counts_path.read_text()) if counts_path.is_file() else None
             finally:
-                for leftover in out_dir.glob(".tvm-input.onnx*"):
-                    leftover.unlink()
+                for leftover in [*out_dir.glob(".tvm-input.onnx*"), counts_path]:
+                    leftover.unlink(missing_ok=True)
             if failure is not None:
                 raise BadInputError(f"target {target}: TVM failed: {failure}{_dynamic_hint(graph)}")
+        if tuning:
+            from mlc.backends.tvm_tune import TuningDatabase
+
+            recorded["tuning_db"] = {"hash": TuningDatabase.records_hash(Path(target_spec["mlc_tuning_db"])),
+                                     **(counts or {"tuned": 0, "defaulted": 0, "missing": 0})}
         requirements["tvm_runtime"] = tvm.__version__
         return CompileResult(files=["module.so"], requirements=requirements, options=recorded)
 

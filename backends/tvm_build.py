@@ -124,10 +124,9 @@ def bindable_dims(model: Any) -> Any:
     return model
 
 
-def build_library(model: Any, target: dict[str, Any], out: Path, opset: int) -> None:
-    """from_onnx → DecomposeOpsForInference → tvm.compile(opt_level 3) → export_library; on `llvm`
-    with mlc's CPU schedules (`tvm_schedules`) unless the target says `mlc_schedules: none`."""
-    import tvm
+def relax_module(model: Any, opset: int) -> Any:
+    """The model as a Relax module, as every TVM build (and `mlc tune`) starts from it:
+    from_onnx (with tvm_rnn's recurrent converters) → DecomposeOpsForInference."""
     from tvm import relax
     from tvm.relax.frontend.onnx import from_onnx
 
@@ -135,11 +134,38 @@ def build_library(model: Any, target: dict[str, Any], out: Path, opset: int) -> 
 
     with recurrent_converters():  # LSTM/GRU/RNN the frontend lacks: a loop kernel (tvm_rnn)
         module = from_onnx(bindable_dims(model), opset=opset, keep_params_in_input=False)
-    module = relax.transform.DecomposeOpsForInference()(module)
+    return relax.transform.DecomposeOpsForInference()(module)
+
+
+COUNTS_SUFFIX = ".tuning-counts.json"  # the child's tuned/defaulted/missing counts, beside OUT.so
+
+
+def build_library(model: Any, target: dict[str, Any], out: Path, opset: int) -> dict[str, int] | None:
+    """from_onnx → DecomposeOpsForInference → tvm.compile(opt_level 3) → export_library; on `llvm`
+    with mlc's CPU schedules (`tvm_schedules`) unless the target says `mlc_schedules: none`.
+
+    With `mlc_tuning_db` (a target folder of an mlc tuning database, `mlc compile --tuning-db`)
+    the build applies its records after fusion (`tvm_tune.open_records`) and returns how many fused
+    functions were tuned, defaulted and missing; otherwise None and the build is as without it."""
+    import tvm
+
+    module = relax_module(model, opset)
     target = dict(target)
-    schedules = target.pop("mlc_schedules", "mlc")  # mlc's own key: not a TVM target attribute
+    schedules = target.pop("mlc_schedules", "mlc")  # mlc's own keys: not TVM target attributes
+    records = target.pop("mlc_tuning_db", None)
     tvm_target = tvm.target.Target(target)
     pipeline: Any = "default"
+    if records is not None:
+        from mlc.backends.tvm_schedules import relax_pipeline
+        from mlc.backends.tvm_tune import open_records
+
+        counts: dict[str, int] = {}
+        rules: list[Any] | None = [] if schedules == "none" else None
+        pipeline = relax_pipeline(tvm_target, rules, apply_database=True, counts=counts)
+        with open_records(Path(records)), tvm_target, tvm.transform.PassContext(opt_level=3):
+            executable = tvm.compile(module, target=tvm_target, relax_pipeline=pipeline)
+        executable.export_library(str(out))
+        return counts
     if tvm_target.kind.name == "llvm" and schedules == "mlc":
         from mlc.backends.tvm_schedules import relax_pipeline
 
@@ -147,6 +173,7 @@ def build_library(model: Any, target: dict[str, Any], out: Path, opset: int) -> 
     with tvm_target, tvm.transform.PassContext(opt_level=3):
         executable = tvm.compile(module, target=tvm_target, relax_pipeline=pipeline)
     executable.export_library(str(out))
+    return None
 
 
 _CHILD_ENVIRONMENT = {"PATH", "HOME", "USER", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "VIRTUAL_ENV", "PYTHONPATH",
@@ -197,12 +224,14 @@ def main(argv: list[str]) -> int:
 
     model_path, target, out, opset = argv
     try:
-        build_library(onnx.load(model_path), json.loads(target), Path(out), int(opset))
+        counts = build_library(onnx.load(model_path), json.loads(target), Path(out), int(opset))
     except Exception as error:  # noqa: BLE001 - reported to the parent as one line
         text = str(error).strip().splitlines()
         message = next((line for line in reversed(text) if line.strip()), type(error).__name__)
         print(f"{MARKER}{type(error).__name__}: {message.strip()}", file=sys.stderr, flush=True)
         return FAILED
+    if counts is not None:
+        Path(out + COUNTS_SUFFIX).write_text(json.dumps(counts, sort_keys=True))
     return 0
 
 

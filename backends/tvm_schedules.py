@@ -46,22 +46,78 @@ def cpu_rules() -> list[Any]:
     return rules
 
 
-def relax_pipeline(target: Any, rules: list[Any] | None = None) -> Any:
+def fusion_passes(target: Any) -> list[Any]:
+    """Library dispatch, legalization to TIR and fusion for `target`: the module whose fused
+    PrimFuncs are the tuning tasks (`mlc tune`) and the one a tuning database is applied to, so
+    that the database's workloads match the build's functions structurally."""
+    from tvm import relax
+
+    if target.kind.name == "llvm":
+        from tvm.relax.backend.cpu_generic import pipeline as cpu
+
+        return [*cpu.library_dispatch_passes(target), *cpu.legalize_passes(target)]
+    try:
+        dispatch = list(relax.pipeline.library_dispatch_passes(target))
+    except (ValueError, AttributeError):
+        dispatch = []
+    return [*dispatch, relax.transform.LegalizeOps(), relax.transform.AnnotateTIROpPattern(),
+            relax.transform.FoldConstant(), relax.transform.FuseOps(), relax.transform.FuseTIR()]
+
+
+def _prim_funcs(mod: Any) -> dict[str, bool]:
+    """Each PrimFunc of `mod` by name: whether it is marked scheduled."""
+    from tvm import tirx
+
+    return {gv.name_hint: bool(int(func.attrs.get("tirx.is_scheduled", 0)) if func.attrs else False)
+            for gv, func in mod.functions.items() if isinstance(func, tirx.PrimFunc)}
+
+
+def relax_pipeline(target: Any, rules: list[Any] | None = None, *, apply_database: bool = False,
+                   counts: dict[str, int] | None = None) -> Any:
     """TVM's CPU pipeline (`relax.backend.cpu_generic`) with `ApplyDefaultSchedule(rules)` after
-    legalization and fusion."""
+    legalization and fusion.
+
+    With `apply_database` (the build runs inside a MetaSchedule database's `with` block:
+    `mlc compile --tuning-db`), `MetaScheduleApplyDatabase` comes between fusion and the rules: a
+    fused function with a tuning record gets its tuned schedule (marked scheduled, so the rules
+    pass it by), the others get mlc's rules as without a database. On `cuda` (only with a
+    database) the rules are dlight's GPU ones. `counts`, when given, receives how many fused
+    functions were `tuned` (a record applied), `defaulted` (no record; a rule scheduled it) and
+    `missing` (neither: TVM's plain loops)."""
     import tvm
     import tvm.s_tir.dlight as dl
-    from tvm.relax.backend.cpu_generic import pipeline as cpu
+    from tvm import relax
 
-    chosen = cpu_rules() if rules is None else rules
+    gpu = target.kind.name != "llvm"
+    if rules is not None:
+        chosen = rules
+    elif gpu:
+        chosen = [dl.gpu.Matmul(), dl.gpu.GEMV(), dl.gpu.Reduction(), dl.gpu.GeneralReduction(), dl.gpu.Fallback()]
+    else:
+        chosen = cpu_rules()
 
     @tvm.transform.module_pass(opt_level=0)
     def _pipeline(mod: Any, _ctx: Any) -> Any:
         with target:
-            passes = [*cpu.library_dispatch_passes(target), *cpu.legalize_passes(target)]
+            mod = tvm.transform.Sequential(fusion_passes(target))(mod)
+            before = _prim_funcs(mod)
+            if apply_database:
+                mod = relax.transform.MetaScheduleApplyDatabase()(mod)
+            tuned = _prim_funcs(mod)
             if chosen:
-                passes.append(dl.ApplyDefaultSchedule(*chosen))
-            passes += [*cpu.dataflow_lower_passes(target), *cpu.finalize_passes(target)]
-            return tvm.transform.Sequential(passes)(mod)
+                mod = dl.ApplyDefaultSchedule(*chosen)(mod)
+            scheduled = _prim_funcs(mod)
+            if counts is not None:
+                todo = [name for name, done in before.items() if not done]
+                counts["tuned"] = sum(1 for name in todo if tuned.get(name))
+                counts["defaulted"] = sum(1 for name in todo if not tuned.get(name) and scheduled.get(name))
+                counts["missing"] = sum(1 for name in todo if not tuned.get(name) and not scheduled.get(name))
+            if gpu:
+                lower = [*relax.pipeline.dataflow_lower_passes(target), *relax.pipeline.finalize_passes(target)]
+            else:
+                from tvm.relax.backend.cpu_generic import pipeline as cpu
+
+                lower = [*cpu.dataflow_lower_passes(target), *cpu.finalize_passes(target)]
+            return tvm.transform.Sequential(lower)(mod)
 
     return _pipeline

@@ -147,17 +147,19 @@ def compile(model: str | Path, target: str = "onnxruntime", output: str | Path |
             bind_inputs: str | None = None, static_shapes: Mapping[str, Sequence[int]] | None = None,
             verify: str = "final", inputs: str | None = None, input_shapes: Mapping[str, Sequence[int]] | None = None,
             seed: int = 0, mcpu: str | None = None, mattr: str | None = None, cuda_arch: str | None = None,
-            tvm_schedules: str | None = None, force: bool = False, quantize: str | None = None,
-            min_cosine: float | None = None,
+            tvm_schedules: str | None = None, tuning_db: str | Path | None = None, force: bool = False,
+            quantize: str | None = None, min_cosine: float | None = None,
             metric: Callable[[dict[str, np.ndarray]], float] | None = None,
             prune: str | Sequence[str] | None = None, prune_scope: str = "layer", prune_norm: str = "l1",
             prune_multiple: int = 1, measure_latency: bool = False, **quantization: Any) -> Path:
     """`mlc compile`: the artifact folder for `target` (default `MODEL.TARGET`); `output` may
-    replace only an earlier mlc artifact unless `force`."""
+    replace only an earlier mlc artifact unless `force`. `tuning_db` (a folder `mlc.api.tune`
+    wrote) applies its tuning records (TVM targets)."""
     from mlc.driver import compile_model
 
     backend_options = {k: v for k, v in (("mcpu", mcpu), ("mattr", mattr), ("cuda_arch", cuda_arch),
-                                         ("schedules", tvm_schedules)) if v}
+                                         ("schedules", tvm_schedules),
+                                         ("tuning_db", None if tuning_db is None else str(tuning_db))) if v}
     request = _request(target, level, passes, disable, pass_options, freeze_inputs, bind_inputs, static_shapes,
                        model, _quantization(quantize, quantization),
                        {"prune": prune, "prune_scope": prune_scope, "prune_norm": prune_norm,
@@ -181,6 +183,25 @@ def _quantization(mode: str | None, options: Mapping[str, Any]) -> dict[str, Any
         raise BadInputError(f"unexpected keyword argument {unknown[0]!r} (quantization takes: "
                             f"{', '.join(_QUANTIZE_KEYS)})")
     return {"quantize": mode, **options}
+
+
+@_mlc_errors_only
+def tune(model: str | Path, target: str = "llvm", tuning_db: str | Path = "mlc-tuning", *, trials: int = 64,
+         time_budget: str | float | None = None, rpc_tracker: str | None = None, rpc_key: str | None = None,
+         level: str | int | None = None, mcpu: str | None = None, mattr: str | None = None,
+         cuda_arch: str | None = None, strategy: str = "evolutionary", cost_model: str = "xgb",
+         keep_slower: bool = False, progress: Callable[[str], None] | None = None) -> Any:
+    """`mlc tune`: tune the model's TVM kernels (after mlc's pipeline for `target`) with
+    MetaSchedule, `trials` candidates per task, into the database folder `tuning_db` (created,
+    or resumed); returns an `mlc.tuning.TuneSummary`. `time_budget`: seconds or "30m"/"2h";
+    `rpc_tracker` "HOST:PORT" with `rpc_key`: measure on the RPC servers of a TVM tracker."""
+    from mlc.tuning import parse_duration, parse_tracker, tune_model
+
+    options = {k: v for k, v in (("mcpu", mcpu), ("mattr", mattr), ("cuda_arch", cuda_arch)) if v}
+    return tune_model(model, target, tuning_db, trials=trials, time_budget_s=parse_duration(time_budget),
+                      rpc=parse_tracker(rpc_tracker, rpc_key), backend_options=options,
+                      level=None if level is None else f"O{str(level).lstrip('-Oo')}", strategy=strategy,
+                      cost_model=cost_model, keep_slower=keep_slower, progress=progress)
 
 
 @_mlc_errors_only

@@ -547,7 +547,8 @@ def cmd_compile(args: argparse.Namespace, out: Output) -> int:
     request = _request(args)
     instruments: list[Instrument] = [IRDumper(args.dump_ir)] if args.dump_ir else []
     backend_options = {k: v for k, v in (("mcpu", args.mcpu), ("mattr", args.mattr),
-                                         ("cuda_arch", args.cuda_arch), ("schedules", args.tvm_schedules)) if v}
+                                         ("cuda_arch", args.cuda_arch), ("schedules", args.tvm_schedules),
+                                         ("tuning_db", args.tuning_db)) if v}
     with _progress(args) as progress:
         instruments.append(PassProgress(progress, len(request.build())))
         progress.update(f"importing {args.model}")
@@ -564,6 +565,31 @@ def cmd_compile(args: argparse.Namespace, out: Output) -> int:
     if out.human and args.report != "-" and not out.quiet:
         print(f"{folder}: {args.target} artifact ({_summary_line(result)}; {_verdict_text(result, manifest)})")
         _print_quantization(result)
+    return 0
+
+
+def cmd_tune(args: argparse.Namespace, out: Output) -> int:
+    from mlc.tuning import parse_duration, parse_tracker, tune_model
+
+    options = {k: v for k, v in (("mcpu", args.mcpu), ("mattr", args.mattr), ("cuda_arch", args.cuda_arch)) if v}
+    quiet = out.quiet
+
+    def progress(line: str) -> None:
+        if not quiet:
+            print(f"mlc tune: {line}", file=sys.stderr, flush=True)
+
+    summary = tune_model(args.model, args.target, args.tuning_db, trials=args.trials,
+                         time_budget_s=parse_duration(args.time_budget), rpc=parse_tracker(args.rpc_tracker,
+                                                                                           args.rpc_key),
+                         backend_options=options, level=None if args.O is None else f"O{args.O}",
+                         strategy=args.strategy, cost_model=args.cost_model, progress=progress)
+    tuned, untuned = summary.estimate_ms()
+    out.payload = {"command": "tune", "database": str(summary.database), "target": summary.target,
+                   "tasks": [dict(t.__dict__) for t in summary.tasks],
+                   "estimated_ms": {"tuned": tuned, "untuned": untuned}}
+    if out.human and not quiet:
+        done = sum(1 for t in summary.tasks if t.status != "skipped")
+        print(f"{summary.database}: {done}/{len(summary.tasks)} kernel(s) tuned or recorded for {args.target}")
     return 0
 
 
@@ -904,6 +930,9 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--tvm-schedules", choices=("mlc", "none"), default=None,
                       help="llvm: mlc's CPU schedules (default) or TVM's default loops (none), for comparison")
     comp.add_argument("--cuda-arch", help="cuda: the GPU architecture, e.g. --cuda-arch sm_90 (default sm_80)")
+    comp.add_argument("--tuning-db", metavar="DIR",
+                      help="llvm/cuda: apply the tuning records of DIR (written by mlc tune); the manifest records "
+                           "its hash and how many kernels were tuned, defaulted or missing")
     _pipeline_args(comp)
     _quantize_args(comp)
     _prune_args(comp)
@@ -955,6 +984,31 @@ def build_parser() -> argparse.ArgumentParser:
     ben.add_argument("--warmup", type=int, default=5, help="untimed runs first (default 5)")
     _input_args(ben, shapes=True)
     ben.set_defaults(func=cmd_bench)
+
+    tune = add("tune", "tune a model's TVM kernels with MetaSchedule into a tuning database folder",
+               "Run the pipeline mlc compile runs for TARGET on MODEL, extract its fused TVM kernels and tune\n"
+               "each with MetaSchedule (N measured candidates per kernel), storing the records in DIR (created,\n"
+               "or resumed: kernels already there, from any model or an interrupted run, are skipped).\n"
+               "mlc compile --tuning-db DIR applies them. Progress goes to stderr.\n\n"
+               "exit codes: 0 done, 2 bad input (e.g. DIR is not an mlc tuning database), 3 target unavailable")
+    tune.add_argument("model", help="an .onnx file")
+    tune.add_argument("--target", choices=("llvm", "cuda"), default="llvm", help="llvm (default) or cuda")
+    tune.add_argument("--tuning-db", metavar="DIR", default="mlc-tuning",
+                      help="the database folder (default ./mlc-tuning)")
+    tune.add_argument("--trials", type=int, default=64, metavar="N", help="candidates measured per kernel (default 64)")
+    tune.add_argument("--time-budget", metavar="T",
+                      help="start no new kernel after T (e.g. 30m, 2h, 90s); a later run tunes the rest")
+    tune.add_argument("--rpc-tracker", metavar="HOST:PORT", help="measure on the RPC servers of this TVM tracker")
+    tune.add_argument("--rpc-key", metavar="KEY", help="with --rpc-tracker: the servers' key")
+    tune.add_argument("--strategy", choices=("evolutionary", "replay-trace", "replay-func"), default="evolutionary",
+                      help="MetaSchedule's search strategy (default evolutionary)")
+    tune.add_argument("--cost-model", choices=("xgb", "mlp", "random"), default="xgb",
+                      help="MetaSchedule's cost model (default xgb)")
+    tune.add_argument("-O", choices=["0", "1", "2", "3"], default=None, help="pipeline level, as for compile")
+    tune.add_argument("--mcpu", help="llvm: the CPU to tune for (default: this one)")
+    tune.add_argument("--mattr", help="llvm: CPU features on/off, e.g. --mattr=-avx512f")
+    tune.add_argument("--cuda-arch", help="cuda: the GPU architecture (default sm_80)")
+    tune.set_defaults(func=cmd_tune)
 
     targets = add("targets", "list targets and whether this machine can use them",
                   "List every target, whether it can be compiled for and run on this machine, and why not.")
