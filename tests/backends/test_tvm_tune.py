@@ -7,6 +7,8 @@ no cost model) so that the tests fit CI's 2 cores."""
 from __future__ import annotations
 
 import hashlib
+import importlib
+import importlib.util
 import json
 from pathlib import Path
 
@@ -144,3 +146,78 @@ def test_interrupted_then_resumed_equals_uninterrupted(tmp_path: Path, monkeypat
     assert any("dropped 1 unfinished" in line for line in lines)
     assert sorted(t.status for t in summary.tasks).count("recorded") == 1
     assert traces(resumed) == expected
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tornado") is None,
+                    reason="TVM's RPC tracker needs tornado (pip install tornado)")
+def test_rpc_tracker_spreads_measurements_over_two_servers(tmp_path: Path) -> None:
+    """A tracker and two servers on loopback; tuning through --rpc-tracker measures on both."""
+    import os
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    from tvm import rpc
+
+    model = tiny_model(tmp_path / "tiny.onnx")
+    port, key = _free_port(), "mlc-test"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    processes = [subprocess.Popen([sys.executable, "-m", "tvm.exec.rpc_tracker", "--host", "127.0.0.1",
+                                   "--port", str(port), "--port-end", str(port + 1)],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)]
+    logs = [tmp_path / f"server{i}.log" for i in range(2)]
+    # MetaSchedule's CPU design space registers TVM's tensor intrinsics on first use (about 30 s
+    # on 2 cores, once per process): done while the servers start, so the test stays under a minute.
+    warm = threading.Thread(target=importlib.import_module, args=("tvm.s_tir.tensor_intrin",))
+    warm.start()
+    try:
+        time.sleep(1.0)
+        for log in logs:
+            server_port = _free_port()
+            with log.open("w") as sink:
+                processes.append(subprocess.Popen(
+                    [sys.executable, "-m", "tvm.exec.rpc_server", "--host", "127.0.0.1", "--port", str(server_port),
+                     "--port-end", str(server_port + 1), "--tracker", f"127.0.0.1:{port}", "--key", key],
+                    stdout=sink, stderr=subprocess.STDOUT, env=env))
+        deadline = time.monotonic() + 40
+        free = 0
+        while time.monotonic() < deadline:
+            try:
+                queue = rpc.connect_tracker("127.0.0.1", port).summary()["queue_info"].get(key, {})
+                free = int(queue.get("free", 0))
+            except Exception:  # noqa: BLE001 - the tracker is still starting
+                free = 0
+            if free == 2:
+                break
+            time.sleep(0.5)
+        assert free == 2, "the two RPC servers did not register with the tracker"
+        warm.join()
+        summary = tune(model, "llvm", tmp_path / "db", trials=6, rpc_tracker=f"127.0.0.1:{port}", rpc_key=key,
+                       keep_slower=True, **FAST)
+        (task,) = summary.tasks
+        assert task.best_s is not None and task.default_s is not None
+    finally:
+        for process in reversed(processes):
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=10)
+    loads = [log.read_text().count("load_module") for log in logs]
+    assert all(n > 0 for n in loads), f"modules loaded per server: {loads}"
+    assert sum(loads) >= 7  # 6 candidates and the default schedule, each measured once
+
+
+def test_rpc_options_are_checked(tmp_path: Path) -> None:
+    model = tiny_model(tmp_path / "tiny.onnx")
+    with pytest.raises(BadInputError, match="go together"):
+        tune(model, "llvm", tmp_path / "db", rpc_tracker="127.0.0.1:9190")
+    with pytest.raises(BadInputError, match="HOST:PORT"):
+        tune(model, "llvm", tmp_path / "db", rpc_tracker="nowhere", rpc_key="k")
