@@ -12,12 +12,14 @@ TVM's default loops for these run on one core and vectorize only where LLVM find
 schedule, per block left after inlining the others into their consumers:
 
 * the innermost spatial loop is cut into whole vectors (16 float32 lanes with AVX-512, else 8; a
-  smaller power of two that divides a short loop) and vectorized, with the window loops moved
-  above it; a symbolic or indivisible innermost extent is left scalar (a tail predicate would
-  make LLVM scalarize the loop anyway);
-* the other spatial loops are fused into one and run in parallel over the cores when the block
-  has enough work (`PARALLEL_MIN_ELEMENTS` iterations, a symbolic extent counted as
-  `SYMBOLIC_EXTENT`): a parallel launch costs microseconds, which small kernels cannot repay.
+  smaller power of two that divides a short loop) and vectorized; a symbolic or indivisible
+  innermost extent is left scalar (a tail predicate would make LLVM scalarize the loop anyway),
+  and so is a window block (its strided window reads would be gathers);
+* the leading spatial loops, fused until they make `PARALLEL_MIN_CHUNKS` chunks, run in parallel
+  over the cores when the block has enough work (`PARALLEL_MIN_ELEMENTS` iterations, a symbolic
+  extent counted as `SYMBOLIC_EXTENT`): a parallel launch costs microseconds, which small
+  kernels cannot repay;
+* a window block keeps its producers (the pool's padding) as their own loop nests.
 
 It returns None for a function with any other reduction (dlight's `cpu.Reduction` and the matmul
 rule own those). It is deterministic: the same PrimFunc and target give the same schedule.
@@ -34,8 +36,11 @@ from tvm.target import Target
 
 from mlc.backends.tvm_sched_matmul import static, vector_lanes
 
-# Iterations below which a block stays on one core (a parallel launch costs a few microseconds).
-PARALLEL_MIN_ELEMENTS = 1 << 16
+# Iterations below which a block stays on one core. These kernels are memory-bound: up to ~1 MB of
+# float32 they run from L2 in tens of microseconds, which a parallel launch and join (microseconds,
+# far more on busy cores) does not repay: at 200k elements (add + relu) two threads on this
+# project's 2-core machine ran no faster than one, and a max-pool 13% slower.
+PARALLEL_MIN_ELEMENTS = 1 << 18
 # Parallel chunks wanted (the leading loops fused until they make this many).
 PARALLEL_MIN_CHUNKS = 64
 # What a symbolic extent (dynamic batch, sequence, image size) counts for in that estimate.

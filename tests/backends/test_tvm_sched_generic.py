@@ -60,8 +60,11 @@ def test_vector_factor(extent: int | None, lanes: int, width: int) -> None:
 
 @X86
 def test_large_elementwise_chain_is_parallel_and_vectorized() -> None:
-    text = scheduled(add_relu(1, 64, 56, 56), "add").mod.script()
+    text = scheduled(add_relu(1, 64, 112, 112), "add").mod.script()
     assert "T.parallel" in text
+    assert "T.vectorized(T.int64(16))" in text  # AVX-512's 16 lanes divide 112
+    text = scheduled(add_relu(1, 64, 56, 56), "add").mod.script()
+    assert "T.parallel" not in text  # 200k elements: below PARALLEL_MIN_ELEMENTS
     assert "T.vectorized(T.int64(8))" in text  # 56 = 7 x 8: the widest power of two dividing it
     assert text.count("T.sblock(") == 1 + 1  # root + the add and relu inlined into one block
 
