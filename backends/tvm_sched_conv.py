@@ -14,16 +14,20 @@ one, which is computed at the tile (`reverse_compute_at`), so the convolution's 
 through memory (without an epilogue the tile is written through a `cache_write`); the
 accumulator's initialization is split off and vectorized. Two kinds of tile:
 
-* static width with a divisor `V` of at least 4 up to the target's float32 lanes (16 with
-  AVX-512, else 8): vectors over `V` output columns, up to 16 output channels (unrolled) per tile.
+* static width: vectors over `V` output columns, `V` the largest divisor of the width up to the
+  target's float32 lanes (16 with AVX-512, else 8), up to 16 output channels (unrolled) per tile.
   In NCHW the input row is contiguous along the output width and the weight is one scalar per
   (f, rc, ry, rx): plain vector loads and one broadcast per weight, no repacking, no tail (a tail
-  puts a bounds test in the vector loop and TVM then emits it scalar);
-* symbolic width (ONNX models exported with dynamic H, W) or no such divisor (widths 1-3, 17...):
-  vectors over `lanes` output channels, 4 output columns (unrolled) per tile. For the channel
-  vector to be contiguous the accumulator is laid out channels-last inside the function and the
-  weights are repacked OIHW -> IHWO on every call (a parallel copy of the weights: constants are
-  parameters here, so it cannot be folded at compile time).
+  puts a bounds test in the vector loop and TVM then emits it scalar). Narrow widths get narrow
+  vectors (ResNet-18 at 64x64 ends at 2 columns); there the weights are what costs, and reading
+  them once beat the channel tile below, whose repack reads and writes them again, by 4-9x on
+  that layer (`min_columns` sets the narrowest column vector; narrower ones take the channel tile);
+* symbolic width (ONNX models exported with dynamic H, W): vectors over `lanes` output
+  channels, 4 output columns (unrolled) per tile. For the channel vector to be contiguous the
+  accumulator is laid out channels-last inside the function and the weights are repacked
+  OIHW -> IHWO on every call (a parallel copy of the weights: constants are parameters here, so
+  it cannot be folded at compile time; it dominates the layers with large weights and few
+  pixels).
 
 Depthwise convolutions (one input channel per group) are left to TVM's loops (None): the tile
 above shares nothing between channels there, and a rows x columns tile per channel measured
@@ -56,7 +60,7 @@ _CONV_BLOCKS = ("conv2d_nchw", "group_conv2d_nchw", "depthwise_conv2d_nchw")
 _AVX512_CPUS = ("skylake-avx512", "cascadelake", "cooperlake", "cannonlake", "icelake-client",
                 "icelake-server", "tigerlake", "rocketlake", "sapphirerapids", "emeraldrapids",
                 "graniterapids", "graniterapids-d", "diamondrapids", "znver4", "znver5", "x86-64-v4")
-_MIN_COLUMNS = 4  # narrower vectors over columns than this: vectors over channels instead
+_MIN_COLUMNS = 1  # narrower vectors over columns than this: vectors over channels instead
 
 
 def vector_lanes(target: Target) -> int:
@@ -173,6 +177,8 @@ class Conv2dRule(CPUScheduleRule):
             sch.transform_layout(block, ("write", 0), lambda b, c, h, w: (b, h, w, c))
             packed = sch.cache_read(block, 1, "global")
             sch.transform_layout(packed, ("write", 0), lambda o, c, h, w: (c, h, w, o))
+            o, *chw = sch.get_loops(packed)
+            sch.reorder(*chw, o)  # contiguous stores along o
             self._parallel_vectorized(sch, packed, lanes)
             sch.unroll(xi)
             sch.vectorize(fi)

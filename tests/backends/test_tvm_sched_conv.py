@@ -71,7 +71,7 @@ CASES = {  # input shape, out channels, kernel, stride, pad, groups
     "pointwise_s2": ((1, 16, 14, 14), 24, 1, 2, 0, 1),
     "grouped": ((1, 16, 12, 12), 16, 3, 1, 1, 4),
     "dense_symbolic": (("n", 16, "h", "w"), 32, 3, 1, 1, 1),
-    "odd_width": ((1, 8, 9, 17), 16, 3, 1, 1, 1),  # 17 columns: no divisor >= 4, vectors over channels
+    "odd_width": ((1, 8, 9, 17), 16, 3, 1, 1, 1),  # 17 columns: vectors of 1 column, or over channels
 }
 
 
@@ -79,13 +79,18 @@ CASES = {  # input shape, out channels, kernel, stride, pad, groups
 def test_rule_schedules_conv_kernels(case: str) -> None:
     shape, out_channels, kernel, stride, pad, groups = CASES[case]
     func = the_conv(conv_module(shape, out_channels, kernel, stride, pad, groups))
-    sch = Conv2dRule().apply(func, target(), False)
-    assert sch is not None
-    text = sch.mod.script()
-    assert "T.parallel(" in text and "T.vectorized(" in text
-    assert "conv2d_nchw_init" in text  # the initialization split off the reduction
-    if case == "dense_symbolic" or case == "odd_width":  # vectors over channels: weights repacked
-        assert "param_0_global" in text
+    for rule in (Conv2dRule(), Conv2dRule(min_columns=4)):
+        sch = rule.apply(func, target(), False)
+        assert sch is not None
+        text = sch.mod.script()
+        assert "T.parallel(" in text and "T.unroll(" in text
+        assert "conv2d_nchw_init" in text  # the initialization split off the reduction
+        # Vectors over channels (weights repacked) for symbolic widths, and for 17 columns (no
+        # divisor of at least 4) when min_columns asks for 4; else vectors over columns.
+        channel_tile = case == "dense_symbolic" or (case == "odd_width" and rule.min_columns == 4)
+        assert ("param_0_global" in text) == channel_tile
+        if case != "odd_width" or channel_tile:
+            assert "T.vectorized(" in text
 
 
 @pytest.mark.parametrize("shape", [(1, 24, 16, 16), ("n", 24, "h", "w")], ids=["static", "symbolic"])
@@ -181,21 +186,21 @@ def host_target() -> Any:
     return tvm.target.Target({"kind": "llvm", "mcpu": host_cpu()})
 
 
-@pytest.mark.parametrize(("height", "width", "scheduled_convs"), [(18, 28, 3), (10, 34, 3), ("h", "w", 3)],
-                         ids=["column-vectors", "channel-vectors", "symbolic"])
-def test_rule_alone_matches_onnxruntime(tmp_path: Path, height: Any, width: Any, scheduled_convs: int) -> None:
-    """28 columns (14 after the stride) take the column-vector tile; 34 (2 x 17) and 17 the
-    channel-vector tile, as does the symbolic model, run at two sizes. The depthwise conv stays
-    TVM's in all three."""
+@pytest.mark.parametrize(("height", "width", "min_columns"), [(18, 28, 1), (10, 34, 1), (10, 34, 4), ("h", "w", 1)],
+                         ids=["column-vectors", "narrow-columns", "channel-vectors", "symbolic"])
+def test_rule_alone_matches_onnxruntime(tmp_path: Path, height: Any, width: Any, min_columns: int) -> None:
+    """28 columns (14 after the stride) take the column-vector tile; 34 (2 x 17) and 17 vectors
+    of 2 and 1 columns, or the channel-vector tile with min_columns=4, as does the symbolic model,
+    run at two sizes. The depthwise conv stays TVM's in all of them."""
     from tvm.relax.frontend.onnx import from_onnx
 
     path = conv_zoo_model(tmp_path / "convs.onnx", height, width)
     module = relax.transform.DecomposeOpsForInference()(from_onnx(onnx.load(path), opset=17,
                                                                   keep_params_in_input=False))
     host = host_target()
-    rule = Conv2dRule()
+    rule = Conv2dRule(min_columns=min_columns)
     scheduled = [name for name, func in prim_funcs(module).items() if rule.apply(func, host, False) is not None]
-    assert len(scheduled) == scheduled_convs, scheduled
+    assert len(scheduled) == 3, scheduled  # all but the depthwise conv
     with host, tvm.transform.PassContext(opt_level=3):
         executable = tvm.compile(module, target=host, relax_pipeline=relax_pipeline(host, [rule]))
     vm = relax.VirtualMachine(executable, tvm.cpu())
