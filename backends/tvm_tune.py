@@ -204,6 +204,7 @@ class Task:
     weight: int  # how many times the model calls it
     mod: Any  # IRModule with the fused PrimFunc as "main"
     flop: float
+    dynamic: bool = False  # symbolic shapes: MetaSchedule cannot measure it
 
 
 def tuning_target(spec: dict[str, Any]) -> Any:
@@ -240,7 +241,12 @@ def extract_tasks(module: Any, target: Any) -> list[Task]:
             flop = float(ms.utils.get_flop(mod)) if hasattr(ms.utils, "get_flop") else 0.0
         except Exception:  # noqa: BLE001 - FLOPs are for the progress line only
             flop = 0.0
-        found[key] = Task(str(task.task_name), key, int(task.weight), mod, flop)
+        try:
+            ms.arg_info.ArgInfo.from_prim_func(mod["main"])
+            dynamic = False
+        except Exception:  # noqa: BLE001 - TVM refuses symbolic buffer shapes with a TypeError
+            dynamic = True
+        found[key] = Task(str(task.task_name), key, int(task.weight), mod, flop, dynamic)
     return [found[k] for k in sorted(found)]
 
 

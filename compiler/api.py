@@ -160,6 +160,10 @@ def compile(model: str | Path, target: str = "onnxruntime", output: str | Path |
     backend_options = {k: v for k, v in (("mcpu", mcpu), ("mattr", mattr), ("cuda_arch", cuda_arch),
                                          ("schedules", tvm_schedules),
                                          ("tuning_db", None if tuning_db is None else str(tuning_db))) if v}
+    if tuning_db is not None:
+        from mlc.tuning import check_compile_target
+
+        check_compile_target(target, tuning_db)
     request = _request(target, level, passes, disable, pass_options, freeze_inputs, bind_inputs, static_shapes,
                        model, _quantization(quantize, quantization),
                        {"prune": prune, "prune_scope": prune_scope, "prune_norm": prune_norm,
@@ -188,9 +192,10 @@ def _quantization(mode: str | None, options: Mapping[str, Any]) -> dict[str, Any
 @_mlc_errors_only
 def tune(model: str | Path, target: str = "llvm", tuning_db: str | Path = "mlc-tuning", *, trials: int = 64,
          time_budget: str | float | None = None, rpc_tracker: str | None = None, rpc_key: str | None = None,
-         level: str | int | None = None, mcpu: str | None = None, mattr: str | None = None,
-         cuda_arch: str | None = None, strategy: str = "evolutionary", cost_model: str = "xgb",
-         keep_slower: bool = False, progress: Callable[[str], None] | None = None) -> Any:
+         level: str | int | None = None, static_shapes: Mapping[str, Sequence[int]] | None = None,
+         mcpu: str | None = None, mattr: str | None = None, cuda_arch: str | None = None,
+         strategy: str = "evolutionary", cost_model: str = "xgb", keep_slower: bool = False,
+         progress: Callable[[str], None] | None = None) -> Any:
     """`mlc tune`: tune the model's TVM kernels (after mlc's pipeline for `target`) with
     MetaSchedule, `trials` candidates per task, into the database folder `tuning_db` (created,
     or resumed); returns an `mlc.tuning.TuneSummary`. `time_budget`: seconds or "30m"/"2h";
@@ -200,7 +205,9 @@ def tune(model: str | Path, target: str = "llvm", tuning_db: str | Path = "mlc-t
     options = {k: v for k, v in (("mcpu", mcpu), ("mattr", mattr), ("cuda_arch", cuda_arch)) if v}
     return tune_model(model, target, tuning_db, trials=trials, time_budget_s=parse_duration(time_budget),
                       rpc=parse_tracker(rpc_tracker, rpc_key), backend_options=options,
-                      level=None if level is None else f"O{str(level).lstrip('-Oo')}", strategy=strategy,
+                      level=None if level is None else f"O{str(level).lstrip('-Oo')}",
+                      static_shapes={k: tuple(int(d) for d in v) for k, v in (static_shapes or {}).items()},
+                      strategy=strategy,
                       cost_model=cost_model, keep_slower=keep_slower, progress=progress)
 
 

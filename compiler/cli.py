@@ -549,6 +549,10 @@ def cmd_compile(args: argparse.Namespace, out: Output) -> int:
     backend_options = {k: v for k, v in (("mcpu", args.mcpu), ("mattr", args.mattr),
                                          ("cuda_arch", args.cuda_arch), ("schedules", args.tvm_schedules),
                                          ("tuning_db", args.tuning_db)) if v}
+    if args.tuning_db:
+        from mlc.tuning import check_compile_target
+
+        check_compile_target(args.target, args.tuning_db)
     with _progress(args) as progress:
         instruments.append(PassProgress(progress, len(request.build())))
         progress.update(f"importing {args.model}")
@@ -569,6 +573,7 @@ def cmd_compile(args: argparse.Namespace, out: Output) -> int:
 
 
 def cmd_tune(args: argparse.Namespace, out: Output) -> int:
+    from mlc.numerics.inputs import parse_shape_flags
     from mlc.tuning import parse_duration, parse_tracker, tune_model
 
     options = {k: v for k, v in (("mcpu", args.mcpu), ("mattr", args.mattr), ("cuda_arch", args.cuda_arch)) if v}
@@ -582,13 +587,14 @@ def cmd_tune(args: argparse.Namespace, out: Output) -> int:
                          time_budget_s=parse_duration(args.time_budget), rpc=parse_tracker(args.rpc_tracker,
                                                                                            args.rpc_key),
                          backend_options=options, level=None if args.O is None else f"O{args.O}",
+                         static_shapes=parse_shape_flags(args.input_shape),
                          strategy=args.strategy, cost_model=args.cost_model, progress=progress)
     tuned, untuned = summary.estimate_ms()
     out.payload = {"command": "tune", "database": str(summary.database), "target": summary.target,
                    "tasks": [dict(t.__dict__) for t in summary.tasks],
                    "estimated_ms": {"tuned": tuned, "untuned": untuned}}
     if out.human and not quiet:
-        done = sum(1 for t in summary.tasks if t.status != "skipped")
+        done = sum(1 for t in summary.tasks if t.status not in ("skipped", "dynamic"))
         print(f"{summary.database}: {done}/{len(summary.tasks)} kernel(s) tuned or recorded for {args.target}")
     return 0
 
@@ -823,6 +829,8 @@ EXAMPLES = {
             "mlc run digits.ort --input-shape pixels:4,64 --seed 1",
             "mlc run digits.ort --inputs models/digits_mlp.sample.npz --compare out.npz --atol 1e-6"],
     "targets": ["mlc targets", "mlc targets --json"],
+    "tune": ["mlc tune models/digits_mlp.onnx --target llvm --input-shape pixels:1,64 --trials 2 "
+             "--strategy replay-trace --cost-model random --tuning-db tuning/"],
     "bench": ["mlc bench models/digits_mlp.onnx --target onnxruntime --runs 20",
               "mlc bench digits.ort --original models/digits_mlp.onnx --runs 20 --json"],
 }
@@ -1005,6 +1013,9 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--cost-model", choices=("xgb", "mlp", "random"), default="xgb",
                       help="MetaSchedule's cost model (default xgb)")
     tune.add_argument("-O", choices=["0", "1", "2", "3"], default=None, help="pipeline level, as for compile")
+    tune.add_argument("--input-shape", "--static-shape", dest="input_shape", action="append", default=[],
+                      metavar="NAME:D,D", help="fix an input's dims, as for compile (kernels with dynamic shapes "
+                                               "are not tunable); compile with the same flags to apply the records")
     tune.add_argument("--mcpu", help="llvm: the CPU to tune for (default: this one)")
     tune.add_argument("--mattr", help="llvm: CPU features on/off, e.g. --mattr=-avx512f")
     tune.add_argument("--cuda-arch", help="cuda: the GPU architecture (default sm_80)")

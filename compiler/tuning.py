@@ -40,7 +40,7 @@ class TaskResult:
     default_s: float | None  # mlc's default schedule
     best_s: float | None  # the best tuned candidate (None: none built or ran)
     trials: int
-    status: str  # tuned | kept-default | recorded | skipped (time budget)
+    status: str  # tuned | kept-default | recorded | skipped (time budget) | dynamic (not tunable)
     records: bool = False  # the task folder holds records the build applies
 
     @property
@@ -68,6 +68,12 @@ class TuneSummary:
         tuned = sum(t.weight * (t.chosen_s or t.default_s or 0.0) for t in rows) * 1e3
         untuned = sum(t.weight * (t.default_s or 0.0) for t in rows) * 1e3
         return tuned, untuned
+
+
+def check_compile_target(target: str | None, tuning_db: object) -> None:
+    """`--tuning-db` is for the TVM targets: refused (one line) for any other."""
+    if tuning_db and target not in TARGETS:
+        raise BadInputError(f"--tuning-db is for --target {' or '.join(TARGETS)}, not {target}")
 
 
 def parse_duration(text: str | float | int | None) -> float | None:
@@ -105,6 +111,7 @@ def _ms(seconds: float | None) -> str:
 def tune_model(model: str | Path, target: str, database: str | Path, *, trials: int = 64,
                time_budget_s: float | None = None, rpc: tuple[str, int, str] | None = None,
                backend_options: dict[str, Any] | None = None, level: str | None = None,
+               static_shapes: dict[str, tuple[int, ...]] | None = None,
                strategy: str = "evolutionary", cost_model: str = "xgb", keep_slower: bool = False,
                progress: Callable[[str], None] | None = None) -> TuneSummary:
     """Tune `model`'s kernels for `target` into the database folder; see the module docstring."""
@@ -147,7 +154,7 @@ def tune_model(model: str | Path, target: str, database: str | Path, *, trials: 
     db.open_for_writing()
     started = time.monotonic()
 
-    request = PipelineRequest(target=target, level=level, model=str(model))
+    request = PipelineRequest(target=target, level=level, model=str(model), static_shapes=dict(static_shapes or {}))
     request.validate()
     say(f"running mlc's pipeline for {target} on {model}")
     result = run_pipeline(Path(model), request.build(Path(model)), CheckOptions(verify="none"))
@@ -176,6 +183,10 @@ def tune_model(model: str | Path, target: str, database: str | Path, *, trials: 
             summary.tasks.append(row)
             say(f"{head}: in the database: best {_ms(row.best_s)}, default {_ms(row.default_s)}")
             continue
+        if task.dynamic:
+            summary.tasks.append(TaskResult(task.name, task.key, task.weight, None, None, 0, "dynamic"))
+            say(f"{head}: not tunable, its shapes are dynamic (tune and compile with --input-shape to fix them)")
+            continue
         if time_budget_s is not None and time.monotonic() - started >= time_budget_s:
             summary.tasks.append(TaskResult(task.name, task.key, task.weight, None, None, 0, "skipped"))
             say(f"{head}: skipped, time budget spent (a later run tunes it)")
@@ -199,7 +210,7 @@ def tune_model(model: str | Path, target: str, database: str | Path, *, trials: 
         verdict = (f"{default_s / best_s:.2f}x" if kept and default_s and best_s else "default kept")
         say(f"{head}: best {_ms(best_s)}, default {_ms(default_s)} ({verdict}); {trials} trials")
     tuned, untuned = summary.estimate_ms()
-    finished = sum(1 for t in summary.tasks if t.status != "skipped")
+    finished = sum(1 for t in summary.tasks if t.status not in ("skipped", "dynamic"))
     line = f"{finished}/{len(tasks)} task(s) in {database}"
     if tuned is not None and untuned is not None:
         line += f"; estimated model latency {tuned:.4g} ms tuned vs {untuned:.4g} ms untuned"
