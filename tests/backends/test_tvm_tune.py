@@ -221,3 +221,14 @@ def test_rpc_options_are_checked(tmp_path: Path) -> None:
         tune(model, "llvm", tmp_path / "db", rpc_tracker="127.0.0.1:9190")
     with pytest.raises(BadInputError, match="HOST:PORT"):
         tune(model, "llvm", tmp_path / "db", rpc_tracker="nowhere", rpc_key="k")
+
+
+def test_time_budget_leaves_tasks_for_a_later_run(tmp_path: Path) -> None:
+    model = tiny_model(tmp_path / "tiny.onnx", softmax=True)
+    db = tmp_path / "db"
+    summary = tune(model, "llvm", db, trials=2, time_budget=1e-9, **FAST)
+    assert summary.tasks and {t.status for t in summary.tasks} == {"skipped"}
+    assert task_folders(db) == {}
+    later = tune(model, "llvm", db, trials=2, time_budget="10m", keep_slower=True, **FAST)
+    assert {t.status for t in later.tasks} == {"tuned"}
+    assert set(task_folders(db)) == {t.key for t in later.tasks}
