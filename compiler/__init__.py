@@ -7,7 +7,7 @@ check and localization), `run` (artifact → outputs), `bench`, `load` (artifact
 `.run(feeds)`), and the error classes rooted at `MlcError` (each carries its process exit code).
 """
 
-from mlc.api import bench, compile, debug, optimize, run
+from mlc.api import bench, compile, debug, optimize, run, tune
 from mlc.errors import (
     BadInputError,
     InternalError,
@@ -32,5 +32,5 @@ def load(folder):  # type: ignore[no-untyped-def]
 __all__ = [
     "BadInputError", "Graph", "InternalError", "MlcError", "NumericMismatchError", "TargetUnavailableError",
     "VerificationError", "__version__", "assert_graph_equal", "bench", "compile", "debug", "export_onnx",
-    "import_onnx", "load", "optimize", "parse_ir", "print_ir", "run", "save_onnx", "verify",
+    "import_onnx", "load", "optimize", "parse_ir", "print_ir", "run", "save_onnx", "tune", "verify",
 ]

@@ -17,7 +17,7 @@ import pytest
 from mlc.cli import EXAMPLES, build_parser, main
 from tests.cli.helpers import ROOT, bundled
 
-ORDER = ["compile", "optimize", "run", "inspect", "debug", "passes", "targets", "bench"]  # run needs compile's
+ORDER = ["compile", "optimize", "run", "inspect", "debug", "passes", "targets", "bench", "tune"]  # run needs compile's
 
 
 def quick_start() -> list[str]:
