@@ -18,8 +18,6 @@ onnxruntime on the original model. Every variant of a model runs on the sample i
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
 import tempfile
 import time
@@ -28,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _machine import cpu
 
 ROOT = Path(__file__).resolve().parents[1]
 ZOO = Path.home() / ".cache" / "mlc-zoo"
@@ -37,18 +36,6 @@ MODELS = ("tv_resnet18-ts", "tv_mobilenet_v3-ts", "bert-ts")
 
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-def cpu() -> str:
-    name, flags = platform.machine(), set()
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() == "model name":
-            name = value.strip()
-        if key.strip() == "flags" and not flags:
-            flags = set(value.split())
-    isa = "AVX-512 + VNNI" if "avx512_vnni" in flags else "AVX-512" if "avx512f" in flags else "AVX2"
-    return f"{name}, {os.cpu_count()} cores visible, {isa}"
 
 
 def bench_model(name: str, tmp: Path, runs: int) -> dict[str, Any]:

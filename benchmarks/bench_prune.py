@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _machine import cpu
 
 ROOT = Path(__file__).resolve().parents[1]
 ZOO = Path.home() / ".cache" / "mlc-zoo"
@@ -184,21 +185,6 @@ def zoo(name: str, tmp: Path, runs: int, llvm: bool) -> dict[str, Any] | None:
 
 
 # ------------------------------------------------------------------------------------------------ report
-
-
-def cpu() -> str:
-    name, flags = platform.machine(), set()
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() == "model name":
-            name = value.strip()
-        if key.strip() == "flags" and not flags:
-            flags = set(value.split())
-    isa = "AVX-512 + VNNI" if "avx512_vnni" in flags else "AVX-512" if "avx512f" in flags else \
-        "AVX2" if "avx2" in flags else "no AVX2"
-    import os
-
-    return f"{name}, {os.cpu_count()} cores visible, {isa}"
 
 
 def versions() -> str:
