@@ -27,8 +27,6 @@ pruning, and the original row is -O2 too): what a user gets.
 from __future__ import annotations
 
 import argparse
-import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,6 +36,7 @@ from typing import Any
 
 import numpy as np
 from _machine import cpu
+from _machine import versions as machine_versions
 
 ROOT = Path(__file__).resolve().parents[1]
 ZOO = Path.home() / ".cache" / "mlc-zoo"
@@ -188,19 +187,7 @@ def zoo(name: str, tmp: Path, runs: int, llvm: bool) -> dict[str, Any] | None:
 
 
 def versions() -> str:
-    import onnx
-    import onnxruntime
-
-    parts = [f"python {platform.python_version()}", f"onnx {onnx.__version__}",
-             f"onnxruntime {onnxruntime.__version__}"]
-    try:
-        import tvm
-
-        parts.append(f"tvm {tvm.__version__}")
-    except ImportError:
-        pass
-    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-    return ", ".join([*parts, f"mlc {commit.stdout.strip() or '?'}"])
+    return machine_versions(ROOT)
 
 
 def _si(value: float) -> str:

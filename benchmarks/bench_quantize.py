@@ -80,6 +80,7 @@ from typing import Any
 
 import numpy as np
 import onnx
+from _machine import versions as machine_versions
 
 ROOT = Path(__file__).resolve().parents[1]
 ZOO = Path.home() / ".cache" / "mlc-zoo"
@@ -523,21 +524,7 @@ def cpu_description() -> tuple[str, bool]:
 
 
 def versions() -> str:
-    import onnxruntime
-
-    parts = [f"python {platform.python_version()}", f"onnx {onnx.__version__}",
-             f"onnxruntime {onnxruntime.__version__}"]
-    try:
-        import tvm
-
-        parts.append(f"tvm {tvm.__version__}")
-    except ImportError:
-        pass
-    import subprocess
-
-    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True, check=False).stdout.strip()
-    return ", ".join([*parts, f"mlc {commit or '?'}"])
+    return machine_versions(ROOT)
 
 
 def _fmt_quality(row: dict[str, Any]) -> list[str]:

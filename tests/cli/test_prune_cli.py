@@ -6,7 +6,6 @@ manifest's pruning record, composition with int8, the ratio search under `--accu
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import jsonschema
 import numpy as np
@@ -16,21 +15,12 @@ import mlc
 from mlc.errors import BadInputError
 from mlc.pipelines import PruneOptions, build_pipeline
 from mlc.report import SCHEMA_PATH
-from tests.cli.helpers import ROOT, digits_splits, exit_of
+from tests.cli.helpers import ROOT, exit_of
 from tests.cli.helpers import mlc as run_mlc
 
+pytestmark = pytest.mark.usefixtures("cache_home")
+
 CNN = ROOT / "models" / "digits_cnn.onnx"
-
-
-@pytest.fixture(autouse=True)
-def cache_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    return tmp_path / "xdg"
-
-
-@pytest.fixture
-def digits(tmp_path: Path) -> dict[str, Path]:
-    return digits_splits(tmp_path)
 
 
 _exit_of = exit_of

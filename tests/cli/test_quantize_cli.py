@@ -16,23 +16,13 @@ import mlc
 from mlc.errors import BadInputError
 from mlc.pipelines import QuantizeOptions, build_pipeline, default_calibration_cache
 from mlc.report import SCHEMA_PATH
-from tests.cli.helpers import ROOT, digits_splits, exit_of
+from tests.cli.helpers import ROOT, exit_of
 from tests.cli.helpers import mlc as run_mlc
 from tests.quantize.qdq_models import outlier_chain
 
+pytestmark = pytest.mark.usefixtures("cache_home")
+
 CNN = ROOT / "models" / "digits_cnn.onnx"
-
-
-@pytest.fixture(autouse=True)
-def cache_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Default calibration tables go to a temporary XDG cache, never the user's."""
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    return tmp_path / "xdg"
-
-
-@pytest.fixture
-def digits(tmp_path: Path) -> dict[str, Path]:
-    return digits_splits(tmp_path)
 
 
 @pytest.fixture
