@@ -781,30 +781,50 @@ def cmd_targets(args: argparse.Namespace, out: Output) -> int:
 def cmd_bench(args: argparse.Namespace, out: Output) -> int:
     from rich.table import Table
 
-    from mlc.benchmark import bench
+    from mlc.benchmark import PLAIN, bench_variants
+    from mlc.errors import BadInputError
     from mlc.numerics.inputs import InputSpec, parse_range_flags, parse_shape_flags
 
     spec = InputSpec(seed=args.seed, shapes=parse_shape_flags(args.input_shape),
                      ranges=parse_range_flags(args.input_range))
+    try:
+        static = parse_shape_flags(args.static_shape)
+    except BadInputError as error:  # the parser names --input-shape, its usual spelling
+        raise BadInputError(str(error).replace("--input-shape", "--static-shape", 1)) from None
     with _progress(args) as progress, progress.stage("benchmarking"):
-        ours, plain, target = bench(args.model, args.target, original=args.original, runs=args.runs,
-                                    warmup=args.warmup, inputs_path=args.inputs, spec=spec,
-                                    level=f"O{args.O}" if args.O is not None else None)
-    rows = [ours] + ([plain] if plain else [])
-    out.payload = {"model": args.model, "target": target, "runs": [r.__dict__ for r in rows],
-                   "speedup_vs_onnxruntime": (plain.median_ms / ours.median_ms) if plain else None}
+        report = bench_variants(args.model, args.target, original=args.original, runs=args.runs,
+                                warmup=args.warmup, inputs_path=args.inputs, spec=spec,
+                                level=f"O{args.O}" if args.O is not None else None, static_shapes=static,
+                                tuning_db=args.tuning_db, stage=progress.stage)
+    plain, variants = report.plain, report.variants
+    first = variants[0]
+    out.payload = {"model": args.model, "target": ",".join(report.targets), "cpu": report.cpu,
+                   "runs": [v.timing.__dict__ for v in variants] + ([plain.__dict__] if plain else []),
+                   "speedup_vs_onnxruntime": (plain.median_ms / first.timing.median_ms) if plain else None,
+                   "variants": [v.to_json(plain) for v in variants],
+                   "baseline": plain.__dict__ if plain else None, "feeds": report.feeds, "warmup": report.warmup}
+    for variant in variants:
+        if variant.check is not None and not variant.check.ok:
+            out.warn(f"{variant.label} computes other numbers than plain onnxruntime on the timed feeds: "
+                     f"{variant.check.detail}")
     if not out.human:
         return 0
     table = Table(show_edge=False, pad_edge=False)
-    for column in ("", "median ms", "p10 ms", "p90 ms", "runs", "vs plain onnxruntime"):
-        table.add_column(column, justify="right" if column else "left")
-    for row in rows:
-        ratio = ""
-        if plain is not None:
-            ratio = f"{plain.median_ms / row.median_ms:.2f}x speed" if row is ours else "1.00x"
-        table.add_row(row.label, f"{row.median_ms:.3f}", f"{row.p10_ms:.3f}", f"{row.p90_ms:.3f}", str(row.runs), ratio)
+    for column in ("", "median ms", "p10 ms", "p90 ms", "runs", "vs plain onnxruntime", "check"):
+        table.add_column(column, justify="right" if column not in ("", "check") else "left")
+    for variant in variants:
+        timing, check = variant.timing, variant.check
+        ratio = f"{plain.median_ms / timing.median_ms:.2f}x speed" if plain else ""
+        verdict = "" if check is None else check.text() if check.ok else f"[red]{check.text()}[/red]"
+        table.add_row(_escape(variant.label), f"{timing.median_ms:.3f}", f"{timing.p10_ms:.3f}",
+                      f"{timing.p90_ms:.3f}", str(timing.runs), ratio, verdict)
+    if plain is not None:
+        table.add_row(PLAIN, f"{plain.median_ms:.3f}", f"{plain.p10_ms:.3f}", f"{plain.p90_ms:.3f}",
+                      str(plain.runs), "1.00x", "reference")
+    shapes = ", ".join(f"{k} [{','.join(map(str, v))}]" for k, v in report.feeds.items())
     console = out.console()
-    console.print(f"mlc bench {_escape(args.model)} (target {target}; interleaved runs, medians)")
+    console.print(f"mlc bench {_escape(args.model)}: {_escape(report.cpu)}; {args.runs} runs each, "
+                  f"interleaved, medians; feeds {_escape(shapes)}")
     console.print(table)
     if plain is None:
         console.print("no plain onnxruntime baseline: pass --original MODEL.onnx for an artifact folder")
@@ -832,6 +852,7 @@ EXAMPLES = {
     "tune": ["mlc tune models/digits_mlp.onnx --target llvm --input-shape pixels:1,64 --trials 2 "
              "--strategy replay-trace --cost-model random --tuning-db tuning/"],
     "bench": ["mlc bench models/digits_mlp.onnx --target onnxruntime --runs 20",
+              "mlc bench models/digits_mlp.onnx --target llvm,onnxruntime --runs 20 --warmup 2",
               "mlc bench digits.ort --original models/digits_mlp.onnx --runs 20 --json"],
 }
 
@@ -982,14 +1003,24 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
 
     ben = add("bench", "median latency of a model or artifact against plain onnxruntime, measured interleaved",
-              "Time an artifact (or compile MODEL first) against the original in a default onnxruntime\n"
-              "session, interleaved run by run; report medians and the ratio.")
+              "Compile MODEL for each target (or take an artifact folder as it is), check each artifact's\n"
+              "outputs once against the original in a default onnxruntime session, then time them all and\n"
+              "that session interleaved, one call each per round, the order rotating round by round; report\n"
+              "medians, p10/p90, the speed relative to plain onnxruntime and each check.")
     ben.add_argument("model", help="an .onnx file (compiled first) or an artifact folder")
-    ben.add_argument("--target", default="onnxruntime", help="target when MODEL is an .onnx file, e.g. --target llvm")
+    ben.add_argument("--target", default="onnxruntime",
+                     help="target(s) when MODEL is an .onnx file, e.g. --target llvm or --target llvm,onnxruntime "
+                          "(default onnxruntime)")
     ben.add_argument("--original", metavar="MODEL.onnx", help="the source model, for an artifact folder's baseline")
     ben.add_argument("-O", choices=["0", "1", "2", "3"], default=None, help="pipeline when compiling, e.g. -O2")
+    ben.add_argument("--static-shape", action="append", default=[], metavar="NAME:D,D",
+                     help="compile with an input's dims fixed (as mlc compile --static-shape) and time at them, "
+                          "e.g. --static-shape pixels:1,64 (repeatable)")
+    ben.add_argument("--tuning-db", metavar="DIR",
+                     help="llvm/cuda: also time each TVM target with the tuning records of DIR (written by mlc "
+                          "tune) applied, as a separate `tuned` variant")
     ben.add_argument("--runs", type=int, default=50, help="timed runs of each, e.g. --runs 200 (default 50)")
-    ben.add_argument("--warmup", type=int, default=5, help="untimed runs first (default 5)")
+    ben.add_argument("--warmup", type=int, default=5, help="untimed rounds first (default 5)")
     _input_args(ben, shapes=True)
     ben.set_defaults(func=cmd_bench)
 
