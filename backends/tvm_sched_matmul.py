@@ -85,13 +85,14 @@ class MatmulShape:
     def __init__(self, block: Any) -> None:
         self.ok = False
         self.b_contiguous_k = False
+        self.has_m = True
         store = block.body
         if not isinstance(store, tirx.BufferStore) or not isinstance(store.value, tirx.Add):
             return
         iters = list(block.iter_vars)
         spatial = [iv.var for iv in iters if iv.iter_type == tirx.IterVar.DataPar]
         reduce = [iv.var for iv in iters if iv.iter_type == tirx.IterVar.CommReduce]
-        if len(reduce) != 1 or len(spatial) < 2 or len(spatial) + 1 != len(iters):
+        if len(reduce) != 1 or not spatial or len(spatial) + 1 != len(iters):
             return
         # C[s..] = C[s..] + f(A[..], B[..]): the output indexed by the spatial iterators in order
         # (normalize_prim_func has dropped unit iterators: their index is a constant).
@@ -104,10 +105,13 @@ class MatmulShape:
         operands = [load for load in _loads(rhs) if not load.source.same_as(store.buffer)]
         if len({load.source.name for load in operands}) != 2 or len(operands) != 2:
             return
-        k, m, n = reduce[0], spatial[-2], spatial[-1]
+        # One spatial iterator: a single-row product (M = 1, dropped as a unit iterator), C[n] += A[k] * B[k, n].
+        k, n = reduce[0], spatial[-1]
+        m = spatial[-2] if len(spatial) > 1 else None
+        self.has_m = m is not None
         used = [set().union(*(_vars_in(i) for i in load.indices)) for load in operands]
-        a_index = [i for i, u in enumerate(used) if m in u and n not in u and k in u]
-        b_index = [i for i, u in enumerate(used) if n in u and m not in u and k in u]
+        a_index = [i for i, u in enumerate(used) if (m is None or m in u) and n not in u and k in u]
+        b_index = [i for i, u in enumerate(used) if n in u and (m is None or m not in u) and k in u]
         if len(a_index) != 1 or len(b_index) != 1 or a_index == b_index:
             return
         b_load = operands[b_index[0]]
@@ -140,9 +144,14 @@ class MatmulRule(ScheduleRule):
         loops = sch.get_loops(matmul)
         if len(loops) != len(block.iter_vars):
             return None
-        *batch, m, n, k = loops
         extents = [static(sch.get(loop).extent) for loop in loops]
-        m_ext, n_ext = extents[-3], extents[-2]
+        if shape.has_m:
+            *batch, m, n, k = loops
+            m_ext, n_ext = extents[-3], extents[-2]
+        else:  # a single row: M's loop is a unit loop added above N, so the tiling below stays one code path
+            *batch, n, k = loops
+            m = sch.add_unit_loop(n)
+            m_ext, n_ext = 1, extents[-2]
         if m_ext == 1 and shape.b_contiguous_k:
             return None  # a matrix-vector product with a K-contiguous weight: dlight's GEMV
         epilogue = others[0].block_rv if others else None

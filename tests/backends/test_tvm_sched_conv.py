@@ -202,7 +202,7 @@ def test_rule_alone_matches_onnxruntime(tmp_path: Path, height: Any, width: Any,
     scheduled = [name for name, func in prim_funcs(module).items() if rule.apply(func, host, False) is not None]
     assert len(scheduled) == 3, scheduled  # all but the depthwise conv
     with host, tvm.transform.PassContext(opt_level=3):
-        executable = tvm.compile(module, target=host, relax_pipeline=relax_pipeline(host, [rule]))
+        executable = tvm.compile(module, target=host, relax_pipeline=relax_pipeline(host, [rule], conv_layout="NCHW"))
     vm = relax.VirtualMachine(executable, tvm.cpu())
     rng = np.random.default_rng(2)
     for shape in ([(1, 8, height, width)] if isinstance(height, int) else [(1, 8, 18, 34), (1, 8, 7, 12)]):

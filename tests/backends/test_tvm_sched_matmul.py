@@ -130,14 +130,28 @@ def test_transposed_consumer_is_carried_by_the_tile() -> None:
 @pytest.mark.parametrize(("what", "module", "name_part"), [
     ("symbolic N (Q.K^T)", relax_module([(1, 4, "s", 16), (1, 4, 16, "s")], lambda p: relax.op.matmul(p[0], p[1])),
      "matmul"),
-    ("matrix-vector product, weight contiguous along K",
-     relax_module([(1, 64), (128, 64)], lambda p: relax.op.matmul(p[0], relax.op.permute_dims(p[1]))), "matmul"),
     ("spatial only", relax_module([(8, 64)], lambda p: relax.op.nn.relu(relax.op.add(p[0], p[0]))), "add"),
     ("a reduction that is no matmul", relax_module([(8, 64)], lambda p: relax.op.sum(p[0], axis=[1])), "sum"),
     ("softmax", relax_module([(8, 64)], lambda p: relax.op.nn.softmax(p[0])), "softmax"),
 ])
 def test_declines(what: str, module: Any, name_part: str) -> None:
     assert scheduled(module, AVX512, name_part) is None, what
+
+
+def test_single_row_product_is_scheduled() -> None:
+    """M = 1 with the weight N-contiguous in the kernel (the transpose is a kernel of its own, or folded
+    into a constant): normalize_prim_func drops the unit row, and the rule still tiles it (MobileNetV3's
+    576 -> 1024 classifier at batch 1: 1.6 ms with TVM's loops, 0.09 ms tiled)."""
+    module = relax_module([(1, 64), (128, 64)], lambda p: relax.op.matmul(p[0], relax.op.permute_dims(p[1])))
+    sch = scheduled(module, AVX512, "matmul")
+    assert sch is not None
+    text = sch.mod.script()
+    assert "T.vectorized(" in text and "matmul_init" in text
+    vm = build(module, [MatmulRule()])
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((1, 64)).astype("float32"), rng.standard_normal((128, 64)).astype("float32")
+    got = vm["main"](tvm.runtime.tensor(a), tvm.runtime.tensor(b)).numpy()
+    np.testing.assert_allclose(got, a @ b.T, rtol=1e-5, atol=1e-5)
 
 
 def test_same_schedule_twice() -> None:

@@ -1,0 +1,161 @@
+"""A dlight rule that schedules TVM's 2-D convolutions in NHWC (channels-last) data with HWIO weights.
+
+Why channels-last: in NCHW the only contiguous axis of a convolution's output is its width, which
+is narrow (7 columns in ResNet's last stage), unknown at compile time in exports with dynamic
+image sizes, and meaningless for depthwise convolutions. In NHWC the channels are innermost: a
+static count (64, 96, 512 ...), so every convolution, dense, pointwise or depthwise, gets the same
+vectors over output channels, whatever the image size. `tvm_schedules.fusion_passes` converts
+the model (Relax `ConvertLayout`, conv2d -> NHWC/HWIO) before legalization: the transposes land
+at the model's edges (layout-agnostic ops between convolutions, elementwise and pooling, follow
+the layout) and the weights' HWIO copies are constants folded at compile time, so no repacking
+runs per call.
+
+TOPI's generic convolution (`topi.nn.conv`) legalizes it to a padding block (`pad_temp`), the
+block `conv2d_nhwc` / `group_conv2d_nhwc` (iterators `n, y, x, f` spatial, then `ry, rx, rc`)
+and, after fusion, the epilogue blocks (bias, relu/clip, residual add, hardswish...). The
+schedule:
+
+* a tile of up to 8 output columns (6 where vectors are 256-bit: 16 registers) x up to 2 vectors
+  of output channels (16 float32 lanes with AVX-512, else 8), its accumulators kept in registers
+  for the whole reduction: the reduction loops `ry, rx, rc` run outside the tile, so per step the
+  tile loads one input scalar per column (broadcast) and one weight vector per channel vector
+  (contiguous in HWIO) and does columns x vectors fused multiply-adds. A static width gets the
+  widest tile without a tail: the whole row when it is at most 8 (ResNet's 7x7 stage: one tile of
+  7 columns; a 1-column tile, the largest divisor of 7 up to 6, made those convolutions 3x slower);
+* the channel blocks outermost, fused with `n, y` and parallel over the cores: a block's weights
+  (up to 590 KB for 512 channels 3x3) stay in the core's L2 while it computes every row;
+* the epilogue blocks are inlined into the last one, computed at the tile and vectorized over the
+  channels (the convolution's result never goes through memory; without an epilogue the tile is
+  written through a `cache_write`); the accumulator's initialization is split off and vectorized;
+* the padding block is a stage of its own (parallel, vectorized over channels); one that only
+  copies (no padding) is inlined.
+
+A symbolic width (exports with dynamic image sizes) cannot be cut into whole tiles: the tile's
+columns get a bounds test, and with it the accumulators no longer stay in registers (MobileNetV3's
+1x1 convolutions ran 3-5x slower than with the width fixed). Convolutions with a short reduction
+(at most `SHORT_REDUCTION` multiply-adds per output: pointwise ones with few input channels,
+depthwise) take a 1-column tile instead (no test) with up to 4 channel vectors; longer ones keep
+6 columns and the test, which cost them less than a 1-column tile did (ResNet-18: 0.12 against
+0.09 of onnxruntime's speed). Fixing the input shapes (`--input-shape`) gives every convolution
+the static tile. Kernels it does not take (None): anything but one such convolution block with
+spatial blocks around it, grouped convolutions other than depthwise (their channel index is not
+contiguous), a symbolic channel count or kernel size, fewer than 4 lanes' worth of output channels
+per vector (the first convolution's 3 input channels are fine: only output channels are vectorized).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tvm import s_tir, tirx
+from tvm.s_tir.dlight.analysis import get_root_block
+from tvm.s_tir.dlight.cpu.base import CPUScheduleRule
+from tvm.s_tir.schedule import ScheduleError
+from tvm.target import Target
+
+from mlc.backends.tvm_sched_conv import _is_copy, vector_lanes
+
+_CONV_BLOCKS = ("conv2d_nhwc", "group_conv2d_nhwc")
+# Reduction length (kernel height x width x input channels per group) up to which a convolution
+# with a symbolic width gets a one-column tile (see the module doc).
+SHORT_REDUCTION = 256
+
+
+def _int(expr: Any) -> int | None:
+    return int(expr) if isinstance(expr, tirx.IntImm) else None
+
+
+def _largest_divisor(value: int, most: int) -> int:
+    return max(d for d in range(1, min(value, most) + 1) if value % d == 0)
+
+
+class Conv2dNHWCRule(CPUScheduleRule):
+    """Schedules a PrimFunc whose one reduction is a channels-last 2-D convolution (module doc)."""
+
+    def __init__(self, columns: int = 8, vectors: int = 2, dynamic_columns: int = 6) -> None:
+        self.columns = columns  # output columns per tile at most (unrolled), 3/4 of it on 16-register ISAs
+        self.vectors = vectors  # channel vectors per tile at most (unrolled)
+        self.dynamic_columns = dynamic_columns  # columns per tile when the width is symbolic
+
+    def apply(self, func: Any, target: Target, _tunable: bool) -> s_tir.Schedule | None:
+        if not isinstance(func, tirx.PrimFunc) or not self.is_target_available(target):
+            return None
+        try:
+            return self._schedule(func, target)
+        except (ScheduleError, RuntimeError, ValueError):  # TVM refused a step: its default loops stay
+            return None
+
+    def _schedule(self, func: tirx.PrimFunc, target: Target) -> s_tir.Schedule | None:
+        sch = s_tir.Schedule(func)
+        blocks = list(sch.get_child_blocks(get_root_block(sch)))
+        kinds = ["".join("S" if iv.iter_type == tirx.IterVar.DataPar else
+                         "R" if iv.iter_type == tirx.IterVar.CommReduce else "?"
+                         for iv in sch.get(b).iter_vars) for b in blocks]
+        reductions = [i for i, kind in enumerate(kinds) if "R" in kind or "?" in kind]
+        if len(reductions) != 1:
+            return None
+        at = reductions[0]
+        block = blocks[at]
+        name = sch.get(block).name_hint
+        if name not in _CONV_BLOCKS or kinds[at] != "SSSSRRR":
+            return None
+        loops = sch.get_loops(block)
+        if len(loops) != 7:
+            return None
+        n, y, x, f, ry, rx, rc = loops
+        channels = _int(sch.get(f).extent)
+        if channels is None or any(_int(sch.get(loop).extent) is None for loop in (ry, rx, rc)):
+            return None
+        if name.startswith("group_") and _int(sch.get(rc).extent) != 1:
+            return None  # grouped, not depthwise: each channel block reads another slice of the input
+        width = _int(sch.get(x).extent)
+        lanes = vector_lanes(target)
+        if width is not None:
+            lane = _largest_divisor(channels, lanes)
+            most_columns = self.columns if lanes == 16 else self.columns * 3 // 4
+            columns = width if width <= most_columns else _largest_divisor(width, most_columns)
+            vectors = _largest_divisor(channels // lane, self.vectors) if lane >= 4 else 1
+        else:
+            lane = next((p for p in (16, 8, 4) if p <= lanes and channels % p == 0), 0)
+            reduction = int(sch.get(ry).extent) * int(sch.get(rx).extent) * int(sch.get(rc).extent)
+            if reduction <= SHORT_REDUCTION:
+                columns, vectors = 1, _largest_divisor(channels // lane, 2 * self.vectors) if lane else 1
+            else:
+                columns, vectors = self.dynamic_columns, _largest_divisor(channels // lane, self.vectors) if lane else 1
+        if lane < 4:
+            return None
+
+        before, after = blocks[:at], blocks[at + 1:]
+        for other in after[:-1]:
+            sch.compute_inline(other)
+        epilogue = after[-1] if after else sch.cache_write(block, 0, "global")
+
+        fo, fv, fl = sch.split(f, [None, vectors, lane])
+        xo, xi = sch.split(x, [None, columns])
+        sch.reorder(fo, n, y, xo, ry, rx, rc, xi, fv, fl)
+        sch.parallel(sch.fuse(fo, n, y))
+        sch.unroll(xi)
+        sch.unroll(fv)
+        sch.vectorize(fl)
+
+        sch.reverse_compute_at(epilogue, xo, preserve_unit_loops=True)
+        tile = sch.get_loops(epilogue)[-2:]  # the tile's columns x channels, channels innermost
+        inner = _int(sch.get(tile[-1]).extent) or 0
+        if inner > lane and inner % lane == 0:
+            sch.vectorize(sch.split(tile[-1], [None, lane])[1])
+        elif inner > 1:
+            sch.vectorize(tile[-1])
+        init = sch.decompose_reduction(block, ry)
+        init_loops = sch.get_loops(init)
+        sch.vectorize(init_loops[-1])
+
+        for producer in before:  # padding: a stage of its own, parallel and vectorized
+            if _is_copy(sch, producer):
+                sch.compute_inline(producer)  # no padding at all: read the input itself
+                continue
+            pad_loops = sch.get_loops(producer)
+            if len(pad_loops) > 1:
+                sch.parallel(sch.fuse(*pad_loops[:-1]))
+            if (_int(sch.get(pad_loops[-1]).extent) or 0) > 1:
+                sch.vectorize(pad_loops[-1])
+        return sch
