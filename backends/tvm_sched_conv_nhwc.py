@@ -23,7 +23,9 @@ schedule:
   widest tile without a tail: the whole row when it is at most 8 (ResNet's 7x7 stage: one tile of
   7 columns; a 1-column tile, the largest divisor of 7 up to 6, made those convolutions 3x slower);
 * the channel blocks outermost, fused with `n, y` and parallel over the cores: a block's weights
-  (up to 590 KB for 512 channels 3x3) stay in the core's L2 while it computes every row;
+  (up to 590 KB for 512 channels 3x3) stay in the core's L2 while it computes every row; constant
+  weights are packed so that each block's are contiguous (`_pack_weights`, done at compile time:
+  ResNet-18 at 224x224 went from 0.31 to 0.41 of onnxruntime's speed);
 * the epilogue blocks are inlined into the last one, computed at the tile and vectorized over the
   channels (the convolution's result never goes through memory; without an epilogue the tile is
   written through a `cache_write`); the accumulator's initialization is split off and vectorized;
@@ -85,6 +87,29 @@ class Conv2dNHWCRule(CPUScheduleRule):
         except (ScheduleError, RuntimeError, ValueError):  # TVM refused a step: its default loops stay
             return None
 
+    @staticmethod
+    def _pack_weights(sch: s_tir.Schedule, func: tirx.PrimFunc, block: Any, block_channels: int) -> None:
+        """Weights HWIO -> (O / block, H, W, I, block): one channel block's weights contiguous.
+
+        In HWIO a block of 32 output channels is 128 bytes out of every 2 KB (512 channels): its
+        4608 steps touch 2304 pages, and the TLB, not the arithmetic, set the pace (ResNet-18's
+        512-channel convolutions ran at a quarter of its 64-channel ones' rate). Only for a weight
+        the model holds as a constant (TVM's `layout_free_buffers`, from
+        `AttachAttrLayoutFreeBuffers`): the packing block is marked as a layout-rewrite
+        preprocess, which `SplitLayoutRewritePreproc` moves into a function of its own and
+        `FoldConstant` runs at compile time (`tvm_schedules.relax_pipeline`)."""
+        free = func.attrs.get("layout_free_buffers") if func.attrs is not None else None
+        if not free:
+            return
+        weight = sch.get(block).reads[1].source
+        index = next((i for i, param in enumerate(func.params) if param.same_as(weight)), None)
+        if index is None or index not in [int(i) for i in free] or len(weight.shape) != 4:
+            return
+        packed = sch.cache_read(block, 1, "global")
+        sch.annotate(packed, "meta_schedule.layout_rewrite_preproc", True)
+        sch.transform_layout(packed, ("write", 0),
+                             lambda h, w, i, o: (o // block_channels, h, w, i, o % block_channels))
+
     def _schedule(self, func: tirx.PrimFunc, target: Target) -> s_tir.Schedule | None:
         sch = s_tir.Schedule(func)
         blocks = list(sch.get_child_blocks(get_root_block(sch)))
@@ -130,6 +155,7 @@ class Conv2dNHWCRule(CPUScheduleRule):
             sch.compute_inline(other)
         epilogue = after[-1] if after else sch.cache_write(block, 0, "global")
 
+        self._pack_weights(sch, func, block, vectors * lane)
         fo, fv, fl = sch.split(f, [None, vectors, lane])
         xo, xi = sch.split(x, [None, columns])
         sch.reorder(fo, n, y, xo, ry, rx, rc, xi, fv, fl)

@@ -8,8 +8,8 @@ first match wins, in this order:
 
 * `tvm_sched_conv_nhwc.Conv2dNHWCRule`: 2-D convolutions, dense and depthwise, with their fused
   epilogues, in the channels-last layout `fusion_passes` converts them to (ResNet-18 at 224x224,
-  fixed shapes, 0.18 -> 0.31 of onnxruntime's speed; MobileNetV3 0.33 -> 0.53; with dynamic image
-  sizes MobileNetV3 0.22 -> 0.29; AVX-512 Xeon, 2026-12-05);
+  fixed shapes, 0.18 -> 0.41 of onnxruntime's speed; MobileNetV3 0.33 -> 0.57; with dynamic image
+  sizes MobileNetV3 0.22 -> 0.30, ResNet-18 0.12 -> 0.16; AVX-512 Xeon, 2026-12-05);
 * `tvm_sched_conv.Conv2dRule`: NCHW 2-D convolutions (what `conv_layout="NCHW"` leaves);
 * `tvm_sched_matmul.MatmulRule`: matmul / dense / batch matmul;
 * dlight's own `cpu.GEMV` (not its `cpu.Reduction`: it takes MobileNetV3's depthwise convolutions
@@ -68,7 +68,8 @@ def fusion_passes(target: Any, conv_layout: str = "NHWC") -> list[Any]:
 
         layout = [relax.transform.ConvertLayout({"relax.nn.conv2d": ["NHWC", "HWIO"]}), relax.transform.Normalize(),
                   relax.transform.FoldConstant()] if conv_layout == "NHWC" else []
-        return [*layout, *cpu.library_dispatch_passes(target), *cpu.legalize_passes(target)]
+        return [*layout, *cpu.library_dispatch_passes(target), *cpu.legalize_passes(target),
+                relax.transform.AttachAttrLayoutFreeBuffers()]
     try:
         dispatch = list(relax.pipeline.library_dispatch_passes(target))
     except (ValueError, AttributeError):
@@ -96,7 +97,11 @@ def relax_pipeline(target: Any, rules: list[Any] | None = None, *, apply_databas
     pass it by), the others get mlc's rules as without a database. On `cuda` (only with a
     database) the rules are dlight's GPU ones. `counts`, when given, receives how many fused
     functions were `tuned` (a record applied), `defaulted` (no record; a rule scheduled it) and
-    `missing` (neither: TVM's plain loops). `conv_layout`: as `fusion_passes`."""
+    `missing` (neither: TVM's plain loops). `conv_layout`: as `fusion_passes`.
+
+    On `llvm`, after scheduling, `SplitLayoutRewritePreproc` + `FoldConstant` run the weight
+    packing a schedule marked (mlc's conv rule, or MetaSchedule's layout rewrite in a tuned one)
+    once at compile time on the constant weights, so the artifact holds the packed weights."""
     import tvm
     import tvm.s_tir.dlight as dl
     from tvm import relax
@@ -125,6 +130,10 @@ def relax_pipeline(target: Any, rules: list[Any] | None = None, *, apply_databas
                 counts["tuned"] = sum(1 for name in todo if tuned.get(name))
                 counts["defaulted"] = sum(1 for name in todo if not tuned.get(name) and scheduled.get(name))
                 counts["missing"] = sum(1 for name in todo if not tuned.get(name) and not scheduled.get(name))
+            if not gpu:  # weight packing a rule asked for (layout-rewrite blocks): run once, at compile time
+                mod = tvm.transform.Sequential([relax.transform.SplitLayoutRewritePreproc(),
+                                                relax.transform.FoldConstant(),
+                                                relax.transform.DeadCodeElimination()])(mod)
             if gpu:
                 lower = [*relax.pipeline.dataflow_lower_passes(target), *relax.pipeline.finalize_passes(target)]
             else:
