@@ -52,6 +52,103 @@ def cpu_rules() -> list[Any]:
     return rules
 
 
+def _channels_last() -> Any:
+    """Relax `ConvertLayout` (conv2d -> NHWC data, HWIO weights) + `FoldConstant`, for a module
+    that has 2-D convolutions; a module TVM's layout conversion fails on (some ops' layout
+    inference refuses: "Invalid SLayout", an unknown layout on one side, seen on dynamic-size
+    upsampling and 3-D layouts) keeps its layout, and its convolutions `tvm_sched_conv`'s NCHW
+    rule. Deterministic either way, so `mlc tune` and `mlc compile` see the same kernels."""
+    import tvm
+    import tvm_ffi
+    from tvm import relax
+
+    @tvm.transform.module_pass(opt_level=0, name="mlc.ChannelsLast")
+    def _pass(mod: Any, _ctx: Any) -> Any:
+        conv2d = tvm.ir.Op.get("relax.nn.conv2d")
+        convs: list[Any] = []
+
+        def visit(call: Any) -> None:
+            if call.op.same_as(conv2d):
+                convs.append(call)
+
+        for func in mod.functions.values():
+            if isinstance(func, relax.Function):
+                tvm_ffi.structural_walk(func, (relax.Call, visit), order="post")
+        if not convs:
+            return mod
+        try:
+            return tvm.transform.Sequential([relax.transform.ConvertLayout({"relax.nn.conv2d": ["NHWC", "HWIO"]}),
+                                             relax.transform.Normalize(), relax.transform.FoldConstant()])(mod)
+        except tvm.error.TVMError:
+            return mod
+
+    return _pass
+
+
+def _mark_constant_weights() -> Any:
+    """Mark the parameters of each fused convolution kernel that every call passes a constant
+    (the model's weights) as TVM's `layout_free_buffers`: the packing in
+    `tvm_sched_conv_nhwc._pack_weights` (and MetaSchedule's layout rewrite) may change their
+    layout, since `_prepack_weights` then repacks the constant at compile time. Only convolution
+    kernels: TVM's own `AttachAttrLayoutFreeBuffers` marks every kernel and broke others (a cumsum
+    over a dynamic sequence lost its shape variable)."""
+    import tvm
+    import tvm_ffi
+    from tvm import relax, tirx
+
+    @tvm.transform.module_pass(opt_level=0, name="mlc.MarkConstantWeights")
+    def _pass(mod: Any, _ctx: Any) -> Any:
+        call_tir = tvm.ir.Op.get("relax.call_tir")
+        constant: dict[str, set[int]] = {}
+
+        def visit(node: Any) -> None:
+            if node.op.same_as(call_tir) and isinstance(node.args[0], tvm.ir.GlobalVar):
+                fields = node.args[1].fields if isinstance(node.args[1], relax.Tuple) else []
+                found = {i for i, arg in enumerate(fields) if isinstance(arg, tvm.ir.expr.GenericConst)}
+                name = node.args[0].name_hint
+                constant[name] = constant[name] & found if name in constant else found
+
+        for func in mod.functions.values():
+            if isinstance(func, relax.Function):
+                tvm_ffi.structural_walk(func, (relax.Call, visit), order="post")
+        marked = mod.clone()  # a pass leaves its input module as it was
+        for gv, func in list(mod.functions.items()):
+            if isinstance(func, tirx.PrimFunc) and "conv2d" in gv.name_hint and constant.get(gv.name_hint):
+                marked.update_func(gv, func.with_attr("layout_free_buffers", sorted(constant[gv.name_hint])))
+        return marked
+
+    return _pass
+
+
+def _prepack_weights(mod: Any) -> Any:
+    """Run the weight packing the schedules marked (blocks annotated as layout-rewrite
+    preprocesses: `tvm_sched_conv_nhwc._pack_weights`, MetaSchedule's layout rewrite) at compile
+    time: `SplitLayoutRewritePreproc` moves each into a function of its own, `FoldConstant` runs it
+    on the constant weights. TVM's split pass asserts on some kernels that have no blocks (loop
+    kernels such as `tvm_rnn`'s): such a module, or one with nothing to pack, is left as it is, and
+    a packing block then runs inside its kernel on every call (correct, slower)."""
+    import tvm
+    import tvm_ffi
+    from tvm import relax, s_tir, tirx
+
+    marked: list[Any] = []
+
+    def visit(node: Any) -> None:
+        if "meta_schedule.layout_rewrite_preproc" in node.annotations:
+            marked.append(node)
+
+    for func in mod.functions.values():
+        if isinstance(func, tirx.PrimFunc):
+            tvm_ffi.structural_walk(func, (s_tir.SBlock, visit), order="post")
+    if not marked:
+        return mod
+    try:
+        return tvm.transform.Sequential([relax.transform.SplitLayoutRewritePreproc(), relax.transform.FoldConstant(),
+                                         relax.transform.DeadCodeElimination()])(mod)
+    except tvm.error.TVMError:
+        return mod
+
+
 def fusion_passes(target: Any, conv_layout: str = "NHWC") -> list[Any]:
     """Library dispatch, legalization to TIR and fusion for `target`: the module whose fused
     PrimFuncs are the tuning tasks (`mlc tune`) and the one a tuning database is applied to, so
@@ -66,10 +163,8 @@ def fusion_passes(target: Any, conv_layout: str = "NHWC") -> list[Any]:
     if target.kind.name == "llvm":
         from tvm.relax.backend.cpu_generic import pipeline as cpu
 
-        layout = [relax.transform.ConvertLayout({"relax.nn.conv2d": ["NHWC", "HWIO"]}), relax.transform.Normalize(),
-                  relax.transform.FoldConstant()] if conv_layout == "NHWC" else []
-        return [*layout, *cpu.library_dispatch_passes(target), *cpu.legalize_passes(target),
-                relax.transform.AttachAttrLayoutFreeBuffers()]
+        layout = [_channels_last()] if conv_layout == "NHWC" else []
+        return [*layout, *cpu.library_dispatch_passes(target), *cpu.legalize_passes(target), _mark_constant_weights()]
     try:
         dispatch = list(relax.pipeline.library_dispatch_passes(target))
     except (ValueError, AttributeError):
@@ -130,10 +225,8 @@ def relax_pipeline(target: Any, rules: list[Any] | None = None, *, apply_databas
                 counts["tuned"] = sum(1 for name in todo if tuned.get(name))
                 counts["defaulted"] = sum(1 for name in todo if not tuned.get(name) and scheduled.get(name))
                 counts["missing"] = sum(1 for name in todo if not tuned.get(name) and not scheduled.get(name))
-            if not gpu:  # weight packing a rule asked for (layout-rewrite blocks): run once, at compile time
-                mod = tvm.transform.Sequential([relax.transform.SplitLayoutRewritePreproc(),
-                                                relax.transform.FoldConstant(),
-                                                relax.transform.DeadCodeElimination()])(mod)
+            if not gpu:
+                mod = _prepack_weights(mod)
             if gpu:
                 lower = [*relax.pipeline.dataflow_lower_passes(target), *relax.pipeline.finalize_passes(target)]
             else:

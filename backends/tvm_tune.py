@@ -238,8 +238,10 @@ def extract_tasks(module: Any, target: Any) -> list[Task]:
             found[key].weight += int(task.weight)
             continue
         try:
-            flop = float(ms.utils.get_flop(mod)) if hasattr(ms.utils, "get_flop") else 0.0
-        except Exception:  # noqa: BLE001 - FLOPs are for the progress line only
+            from tvm.s_tir.analysis import estimate_tir_flops
+
+            flop = float(estimate_tir_flops(mod))
+        except Exception:  # noqa: BLE001 - FLOPs order the tasks and feed the progress line only
             flop = 0.0
         try:
             ms.arg_info.ArgInfo.from_prim_func(mod["main"])

@@ -174,7 +174,8 @@ def tune_model(model: str | Path, target: str, database: str | Path, *, trials: 
     done = db.finished(folder)
     summary = TuneSummary(Path(database), text)
     say(f"{len(tasks)} task(s) for {text}; {sum(1 for t in tasks if t.key in done)} already in {database}")
-    for index, task in enumerate(tasks, 1):
+    # The costliest kernels first (FLOPs x uses), so that a time budget goes where the model's time goes.
+    for index, task in enumerate(sorted(tasks, key=lambda t: (-t.flop * t.weight, t.key)), 1):
         head = f"[{index}/{len(tasks)}] {task.name} (x{task.weight})"
         if task.key in done:
             saved = json.loads((done[task.key] / TASK_FILE).read_text())
