@@ -107,6 +107,21 @@ def _vectorize_static(sch: s_tir.Schedule, loop: Any) -> None:
         sch.vectorize(loop)
 
 
+def one_reduction(sch: s_tir.Schedule) -> tuple[list[Any], int, str] | None:
+    """The root's child blocks, the index of the one reduction block among them and its iterator
+    kinds ("S" spatial, "R" reduction, "?" other, e.g. "SSSSRRR"); None unless exactly one block
+    reduces. Not dlight's normalize_prim_func: it drops unit iterators (batch 1, a depthwise conv's
+    one input channel, a 1x1 kernel), and the conv rules need to know which loop is which."""
+    blocks = list(sch.get_child_blocks(get_root_block(sch)))
+    kinds = ["".join("S" if iv.iter_type == tirx.IterVar.DataPar else
+                     "R" if iv.iter_type == tirx.IterVar.CommReduce else "?"
+                     for iv in sch.get(b).iter_vars) for b in blocks]
+    reductions = [i for i, kind in enumerate(kinds) if "R" in kind or "?" in kind]
+    if len(reductions) != 1:
+        return None
+    return blocks, reductions[0], kinds[reductions[0]]
+
+
 class Conv2dRule(CPUScheduleRule):
     """Schedules a PrimFunc whose one reduction is a 2-D NCHW convolution (see the module doc)."""
 
@@ -125,18 +140,12 @@ class Conv2dRule(CPUScheduleRule):
 
     def _schedule(self, func: tirx.PrimFunc, target: Target) -> s_tir.Schedule | None:
         sch = s_tir.Schedule(func)
-        # Not dlight's normalize_prim_func: it drops unit iterators (batch 1, a depthwise conv's one
-        # input channel, a 1x1 kernel), and the rule needs to know which loop is which.
-        blocks = list(sch.get_child_blocks(get_root_block(sch)))
-        kinds = ["".join("S" if iv.iter_type == tirx.IterVar.DataPar else
-                         "R" if iv.iter_type == tirx.IterVar.CommReduce else "?"
-                         for iv in sch.get(b).iter_vars) for b in blocks]
-        reductions = [i for i, kind in enumerate(kinds) if "R" in kind or "?" in kind]
-        if len(reductions) != 1:
+        found = one_reduction(sch)
+        if found is None:
             return None
-        at = reductions[0]
+        blocks, at, kind = found
         block = blocks[at]
-        if sch.get(block).name_hint not in _CONV_BLOCKS or kinds[at] != "SSSSRRR":
+        if sch.get(block).name_hint not in _CONV_BLOCKS or kind != "SSSSRRR":
             return None
         before, after = blocks[:at], blocks[at + 1:]
         loops = sch.get_loops(block)

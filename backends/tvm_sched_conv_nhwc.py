@@ -50,12 +50,11 @@ from __future__ import annotations
 from typing import Any
 
 from tvm import s_tir, tirx
-from tvm.s_tir.dlight.analysis import get_root_block
 from tvm.s_tir.dlight.cpu.base import CPUScheduleRule
 from tvm.s_tir.schedule import ScheduleError
 from tvm.target import Target
 
-from mlc.backends.tvm_sched_conv import _is_copy, vector_lanes
+from mlc.backends.tvm_sched_conv import _is_copy, one_reduction, vector_lanes
 
 _CONV_BLOCKS = ("conv2d_nhwc", "group_conv2d_nhwc")
 # Reduction length (kernel height x width x input channels per group) up to which a convolution
@@ -112,17 +111,13 @@ class Conv2dNHWCRule(CPUScheduleRule):
 
     def _schedule(self, func: tirx.PrimFunc, target: Target) -> s_tir.Schedule | None:
         sch = s_tir.Schedule(func)
-        blocks = list(sch.get_child_blocks(get_root_block(sch)))
-        kinds = ["".join("S" if iv.iter_type == tirx.IterVar.DataPar else
-                         "R" if iv.iter_type == tirx.IterVar.CommReduce else "?"
-                         for iv in sch.get(b).iter_vars) for b in blocks]
-        reductions = [i for i, kind in enumerate(kinds) if "R" in kind or "?" in kind]
-        if len(reductions) != 1:
+        found = one_reduction(sch)
+        if found is None:
             return None
-        at = reductions[0]
+        blocks, at, kind = found
         block = blocks[at]
         name = sch.get(block).name_hint
-        if name not in _CONV_BLOCKS or kinds[at] != "SSSSRRR":
+        if name not in _CONV_BLOCKS or kind != "SSSSRRR":
             return None
         loops = sch.get_loops(block)
         if len(loops) != 7:

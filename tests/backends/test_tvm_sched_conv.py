@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
@@ -22,34 +21,13 @@ from tvm.relax.backend.cpu_generic import pipeline as cpu  # noqa: E402
 
 from mlc.backends.tvm_sched_conv import Conv2dRule, vector_lanes  # noqa: E402
 from mlc.backends.tvm_schedules import relax_pipeline  # noqa: E402
+from tests.backends.conv_helpers import conv_module, ort_run  # noqa: E402
 
 TARGET = {"kind": "llvm", "mcpu": "znver4"}  # AVX-512 lanes; only scheduled here, never run
 
 
 def target(spec: dict[str, Any] | None = None) -> Any:
     return tvm.target.Target(spec or TARGET)
-
-
-def conv_module(shape: tuple[Any, ...], out_channels: int, kernel: int, stride: int, pad: int, groups: int,
-                epilogue: str = "bias_relu") -> Any:
-    """A Relax module: conv2d (NCHW/OIHW) with the given epilogue; symbolic dims are names."""
-    rng = np.random.default_rng(0)
-    dims = [tvm.tirx.Var(d, "int64") if isinstance(d, str) else d for d in shape]
-    builder = relax.BlockBuilder()
-    x = relax.Var("x", relax.TensorType(dims, "float32"))
-    channels = int(shape[1])
-    with builder.function("main", [x]):
-        with builder.dataflow():
-            weight = rng.standard_normal((out_channels, channels // groups, kernel, kernel)).astype("float32")
-            y = builder.emit(relax.op.nn.conv2d(x, relax.const(weight), strides=stride, padding=pad, groups=groups))
-            if "bias" in epilogue:
-                bias = rng.standard_normal((1, out_channels, 1, 1)).astype("float32")
-                y = builder.emit(relax.op.add(y, relax.const(bias)))
-            if "relu" in epilogue:
-                y = builder.emit(relax.op.nn.relu(y))
-            out = builder.emit_output(y)
-        builder.emit_func_output(out)
-    return builder.get()
 
 
 def prim_funcs(module: Any) -> dict[str, Any]:
@@ -171,13 +149,6 @@ def conv_zoo_model(path: Path, height: Any, width: Any) -> Path:
     onnx.checker.check_model(model)
     onnx.save(model, path)
     return path
-
-
-def ort_run(path: Path, x: np.ndarray) -> np.ndarray:
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    return session.run(None, {"X": x})[0]
 
 
 def host_target() -> Any:
