@@ -324,7 +324,11 @@ def measure(mod: Any, target: Any, builder: Any, runner: Any) -> float | None:
     if built.error_msg:
         return None
     try:
-        args = ms.arg_info.ArgInfo.from_prim_func(mod["main"])
+        # MetaSchedule's builder drops weight-packing blocks (the build folds them at compile time)
+        # and the kernel then takes the packed weight: the arguments must be described the same way.
+        from tvm.s_tir.transform import RemoveWeightLayoutRewriteBlock
+
+        args = ms.arg_info.ArgInfo.from_prim_func(RemoveWeightLayoutRewriteBlock(skip_tensor_rewrite=True)(mod)["main"])
         device = "cpu" if target.kind.name == "llvm" else target.kind.name
         result = runner.run([ms.runner.RunnerInput(built.artifact_path, device, args)])[0].result()
     finally:

@@ -208,7 +208,8 @@ def tune_model(model: str | Path, target: str, database: str | Path, *, trials: 
              "kept": kept, "strategy": strategy, "target": text}, indent=2, sort_keys=True) + "\n")
         os.replace(partial, folder / task.key)
         summary.tasks.append(row)
-        verdict = (f"{default_s / best_s:.2f}x" if kept and default_s and best_s else "default kept")
+        verdict = (f"{default_s / best_s:.2f}x" if kept and default_s and best_s else
+                   "tuned; mlc's schedule did not run" if kept else "default kept")
         say(f"{head}: best {_ms(best_s)}, default {_ms(default_s)} ({verdict}); {trials} trials")
     tuned, untuned = summary.estimate_ms()
     finished = sum(1 for t in summary.tasks if t.status not in ("skipped", "dynamic"))
