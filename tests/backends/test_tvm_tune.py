@@ -232,3 +232,21 @@ def test_time_budget_leaves_tasks_for_a_later_run(tmp_path: Path) -> None:
     later = tune(model, "llvm", db, trials=2, time_budget="10m", keep_slower=True, **FAST)
     assert {t.status for t in later.tasks} == {"tuned"}
     assert set(task_folders(db)) == {t.key for t in later.tasks}
+
+
+def test_mlc_schedule_of_a_packed_conv_is_measured() -> None:
+    """mlc's conv rule packs a constant weight in a block MetaSchedule's builder drops: the default's
+    latency must still be measured (it was None for every conv, and a slower tuned schedule won)."""
+    import tvm.s_tir.meta_schedule as ms
+
+    from mlc.backends.tvm import host_cpu
+    from tests.backends.conv_helpers import conv_module
+
+    target = tvm.target.Target({"kind": "llvm", "mcpu": host_cpu(), "num-cores": 2})
+    tasks = tvm_tune.extract_tasks(conv_module((1, 16, 14, 14), 32, 3, 1, 1, 1), target)
+    (conv,) = [task for task in tasks if "conv2d" in task.name]
+    assert conv.flop > 0  # tasks are ordered by FLOPs x uses
+    scheduled = tvm_tune.default_schedule(conv.mod, target)
+    assert "layout_rewrite_preproc" in scheduled.script()  # the weight is packed by mlc's rule
+    seconds = tvm_tune.measure(scheduled, target, ms.builder.LocalBuilder(), ms.runner.LocalRunner())
+    assert seconds is not None and 0 < seconds < 1
