@@ -122,13 +122,9 @@ def one_reduction(sch: s_tir.Schedule) -> tuple[list[Any], int, str] | None:
     return blocks, reductions[0], kinds[reductions[0]]
 
 
-class Conv2dRule(CPUScheduleRule):
-    """Schedules a PrimFunc whose one reduction is a 2-D NCHW convolution (see the module doc)."""
-
-    def __init__(self, channel_block: int = 16, columns: int = 4, min_columns: int = _MIN_COLUMNS) -> None:
-        self.min_columns = min_columns
-        self.channel_block = channel_block  # output channels per tile (at most), vectors over columns
-        self.columns = columns  # output columns per tile, vectors over channels
+class ConvScheduleRule(CPUScheduleRule):
+    """What the conv rules share: a PrimFunc on a CPU target goes to `_schedule`; a step TVM
+    refuses leaves the kernel to the next rule (or TVM's default loops)."""
 
     def apply(self, func: Any, target: Target, _tunable: bool) -> s_tir.Schedule | None:
         if not isinstance(func, tirx.PrimFunc) or not self.is_target_available(target):
@@ -137,6 +133,18 @@ class Conv2dRule(CPUScheduleRule):
             return self._schedule(func, target)
         except (ScheduleError, RuntimeError, ValueError):  # TVM refused a step: its default loops stay
             return None
+
+    def _schedule(self, func: tirx.PrimFunc, target: Target) -> s_tir.Schedule | None:
+        raise NotImplementedError
+
+
+class Conv2dRule(ConvScheduleRule):
+    """Schedules a PrimFunc whose one reduction is a 2-D NCHW convolution (see the module doc)."""
+
+    def __init__(self, channel_block: int = 16, columns: int = 4, min_columns: int = _MIN_COLUMNS) -> None:
+        self.min_columns = min_columns
+        self.channel_block = channel_block  # output channels per tile (at most), vectors over columns
+        self.columns = columns  # output columns per tile, vectors over channels
 
     def _schedule(self, func: tirx.PrimFunc, target: Target) -> s_tir.Schedule | None:
         sch = s_tir.Schedule(func)

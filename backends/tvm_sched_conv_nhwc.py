@@ -50,11 +50,9 @@ from __future__ import annotations
 from typing import Any
 
 from tvm import s_tir, tirx
-from tvm.s_tir.dlight.cpu.base import CPUScheduleRule
-from tvm.s_tir.schedule import ScheduleError
 from tvm.target import Target
 
-from mlc.backends.tvm_sched_conv import _is_copy, one_reduction, vector_lanes
+from mlc.backends.tvm_sched_conv import ConvScheduleRule, _is_copy, one_reduction, vector_lanes
 
 _CONV_BLOCKS = ("conv2d_nhwc", "group_conv2d_nhwc")
 # Reduction length (kernel height x width x input channels per group) up to which a convolution
@@ -70,21 +68,13 @@ def _largest_divisor(value: int, most: int) -> int:
     return max(d for d in range(1, min(value, most) + 1) if value % d == 0)
 
 
-class Conv2dNHWCRule(CPUScheduleRule):
+class Conv2dNHWCRule(ConvScheduleRule):
     """Schedules a PrimFunc whose one reduction is a channels-last 2-D convolution (module doc)."""
 
     def __init__(self, columns: int = 8, vectors: int = 2, dynamic_columns: int = 6) -> None:
         self.columns = columns  # output columns per tile at most (unrolled), 3/4 of it on 16-register ISAs
         self.vectors = vectors  # channel vectors per tile at most (unrolled)
         self.dynamic_columns = dynamic_columns  # columns per tile when the width is symbolic
-
-    def apply(self, func: Any, target: Target, _tunable: bool) -> s_tir.Schedule | None:
-        if not isinstance(func, tirx.PrimFunc) or not self.is_target_available(target):
-            return None
-        try:
-            return self._schedule(func, target)
-        except (ScheduleError, RuntimeError, ValueError):  # TVM refused a step: its default loops stay
-            return None
 
     @staticmethod
     def _pack_weights(sch: s_tir.Schedule, func: tirx.PrimFunc, block: Any, block_channels: int) -> None:

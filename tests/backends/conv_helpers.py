@@ -41,3 +41,14 @@ def ort_run(path: Path, x: np.ndarray) -> np.ndarray:
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     return session.run(None, {"X": x})[0]
+
+
+def assert_compile_matches(path: Path, folder: Path, shape: tuple[int, ...]) -> None:
+    """`mlc.compile(path, "llvm")` (checked against onnxruntime at compile time too), then run on a
+    random input of `shape` and compared with onnxruntime again."""
+    import mlc
+
+    artifact = mlc.compile(path, "llvm", folder)
+    x = np.random.default_rng(3).standard_normal(shape).astype(np.float32)
+    (got,) = mlc.load(artifact).run({"X": x}).values()
+    np.testing.assert_allclose(got, ort_run(path, x), rtol=1e-4, atol=1e-4)

@@ -12,8 +12,6 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-import mlc
-
 tvm = pytest.importorskip("tvm", reason="apache-tvm is not installed (pip install 'mlc[tvm]')")
 
 from tvm import relax  # noqa: E402
@@ -21,7 +19,7 @@ from tvm.relax.backend.cpu_generic import pipeline as cpu  # noqa: E402
 
 from mlc.backends.tvm_sched_conv import Conv2dRule, vector_lanes  # noqa: E402
 from mlc.backends.tvm_schedules import relax_pipeline  # noqa: E402
-from tests.backends.conv_helpers import conv_module, ort_run  # noqa: E402
+from tests.backends.conv_helpers import assert_compile_matches, conv_module, ort_run  # noqa: E402
 
 TARGET = {"kind": "llvm", "mcpu": "znver4"}  # AVX-512 lanes; only scheduled here, never run
 
@@ -183,9 +181,5 @@ def test_rule_alone_matches_onnxruntime(tmp_path: Path, height: Any, width: Any,
 
 
 def test_compile_llvm_matches_onnxruntime(tmp_path: Path) -> None:
-    """Through mlc.compile (all of mlc's rules, checked against onnxruntime at compile time too)."""
-    path = conv_zoo_model(tmp_path / "convs.onnx", 16, 16)
-    folder = mlc.compile(path, "llvm", tmp_path / "a")
-    x = np.random.default_rng(3).standard_normal((1, 8, 16, 16)).astype(np.float32)
-    (got,) = mlc.load(folder).run({"X": x}).values()
-    np.testing.assert_allclose(got, ort_run(path, x), rtol=1e-4, atol=1e-4)
+    """Through mlc.compile, with all of mlc's rules."""
+    assert_compile_matches(conv_zoo_model(tmp_path / "convs.onnx", 16, 16), tmp_path / "a", (1, 8, 16, 16))
