@@ -32,14 +32,18 @@ schedule:
 * the padding block is a stage of its own (parallel, vectorized over channels); one that only
   copies (no padding) is inlined.
 
-A symbolic width (exports with dynamic image sizes) cannot be cut into whole tiles: the tile's
-columns get a bounds test, and with it the accumulators no longer stay in registers (MobileNetV3's
-1x1 convolutions ran 3-5x slower than with the width fixed). Convolutions with a short reduction
-(at most `SHORT_REDUCTION` multiply-adds per output: pointwise ones with few input channels,
-depthwise) take a 1-column tile instead (no test) with up to 4 channel vectors; longer ones keep
-6 columns and the test, which cost them less than a 1-column tile did (ResNet-18: 0.12 against
-0.09 of onnxruntime's speed). Fixing the input shapes (`--input-shape`) gives every convolution
-the static tile. Kernels it does not take (None): anything but one such convolution block with
+A symbolic width (exports with dynamic image sizes) cannot be cut into whole tiles as TOPI
+legalizes it: the tile's columns get a bounds test, and with it the accumulators no longer stay in
+registers (3-5x slower per kernel). `tvm_conv_legalize` therefore computes such convolutions over
+the width rounded up to whole tiles (extra columns repeat the last one, a crop block copies the real
+ones out); the rule sees a width that provably divides by the tile (`_provable_divisor`) and gives
+it the full tile, the bounds test landing on the crop's stores only (ResNet-18's 64-channel 3x3 at
+56x56: 4.2 -> 1.4 ms, as fast as with the width fixed). A symbolic width that was not rounded up
+(TOPI's legalization) still gets a schedule: convolutions with a short reduction (at most
+`SHORT_REDUCTION` multiply-adds per output) a 1-column tile (no test) with up to 4 channel vectors,
+longer ones 6 columns and the test. Fixing the input shapes (`--input-shape`) still saves the
+wasted columns, the crop and the shape arithmetic.
+Kernels it does not take (None): anything but one such convolution block with
 spatial blocks around it, grouped convolutions other than depthwise (their channel index is not
 contiguous), a symbolic channel count or kernel size, fewer than 4 lanes' worth of output channels
 per vector (the first convolution's 3 input channels are fine: only output channels are vectorized).
@@ -49,7 +53,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tvm import s_tir, tirx
+from tvm import s_tir, sym, tirx
 from tvm.target import Target
 
 from mlc.backends.tvm_sched_conv import ConvScheduleRule, _is_copy, one_reduction, vector_lanes
@@ -58,6 +62,22 @@ _CONV_BLOCKS = ("conv2d_nhwc", "group_conv2d_nhwc")
 # Reduction length (kernel height x width x input channels per group) up to which a convolution
 # with a symbolic width gets a one-column tile (see the module doc).
 SHORT_REDUCTION = 256
+
+
+COLUMNS = 8  # output columns per tile at most with 32 vector registers (AVX-512)
+
+
+def tile_columns(target: Target, columns: int = COLUMNS) -> int:
+    """Output columns per tile at most on `target`: `columns` with 32 vector registers (AVX-512),
+    3/4 of it with 16 (AVX2: 6 columns x 2 vectors of accumulators + 2 weight vectors + 1 broadcast)."""
+    return columns if vector_lanes(target) == 16 else columns * 3 // 4
+
+
+def _provable_divisor(extent: Any, most: int) -> int:
+    """The largest tile width up to `most` that provably divides a symbolic `extent` (one that
+    `tvm_conv_legalize` rounded up to whole tiles), else 1."""
+    analyzer = sym.Analyzer()
+    return next((c for c in range(most, 1, -1) if analyzer.can_prove(tirx.floormod(extent, c) == 0)), 1)
 
 
 def _int(expr: Any) -> int | None:
@@ -120,15 +140,18 @@ class Conv2dNHWCRule(ConvScheduleRule):
             return None  # grouped, not depthwise: each channel block reads another slice of the input
         width = _int(sch.get(x).extent)
         lanes = vector_lanes(target)
+        most_columns = tile_columns(target, self.columns)
+        whole_tiles = _provable_divisor(sch.get(x).extent, most_columns) if width is None else 1
         if width is not None:
             lane = _largest_divisor(channels, lanes)
-            most_columns = self.columns if lanes == 16 else self.columns * 3 // 4
             columns = width if width <= most_columns else _largest_divisor(width, most_columns)
             vectors = _largest_divisor(channels // lane, self.vectors) if lane >= 4 else 1
         else:
             lane = next((p for p in (16, 8, 4) if p <= lanes and channels % p == 0), 0)
             reduction = int(sch.get(ry).extent) * int(sch.get(rx).extent) * int(sch.get(rc).extent)
-            if reduction <= SHORT_REDUCTION:
+            if whole_tiles > 1:  # rounded up by tvm_conv_legalize: whole tiles, no bounds test
+                columns, vectors = whole_tiles, _largest_divisor(channels // lane, self.vectors) if lane else 1
+            elif reduction <= SHORT_REDUCTION:
                 columns, vectors = 1, _largest_divisor(channels // lane, 2 * self.vectors) if lane else 1
             else:
                 columns, vectors = self.dynamic_columns, _largest_divisor(channels // lane, self.vectors) if lane else 1

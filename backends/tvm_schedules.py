@@ -157,14 +157,20 @@ def fusion_passes(target: Any, conv_layout: str = "NHWC") -> list[Any]:
     On `llvm` with `conv_layout="NHWC"` the 2-D convolutions are first converted to channels-last
     data and HWIO weights (Relax `ConvertLayout`: transposes at the model's edges, the ops between
     convolutions follow the layout) and the weights' new layout is folded into the constants, for
-    `tvm_sched_conv_nhwc` (why channels-last: its module doc). "NCHW" keeps the model's layout."""
+    `tvm_sched_conv_nhwc` (why channels-last: its module doc); those with a symbolic width are
+    legalized into whole column tiles (`tvm_conv_legalize`). "NCHW" keeps the model's layout."""
     from tvm import relax
 
     if target.kind.name == "llvm":
         from tvm.relax.backend.cpu_generic import pipeline as cpu
 
-        layout = [_channels_last()] if conv_layout == "NHWC" else []
-        return [*layout, *cpu.library_dispatch_passes(target), *cpu.legalize_passes(target), _mark_constant_weights()]
+        if conv_layout == "NHWC":
+            from mlc.backends.tvm_conv_legalize import legalize_passes
+            from mlc.backends.tvm_sched_conv_nhwc import tile_columns
+
+            return [_channels_last(), *cpu.library_dispatch_passes(target), *legalize_passes(tile_columns(target)),
+                    _mark_constant_weights()]
+        return [*cpu.library_dispatch_passes(target), *cpu.legalize_passes(target), _mark_constant_weights()]
     try:
         dispatch = list(relax.pipeline.library_dispatch_passes(target))
     except (ValueError, AttributeError):

@@ -69,12 +69,31 @@ def test_rule_schedules_conv_kernels(case: str) -> None:
     if case == "prime_width":
         assert "T.unroll(T.int64(7))" in columns[0]  # the whole 7-column row in one tile, no tail
     if isinstance(width, str):
-        # symbolic width: a tail test on the columns (none with one column), never on the channel vectors
-        assert ("T.where" in text) == (case == "symbolic_long")
-        expected = "T.int64(1)" if case == "symbolic_short" else "T.int64(6)"
-        assert f"T.unroll({expected})" in columns[0]
-    else:
-        assert "T.where" not in text.split("conv2d_nhwc_update")[1].split("compute")[0]
+        # symbolic width, rounded up to whole tiles (tvm_conv_legalize): the full 8-column tile
+        assert "T.unroll(T.int64(8))" in columns[0]
+    # never a bounds test on the accumulators (only the crop's stores of a symbolic width carry one)
+    assert "T.where" not in text.split("conv2d_nhwc_update")[1].split("compute")[0].split("crop")[0]
+
+
+def test_rule_keeps_a_bounds_test_on_a_width_not_rounded_to_tiles() -> None:
+    """A symbolic-width conv legalized by TOPI (not `tvm_conv_legalize`) still gets a schedule:
+    6 columns with a tail test when the reduction is long, 1 column (no test) when it is short."""
+    cases = (((1, 64, "h", "w"), 64, 3, 1, 6), ((1, 16, "h", "w"), 48, 1, 0, 1))
+    for shape, out_channels, kernel, pad, columns in cases:
+        module = conv_module(shape, out_channels, kernel, 1, pad, 1)
+        with target():
+            from mlc.backends.tvm_schedules import _channels_last
+            lowered = tvm.transform.Sequential([_channels_last(), relax.transform.LegalizeOps(),
+                                                relax.transform.AnnotateTIROpPattern(), relax.transform.FuseOps(),
+                                                relax.transform.FuseTIR()])(module)
+        (func,) = [f for gv, f in lowered.functions.items()
+                   if isinstance(f, tvm.tirx.PrimFunc) and "conv2d" in gv.name_hint]
+        assert "crop" not in func.script()
+        sch = Conv2dNHWCRule().apply(func, target(), False)
+        assert sch is not None
+        text = sch.mod.script()
+        assert ("T.where" in text) == (columns > 1)
+        assert any(f"T.unroll(T.int64({columns}))" in line and "xx_1" in line for line in text.splitlines())
 
 
 def test_grouped_symbolic_channels_and_other_kernels_are_declined() -> None:
