@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tvm import relax, sym, te, tirx, topi
+from tvm import sym, te, tirx, topi
 from tvm.relax.transform.legalize_ops.nn import _nn_conv2d
 
 CROP_BLOCK = "conv2d_nhwc_crop"
@@ -90,11 +90,3 @@ def conv2d_whole_tiles(columns: int) -> Any:
         return builder.call_te(compute, call.args[0], call.args[1], primfunc_name_hint="conv2d")
 
     return legalize
-
-
-def legalize_passes(columns: int) -> list[Any]:
-    """TVM's CPU legalization and fusion (`relax.backend.cpu_generic.legalize_passes`) with the
-    whole-tile convolution in place of TOPI's for symbolic widths."""
-    return [relax.transform.LegalizeOps(customize_legalize_map={"relax.nn.conv2d": conv2d_whole_tiles(columns)}),
-            relax.transform.AnnotateTIROpPattern(), relax.transform.FoldConstant(), relax.transform.FuseOps(),
-            relax.transform.FuseTIR()]

@@ -158,19 +158,22 @@ def fusion_passes(target: Any, conv_layout: str = "NHWC") -> list[Any]:
     data and HWIO weights (Relax `ConvertLayout`: transposes at the model's edges, the ops between
     convolutions follow the layout) and the weights' new layout is folded into the constants, for
     `tvm_sched_conv_nhwc` (why channels-last: its module doc); those with a symbolic width are
-    legalized into whole column tiles (`tvm_conv_legalize`). "NCHW" keeps the model's layout."""
+    legalized into whole column tiles (`tvm_conv_legalize`). "NCHW" keeps the model's layout.
+    float32 exp, sigmoid, softmax and erf are legalized as inline arithmetic (`tvm_inline_math`)."""
     from tvm import relax
 
     if target.kind.name == "llvm":
         from tvm.relax.backend.cpu_generic import pipeline as cpu
 
-        if conv_layout == "NHWC":
-            from mlc.backends.tvm_conv_legalize import legalize_passes
-            from mlc.backends.tvm_sched_conv_nhwc import tile_columns
+        from mlc.backends.tvm_conv_legalize import conv2d_whole_tiles
+        from mlc.backends.tvm_inline_math import legalize_pass
+        from mlc.backends.tvm_sched_conv_nhwc import tile_columns
 
-            return [_channels_last(), *cpu.library_dispatch_passes(target), *legalize_passes(tile_columns(target)),
-                    _mark_constant_weights()]
-        return [*cpu.library_dispatch_passes(target), *cpu.legalize_passes(target), _mark_constant_weights()]
+        nhwc = conv_layout == "NHWC"
+        legalize = legalize_pass({"relax.nn.conv2d": conv2d_whole_tiles(tile_columns(target))} if nhwc else None)
+        return [*([_channels_last()] if nhwc else []), *cpu.library_dispatch_passes(target), legalize,
+                relax.transform.AnnotateTIROpPattern(), relax.transform.FoldConstant(), relax.transform.FuseOps(),
+                relax.transform.FuseTIR(), _mark_constant_weights()]
     try:
         dispatch = list(relax.pipeline.library_dispatch_passes(target))
     except (ValueError, AttributeError):

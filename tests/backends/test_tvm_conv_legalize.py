@@ -17,7 +17,7 @@ tvm = pytest.importorskip("tvm", reason="apache-tvm is not installed (pip instal
 
 from tvm import relax  # noqa: E402
 
-from mlc.backends.tvm_conv_legalize import CROP_BLOCK, legalize_passes  # noqa: E402
+from mlc.backends.tvm_conv_legalize import CROP_BLOCK, conv2d_whole_tiles  # noqa: E402
 from mlc.backends.tvm_sched_conv_nhwc import Conv2dNHWCRule  # noqa: E402
 from mlc.backends.tvm_schedules import _channels_last, fusion_passes, relax_pipeline  # noqa: E402
 from tests.backends.conv_helpers import conv_module  # noqa: E402
@@ -27,7 +27,9 @@ TARGET = tvm.target.Target({"kind": "llvm", "mcpu": "znver4"})  # AVX-512: 8-col
 
 def legalized_conv(module: Any, columns: int = 8) -> Any:
     with TARGET:
-        lowered = tvm.transform.Sequential([_channels_last(), *legalize_passes(columns)])(module)
+        legalize = relax.transform.LegalizeOps(customize_legalize_map={"relax.nn.conv2d": conv2d_whole_tiles(columns)})
+        lowered = tvm.transform.Sequential([_channels_last(), legalize, relax.transform.AnnotateTIROpPattern(),
+                                            relax.transform.FuseOps(), relax.transform.FuseTIR()])(module)
     (func,) = [f for gv, f in lowered.functions.items()
                if isinstance(f, tvm.tirx.PrimFunc) and "conv2d" in gv.name_hint]
     return func
