@@ -1,8 +1,10 @@
 """The artifact: a folder with `manifest.json` beside the backend's files (DESIGN.md).
 
 Written atomically: everything goes into a hidden temporary folder next to the destination,
-which is renamed into place only when complete, so a compile killed midway leaves no artifact
-folder (a stale temporary folder is removed by the next compile). The manifest holds nothing that
+flushed to disk and swapped into place only when complete, so that a compile killed at any moment
+leaves the previous artifact or the whole new one, never part of one, and concurrent compiles
+into one folder leave one of theirs (the leftovers of a killed compile are removed by the next
+one). A full disk is one line naming the destination, exit code 2. The manifest holds nothing that
 changes from run to run (no times, no absolute paths), so the same inputs give byte-identical
 files. Loading checks every file's sha256 and whether this machine can run the target.
 """
@@ -19,43 +21,17 @@ from typing import Any
 
 import numpy as np
 
+from mlc.atomic_rename import exchange, rename_noreplace
 from mlc.backends.base import Runner
-from mlc.errors import BadInputError, TargetUnavailableError
+from mlc.errors import BadInputError, NumericMismatchError, TargetUnavailableError
+from mlc.flush import flush_folder, flush_tree
 from mlc.hashing import file_sha256
 from mlc.output_guard import never_replaced, remove_path, replace_refusal, show, write_error
+from mlc.temp_names import remove_stale, temp_path
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 log = logging.getLogger("mlc.artifact")
-
-
-def _remove_stale(parent: Path, name: str, *, replaced: bool) -> None:
-    """Remove what a killed compile left beside the destination: its temporary folder
-    `.NAME.tmp-PID` and, once the destination exists again (`replaced`), the previous version
-    it had set aside `.NAME.old-PID` (while the destination is missing, that is the only copy
-    of the previous artifact, so it stays). Only names of processes that are gone; names are
-    matched exactly, not as glob patterns (a destination may be called `[a]` or `*`)."""
-    kinds = ("tmp", "old") if replaced else ("tmp",)
-    try:
-        entries = [entry.name for entry in os.scandir(parent)]
-    except OSError:
-        return
-    for entry in entries:
-        for kind in kinds:
-            prefix = f".{name}.{kind}-"
-            pid = entry[len(prefix):]
-            if entry.startswith(prefix) and pid.isdigit() and not _pid_alive(int(pid)):
-                remove_path(parent / entry)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError):
-        return True
-    return True
 
 
 def write_artifact(destination: Path, build: Callable[[Path], dict[str, Any]], *, force: bool = False) -> Path:
@@ -66,10 +42,13 @@ def write_artifact(destination: Path, build: Callable[[Path], dict[str, Any]], *
     is an empty folder or `force` is given, and even with `force` the current folder, the home
     folder, `/` or an ancestor of one of them. Callers check with `mlc.output_guard.guard_output`
     (which also knows the command's inputs) before their expensive work; this is the last line
-    of defence. An existing destination is renamed aside, the new folder renamed into place, then
-    the aside copy removed, so that no `.NAME.old-PID` or `.NAME.tmp-PID` is left behind. The
+    of defence. The files are flushed to disk before the folder is renamed into place, and an
+    existing destination is swapped with the new folder in one step (`mlc.atomic_rename`), so
+    that whenever the process dies the destination holds the previous artifact or the whole new
+    one. What a killed run left beside the destination is removed (`mlc.temp_names`). The
     operating system's refusals (read-only file system, permission, name too long, disk full)
-    become one-line BadInputErrors naming the destination.
+    become one-line BadInputErrors naming the destination, and so does a build that failed
+    because the disk filled up under it (a compiler or linker reports that in its own words).
     """
     destination = Path(destination).resolve()
     parent = destination.parent
@@ -80,8 +59,9 @@ def write_artifact(destination: Path, build: Callable[[Path], dict[str, Any]], *
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise write_error(destination, error) from None
-    _remove_stale(parent, destination.name, replaced=os.path.lexists(destination))
-    tmp = parent / f".{destination.name}.tmp-{os.getpid()}"
+    # a set-aside `.NAME.old-PID` is the only copy of the previous artifact while the destination is missing
+    remove_stale(parent, destination.name, ("tmp", "old") if os.path.lexists(destination) else ("tmp",))
+    tmp = temp_path(destination)
     remove_path(tmp)
     try:
         tmp.mkdir()
@@ -92,11 +72,16 @@ def write_artifact(destination: Path, build: Callable[[Path], dict[str, Any]], *
         manifest["files"] = {p.name: {"sha256": file_sha256(p), "bytes": p.stat().st_size}
                              for p in sorted(tmp.iterdir()) if p.is_file()}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+        flush_tree(tmp)
         _move_into_place(tmp, destination)
-    except OSError as error:
+    except NumericMismatchError:  # the numbers, not the disk
         remove_path(tmp)
-        if error.errno in _NO_ROOM:
-            raise write_error(destination, error) from None
+        raise
+    except Exception as error:
+        full = error if isinstance(error, OSError) and error.errno in _NO_ROOM else _no_room(tmp)
+        remove_path(tmp)
+        if full is not None:
+            raise _full_error(destination, full, error) from None
         raise
     except BaseException:
         remove_path(tmp)
@@ -107,22 +92,93 @@ def write_artifact(destination: Path, build: Callable[[Path], dict[str, Any]], *
 # Refusals while writing the files that say the place, not mlc, is at fault.
 # (Not EACCES/EPERM: build may read files of its own, and blaming the destination would mislead.)
 _NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
+# Bytes that must still fit beside a failed build for the failure not to be put on a full disk.
+_PROBE_BYTES = 64 << 10
+# Tries to put the new folder in place while concurrent compiles keep swapping the destination.
+_PLACE_ATTEMPTS = 100
+
+
+def _no_room(folder: Path) -> OSError | None:
+    """The operating system's refusal to write a little more into `folder` (disk full, quota,
+    file size limit, read-only), or None when it can be written. Asked after a build failed: a
+    compiler or linker that ran out of room says so in words of its own (`ld: final link
+    failed`), which would not name the destination."""
+    probe = folder / ".space-probe"
+    try:
+        with probe.open("wb") as stream:
+            stream.write(b"\0" * _PROBE_BYTES)
+            stream.flush()
+            os.fsync(stream.fileno())
+    except OSError as error:
+        return error if error.errno in _NO_ROOM else None
+    finally:
+        probe.unlink(missing_ok=True)
+    return None
+
+
+def _full_error(destination: Path, full: OSError, cause: BaseException) -> BadInputError:
+    """`DEST: cannot write: No space left on device`, with the build's own first line when it
+    was not that refusal itself (one line: it may say what needed the room)."""
+    error = write_error(destination, full)
+    if cause is not full:
+        detail = str(cause).strip().splitlines()
+        error.args = (f"{error.args[0]} ({detail[0] if detail else type(cause).__name__})",)
+    return error
 
 
 def _move_into_place(tmp: Path, destination: Path) -> None:
-    """Rename the finished folder `tmp` to `destination`; an existing destination is set aside
-    first and put back if the rename fails, and removed once the new one is in place."""
+    """Put the finished folder `tmp` at `destination` so that the destination never goes missing:
+    swapped in one step with what is there (then removed), or renamed into a missing path without
+    replacing one that a concurrent compile put there meanwhile. Where the system cannot
+    (`mlc.atomic_rename`), plain renames: the old destination set aside, the new moved in."""
+    for _ in range(_PLACE_ATTEMPTS):
+        try:
+            if os.path.lexists(destination):
+                done = exchange(tmp, destination)
+            else:
+                done = rename_noreplace(tmp, destination)
+        except (FileNotFoundError, FileExistsError):
+            if not os.path.lexists(tmp):
+                raise
+            continue  # a concurrent compile removed or placed the destination meanwhile: look again
+        except OSError as error:
+            raise write_error(destination, error) from None
+        if not done:
+            break
+        _flush_parent(destination)
+        remove_path(tmp)  # after a swap: the previous version
+        if os.path.lexists(tmp):
+            log.warning("%s: written, but the previous version left as %s could not be removed",
+                        show(destination), show(tmp))
+        return
+    else:
+        raise write_error(destination, OSError(errno.EBUSY, "other processes kept replacing it"))
+    _move_by_renames(tmp, destination)
+
+
+def _flush_parent(destination: Path) -> None:
+    try:
+        flush_folder(destination.parent)
+    except OSError:
+        pass  # the rename happened; only its durability in a power cut is not confirmed
+
+
+def _move_by_renames(tmp: Path, destination: Path) -> None:
+    """The fallback of `_move_into_place`: rename an existing destination aside first (put back
+    if the rename fails), then the new folder into place, then remove the aside copy. Between
+    the two renames the destination is missing, and the aside copy is the previous artifact."""
     if not os.path.lexists(destination):
         _rename(tmp, destination, destination)
         return
-    aside = destination.parent / f".{destination.name}.old-{os.getpid()}"
+    aside = temp_path(destination, "old")
     remove_path(aside)
     _rename(destination, aside, destination)
     try:
         _rename(tmp, destination, destination)
     except BaseException:
-        os.rename(aside, destination)
+        _rename(aside, destination, destination)
         raise
+    _flush_parent(destination)
     remove_path(aside)
     if os.path.lexists(aside):
         log.warning("%s: written, but the previous version set aside as %s could not be removed",

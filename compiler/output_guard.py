@@ -427,9 +427,10 @@ def remove_path(path: Path) -> None:
 
 
 def write_file_atomically(destination: Path, write: Callable[[Path], None]) -> Path:
-    """`write(tmp)` writes a temporary file `.NAME.tmp-PID` beside `destination`, which then
-    replaces the destination in one rename: readers see the old file or the new one, never
-    half of one, and a failed write leaves the old file untouched.
+    """`write(tmp)` writes a temporary file `.NAME.tmp-PID` beside `destination`, which is
+    flushed to disk and then replaces the destination in one rename: readers see the old file or
+    the new one, never half of one, and a failed write leaves the old file untouched. What a
+    killed run left beside the destination is removed first (`mlc.temp_names`).
 
     The destination is resolved (symbolic links followed, as `guard_output` returns it) and its
     folder created if missing. The temporary file is removed on any failure; an `OSError`
@@ -437,15 +438,24 @@ def write_file_atomically(destination: Path, write: Callable[[Path], None]) -> P
     `BadInputError` naming the destination. Whether the destination may be replaced at all is
     for `guard_output` to say, before: this function does not ask again.
     """
+    from mlc.flush import flush_file, flush_folder
+    from mlc.temp_names import remove_stale, temp_path  # it imports this module
+
     destination = _resolve(Path(destination), "", destination)
-    tmp = destination.with_name(f".{destination.name}.tmp-{os.getpid()}")
+    tmp = temp_path(destination)
     try:
         destination.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale(destination.parent, destination.name)
         remove_path(tmp)
         write(tmp)
+        flush_file(tmp)
         if destination.is_dir() and not destination.is_symlink() and _is_empty_dir(destination):
             destination.rmdir()  # an empty folder may be reused; a file cannot be renamed onto it
         os.replace(tmp, destination)
+        try:
+            flush_folder(destination.parent)
+        except OSError:
+            pass  # the rename happened; only its durability in a power cut is not confirmed
     except OSError as error:
         raise write_error(destination, error) from None
     finally:
