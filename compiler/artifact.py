@@ -194,25 +194,70 @@ def _rename(source: Path, target: Path, destination: Path) -> None:
 
 
 def read_manifest(folder: str | Path) -> dict[str, Any]:
-    """The manifest of an artifact folder, after checking every file against its sha256."""
+    """The manifest of an artifact folder, after checking every file against its sha256.
+
+    A compile into the same folder may swap a new artifact in while this reads: the manifest of
+    one and a file of the other then disagree. So when a check fails and the folder is no longer
+    the one the read started with (another inode), the new one is read again."""
     folder = Path(folder)
+    for _ in range(_READ_ATTEMPTS - 1):
+        before = _identity(folder)
+        try:
+            return _read_manifest_once(folder)
+        except BadInputError:
+            if before is None or before == _identity(folder):
+                raise
+    return _read_manifest_once(folder)
+
+
+# Reads of a folder that concurrent compiles keep replacing, before the last one's error stands.
+_READ_ATTEMPTS = 5
+
+
+def _identity(folder: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(folder)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _read_manifest_once(folder: Path) -> dict[str, Any]:
     path = folder / MANIFEST
     if not path.is_file():
         raise BadInputError(f"{folder}: not an mlc artifact (no {MANIFEST})")
     try:
         manifest: dict[str, Any] = json.loads(path.read_text())
-    except ValueError as error:
+    except (ValueError, RecursionError) as error:
         raise BadInputError(f"{path}: not valid JSON ({error})") from None
+    if not isinstance(manifest, dict):
+        raise BadInputError(f"{path}: not an mlc manifest (a JSON {type(manifest).__name__}, not an object)")
     if manifest.get("format_version") != FORMAT_VERSION:
         raise BadInputError(f"{folder}: artifact format {manifest.get('format_version')!r}, "
                             f"this mlc reads {FORMAT_VERSION}")
-    for name, info in manifest.get("files", {}).items():
+    files = manifest.get("files", {})
+    if not isinstance(files, dict):
+        raise BadInputError(f"{path}: 'files' is not an object of file names")
+    for name, info in files.items():
+        _check_entry(folder, path, name, info)
+    for name, info in files.items():
         file = folder / name
         if not file.is_file():
-            raise BadInputError(f"{folder}: file {name} is missing")
+            raise BadInputError(f"{folder}: file {show(name)} is missing")
         if file_sha256(file) != info["sha256"]:
-            raise BadInputError(f"{folder}: file {name} does not match its sha256 in the manifest (modified?)")
+            raise BadInputError(f"{folder}: file {show(name)} does not match its sha256 in the manifest (modified?)")
     return manifest
+
+
+def _check_entry(folder: Path, path: Path, name: Any, info: Any) -> None:
+    """An entry of the manifest's `files` names a file directly in the folder, with a sha256:
+    checked before any file is opened, so that a tampered manifest (`../../etc/passwd`, an
+    absolute path) makes mlc read nothing outside the artifact."""
+    if not isinstance(name, str) or not name or name in (".", "..") or "/" in name or "\\" in name \
+            or "\0" in name or name == MANIFEST:
+        raise BadInputError(f"{path}: lists {show(str(name))}, which is not a file name inside {show(folder)}")
+    if not isinstance(info, dict) or not isinstance(info.get("sha256"), str):
+        raise BadInputError(f"{path}: the entry of {show(name)} has no sha256")
 
 
 class Artifact:

@@ -5,12 +5,14 @@ first on PYTHONPATH as `sitecustomize`, which Python imports at start-up), confi
 Through an audit hook (`sys.addaudithook`) it sees what Python code does to the file system and
 the network, without patching mlc:
 
-- file-system events under `watch` (a file opened for writing, a folder created, a rename, a
-  removal, mlc's own `mlc.atomic_rename`) of the process started by the test (`parent_pid`),
+- file-system events under `watch` (a file opened for writing, or with `reads` for reading too,
+  a folder created, a rename, a removal, mlc's own `mlc.atomic_rename`) of the process started
+  by the test (`parent_pid`),
   numbered from 1: each is written to `log`; at event `pause_at` the process writes `paused`
   and sleeps (the test kills it there); at event `fail_at` the operation fails with `fail_errno`
-  (a full disk); at the first rename into `watch` it waits for `barrier_count` processes (so that
-  concurrent compiles reach their final step together);
+  (a full disk); at its first rename from or onto `barrier_target` it waits until
+  `barrier_count` processes got there in `barrier_dir` (so that concurrent compiles take their
+  last steps together);
 - network use in any process (the TVM build child included): sockets other than local pipes,
   connections, name look-ups, URL requests are written to `network_log` and refused;
 - with `no_renameat2`, mlc's one-step renames are made unavailable (the fallback is tested).
@@ -60,7 +62,9 @@ def _file_event(event: str, args: tuple[Any, ...]) -> tuple[str, str] | None:
     if event == "open":
         path, mode, flags = args
         writes = any(c in mode for c in "wax+") if isinstance(mode, str) else bool((flags or 0) & _WRITES)
-        return ("write", str(path)) if writes and _watched(path) else None
+        if not _watched(path):
+            return None
+        return ("write", str(path)) if writes else ("read", str(path)) if _CONFIG.get("reads") else None
     if event in ("os.mkdir", "os.remove", "os.rmdir", "shutil.rmtree", "os.truncate"):
         return (event, str(args[0])) if _watched(args[0]) else None
     if event in ("os.rename", "os.replace"):
@@ -72,6 +76,7 @@ def _file_event(event: str, args: tuple[Any, ...]) -> tuple[str, str] | None:
 
 def _barrier() -> None:
     folder = Path(_CONFIG["barrier_dir"])
+    folder.mkdir(parents=True, exist_ok=True)
     _append(str(folder / f"{os.getpid()}.arrived"), {})
     deadline = time.monotonic() + float(_CONFIG.get("barrier_timeout", 60))
     while len(list(folder.glob("*.arrived"))) < int(_CONFIG["barrier_count"]) and time.monotonic() < deadline:
@@ -90,7 +95,8 @@ def _on_file_event(kind: str, path: str) -> None:
         _append(_CONFIG["paused"] + ".part", {"n": number, "kind": kind, "path": path})
         os.rename(_CONFIG["paused"] + ".part", _CONFIG["paused"])  # whole when the test sees it
         time.sleep(3600)
-    if _CONFIG.get("barrier_dir") and "rename" in kind and not _state["barrier_done"]:
+    target = _CONFIG.get("barrier_target")
+    if target and "rename" in kind and target in path.split(" -> ") and not _state["barrier_done"]:
         _state["barrier_done"] = True
         _barrier()
 
