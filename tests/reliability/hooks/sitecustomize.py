@@ -15,7 +15,8 @@ the network, without patching mlc:
   last steps together);
 - network use in any process (the TVM build child included): sockets other than local pipes,
   connections, name look-ups, URL requests are written to `network_log` and refused;
-- with `no_renameat2`, mlc's one-step renames are made unavailable (the fallback is tested).
+- with `no_renameat2`, mlc's one-step renames are made unavailable (the fallback is tested);
+- with `loaded_log`, each process that loaded these hooks says so there (pid, argv).
 """
 
 from __future__ import annotations
@@ -133,6 +134,8 @@ def install(config: dict[str, Any], *, mine: bool) -> None:
     the test started, not its children). Once per process: audit hooks cannot be removed."""
     _CONFIG.update(config)
     _state["mine"] = mine
+    if config.get("loaded_log"):
+        _append(config["loaded_log"], {"pid": os.getpid(), "argv": sys.argv})
     sys.addaudithook(_hook)
     if config.get("no_renameat2"):
         import mlc.atomic_rename
