@@ -33,26 +33,27 @@ _LOG2_E = 1.44269504088896341
 
 
 def exp_f32(x: Any) -> Any:
-    """e^x for a float32 TIR expression, as arithmetic and bit operations only (module doc)."""
+    """e^x for a float32 TIR expression, as arithmetic and bit operations only (module doc).
+
+    Temporaries are shared sub-expressions, not `Let` bindings: MetaSchedule's feature extraction
+    has no rule for `Let` (`mlc tune` failed on every model with a softmax), and LLVM merges the
+    repeated sub-expressions anyway."""
 
     def f32(value: float) -> Any:
         return tirx.const(value, "float32")
 
-    x_var, clamped, n, r = (tirx.Var(name, "float32") for name in ("exp_x", "exp_c", "exp_n", "exp_r"))
-    n_int = tirx.Var("exp_i", "int32")
+    clamped = tirx.max(tirx.min(x, f32(89.0)), f32(-104.0))
+    n = tirx.floor(clamped * f32(_LOG2_E) + f32(0.5))
+    r = clamped - n * f32(_LN2_HIGH) - n * f32(_LN2_LOW)
     poly = f32(_POLYNOMIAL[0])
     for coefficient in _POLYNOMIAL[1:]:
         poly = poly * r + f32(coefficient)
     mantissa = poly * r * r + r + f32(1.0)
+    n_int = n.astype("int32")
     half = n_int >> 1  # 2^n as 2^half * 2^(n - half): each factor stays a normal float
     scaled = (mantissa * tirx.reinterpret("float32", (half + 127) << 23)
               * tirx.reinterpret("float32", (n_int - half + 127) << 23))
-    body = tirx.Let(n_int, n.astype("int32"), scaled)
-    body = tirx.Let(r, clamped - n * f32(_LN2_HIGH) - n * f32(_LN2_LOW), body)
-    body = tirx.Let(n, tirx.floor(clamped * f32(_LOG2_E) + f32(0.5)), body)
-    body = tirx.Let(clamped, tirx.max(tirx.min(x_var, f32(89.0)), f32(-104.0)),
-                    tirx.Select(tirx.isnan(x_var), x_var, body))
-    return tirx.Let(x_var, x, body)
+    return tirx.Select(tirx.isnan(x), x, scaled)
 
 
 def _softmax_compute(data: te.Tensor, axis: int) -> te.Tensor:
