@@ -9,10 +9,12 @@ Weights are memory-mapped on first use, never copied into the process.
 
 from __future__ import annotations
 
+import math
 import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import BinaryIO
 
 import numpy as np
 
@@ -22,11 +24,14 @@ from mlc.ir.dtypes import DType
 
 @dataclass(frozen=True)
 class ExternalRef:
-    """Where one tensor's bytes live: a checked file path, an offset and a length."""
+    """Where one tensor's bytes live: a checked file path, an offset and a length, and the file's
+    identity when it was checked (device, inode), which the read must find again."""
 
     path: Path
     offset: int
     length: int
+    device: int = 0
+    inode: int = 0
 
 
 def _unpacked(dtype: DType, packed: np.ndarray, count: int) -> np.ndarray:
@@ -45,8 +50,10 @@ def _unpacked(dtype: DType, packed: np.ndarray, count: int) -> np.ndarray:
     return codes.astype(dtype.numpy)
 
 
-def resolve(model_path: str, base_dir: Path | None, tensor_name: str, entries: dict[str, str]) -> ExternalRef:
-    """Check one tensor's external_data entries; raise BadInputError naming the tensor otherwise."""
+def resolve(model_path: str, base_dir: Path | None, tensor_name: str, entries: dict[str, str],
+            model_file: Path | None = None) -> ExternalRef:
+    """Check one tensor's external_data entries; raise BadInputError naming the tensor otherwise.
+    `model_file`: the model's own file, which cannot hold its weights' data."""
     where = f"{model_path}: tensor {tensor_name!r}"
     if base_dir is None:
         raise BadInputError(f"{where}: external data needs the model's folder; import it from a file path")
@@ -71,6 +78,10 @@ def resolve(model_path: str, base_dir: Path | None, tensor_name: str, entries: d
             info = os.lstat(current)
         except FileNotFoundError:
             raise BadInputError(f"{where}: external data file {location!r} does not exist") from None
+        except OSError as error:  # a name too long, a file where a folder should be, no permission
+            shown = location if len(location) <= 80 else location[:60] + f"...({len(location)} characters)"
+            raise BadInputError(f"{where}: external data file {shown!r} cannot be read: "
+                                f"{error.strerror or error}") from None
         if stat.S_ISLNK(info.st_mode):
             raise BadInputError(f"{where}: external data path {location!r} goes through a symbolic link")
     if not stat.S_ISREG(info.st_mode):
@@ -78,6 +89,13 @@ def resolve(model_path: str, base_dir: Path | None, tensor_name: str, entries: d
     if info.st_nlink > 1:
         raise BadInputError(f"{where}: external data file {location!r} has {info.st_nlink} hard links; "
                             "copy it to a file of its own")
+    if model_file is not None:
+        try:
+            own = os.stat(model_file)
+        except OSError:
+            own = None
+        if own is not None and (own.st_dev, own.st_ino) == (info.st_dev, info.st_ino):
+            raise BadInputError(f"{where}: external data location {location!r} is the model file itself")
     try:
         offset = int(entries.get("offset", "0") or 0)
         length = int(entries["length"]) if entries.get("length") not in (None, "") else None
@@ -93,14 +111,14 @@ def resolve(model_path: str, base_dir: Path | None, tensor_name: str, entries: d
     if offset + length > info.st_size:
         raise BadInputError(f"{where}: external data offset {offset} + length {length} is past the end of "
                             f"{location!r} ({info.st_size} bytes)")
-    return ExternalRef(current, offset, length)
+    return ExternalRef(current, offset, length, info.st_dev, info.st_ino)
 
 
 def check_size(model_path: str, tensor_name: str, ref: ExternalRef, dtype: DType, shape: tuple[int, ...]) -> None:
     """The length must hold exactly the tensor's packed bytes."""
     if dtype == DType.STRING:
         raise BadInputError(f"{model_path}: tensor {tensor_name!r}: string tensors cannot use external data")
-    count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+    count = math.prod(int(d) for d in shape)
     expected = (count * dtype.bits + 7) // 8
     if ref.length != expected:
         raise BadInputError(f"{model_path}: tensor {tensor_name!r}: external data holds {ref.length} bytes, "
@@ -111,17 +129,44 @@ def loader(ref: ExternalRef, dtype: DType, shape: tuple[int, ...]):
     """A function that memory-maps the bytes (read-only) as a numpy array of the tensor's type."""
 
     def load() -> np.ndarray:
-        count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+        count = math.prod(int(d) for d in shape)
         if ref.length == 0:
             return np.zeros(shape, dtype=dtype.numpy)
-        if dtype.bits < 8:
-            packed = np.memmap(ref.path, dtype=np.uint8, mode="r", offset=ref.offset, shape=(ref.length,))
-            return _unpacked(dtype, np.asarray(packed), count).reshape(shape)
-        mapped = np.memmap(ref.path, dtype=dtype.numpy.newbyteorder("<"), mode="r", offset=ref.offset,
-                           shape=(count,))
+        with _reopen(ref) as file:
+            if dtype.bits < 8:
+                packed = np.memmap(file, dtype=np.uint8, mode="r", offset=ref.offset, shape=(ref.length,))
+                return _unpacked(dtype, np.asarray(packed), count).reshape(shape)
+            mapped = np.memmap(file, dtype=dtype.numpy.newbyteorder("<"), mode="r", offset=ref.offset,
+                               shape=(count,))
         return mapped.reshape(shape)
 
     return load
+
+
+def _reopen(ref: ExternalRef) -> BinaryIO:
+    """The checked file, opened again for its bytes: without following a symbolic link, and only
+    if it is still the very file that was checked (same device and inode, one link, long enough).
+    A file swapped between the check and the read (for a link to a file outside, say) is refused."""
+    shown = ref.path.name
+    try:
+        fd = os.open(ref.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as error:
+        raise BadInputError(f"{ref.path}: external data file {shown!r} cannot be opened again: "
+                            f"{error.strerror or error} (changed since it was checked?)") from None
+    info = os.fstat(fd)
+    problem = ""
+    if not stat.S_ISREG(info.st_mode):
+        problem = "is no longer a regular file"
+    elif ref.inode and (info.st_dev, info.st_ino) != (ref.device, ref.inode):
+        problem = "was replaced by another file"
+    elif info.st_nlink > 1:
+        problem = f"now has {info.st_nlink} hard links"
+    elif info.st_size < ref.offset + ref.length:
+        problem = f"shrank to {info.st_size} bytes"
+    if problem:
+        os.close(fd)
+        raise BadInputError(f"{ref.path}: external data file {shown!r} {problem} after it was checked; not read")
+    return os.fdopen(fd, "rb")
 
 
 def referenced_files(model_path: str | Path) -> list[Path]:
@@ -136,11 +181,13 @@ def referenced_files(model_path: str | Path) -> list[Path]:
     except Exception:  # noqa: BLE001 - not a model: nothing it references; import gives the error
         return []
     files: dict[Path, None] = {}
+    folder = path.resolve().parent
     for tensor in _get_all_tensors(model):
         if tensor.data_location != onnx.TensorProto.EXTERNAL:
             continue
-        location = next((e.value for e in tensor.external_data if e.key == "location"), "")
-        candidate = (path.resolve().parent / location)
-        if location and candidate.exists():
-            files[candidate.resolve()] = None
+        entries = {e.key: e.value for e in tensor.external_data}
+        try:  # only files the import would read: nothing outside the folder is even looked at
+            files[resolve(str(path), folder, tensor.name, entries).path] = None
+        except BadInputError:
+            continue
     return list(files)

@@ -34,6 +34,8 @@ from mlc.ir.tensor import SparseTensor, Tensor
 from mlc.ir.types import MapType, OpaqueType, OptionalType, SequenceType, SparseTensorType, TensorType, Type
 from mlc.onnx_io import external_data
 from mlc.onnx_io.exporter import CREATED_BY_KEY, SOURCE_KEY
+from mlc.onnx_io.static_checks import check_inference, check_sizes
+from mlc.onnx_io.validate import validate_model
 
 log = logging.getLogger("mlc.import")
 
@@ -78,6 +80,7 @@ class _Importer:
         self.base_dir = base_dir
         self.freeze_inputs = freeze_inputs
         self.ir_version = 0
+        self.model_file: Path | None = None  # the model's own file, when imported from one
 
     def fail(self, message: str) -> BadInputError:
         return BadInputError(f"{self.model_path}: {message}")
@@ -94,7 +97,7 @@ class _Importer:
             raise self.fail(f"tensor {name!r} has a negative dimension {list(shape)}")
         if proto.data_location == onnx.TensorProto.EXTERNAL:
             entries = {e.key: e.value for e in proto.external_data}
-            ref = external_data.resolve(self.model_path, self.base_dir, name, entries)
+            ref = external_data.resolve(self.model_path, self.base_dir, name, entries, self.model_file)
             external_data.check_size(self.model_path, name, ref, dtype, shape)
             return Tensor(dtype, shape, loader=external_data.loader(ref, dtype, shape), name=proto.name)
         loader = self._inline_loader(proto, name)
@@ -166,6 +169,8 @@ class _Importer:
         def define(name: str, value: Value, by: str) -> None:
             if name in scope:
                 raise self.fail(f"{where}: value {name!r} is defined twice ({by})")
+            if _lookup(outer, name) is not None:  # ONNX names are single-assignment across scopes
+                raise self.fail(f"{where}: value {name!r} ({by}) shadows a value of the enclosing graph")
             scope[name] = value
 
         types: dict[str, Type | None] = {}
@@ -521,8 +526,13 @@ def import_onnx(
             raise BadInputError(f"import_onnx: expected a path, bytes or ModelProto, got {type(source).__name__}")
         shown, folder = "<model>", (Path(base_dir) if base_dir is not None else None)
         _check_model_proto(model, shown)
+    validate_model(model, shown)
     if infer_shapes:
         model = _infer_shapes(model, shown, owned)
     importer = _Importer(shown, folder, freeze_inputs)
+    importer.model_file = Path(source) if isinstance(source, str | Path) else None
     with gc_paused():
-        return importer.model(model)
+        graph = importer.model(model)
+    check_inference(_without_weights(model), shown)
+    check_sizes(graph, shown)
+    return graph
