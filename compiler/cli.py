@@ -337,10 +337,12 @@ def cmd_inspect(args: argparse.Namespace, out: Output) -> int:
     from mlc.ir.printer import print_ir
     from mlc.ir.verifier import verify
     from mlc.onnx_io.importer import import_onnx
+    from mlc.onnx_io.static_checks import check_runnable
     from mlc.summary import human_bytes, summarize
 
     graph = import_onnx(args.model, freeze_inputs=args.freeze_inputs)
     verify(graph)
+    check_runnable(graph, str(args.model))  # what compile refuses, inspect refuses
     summary = summarize(graph)
     out.payload = summary.to_json()
     if not out.human:
@@ -380,8 +382,11 @@ def _inspect_artifact(folder: Path, out: Output) -> int:
     from rich.table import Table
 
     from mlc.artifact import read_manifest
+    from mlc.artifact_check import check_model_files, read_checked_manifest
 
+    read_checked_manifest(folder)
     manifest = read_manifest(folder)
+    check_model_files(folder, manifest)
     verification = manifest.get("verification", {})
     out.payload = {"artifact": str(folder), **{k: manifest.get(k) for k in (
         "target", "backend", "backend_options", "requirements", "options", "inputs", "outputs", "source",
@@ -670,7 +675,8 @@ def cmd_optimize(args: argparse.Namespace, out: Output) -> int:
 def cmd_run(args: argparse.Namespace, out: Output) -> int:
     import numpy as np
 
-    from mlc.artifact import load
+    from mlc.artifact import load, read_manifest
+    from mlc.artifact_check import check_model_files, read_checked_manifest
     from mlc.feeds import (
         check_feeds,
         compare_outputs_to,
@@ -680,7 +686,11 @@ def cmd_run(args: argparse.Namespace, out: Output) -> int:
         role_dims,
     )
     from mlc.numerics.inputs import parse_shape_flags, read_npz
+    from mlc.runner import quiet_onnxruntime
 
+    read_checked_manifest(args.artifact)  # names and shape first, then the hashes, then the model files
+    check_model_files(args.artifact, read_manifest(args.artifact))
+    quiet_onnxruntime()
     artifact = load(args.artifact)
     inputs = artifact.manifest["inputs"]
     generated: dict[str, int] | None = None

@@ -46,6 +46,7 @@ from mlc.numerics.reference import (
 from mlc.numerics.selection import selection_outputs
 from mlc.onnx_io.exporter import export_onnx
 from mlc.onnx_io.importer import import_onnx
+from mlc.onnx_io.static_checks import check_runnable
 from mlc.pass_api import Numerics, Pass
 from mlc.pass_manager import Instrument, PassManager, PassRecord
 
@@ -390,6 +391,17 @@ def _sha256(source: str | Path | bytes | Any) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def quiet_onnxruntime() -> None:
+    """Keep onnxruntime's own logger off stderr (DESIGN: nothing a backend library logs reaches
+    stderr unasked): its errors reach mlc as exceptions and become one line; its log lines (a
+    failed allocation, a kernel's status) would come before that line, in colour."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return
+    ort.set_default_logger_severity(4)
+
+
 def run_pipeline(source: str | Path | bytes | Any, passes: Sequence[Pass], checks: CheckOptions | None = None,
                  instruments: Sequence[Instrument] = (), *, stop_after: int | None = None,
                  max_rewrites: int | None = None, graph: Graph | None = None) -> PipelineResult:
@@ -399,18 +411,23 @@ def run_pipeline(source: str | Path | bytes | Any, passes: Sequence[Pass], check
     if checks.verify not in VERIFY_MODES:
         raise BadInputError(f"--verify {checks.verify}: expected one of {', '.join(VERIFY_MODES)}")
     started = time.perf_counter()
+    shown = str(source) if isinstance(source, str | Path) else "the model"
     if graph is None:
         graph = import_onnx(source)
         verify(graph)
+    check_runnable(graph, shown)
+    quiet_onnxruntime()
     original = graph.clone()
     passes = list(passes) if stop_after is None else list(passes)[:stop_after]
     reference: Reference | None = None
     feeds: dict[str, np.ndarray] = {}
-    shown = str(source) if isinstance(source, str | Path) else "the model"
     if checks.verify != "none":
-        reference = Reference(original, check_inputs(original, passes, checks), checks.second_opinion,
-                              shown=shown, dims_hint=dims_hint(original, checks),
-                              gate=LossyGate(checks.lossy_min_cosine))
+        try:
+            reference = Reference(original, check_inputs(original, passes, checks), checks.second_opinion,
+                                  shown=shown, dims_hint=dims_hint(original, checks),
+                                  gate=LossyGate(checks.lossy_min_cosine))
+        except ReferenceError as error:  # the original itself does not run: bad input, named by its file
+            raise ReferenceError(f"{shown}: {error}") from error
         feeds = reference.feeds
     numeric = NumericCheck(reference, passes) if reference is not None and checks.verify == "each" else None
     snapshots = LossySnapshots()
