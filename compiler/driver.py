@@ -350,6 +350,18 @@ def quantization_record(request: PipelineRequest, result: PipelineResult, found:
     return record
 
 
+def _import_checked(model: Path) -> Graph:
+    """The model imported and checked first, before a backend library, the passes or the output
+    folder are touched: a hostile or malformed model is refused (exit 2) at the cost of an import,
+    and what runs later starts from a checked graph."""
+    from mlc.ir.verifier import verify
+    from mlc.onnx_io.importer import import_onnx
+
+    graph = import_onnx(model)
+    verify(graph)
+    return graph
+
+
 def compile_model(model: str | Path, request: PipelineRequest, output: str | Path | None = None, *,
                   checks: CheckOptions | None = None, backend_options: dict[str, Any] | None = None,
                   instruments: Sequence[Instrument] = (), force: bool = False,
@@ -357,6 +369,7 @@ def compile_model(model: str | Path, request: PipelineRequest, output: str | Pat
     """Compile `model` for `request.target` into an artifact folder; returns (folder, result).
     With `request.accuracy_budget`, `metric` (outputs -> score) may replace the default measure."""
     model = Path(model)
+    graph = _import_checked(model)
     target = request.target or "onnxruntime"
     backend = require(target)
     backend.validate_options(target, dict(backend_options or {}))
@@ -364,7 +377,7 @@ def compile_model(model: str | Path, request: PipelineRequest, output: str | Pat
     guard_output(folder, protected=protected_paths(model), force=force)
     checks = checks or CheckOptions()
     passes, found = _prepare(model, request, checks, metric, stage)
-    result = run_pipeline(model, passes, checks, instruments)
+    result = run_pipeline(model, passes, checks, instruments, graph=graph)
     _refuse_broken(result, request, model, checks, "artifact")
     result.quantization = quantization_record(request, result, found)
     result.pruning = _pruning(request, result, found)
@@ -404,10 +417,11 @@ def optimize_model(model: str | Path, request: PipelineRequest, output: str | Pa
     from mlc.onnx_io.exporter import save_onnx
 
     model = Path(model)
+    graph = _import_checked(model)
     destination = guard_output(output, protected=protected_paths(model), force=force)
     checks = checks or CheckOptions()
     passes, found = _prepare(model, request, checks, metric, None)
-    result = run_pipeline(model, passes, checks, instruments)
+    result = run_pipeline(model, passes, checks, instruments, graph=graph)
     _refuse_broken(result, request, model, checks, "model")
     result.quantization = quantization_record(request, result, found)
     result.pruning = _pruning(request, result, found)
