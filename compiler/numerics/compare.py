@@ -2,8 +2,17 @@
 
 An element fails when |got - expected| > atol * scale + rtol * |expected|, where `scale` is the
 largest finite |expected| of that output (so that atol follows the output's magnitude). Integer,
-bool and string outputs must match exactly. Elements whose reference is NaN or Inf cannot be
-judged: if they are the only differences, the verdict is `inconclusive`, not `fail`.
+bool and string outputs must match exactly.
+
+NaN and Inf are judged, not skipped (`nonfinite_classes`): NaN or Inf where the reference is
+finite, anything but NaN where the reference is NaN, and NaN or the opposite Inf where it is Inf
+are mismatches (`fail`), each counted in the note. Only a finite value where the reference
+overflowed to Inf cannot be judged (a fused kernel may keep in range what the unfused one did
+not): that alone gives `inconclusive`. A reference that is itself NaN or Inf on the check inputs
+is said in the note; NaN there makes the verdict `inconclusive` even where both agree (the check
+vouches for nothing at those elements). Two values that both lie below the type's smallest
+normal (subnormal or zero) are equal enough: an engine may flush subnormal results to zero
+(`mlc.numerics.denormals`), and such differences are counted in the note.
 
 A `lossy` contract (quantization, pruning) changes values on purpose, so no element-wise
 tolerance judges it: a float output is measured against the reference (max abs/rel error,
@@ -79,6 +88,9 @@ class OutputCheck:
     rtol: float = 0.0
     atol: float = 0.0
     note: str = ""
+    got_nonfinite: int = 0  # elements NaN/Inf where the reference is finite
+    reference_nan: int = 0  # NaN / Inf elements of the reference itself on the check inputs
+    reference_inf: int = 0
 
     def to_json(self) -> dict[str, Any]:
         data = dict(self.__dict__)
@@ -97,6 +109,9 @@ class OutputCheck:
                     + (f"; {self.note}" if self.note else ""))
         if self.verdict == OK and not self.note:
             return f"{self.name}: ok (max abs {self.max_abs:.3g})"
+        if self.got_nonfinite and self.worst_index is not None:  # the figures over finite pairs would mislead
+            return (f"{self.name}: {self.verdict}: {self.note} (first at {list(self.worst_index)}: expected "
+                    f"{self.expected:.6g}, got {self.got:.6g})")
         where = f" at {list(self.worst_index)}" if self.worst_index is not None else ""
         values = f" (expected {self.expected:.6g}, got {self.got:.6g})" if self.expected is not None else ""
         return (f"{self.name}: {self.verdict}: max abs {self.max_abs:.3g}, max rel {self.max_rel:.3g}, "
@@ -203,10 +218,14 @@ def _judge_lossy(check: OutputCheck, exp: np.ndarray, act: np.ndarray, gate: Los
     e64, a64 = exp.astype(np.float64), act.astype(np.float64)
     check.sqnr_db = sqnr_db(e64, a64) if exp.dtype.kind == "f" else None
     check.rtol, check.atol = 0.0, 0.0
-    broken = np.isfinite(e64) & ~np.isfinite(a64)
+    classes = nonfinite_classes(e64, a64)
+    broken = classes.lost
     if broken.any():
         check.verdict = FAIL
         check.note = f"lossy: {int(broken.sum())} of {exp.size} elements NaN/Inf where the reference is finite"
+    elif classes.nan_lost.any() or classes.inf_wrong.any():
+        check.verdict = FAIL
+        check.note = "lossy: " + "; ".join(classes.describe(exp.size, 0))
     elif gate.min_cosine is not None and check.cosine < gate.min_cosine:
         check.verdict = FAIL
         check.note = f"lossy: cosine {check.cosine:.6f} below the gate {gate.min_cosine:g}"
@@ -217,36 +236,98 @@ def _judge_lossy(check: OutputCheck, exp: np.ndarray, act: np.ndarray, gate: Los
 
 
 def _compare_floats(check: OutputCheck, exp: np.ndarray, act: np.ndarray, numerics: Numerics) -> OutputCheck:
+    """Element-wise judgement of a float output (module docstring), non-finite values included."""
     rtol, atol = tolerance_for(numerics, exp.dtype)
     e64, a64 = exp.astype(np.complex128 if exp.dtype.kind == "c" else np.float64), act.astype(
         np.complex128 if exp.dtype.kind == "c" else np.float64)
     finite = np.isfinite(e64)
+    classes = nonfinite_classes(e64, a64)
     scale = float(np.max(np.abs(e64[finite]))) if finite.any() else 0.0
     diff = np.abs(e64 - a64)
     diff = np.where(finite, diff, 0.0)
-    bad_nonfinite = ~finite & ~((np.isnan(e64) & np.isnan(a64)) | (e64 == a64))
     limit = atol * max(scale, 1e-30) + rtol * np.abs(np.where(finite, e64, 0.0))
-    failing = finite & ~(diff <= limit)  # a NaN result where the reference is finite fails too
+    # both values below the type's smallest normal: an engine may flush subnormal results to zero
+    flushed = finite & ~(diff <= limit) & _both_tiny(e64, a64, exp.dtype)
+    failing = finite & ~(diff <= limit) & ~flushed  # a NaN result where the reference is finite fails too
     rel = diff / np.maximum(np.abs(np.where(finite, e64, 0.0)), atol * max(scale, 1e-30))
     check.rtol, check.atol = rtol, atol * scale
-    check.max_abs = float(np.nanmax(np.where(finite & np.isfinite(a64), diff, 0.0)))
-    check.max_rel = float(np.nanmax(np.where(finite & np.isfinite(a64), rel, 0.0)))
-    fe, fa = e64[finite & np.isfinite(a64)].ravel(), a64[finite & np.isfinite(a64)].ravel()
+    both = finite & np.isfinite(a64)
+    check.max_abs = float(np.nanmax(np.where(both, diff, 0.0)))
+    check.max_rel = float(np.nanmax(np.where(both & ~flushed, rel, 0.0)))
+    fe, fa = e64[both].ravel(), a64[both].ravel()
     norms = float(np.linalg.norm(fe) * np.linalg.norm(fa))
     check.cosine = float(np.real(np.vdot(fe, fa)) / norms) if norms > 0 else (1.0 if not fe.size or
                                                                              np.array_equal(fe, fa) else 0.0)
-    score = np.where(failing, rel + 1.0, rel)
-    score = np.where(np.isnan(score), np.inf, score)
-    index = tuple(int(i) for i in np.unravel_index(int(np.argmax(score)), exp.shape))
+    wrong = classes.lost | classes.nan_lost | classes.inf_wrong  # non-finite mismatches rank first
+    score = np.where(failing, rel + 1.0, np.where(flushed, 0.0, rel))
+    score = np.where(np.isnan(score) | wrong, np.inf, score)
+    first = int(np.argmax(classes.lost)) if classes.lost.any() else int(np.argmax(score))
+    index = tuple(int(i) for i in np.unravel_index(first, exp.shape))
     check.worst_index = index
     check.expected, check.got = float(np.real(e64[index])), float(np.real(a64[index]))
-    if failing.any():
+    check.got_nonfinite = int(classes.lost.sum())
+    check.reference_nan, check.reference_inf = int(np.isnan(e64).sum()), int(np.isinf(e64).sum())
+    notes = classes.describe(exp.size, int((failing & ~classes.lost).sum()))
+    if flushed.any():
+        notes.append(f"{int(flushed.sum())} elements differ only below {np.dtype(exp.dtype).name}'s smallest "
+                     "normal (flush-to-zero of subnormal results: accepted)")
+    if check.reference_nan or check.reference_inf:
+        notes.append(f"the reference itself holds {check.reference_nan} NaN and {check.reference_inf} Inf of "
+                     f"{exp.size} elements on the check inputs")
+    check.note = "; ".join(notes)
+    if failing.any() or wrong.any():
         check.verdict = FAIL
-        check.note = f"{int(failing.sum())} of {exp.size} elements off"
-    elif bad_nonfinite.any():
-        check.verdict = INCONCLUSIVE
-        check.note = f"{int(bad_nonfinite.sum())} elements where the reference is NaN/Inf differ"
+    elif classes.inf_finite.any() or check.reference_nan:
+        check.verdict = INCONCLUSIVE  # elements the reference cannot vouch for
     return check
+
+
+def _both_tiny(e64: np.ndarray, a64: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    from mlc.numerics.narrowing import float_limits
+
+    real = np.dtype(dtype).type(0).real.dtype if np.dtype(dtype).kind == "c" else np.dtype(dtype)
+    smallest_normal = float_limits(real)[1]
+    return (np.abs(e64) < smallest_normal) & (np.abs(a64) < smallest_normal)
+
+
+@dataclass(frozen=True)
+class NonFinite:
+    """Where the output and the reference disagree about NaN and Inf, element by element."""
+
+    lost: np.ndarray  # NaN or Inf where the reference is finite: a mismatch
+    nan_lost: np.ndarray  # finite or Inf where the reference is NaN: a mismatch
+    inf_wrong: np.ndarray  # NaN or the other Inf where the reference is Inf: a mismatch
+    inf_finite: np.ndarray  # finite where the reference overflowed to Inf: not judged (inconclusive)
+    got_nan: np.ndarray
+
+    def describe(self, size: int, off: int) -> list[str]:
+        """The note's phrases, mismatches first, each with its count."""
+        notes = []
+        if self.lost.any():
+            nans = int((self.lost & self.got_nan).sum())
+            notes.append(f"{int(self.lost.sum())} of {size} elements are NaN/Inf where the reference is finite "
+                         f"({nans} NaN, {int(self.lost.sum()) - nans} Inf)")
+        if off:
+            notes.append(f"{off} of {size} elements off")
+        if self.nan_lost.any():
+            notes.append(f"{int(self.nan_lost.sum())} elements are not NaN where the reference is NaN")
+        if self.inf_wrong.any():
+            notes.append(f"{int(self.inf_wrong.sum())} elements are NaN or the opposite Inf where the reference "
+                         "is Inf")
+        if self.inf_finite.any():
+            notes.append(f"{int(self.inf_finite.sum())} elements are finite where the reference overflowed to Inf "
+                         "(not judged)")
+        return notes
+
+
+def nonfinite_classes(e64: np.ndarray, a64: np.ndarray) -> NonFinite:
+    """Classify the elements whose NaN/Inf status differs between reference `e64` and `a64`."""
+    e_nan, a_nan = np.isnan(e64), np.isnan(a64)
+    e_inf, a_inf = np.isinf(e64), np.isinf(a64)
+    finite_a = ~a_nan & ~a_inf
+    return NonFinite(lost=~e_nan & ~e_inf & ~finite_a, nan_lost=e_nan & ~a_nan,
+                     inf_wrong=e_inf & (a_nan | (a_inf & (a64 != e64))), inf_finite=e_inf & finite_a,
+                     got_nan=a_nan)
 
 
 def compare_outputs(expected: dict[str, Any], got: dict[str, Any], numerics: Numerics, engine: str,

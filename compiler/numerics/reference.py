@@ -23,6 +23,7 @@ from mlc.errors import MlcError
 from mlc.ir.core import Graph
 from mlc.ir.dtypes import DType
 from mlc.ir.tensor import Tensor
+from mlc.numerics.denormals import REFERENCE_SESSION_CONFIG
 from mlc.onnx_io.exporter import _inline_sink, export_onnx
 
 log = logging.getLogger("mlc.numerics")
@@ -249,6 +250,8 @@ def _session(model: onnx.ModelProto, handed: tuple[list[str], list[Any]] | None)
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     options.log_severity_level = 4  # fatal only: its errors reach us as exceptions, its logs never reach stderr
     options.add_session_config_entry("session.model_external_initializers_file_folder_path", _no_files_folder())
+    for key, value in REFERENCE_SESSION_CONFIG.items():  # subnormals kept, on every thread (mlc.numerics.denormals)
+        options.add_session_config_entry(key, value)
     if handed is not None and handed[0]:
         options.add_external_initializers(*handed)
     return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
@@ -286,7 +289,8 @@ def _run_reference(model: onnx.ModelProto, feeds: dict[str, np.ndarray],
     evaluator = ReferenceEvaluator(model)
     names = list(outputs) if outputs is not None else list(evaluator.output_names)
     wanted = set(evaluator.input_names)
-    results = evaluator.run(names, {k: v for k, v in feeds.items() if k in wanted})
+    with np.errstate(all="ignore"):  # its numpy kernels overflow like the model does: no warnings on stderr
+        results = evaluator.run(names, {k: v for k, v in feeds.items() if k in wanted})
     return dict(zip(names, results, strict=True))
 
 
