@@ -21,6 +21,8 @@ more than one residual Add, or the bias Add read elsewhere. Only LayerNormalizat
 axis is matched.
 
 `tolerance`: c - b @ W is rounded once at compile time; the run-time sums associate differently.
+It is computed in float64; when beta + b or c - b @ W would overflow their type (float16's 65504),
+the bias is kept (remark: `kept, the shifted biases of ... overflow float16`).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mlc.ir.core import Graph, Node, Value
+from mlc.numerics.narrowing import narrowing_problem
 from mlc.pass_api import Numerics, Pass, PassContext, register_pass
 from mlc.passes._patterns import (
     MS_DOMAIN,
@@ -90,7 +93,7 @@ def _linear_reader(node: Node, r: Value) -> _Shift:
         beta = float(node.attr("beta", 1.0))
         if bias.shape != (weight.shape[1],) or beta == 0.0:
             raise _Kept(f"{label(node)}'s bias is not a vector of its width")
-        return _Shift(node, 2, weight * np.asarray(node.attr("alpha", 1.0), weight.dtype), beta)
+        return _Shift(node, 2, weight.astype(np.float64) * float(node.attr("alpha", 1.0)), beta)
     if node.domain == MS_DOMAIN and node.op_type == "Attention" and node.inputs[0] is r:
         weight, bias = const_array(input_at(node, 1)), const_array(input_at(node, 2))
         if weight is None or bias is None or weight.ndim != 2 or bias.shape != (weight.shape[1],):
@@ -139,7 +142,23 @@ def _match(ln: Node) -> tuple[Node, Value, np.ndarray, list[_Shift]]:
     shifts = [_linear_reader(node, r) for node in readers]
     if len({id(s.node) for s in shifts}) != len(shifts):
         raise _Kept("two readers share one bias")
+    beta = const_array(beta_value) if beta_value is not None else np.zeros_like(gamma)
+    assert beta is not None
+    why = narrowing_problem(beta.astype(np.float64) + b, beta.dtype, channel_axes=(), underflow=False,
+                            what=f"shifted biases of {label(ln)}")
+    for shift in shifts:
+        c = const_array(shift.node.inputs[shift.index])
+        assert c is not None
+        why = why or narrowing_problem(_shifted(c, b, shift), c.dtype, channel_axes=(), underflow=False,
+                                       what=f"shifted biases of {label(shift.node)}")
+    if why is not None:
+        raise _Kept(why)
     return bias_add, x, b, shifts
+
+
+def _shifted(c: np.ndarray, b: np.ndarray, shift: _Shift) -> np.ndarray:
+    """c - b @ W / factor in float64 (the reader's new bias before rounding to c's type)."""
+    return c.astype(np.float64) - (b.astype(np.float64) @ shift.weight.astype(np.float64)) / shift.factor
 
 
 @register_pass
@@ -189,7 +208,7 @@ class FoldResidualBias(Pass):
             value = shift.node.inputs[shift.index]
             c = const_array(value)
             assert c is not None
-            shifted = c.astype(np.float64) - (b.astype(np.float64) @ shift.weight.astype(np.float64)) / shift.factor
+            shifted = _shifted(c, b, shift)
             old.append(value)
             shift.node.set_input(shift.index, graph.make_constant(shifted.astype(c.dtype), value.name))
         out = bias_add.outputs[0]

@@ -52,6 +52,7 @@ from mlc.passes._patterns import (
     reader_problem,
     replace_chain,
 )
+from mlc.passes.fuse_conv_affine import affine_fold_loss
 
 
 # ===================================================================== the pass
@@ -127,6 +128,8 @@ class FuseBatchNorm(Pass):
                 why = "its output is not known to be 2-D (BatchNormalization's channel axis 1 is not the last)"
         if why is None:
             why = fold_problem(producer, len(scale), scales=True, shifts=False)
+        if why is None:
+            why = affine_fold_loss(producer, scale, shift)
         if why is not None:
             ctx.remark(f"{label(producer)}: not fused with {label(bn)}, {why}")
             return None

@@ -14,8 +14,11 @@ would add an axis), the producer's output must have this one reader, and the pro
 must be a constant when it is scaled (an Add only needs a constant or absent bias). An Add after
 MatMul is fuse-matmul-add's rule (MatMul+Add → Gemm) and is left to it.
 
-Arithmetic is done in float64 and rounded once to the weight's dtype, hence `tolerance`. Weights
-that nothing reads any more are removed.
+Arithmetic is done in float64 and rounded once to the weight's dtype, hence `tolerance`. A fold
+whose rounding would lose values is refused with a remark (`affine_fold_loss`): in float16,
+W*c above 65504 would become Inf where the unfused graph stays finite (the activations it scales
+are small), and a channel whose folded weights all fall below the smallest normal keeps few or
+no significant bits. Weights that nothing reads any more are removed.
 """
 
 from __future__ import annotations
@@ -24,12 +27,16 @@ import numpy as np
 
 from mlc.ir.core import Graph, Node
 from mlc.ir.types import TensorType
+from mlc.numerics.narrowing import narrowing_problem
 from mlc.pass_api import Numerics, Pass, PassContext, register_pass
 from mlc.passes._patterns import (
     STANDARD,
+    _channel_factor,
     const_array,
+    dtype_of,
     fold_affine,
     fold_problem,
+    input_at,
     label,
     out_channels,
     reader_problem,
@@ -48,6 +55,49 @@ def per_channel(c: np.ndarray, rank: int, axis: int, channels: int) -> np.ndarra
     if any(d != 1 for i, d in enumerate(padded) if i != axis) or padded[axis] not in (1, channels):
         return None
     return np.broadcast_to(np.asarray(c, dtype=np.float64).reshape(-1), (channels,)).copy()
+
+
+def _weight_channel_axes(producer: Node) -> tuple[int, ...]:
+    """The axes of the weight that the per-channel factor indexes (see `_channel_factor`)."""
+    if producer.op_type == "Conv":
+        return (0,)
+    if producer.op_type == "ConvTranspose":
+        return (0, 1)  # the factor of W[c, j] depends on c's group and on j
+    if producer.op_type == "Gemm" and producer.attr("transB", 0):
+        return (0,)
+    return (1,)  # Gemm's B [K, N] and MatMul's W: per column
+
+
+def affine_fold_loss(producer: Node, scale: np.ndarray | None, shift: np.ndarray | None) -> str | None:
+    """Why `fold_affine(producer, scale, shift)` would lose values when its float64 results are
+    rounded to the weight's type (overflow to Inf; a channel underflowing to subnormals or zero),
+    or None when the fold is safe. Check `fold_problem` first; the arithmetic mirrors `fold_affine`
+    (and fuse-batchnorm's MatMul + Add, whose Add holds `shift` in the weight's type)."""
+    w = input_at(producer, 1)
+    wdtype = dtype_of(w)
+    assert wdtype is not None
+    np_dtype = wdtype.numpy
+    if scale is not None:
+        weight = const_array(w)
+        assert weight is not None
+        scaled = weight.astype(np.float64) * _channel_factor(producer, weight, scale)
+        why = narrowing_problem(scaled, np_dtype, channel_axes=_weight_channel_axes(producer))
+        if why is not None:
+            return why
+    op = producer.op_type
+    bias = const_array(input_at(producer, 2)) if op != "MatMul" else None
+    new_bias: np.ndarray | None = None
+    if bias is not None and (scale is not None or shift is not None):
+        new_bias = bias.astype(np.float64) * (float(producer.attr("beta", 1.0)) if op == "Gemm" else 1.0)
+        if scale is not None:
+            new_bias = new_bias * (scale if op != "Gemm" else scale.reshape(1, -1))
+        if shift is not None:
+            new_bias = new_bias + (shift if op != "Gemm" else shift.reshape(1, -1))
+    elif shift is not None:
+        new_bias = shift
+    if new_bias is None:
+        return None
+    return narrowing_problem(new_bias, np_dtype, channel_axes=(), what="folded biases", underflow=False)
 
 
 def _output_rank(producer: Node) -> int | None:
@@ -123,6 +173,8 @@ class FuseConvAffine(Pass):
             return None
         is_mul = consumer.op_type == "Mul"
         why = fold_problem(producer, channels, scales=is_mul, shifts=not is_mul)
+        if why is None:
+            why = affine_fold_loss(producer, vector if is_mul else None, None if is_mul else vector)
         if why is not None:
             ctx.remark(f"{label(producer)}: not fused with {label(consumer)}, {why}")
             return None
