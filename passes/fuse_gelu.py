@@ -10,13 +10,15 @@ Every multiplication order and association exporters write matches: the three fa
 and (1 + f) in any nesting (`Mul(Mul(x, 0.5), p)`, `Mul(x, Mul(0.5, p))`, `Mul(Mul(x, p), 0.5)`,
 operands either side; halving also as Div by 2), x / sqrt(2) also as Mul by 0.70710678, x^3 as
 Pow(x, 3) or x*x*x, and 1 + f either way round. Constants match within 1e-4 relative and may be
-scalars or one-element tensors. Every intermediate value must be read inside the pattern only;
-x itself may have any readers.
+scalars or one-element tensors, of no higher rank than x: a [1] constant broadcasts a scalar x to
+[1], which Gelu(x) would not (fuzz seed 373); x's rank must then be known. Every intermediate
+value must be read inside the pattern only; x itself may have any readers.
 
 With the option `contrib` (the onnxruntime target sets it at -O3), the result is onnxruntime's
 `com.microsoft::Gelu` (erf form) or `com.microsoft::FastGelu` (tanh form) whatever the model's
 opset, and the com.microsoft opset (version 1) is imported into the model; those kernels take
-float32 and float16. Without it, a model below opset 20 keeps the pattern, with a remark naming
+float32 and float16, and FastGelu only tensors of rank 1 or more (onnxruntime 1.31 refuses a
+scalar at run time: fuzz seed 2). Without it, a model below opset 20 keeps the pattern, with a remark naming
 the option.
 
 Every Erf and Tanh is a candidate: when it does not fuse, a remark `GELU at 'name': not fused,
@@ -33,6 +35,7 @@ import math
 from dataclasses import dataclass
 
 from mlc.ir.core import Graph, Node, Value
+from mlc.ir.types import TensorType
 from mlc.pass_api import Numerics, Pass, PassContext, PassOption, register_pass
 from mlc.passes._patterns import (
     CONTRIB_DTYPES,
@@ -242,9 +245,15 @@ class FuseGelu(Pass):
     @staticmethod
     def _target_problem(graph: Graph, match: _Gelu, opset: int, contrib: bool) -> str | None:
         dtype = dtype_of(match.x)
+        rank = _rank(match.x)
+        broadcast = _broadcasting_constant(match, rank)
+        if broadcast is not None:
+            return broadcast
         if contrib:
             if dtype not in CONTRIB_DTYPES:
                 return "x is not float32/float16 (onnxruntime's Gelu/FastGelu kernels)"
+            if match.tanh and (rank is None or rank == 0):
+                return "x is a scalar or of unknown rank (onnxruntime's FastGelu takes rank >= 1)"
             if graph.root.model is None:
                 return f"the graph has no model to import {MS_DOMAIN} into"
             return None
@@ -254,3 +263,25 @@ class FuseGelu(Pass):
             return (f"ai.onnx opset {opset} has no Gelu (it needs {GELU_OPSET}); "
                     "the option fuse-gelu{contrib=true} emits onnxruntime's com.microsoft::Gelu/FastGelu instead")
         return None
+
+
+def _rank(value: Value) -> int | None:
+    t = value.type
+    return len(t.shape) if isinstance(t, TensorType) and t.shape is not None else None
+
+
+def _broadcasting_constant(match: _Gelu, rank: int | None) -> str | None:
+    """Why the pattern's result is not x's shape: a constant of higher rank than x (a [1] scalar
+    stand-in broadcasts a rank-0 x to [1]); None when every constant keeps x's shape."""
+    for node in match.nodes:
+        for operand in node.inputs:
+            if operand is None or operand is match.x or operand.producer is not None:
+                continue
+            t = operand.type
+            if not isinstance(t, TensorType) or t.shape is None:
+                return f"the rank of constant %{operand.name} is unknown"
+            if rank is None and len(t.shape) > 0:
+                return f"x's rank is unknown and constant %{operand.name} could broadcast it"
+            if rank is not None and len(t.shape) > rank:
+                return f"constant %{operand.name} has rank {len(t.shape)} > x's {rank}: it broadcasts x"
+    return None
