@@ -33,7 +33,7 @@ from mlc.backends.base import Availability, Backend, CompileResult, Runner
 from mlc.backends.tvm_build import COUNTS_SUFFIX, build_in_child, build_library, native_stderr_to_log
 from mlc.backends.tvm_rnn import RECURRENT_OPS
 from mlc.backends.tvm_rnn import refusal as rnn_refusal
-from mlc.errors import BadInputError
+from mlc.errors import BadInputError, MlcError
 from mlc.ir.core import Graph
 from mlc.ir.dtypes import DType
 from mlc.ir.types import OptionalType, SequenceType, TensorType
@@ -427,8 +427,25 @@ def target_spec_of(target: str, options: dict[str, Any]) -> tuple[dict[str, Any]
     return target_spec, requirements, recorded
 
 
+def _declared_dtype(type_text: str | None) -> np.dtype | None:
+    """The numpy dtype of a manifest output type (`f32[N]`), None when it is not a tensor type."""
+    from mlc.feeds import parse_manifest_type
+
+    try:
+        declared = parse_manifest_type(type_text) if type_text else None
+        return declared.dtype.numpy if isinstance(declared, TensorType) and declared.dtype is not None else None
+    except (MlcError, TypeError, ValueError):
+        return None
+
+
 class TvmRunner(Runner):
-    def __init__(self, library: Path, target: str, input_names: list[str], output_names: list[str]) -> None:
+    """Runs module.so in TVM's Relax VM. An output TVM computes as a scalar expression (a dim read
+    by Shape/Gather, cast) comes back as a Python int or float, not a tensor: it is given the
+    output's declared dtype (`output_dtypes`), not numpy's default int64/float64 (fuzz seed 27:
+    Cast(Gather(Shape(x), 0), float) came back as float64)."""
+
+    def __init__(self, library: Path, target: str, input_names: list[str], output_names: list[str],
+                 output_dtypes: list[np.dtype | None] | None = None) -> None:
         tvm = _tvm()
         from tvm import relax
 
@@ -439,15 +456,16 @@ class TvmRunner(Runner):
             self.vm = relax.VirtualMachine(module, self.device)
         self.input_names = input_names
         self.output_names = output_names
+        self.output_dtypes = output_dtypes or [None] * len(output_names)
 
-    def _to_numpy(self, value: Any) -> Any:
+    def _to_numpy(self, value: Any, dtype: np.dtype | None = None) -> Any:
         tvm = self.tvm
         if isinstance(value, tvm.runtime.Tensor):
             return value.numpy()
         if isinstance(value, tvm.runtime.ShapeTuple):
-            return np.array([int(v) for v in value], dtype=np.int64)
+            return np.array([int(v) for v in value], dtype=dtype or np.int64)
         if isinstance(value, bool | int | float | np.generic):
-            return np.array(value)
+            return np.array(value, dtype=dtype)
         return [self._to_numpy(v) for v in value]
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -455,8 +473,9 @@ class TvmRunner(Runner):
                 for name in self.input_names if name in feeds]
         result = self.vm["main"](*args)
         if len(self.output_names) == 1:
-            return {self.output_names[0]: self._to_numpy(result)}
-        return {name: self._to_numpy(v) for name, v in zip(self.output_names, result, strict=True)}
+            return {self.output_names[0]: self._to_numpy(result, self.output_dtypes[0])}
+        return {name: self._to_numpy(v, dtype)
+                for name, v, dtype in zip(self.output_names, result, self.output_dtypes, strict=True)}
 
 
 def _gpu_exists() -> bool:
@@ -578,4 +597,5 @@ class TvmBackend(Backend):
     def load(self, artifact_dir: Path, manifest: dict[str, Any]) -> Runner:
         return TvmRunner(artifact_dir / "module.so", manifest["target"],
                          [i["name"] for i in manifest["inputs"] if not i.get("default")],
-                         [o["name"] for o in manifest["outputs"]])
+                         [o["name"] for o in manifest["outputs"]],
+                         [_declared_dtype(o.get("type")) for o in manifest["outputs"]])

@@ -12,6 +12,9 @@ shipped outputs (see `backends/tvm.py` for the ops that are refused instead):
     LayerNormalization's Mean / InvStdDev outputs (TVM returns scalars)  ->  computed beside it:
                   ReduceMean over the normalized axes, and 1 / Sqrt(ReduceMean((x - mean)²) + eps),
                   in float32 (stash_type 1); the LayerNormalization keeps only Y
+    LayerNormalization(x: f64)  TVM's layer_norm takes float32 and float16 only (its build fails,
+                  fuzz seed 15)  ->  the definition in float64, as onnxruntime computes it:
+                  (x - mean) * 1 / Sqrt(ReduceMean((x - mean)²) + eps) * scale + bias
     Tile(x, r)    TVM 0.27's AVX-512 code for Tile returns garbage (official test_tile on znver4) ->
                   Reshape(Expand(Reshape(x, [1, d0, 1, d1, ...]), [r0, d0, r1, d1, ...]), [r0*d0, ...])
                   (static x, constant repeats)
@@ -118,6 +121,48 @@ def _layernorm_stats(graph: Graph, node: Node, ctx: PassContext) -> None:
     for index in (2, 1):
         if index < len(node.outputs) and node.outputs[index] is not None:
             node.drop_output(index)
+
+
+def _layernorm_double(node: Node) -> bool:
+    x = node.inputs[0] if node.inputs else None
+    return (x is not None and isinstance(x.type, TensorType) and x.type.dtype == DType.DOUBLE
+            and x.type.shape is not None)
+
+
+def _layernorm_decomposed(graph: Graph, node: Node, ctx: PassContext) -> None:
+    """LayerNormalization on float64 written out in float64 (Y, and Mean/InvStdDev if read)."""
+    x, scale = node.inputs[0], node.inputs[1]
+    bias = node.inputs[2] if len(node.inputs) > 2 else None
+    assert x is not None and scale is not None and isinstance(x.type, TensorType) and x.type.shape is not None
+    rank = len(x.type.shape)
+    axis = node.attr("axis", -1)
+    axes = list(range(axis + rank if axis < 0 else axis, rank))
+    b = _Builder(graph, node, ctx, "layernorm-f64")
+    t = x.type
+    stat = TensorType(DType.DOUBLE, tuple(1 if i in axes else d for i, d in enumerate(t.shape)))
+    opset = graph.opset_version("") or 17
+
+    def reduce_mean(value: Value) -> Value:
+        if opset >= 18:
+            return b.op("ReduceMean", [value, graph.make_constant(np.array(axes, np.int64), "axes")], stat, keepdims=1)
+        return b.op("ReduceMean", [value], stat, axes=axes, keepdims=1)
+
+    mean = reduce_mean(x)
+    centered = b.op("Sub", [x, mean], t)
+    variance = reduce_mean(b.op("Mul", [centered, centered], t))
+    eps = b.scalar(float(node.attr("epsilon", 1e-5)), DType.DOUBLE)
+    inv = b.op("Reciprocal", [b.op("Sqrt", [b.op("Add", [variance, eps], stat)], stat)], stat)
+    y = b.op("Mul", [b.op("Mul", [centered, inv], t), scale], t)
+    if bias is not None:
+        y = b.op("Add", [y, bias], t)
+    for index, value in ((0, y), (1, mean), (2, inv)):
+        old = node.outputs[index] if index < len(node.outputs) else None
+        if old is None or not (old.uses or old.is_graph_output):
+            continue
+        if isinstance(old.type, TensorType) and old.type.dtype != DType.DOUBLE:
+            value = b.op("Cast", [value], TensorType(old.type.dtype, stat.shape), to=int(old.type.dtype))
+        old.replace_all_uses_with(value, replace_graph_outputs=True)
+    graph.remove(node)
 
 
 def _tile_plan(node: Node, ctx: PassContext) -> tuple[list[int], list[int]] | None:
@@ -231,6 +276,8 @@ class LegalizeForTvm(Pass):
         """(rule, the rewrite, the statistic it counts in) for a node that needs one, else None."""
         if self.option("f16_as_f32") and node.op_type in _F16_SENSITIVE and _all_f16(node):
             return "f16-as-f32", _upcast, "f16_upcast"
+        if node.op_type == "LayerNormalization" and _layernorm_double(node):
+            return "layernorm-f64", _layernorm_decomposed, "rewritten"
         if node.op_type == "LayerNormalization" and _layernorm_stats_used(node):
             return None if _layernorm_axes(node, ctx) is None else ("layernorm-stats", _layernorm_stats, "rewritten")
         if node.op_type == "Tile":
