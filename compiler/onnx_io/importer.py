@@ -35,7 +35,7 @@ from mlc.ir.types import MapType, OpaqueType, OptionalType, SequenceType, Sparse
 from mlc.onnx_io import external_data
 from mlc.onnx_io.exporter import CREATED_BY_KEY, SOURCE_KEY
 from mlc.onnx_io.static_checks import check_inference, check_sizes
-from mlc.onnx_io.validate import validate_model
+from mlc.onnx_io.validate import guess_attribute_type, validate_model
 
 log = logging.getLogger("mlc.import")
 
@@ -119,7 +119,7 @@ class _Importer:
 
     # ---------------------------------------------------------------- attributes
     def attribute(self, proto: onnx.AttributeProto, scopes: list[dict[str, Value]]) -> Attr:
-        kind = proto.type or _guess_attr_type(proto)
+        kind = proto.type or guess_attribute_type(proto)
         t = AttrType(kind)
         if proto.ref_attr_name:
             return Attr(proto.name, t, None, ref=proto.ref_attr_name, doc_string=proto.doc_string)
@@ -374,24 +374,6 @@ def _text(data: bytes) -> str | bytes:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         return data
-
-
-_ATTR_FIELDS = (("f", AttrType.FLOAT), ("i", AttrType.INT), ("s", AttrType.STRING), ("t", AttrType.TENSOR),
-                ("g", AttrType.GRAPH), ("sparse_tensor", AttrType.SPARSE_TENSOR), ("tp", AttrType.TYPE_PROTO))
-_ATTR_LISTS = (("floats", AttrType.FLOATS), ("ints", AttrType.INTS), ("strings", AttrType.STRINGS),
-               ("tensors", AttrType.TENSORS), ("graphs", AttrType.GRAPHS),
-               ("sparse_tensors", AttrType.SPARSE_TENSORS), ("type_protos", AttrType.TYPE_PROTOS))
-
-
-def _guess_attr_type(proto: onnx.AttributeProto) -> int:
-    """Models of old IR versions may leave `type` unset: read it off the field that is filled."""
-    for field_name, kind in _ATTR_FIELDS:
-        if proto.HasField(field_name):
-            return kind
-    for field_name, kind in _ATTR_LISTS:
-        if len(getattr(proto, field_name)):
-            return kind
-    return AttrType.UNDEFINED
 
 
 # ===================================================================== entry points

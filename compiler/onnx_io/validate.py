@@ -35,6 +35,7 @@ import onnx.defs
 from onnx import AttributeProto, TensorProto
 
 from mlc.errors import BadInputError
+from mlc.ir.attributes import AttrType
 from mlc.ir.dtypes import DType
 from mlc.onnx_io.limits import MAX_BLOCKSIZE, MAX_ELEMENTS, MAX_FUNCTION_DEPTH, MAX_WINDOW, element_count
 
@@ -228,6 +229,8 @@ class _Validator:
             raise self.fail(f"{where} uses domain {_shown_domain(domain)!r}, which the model does not import "
                             f"(opset_import)")
         for attribute in node.attribute:
+            if not attribute.type and not attribute.ref_attr_name and not guess_attribute_type(attribute):
+                raise self.fail(f"{where}: attribute {attribute.name!r} has neither a type nor a value")
             self.attribute(attribute, f"{where}, attribute {attribute.name!r}", scope)
         if (domain, node.op_type) in self.functions:
             return  # a call of a model-local function: its body is checked on its own
@@ -363,6 +366,25 @@ def _all_nodes(nodes: Iterable[onnx.NodeProto]) -> Iterator[onnx.NodeProto]:
                 stack.extend(graph.node)
 
 
+_ATTR_FIELDS = (("f", AttrType.FLOAT), ("i", AttrType.INT), ("s", AttrType.STRING), ("t", AttrType.TENSOR),
+                ("g", AttrType.GRAPH), ("sparse_tensor", AttrType.SPARSE_TENSOR), ("tp", AttrType.TYPE_PROTO))
+_ATTR_LISTS = (("floats", AttrType.FLOATS), ("ints", AttrType.INTS), ("strings", AttrType.STRINGS),
+               ("tensors", AttrType.TENSORS), ("graphs", AttrType.GRAPHS),
+               ("sparse_tensors", AttrType.SPARSE_TENSORS), ("type_protos", AttrType.TYPE_PROTOS))
+
+
+def guess_attribute_type(proto: AttributeProto) -> int:
+    """Models of old IR versions may leave `type` unset: read it off the field that is filled
+    (UNDEFINED when none is)."""
+    for field_name, kind in _ATTR_FIELDS:
+        if proto.HasField(field_name):
+            return kind
+    for field_name, kind in _ATTR_LISTS:
+        if len(getattr(proto, field_name)):
+            return kind
+    return AttrType.UNDEFINED
+
+
 def _external(tensor: TensorProto) -> bool:
     return tensor.data_location == TensorProto.EXTERNAL
 
@@ -375,10 +397,13 @@ def _as_checked(node: onnx.NodeProto, known: set[str]) -> onnx.NodeProto:
     attributes its schema does not know (they import and round-trip untouched; a runtime that
     cannot run them says so)."""
     if not any(a.HasField("g") or len(a.graphs) or (a.HasField("t") and _external(a.t)) or a.name not in known
-               or any(_external(t) for t in a.tensors) for a in node.attribute):
+               or not a.type or any(_external(t) for t in a.tensors) for a in node.attribute):
         return node
     copy = onnx.NodeProto()
     copy.CopyFrom(node)
+    for attribute in copy.attribute:  # an old model's untyped attribute, typed as the importer reads it
+        if not attribute.type and not attribute.ref_attr_name:
+            attribute.type = guess_attribute_type(attribute)
     kept = [a for a in copy.attribute if a.name in known]
     del copy.attribute[:]
     copy.attribute.extend(kept)
@@ -414,4 +439,4 @@ def validate_model(model: onnx.ModelProto, shown: str) -> None:
     _Validator(model, shown).run()
 
 
-__all__ = ["validate_model"]
+__all__ = ["guess_attribute_type", "validate_model"]
