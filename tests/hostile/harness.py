@@ -105,6 +105,8 @@ def _environment(work: Path, mlc_path: str | None = None) -> dict[str, str]:
 
 
 _strace_state: str | None = None
+# --seccomp-bpf: only the traced calls stop the process (a Python start makes thousands of others)
+_STRACE_FLAGS = ["-f", "-qq", "--seccomp-bpf"]
 
 
 def strace_unavailable() -> str:
@@ -115,8 +117,12 @@ def strace_unavailable() -> str:
             _strace_state = f"{STRACE} not found"
         else:
             try:
-                done = subprocess.run([STRACE, "-f", "-qq", "-e", "trace=openat", "-o", "/dev/null", "true"],
+                done = subprocess.run([STRACE, *_STRACE_FLAGS, "-e", "trace=openat", "-o", "/dev/null", "true"],
                                       capture_output=True, text=True, timeout=30)
+                if done.returncode != 0 and "--seccomp-bpf" in _STRACE_FLAGS:  # an older strace, or no seccomp
+                    _STRACE_FLAGS.remove("--seccomp-bpf")
+                    done = subprocess.run([STRACE, *_STRACE_FLAGS, "-e", "trace=openat", "-o", "/dev/null", "true"],
+                                          capture_output=True, text=True, timeout=30)
                 _strace_state = "" if done.returncode == 0 else f"strace cannot trace here: {done.stderr.strip()[:200]}"
             except (OSError, subprocess.TimeoutExpired) as error:
                 _strace_state = f"strace cannot run: {error}"
@@ -132,7 +138,7 @@ def run_argv(argv: list[str], work: Path, trace: Path | None, timeout: float = T
     process and its children) of `argv`, traced into `trace`."""
     command = argv
     if trace is not None:
-        command = [STRACE, "-f", "-qq", "-y", "-s", "65535", "-e", f"trace={TRACED_CALLS}", "-o", str(trace), "--",
+        command = [STRACE, *_STRACE_FLAGS, "-y", "-s", "65535", "-e", f"trace={TRACED_CALLS}", "-o", str(trace), "--",
                    *argv]
     started = time.perf_counter()
     process = subprocess.Popen(command, cwd=work, env=_environment(work, mlc_path), stdin=subprocess.DEVNULL,
@@ -262,8 +268,8 @@ def outside_accesses(log: Path, d: CaseDir, also_ignored: Sequence[str] = ()) ->
     ignored = [*IGNORED, *also_ignored]
     allowed = [os.path.realpath(d.model_dir), os.path.realpath(d.work), str(d.model_dir), str(d.work)]
     bait_dirs = [os.path.realpath(d.outside), str(d.outside)]
-    ancestors = {str(p) for folder in (d.model_dir, d.work, *also_ignored)
-                 for p in [*Path(folder).parents, *Path(os.path.realpath(folder)).parents]}
+    folders: list[str | Path] = [d.model_dir, d.work, *also_ignored]
+    ancestors = {str(p) for folder in folders for p in [*Path(folder).parents, *Path(os.path.realpath(folder)).parents]}
     found: dict[str, None] = {}
     for a in accesses(log, d.work):
         real = _real(a.path, a.follow)

@@ -5,13 +5,14 @@ run the hostile corpus through mlc and print the counts by command and verdict, 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from tests.hostile.corpus import ARTIFACT_COMMANDS, BY_ID, CASES, COMMANDS
-from tests.hostile.harness import Outcome, failures, run_corpus, save, strace_unavailable, table
+from tests.hostile.corpus import ARTIFACT, ARTIFACT_COMMANDS, BY_ID, CASES, COMMANDS, MODEL
+from tests.hostile.harness import Outcome, failures, judge, run_corpus, save, strace_unavailable, table
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,7 +28,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mlc-path", metavar="DIR",
                         help="run the mlc package in DIR/mlc (e.g. an older checkout's compiler/ copied there, with "
                              "passes/ and backends/ inside) instead of the installed one")
+    parser.add_argument("--rejudge", metavar="FILE.json",
+                        help="judge the outcomes saved by an earlier --json run again, by the corpus as it is now "
+                             "(nothing runs), and print the table")
     args = parser.parse_args(argv)
+    if args.rejudge:
+        return _rejudge(Path(args.rejudge))
     unknown = [c for c in args.case if c not in BY_ID]
     if unknown:
         parser.error(f"unknown case(s): {', '.join(unknown)}")
@@ -61,6 +67,19 @@ def main(argv: list[str] | None = None) -> int:
         print("\n" + broken)
     if args.json:
         save(outcomes, Path(args.json))
+    return 0 if not broken else 1
+
+
+def _rejudge(path: Path) -> int:
+    outcomes = [Outcome(**{k: v for k, v in item.items()}) for item in json.loads(path.read_text())]
+    for o in outcomes:
+        c = BY_ID.get(o.case)
+        if c is not None and o.verdict != "skipped" and o.argv:
+            judge(c, o, Path(ARTIFACT if c.artifact else MODEL))
+    print(table(outcomes))
+    broken = failures(outcomes)
+    if broken:
+        print("\n" + broken)
     return 0 if not broken else 1
 
 
