@@ -359,6 +359,10 @@ def compare_outputs(expected: dict[str, Any], got: dict[str, Any], numerics: Num
                    else "another shape or type than the reference's: the records picked differ in number")
             check.note = "; ".join(x for x in (check.note, f"picked by {'/'.join(selection.ops)}; {how}") if x)
         checks.append(check)
+    nonfinite = [f"{c.name} ({c.reference_nan} NaN, {c.reference_inf} Inf)" for c in checks
+                 if c.reference_nan or c.reference_inf]
+    if nonfinite:
+        summaries.append(f"the reference is NaN/Inf on the check inputs in {', '.join(nonfinite)}")
     verdicts = {c.verdict for c in checks}
     verdict = FAIL if FAIL in verdicts else INCONCLUSIVE if INCONCLUSIVE in verdicts else OK
     return CheckResult(verdict, numerics.value, engine, checks, note="; ".join(summaries))
