@@ -112,7 +112,7 @@ def _no_room(folder: Path) -> OSError | None:
     except OSError as error:
         return error if error.errno in _NO_ROOM else None
     finally:
-        probe.unlink(missing_ok=True)
+        remove_path(probe)
     return None
 
 
