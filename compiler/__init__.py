@@ -7,8 +7,13 @@ check and localization), `run` (artifact → outputs), `bench`, `load` (artifact
 `.run(feeds)`), and the error classes rooted at `MlcError` (each carries its process exit code).
 """
 
-from mlc.api import bench, compile, debug, optimize, run, tune
-from mlc.errors import (
+# First, before anything loads onnxruntime: no telemetry from a compiler (mlc/offline.py says why).
+from mlc.offline import opt_out_of_telemetry
+
+opt_out_of_telemetry()
+
+from mlc.api import bench, compile, debug, optimize, run, tune  # noqa: E402
+from mlc.errors import (  # noqa: E402
     BadInputError,
     InternalError,
     MlcError,
@@ -16,8 +21,8 @@ from mlc.errors import (
     TargetUnavailableError,
     VerificationError,
 )
-from mlc.ir import Graph, assert_graph_equal, parse_ir, print_ir, verify
-from mlc.onnx_io import export_onnx, import_onnx, save_onnx
+from mlc.ir import Graph, assert_graph_equal, parse_ir, print_ir, verify  # noqa: E402
+from mlc.onnx_io import export_onnx, import_onnx, save_onnx  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -27,10 +27,6 @@ import pytest
 from tests.reliability.support import digest, hooks_env, mlc_command, read_events, small_cnn
 
 CLOSED = "http://127.0.0.1:9"  # the discard port: nothing listens there
-TELEMETRY = pytest.mark.xfail(strict=True, reason=(
-    "onnxruntime 1.31 telemetry (device id and event store under $XDG_CACHE_HOME/Microsoft, DNS and HTTPS "
-    "to mobile.events.data.microsoft.com) until compiler/__init__.py calls mlc.offline.opt_out_of_telemetry() "
-    "before anything imports onnxruntime"))
 
 
 def _strace_works() -> bool:
@@ -102,8 +98,8 @@ def test_the_watch_sees_and_blocks_network_use(tmp_path) -> None:
 
 
 @pytest.mark.parametrize("target", [
-    pytest.param("onnxruntime", marks=TELEMETRY),
-    pytest.param("llvm", marks=[TELEMETRY, pytest.mark.slow]),
+    pytest.param("onnxruntime"),
+    pytest.param("llvm", marks=pytest.mark.slow),
 ])
 def test_compile_tries_no_network(tmp_path, model, target) -> None:
     if target == "llvm":
