@@ -62,11 +62,11 @@ def fp16_feeds(seed: int = 1) -> dict[str, np.ndarray]:
 
 
 def subnormal_matmul(path: Path, dtype: int = TensorProto.FLOAT) -> Path:
-    """y = MatMul(x, W) * s with W all subnormal (float32 1e-39 / float16 1e-6) and `s` a graph
+    """y = MatMul(x, W) * s with W all subnormal (float32 5e-40 / float16 1e-6 steps) and `s` a graph
     input: fed with a large s (1e38 / 1e4) the outputs are normal numbers that an engine flushing
     subnormal operands to zero would compute as 0; fed with s = 1 they are themselves subnormal."""
     np_dtype = np.float32 if dtype == TensorProto.FLOAT else np.float16
-    tiny = 1e-39 if dtype == TensorProto.FLOAT else 1e-6
+    tiny = 5e-40 if dtype == TensorProto.FLOAT else 1e-6
     w = (np.arange(1, 17).reshape(4, 4) * tiny).astype(np_dtype)
     nodes = [helper.make_node("MatMul", ["x", "w"], ["m"], name="matmul"), helper.make_node("Mul", ["m", "s"], ["y"])]
     return save(nodes, {"w": w}, {"x": (dtype, [2, 4]), "s": (dtype, [1])}, {"y": (dtype, [2, 4])}, path)

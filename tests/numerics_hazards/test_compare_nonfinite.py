@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from onnx import TensorProto, helper
 
-import mlc
+from mlc import api
 from mlc.ir.tensor import Tensor
 from mlc.numerics.compare import FAIL, INCONCLUSIVE, OK, compare_array, compare_outputs
 from mlc.onnx_io.importer import import_onnx
@@ -93,7 +93,7 @@ def test_a_model_with_nan_weights_compiles_inconclusive_and_says_why(tmp_path: P
     w[0, 2, 1, 1] = np.nan
     path = save([helper.make_node("Conv", ["x", "w"], ["y"])], {"w": w}, {"x": (TensorProto.FLOAT, [1, 3, 8, 8])},
                 {"y": (TensorProto.FLOAT, [1, 4, 6, 6])}, tmp_path / "m.onnx")
-    folder = mlc.compile(path, "onnxruntime", tmp_path / "m.ort")
+    folder = api.compile(path, "onnxruntime", tmp_path / "m.ort")
     verification = json.loads((folder / "manifest.json").read_text())["verification"]
     assert verification["verdict"] == INCONCLUSIVE, "a NaN reference vouches for nothing: not 'ok'"
     assert verification["artifact"] == INCONCLUSIVE
