@@ -38,7 +38,11 @@ Unsqueezed: each Slice alone adds a copy of a quarter of the weight, the whole r
 weight by its reordered self.
 
 Random ops, ops with sub-graphs, ops of other domains and nodes whose output is a graph output
-(a graph output cannot be an initializer for every consumer) are never folded. Folding computes
+(a graph output cannot be an initializer for every consumer) are never folded, nor a node whose
+float16 (or narrower) result overflows to Inf from finite inputs: onnx's semantics round every
+intermediate, but onnxruntime runs a float16 op that has no float16 kernel in float32 and drops
+the casts between two such ops, so `Mul(x, Add(a, a))` with a = 6e4 is finite there; folded, it
+would be Inf in every artifact. Folding computes
 in numpy what the runtime would compute with its own kernels: transcendental functions may differ
 in the last bit, hence `tolerance`.
 """
@@ -161,6 +165,20 @@ def _layout_shape(node: Node, inputs: list[Tensor | None]) -> tuple[int, ...] | 
             target[target.index(-1)] = data.size // known
         return tuple(target) if int(np.prod(target, dtype=np.int64)) == data.size else None
     return None
+
+
+def _narrow_overflow(inputs: list[np.ndarray | None], outputs: list[np.ndarray | None]) -> int:
+    """How many elements of the narrow-float (float16, bfloat16, float8) outputs are Inf although
+    every float input is finite: a folded overflow that the runtime may not make (0 if none)."""
+    narrow = [a for a in outputs if a is not None and a.dtype.kind in "fV" and a.dtype.itemsize <= 2
+              and a.dtype != np.bool_]
+    if not narrow:
+        return 0
+    for array in inputs:
+        if array is not None and array.dtype.kind in "fV" and array.dtype != np.bool_ and array.size \
+                and not np.all(np.isfinite(array.astype(np.float32))):
+            return 0
+    return sum(int(np.isinf(a.astype(np.float32)).sum()) for a in narrow)
 
 
 def _candidate(node: Node) -> bool:
@@ -376,6 +394,12 @@ class FoldConstants(Pass):
         except (EvaluationError, TensorDataUnavailable, TypeError) as error:
             ctx.stats["skipped_error"] += 1
             ctx.remark(f"{_label(node)}: not folded, the reference evaluator failed ({error})")
+            return None
+        overflow = _narrow_overflow(arrays, results)
+        if overflow:
+            ctx.remark(f"{_label(node)}: not folded, {overflow} elements of its result overflow to Inf from finite "
+                       "inputs (left to run time: onnxruntime computes float16 ops without a float16 kernel in "
+                       "float32, unrounded between them)")
             return None
         tensors: list[Tensor | None] = []
         for value, array in zip(node.outputs, results, strict=True):

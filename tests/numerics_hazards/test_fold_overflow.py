@@ -195,3 +195,24 @@ def test_onnxruntime_reference_of_the_residual_model_is_finite(tmp_path: Path) -
     feeds = {name: np.random.default_rng(i).uniform(-1, 1, (1, 2, 4)).astype(np.float16)
              for i, name in enumerate(("z", "h"))}
     assert all(np.isfinite(v).all() for v in reference_outputs(path, feeds).values())
+
+
+# ===================================================================== fold-constants
+def add_twice(path: Path, dtype: int) -> Path:
+    """y = x * (a + a), a = [6e4, 1]: a + a is Inf in float16 by onnx's rounding, but onnxruntime
+    runs float16 Add (no float16 kernel) in float32 and keeps 1.2e5 until the Mul."""
+    np_dtype = np.float16 if dtype == F16 else np.float32
+    nodes = [helper.make_node("Add", ["a", "a"], ["aa"], name="twice"), helper.make_node("Mul", ["x", "aa"], ["y"])]
+    return save(nodes, {"a": np.array([6e4, 1.0], np_dtype)}, {"x": (dtype, [2])}, {"y": (dtype, [2])}, path)
+
+
+def test_a_constant_fold_that_overflows_float16_is_left_to_run_time(tmp_path: Path) -> None:
+    path = add_twice(tmp_path / "m.onnx", F16)
+    before, after, ctx = fold("fold-constants", path)
+    assert ops(after) == ["Add", "Mul"]
+    assert any(r.startswith("Add 'twice': not folded, 1 elements of its result overflow to Inf") for r in ctx.remarks)
+    feeds = {"x": np.array([0.25, -0.5], np.float16)}
+    assert np.isfinite(reference_outputs(path, feeds)["y"]).all(), "the premise: onnxruntime keeps it finite"
+    same_numbers(before, after, feeds)
+    _, after32, _ = fold("fold-constants", add_twice(tmp_path / "m32.onnx", F32))
+    assert ops(after32) == ["Mul"], "in float32 nothing overflows: it folds"
