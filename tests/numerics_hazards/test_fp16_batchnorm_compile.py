@@ -47,7 +47,7 @@ def test_optimize_keeps_the_batchnorm_and_the_numbers(tmp_path: Path) -> None:
                    reason="backends/onnxruntime.py opens artifact sessions with ConvBNFusion on: onnxruntime folds "
                           "the BatchNormalization mlc kept into the float16 weights itself and overflows; its "
                           "disabled_optimizers must add ConvBNFusion (and ConvMulFusion, ConvAddFusion, "
-                          "MatMulBNFusion)")
+                          "MatMul_BatchNormalization_Fusion: the folds mlc refused)")
 def test_onnxruntime_artifact_is_finite_and_matches_the_original(tmp_path: Path) -> None:
     model = conv_bn_fp16(tmp_path / "m.onnx")
     folder = api.compile(model, "onnxruntime", tmp_path / "m.ort")
@@ -89,3 +89,38 @@ def test_llvm_artifact_is_finite_and_matches_the_original(tmp_path: Path) -> Non
     folder = api.compile(model, "llvm", tmp_path / "m.llvm", inputs=save_feeds(feeds, tmp_path / "in.npz"))
     matches_original(model, api.run(folder, feeds), feeds)
     matches_original(model, api.run(folder, fp16_feeds(seed=8)), fp16_feeds(seed=8))
+
+
+ORT_FOLDS = ["ConvBNFusion", "ConvMulFusion", "ConvAddFusion", "MatMul_BatchNormalization_Fusion"]
+
+
+def test_these_onnxruntime_rules_are_the_ones_that_refold(tmp_path: Path) -> None:
+    """Evidence for the backend fix: with its graph optimizer on, onnxruntime folds Conv+BN,
+    Conv+Mul and MatMul+BN into float16 weights itself (Inf); with the rules named in
+    ORT_FOLDS disabled (the names onnxruntime 1.31 knows them by) it computes what the
+    unoptimized session computes."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    from tests.numerics_hazards.models import save
+
+    f16 = TensorProto.FLOAT16
+    matmul_bn = save([helper.make_node("MatMul", ["x", "w"], ["m"]),
+                      helper.make_node("BatchNormalization", ["m", "g", "b", "mu", "v"], ["y"])],
+                     {"w": np.full((4, 3), 1e3, np.float16), "g": np.full(3, 100.0, np.float16),
+                      "b": np.zeros(3, np.float16), "mu": np.zeros(3, np.float16), "v": np.ones(3, np.float16)},
+                     {"x": (f16, [2, 4])}, {"y": (f16, [2, 3])}, tmp_path / "mmbn.onnx")
+    conv_mul = save([helper.make_node("Conv", ["x", "w"], ["c"]), helper.make_node("Mul", ["c", "k"], ["y"])],
+                    {"w": np.full((4, 3, 1, 1), 1e3, np.float16), "k": np.full((4, 1, 1), 300.0, np.float16)},
+                    {"x": (f16, [1, 3, 2, 2])}, {"y": (f16, [1, 4, 2, 2])}, tmp_path / "convmul.onnx")
+    cases = [(conv_bn_fp16(tmp_path / "convbn.onnx"), fp16_feeds()),
+             (matmul_bn, {"x": np.full((2, 4), 1e-3, np.float16)}),
+             (conv_mul, {"x": np.full((1, 3, 2, 2), 1e-3, np.float16)})]
+    for model, feeds in cases:
+        options = ort.SessionOptions()
+        options.log_severity_level = 4
+        refolded = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+        assert not np.isfinite(refolded.run(None, feeds)[0]).all(), f"{model.name}: onnxruntime no longer refolds"
+        kept = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"],
+                                    disabled_optimizers=ORT_FOLDS)
+        matches_original(model, {"y": kept.run(None, feeds)[0]}, feeds)
