@@ -13,7 +13,10 @@ original's outputs under the tolerance of the loosest contract seen so far. When
    the first one, in topological order, that differs beyond tolerance names the node;
 4. a reproducer folder (`--reproducer DIR`, else a new temporary folder that the output names;
    never the working folder): the IR before the pass (`before.onnx`, `before.txt`), the inputs,
-   the pass and its options, and a one-line command that replays the failure.
+   the pass and its options, and a one-line command that replays the failure. DIR is checked
+   before anything runs: new, empty or an earlier reproducer, and never a file, the working
+   folder nor a folder holding an input (replaying `before.onnx` into its own folder would
+   write over the model being debugged).
 
 The pipeline itself runs through `mlc.runner.run_pipeline`, exactly as `mlc compile` runs it:
 this module adds only what debugging needs on top (localization and reproducers).
@@ -38,16 +41,46 @@ from typing import Any
 import numpy as np
 
 from mlc.errors import BadInputError
+from mlc.instruments import IRDumper, save_mlc_onnx, written_by_mlc
 from mlc.ir.core import Graph
 from mlc.ir.printer import print_ir
 from mlc.ir.verifier import verify
 from mlc.numerics.compare import FAIL, CheckResult, OutputCheck, compare_array
 from mlc.numerics.reference import ReferenceError, run_model
-from mlc.onnx_io.exporter import export_onnx, save_onnx
+from mlc.onnx_io.exporter import export_onnx
 from mlc.onnx_io.importer import import_onnx
+from mlc.output_guard import guard_output_folder, is_ir_text, protected_inputs, save_npz, write_file_atomically
 from mlc.pass_api import Numerics, Pass
 from mlc.pass_manager import Instrument, PassFailedError, PassManager, PassRecord
 from mlc.runner import CheckOptions, PipelineResult, Reference, first_failing_prefix, loosest_contract, run_pipeline
+
+# What a reproducer folder holds (`before.onnx.data` only for a model past protobuf's 2 GB).
+REPRODUCER_FILES = ("before.onnx", "before.onnx.data", "before.txt", "inputs.npz", "pass.json", "command.sh")
+_SCRIPT_HEAD = "#!/bin/sh\n# replays the failure"
+_PASS_KEYS = {"pass", "options", "numerics", "max_rewrites"}
+
+
+def _reproducer_file_is_ours(path: Path) -> bool:
+    """Whether a file of a reproducer folder is one an earlier `mlc debug` wrote (by content):
+    then a new reproducer may replace it."""
+    try:
+        if path.name == "command.sh":
+            with path.open("rb") as stream:
+                return stream.read(len(_SCRIPT_HEAD)) == _SCRIPT_HEAD.encode()
+        if path.name == "pass.json":
+            if path.stat().st_size > 1 << 20:
+                return False
+            data = json.loads(path.read_bytes())
+            return isinstance(data, dict) and set(data) == _PASS_KEYS and isinstance(data["pass"], str)
+    except (OSError, ValueError, RecursionError):
+        return False
+    return is_ir_text(path) if path.name == "before.txt" else written_by_mlc(path)
+
+
+def guard_reproducer(folder: str | Path, protected: list[Path]) -> Path:
+    """`--reproducer DIR` checked (one line, exit 2) and resolved: see `guard_output_folder`."""
+    return guard_output_folder(folder, writes=REPRODUCER_FILES.__contains__, ours=_reproducer_file_is_ours,
+                               protected=protected, flag="--reproducer")
 
 
 @dataclass
@@ -133,9 +166,22 @@ class _Debugger:
         self.options = options
         self.instruments = instruments
         self.reference: Reference | None = None  # set once the pipeline ran (a crash may come first)
+        self.protected: list[Path] = []
 
     # ---------------------------------------------------------------- main flow
+    def guard_outputs(self) -> None:
+        """Refuse, before any work, a reproducer or dump folder that would write over an input:
+        the model, its external data, `--inputs`, the files the passes read, a loaded plugin."""
+        plugins = [m for m in self.options.loaded_modules if m.endswith(".py")]
+        self.protected = protected_inputs(self.model_path, self.checks.inputs_path, *plugins, passes=self.passes)
+        if self.options.reproducer_dir:
+            guard_reproducer(self.options.reproducer_dir, self.protected)
+        for instrument in self.instruments:
+            if isinstance(instrument, IRDumper):
+                instrument.protect(self.protected)
+
     def run(self) -> DebugResult:
+        self.guard_outputs()
         graph = import_onnx(self.model_path)
         verify(graph)
         self.original = graph.clone()
@@ -252,23 +298,21 @@ class _Debugger:
 
     def write_reproducer(self, before: Graph, pass_: Pass, max_rewrites: int | None,
                          feeds: dict[str, np.ndarray] | None = None) -> tuple[str, str]:
-        if self.options.reproducer_dir:
-            folder = Path(self.options.reproducer_dir).resolve()
-            if folder.exists() and any(folder.iterdir()) and not (folder / "pass.json").is_file():
-                raise BadInputError(f"--reproducer {folder}: exists and is not an mlc reproducer; "
-                                    "give a new or empty folder")
+        if self.options.reproducer_dir:  # checked before the run; again now, just before writing
+            folder = guard_reproducer(self.options.reproducer_dir, self.protected)
             folder.mkdir(parents=True, exist_ok=True)
         else:
             folder = Path(tempfile.mkdtemp(prefix=f"mlc-repro-{Path(self.model_path).stem}-"))
-        save_onnx(before, folder / "before.onnx")
-        (folder / "before.txt").write_text(print_ir(before, debug_info=True))
+        save_mlc_onnx(before, folder / "before.onnx")
+        text = print_ir(before, debug_info=True)
+        write_file_atomically(folder / "before.txt", lambda tmp: tmp.write_text(text))
         if feeds is None and self.reference is not None:
             feeds = self.reference.feeds
         args = ["mlc", "debug", "before.onnx", "--passes", pass_.spec()]
         if self.options.target:
             args += ["--target", self.options.target]
         if feeds:
-            np.savez(folder / "inputs.npz", **feeds)  # type: ignore[arg-type]  # numpy types **kwds as allow_pickle
+            save_npz(folder / "inputs.npz", feeds)
             args += ["--inputs", "inputs.npz"]
         if max_rewrites is not None:
             args += ["--max-rewrites", str(max_rewrites)]
@@ -278,11 +322,11 @@ class _Debugger:
             if source:
                 args += ["--load", str(Path(source).resolve())]
         command = f"cd {shlex.quote(str(folder))} && " + " ".join(shlex.quote(a) for a in args)
-        (folder / "pass.json").write_text(json.dumps({"pass": pass_.spec(), "options": pass_.values,
-                                                      "numerics": pass_.numerics.value,
-                                                      "max_rewrites": max_rewrites}, indent=1, default=str))
-        (folder / "command.sh").write_text("#!/bin/sh\n# replays the failure: exit code 1 and the same pass\n"
-                                           + command + "\n")
+        spec = json.dumps({"pass": pass_.spec(), "options": pass_.values, "numerics": pass_.numerics.value,
+                           "max_rewrites": max_rewrites}, indent=1, default=str)
+        write_file_atomically(folder / "pass.json", lambda tmp: tmp.write_text(spec))
+        script = f"{_SCRIPT_HEAD}: exit code 1 and the same pass\n{command}\n"
+        write_file_atomically(folder / "command.sh", lambda tmp: tmp.write_text(script))
         return str(folder), command
 
 

@@ -6,12 +6,18 @@ exit code 2) when writing it would
 
 - destroy the current folder, one of its ancestors, the home folder or `/` (even with --force:
   no compile result is worth a working folder);
-- destroy an input of the command (the model, its external-data files), whatever the path
-  used to reach it: symbolic links are resolved and files compared by identity (st_dev/st_ino),
-  so a hard link to the model is the model (even with --force);
+- destroy an input of the command (the model, its external-data files, and every other file or
+  folder it reads: `--inputs`, `--bind-inputs`, calibration data, a tuning database...; see
+  `protected_inputs`), whatever the path used to reach it: symbolic links are resolved and
+  files compared by identity (st_dev/st_ino), so a hard link to the model is the model (even
+  with --force);
 - replace something mlc did not write (unless --force);
 - fail anyway later (under a regular file, unwritable folder, name too long, a virtual file
   system such as /proc), so that the user learns it before a long compile rather than after.
+
+Folders mlc writes named files into rather than replacing as a whole (`--dump-ir`,
+`debug --reproducer`) are checked by `guard_output_folder`: each file there that a run would
+write over must be one mlc wrote, and none may be an input.
 
 Writers then write atomically (`write_file_atomically`, `mlc.artifact.write_artifact`) and turn
 the operating system's refusal at write time into the same kind of one-line error, because
@@ -23,11 +29,12 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import shutil
 import stat
 import sys
 import zipfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -50,6 +57,14 @@ _MAX_REPORT_BYTES = 64 << 20
 _MAX_PROTO_FIELDS = 100_000
 # File systems that show kernel state rather than hold files: `os.access` says yes to root,
 # yet nothing can be created there.
+# The first line of mlc's IR text form (`mlc.ir.printer.print_ir` of a main graph), which is how
+# an IR dump or a reproducer's `before.txt` is told from a user's text file.
+_IR_TEXT_HEAD = re.compile(rb"model (ir_version=\d+ )?opset_import=\{")
+# Pass options that name a file or folder the pass reads: (pass name, option).
+_PASS_INPUT_OPTIONS = frozenset({("bind-inputs", "file"), ("calibrate", "data"), ("calibrate", "cache"),
+                                 ("quantize-qdq", "calibration")})
+# Command-line destinations (argparse `dest`) that name a file or folder a command reads.
+_INPUT_FLAGS = ("inputs", "bind_inputs", "calibration_data", "calibration_cache", "eval_data", "tuning_db")
 _VIRTUAL_FILE_SYSTEMS = frozenset({
     "proc", "sysfs", "cgroup", "cgroup2", "devpts", "debugfs", "tracefs", "securityfs", "pstore", "bpf",
     "configfs", "fusectl", "mqueue", "efivarfs", "binfmt_misc", "nsfs", "autofs", "rpc_pipefs",
@@ -197,6 +212,16 @@ def onnx_producer_name(path: Path) -> str | None:
     return None
 
 
+def is_ir_text(path: Path) -> bool:
+    """Whether `path` is a regular file holding mlc's IR text form (an `--dump-ir` or reproducer
+    `.txt`): its first line is the model header `print_ir` writes. Unreadable files are False."""
+    try:
+        with Path(path).open("rb") as stream:
+            return _IR_TEXT_HEAD.match(stream.read(256)) is not None
+    except OSError:
+        return False
+
+
 def mark_npz(path: Path) -> None:
     """Mark an .npz file just written by `np.savez` as mlc's (its zip comment), so that a later
     run may replace it; `np.load` ignores the comment."""
@@ -217,6 +242,50 @@ def save_npz(destination: Path, arrays: Mapping[str, np.ndarray]) -> Path:
         mark_npz(tmp)
 
     return write_file_atomically(destination, write)
+
+
+# --- what a command reads ---------------------------------------------------------------------
+
+
+def protected_inputs(model: str | Path, *others: str | Path | None, passes: Iterable[Any] = ()) -> list[Path]:
+    """Every file or folder an output of a command must never replace nor hold: the model, the
+    external-data files it names, each of `others` that is given (`--inputs`, `--eval-data`, a
+    tuning database folder, a `--load`ed plugin; None, "" and "-" are skipped) and the files the
+    `passes` read through their options (`bind-inputs{file=}`, `calibrate{data=,cache=}`,
+    `quantize-qdq{calibration=}`).
+
+    Paths are kept as given (`never_replaced` resolves them and compares identities); one that
+    does not exist yet (a calibration table to be written) is kept too, so that no output lands
+    where the command also writes or reads it.
+    """
+    from mlc.onnx_io.external_data import referenced_files  # onnx is loaded only when asked
+
+    found: dict[Path, None] = {Path(model): None}
+    found.update(dict.fromkeys(referenced_files(model)))
+    named = [*others, *(_pass_inputs(passes))]
+    found.update(dict.fromkeys(Path(p) for p in named if p is not None and str(p) not in ("", "-")))
+    return list(found)
+
+
+def _pass_inputs(passes: Iterable[Any]) -> list[str]:
+    """The values of the pass options that name files the pass reads."""
+    files: list[str] = []
+    for pass_ in passes:
+        values = getattr(pass_, "values", None) or {}
+        for option, value in values.items():
+            if (getattr(pass_, "name", None), option) in _PASS_INPUT_OPTIONS and isinstance(value, str) and value:
+                files.append(value)
+    return files
+
+
+def command_inputs(args: Any, passes: Iterable[Any] = ()) -> list[Path]:
+    """`protected_inputs` of a parsed command line (an `argparse.Namespace` of compile, optimize
+    or debug): the model and every input flag it has (`--inputs`, `--bind-inputs`,
+    `--calibration-data`, `--calibration-cache`, `--eval-data`, `--tuning-db`, `--load FILE.py`),
+    plus what `passes` read, so that the CLI protects them all in one call."""
+    flags = [getattr(args, dest, None) for dest in _INPUT_FLAGS]
+    plugins = [spec for spec in getattr(args, "load", None) or [] if str(spec).endswith(".py")]
+    return protected_inputs(args.model, *flags, *plugins, passes=passes)
 
 
 # --- where mlc may write ----------------------------------------------------------------------
@@ -393,6 +462,73 @@ def guard_output(destination: str | Path, *, protected: Sequence[Path] = (), for
     if reason is not None:
         raise BadInputError(f"{flag} {show(given)}: cannot write {show(resolved)}: {reason}")
     return resolved
+
+
+def guard_output_folder(destination: str | Path, *, writes: Callable[[str], bool], ours: Callable[[Path], bool],
+                        protected: Sequence[Path] = (), flag: str) -> Path:
+    """Check a folder that mlc writes named files into (`--dump-ir`, `debug --reproducer`) and
+    return it resolved; call it before any work, and again just before writing.
+
+    Unlike `guard_output` the folder is not replaced as a whole: a run writes files whose names
+    `writes` accepts, over earlier ones. So the folder may be missing (it is created), empty,
+    or hold only such files, each of which `ours` recognizes as mlc's and none of which is a
+    protected input. Refused with one line (`BadInputError`, the flag and the path as given)
+    when the folder is, or holds, the current folder, the home folder, `/` or an input; when it
+    is a file; when it holds anything else (a user's file is never written over, nor mixed with
+    dumps); or when it cannot be written.
+    """
+    given = destination
+    resolved = _resolve(Path(destination), flag, given)
+    prefix = f"{flag} {show(given)}"
+    reason = never_replaced(resolved, protected)
+    if reason is not None:
+        raise BadInputError(f"{prefix}: refusing to write into {show(resolved)}: {reason}")
+    try:
+        st = os.stat(resolved)
+    except OSError as error:
+        if error.errno not in (errno.ENOENT, errno.ENOTDIR, errno.ENAMETOOLONG):
+            raise BadInputError(f"{prefix}: cannot examine {show(resolved)}: {_os_reason(error)}") from None
+        reason = _unwritable(resolved)
+        if reason is not None:
+            raise BadInputError(f"{prefix}: cannot write {show(resolved)}: {reason}") from None
+        return resolved
+    if not stat.S_ISDIR(st.st_mode):
+        what = "a regular file" if stat.S_ISREG(st.st_mode) else "not a folder"
+        raise BadInputError(f"{prefix}: refusing to write into {show(resolved)}: it is {what}; give a folder")
+    try:
+        names = sorted(os.listdir(resolved))
+    except OSError as error:
+        raise BadInputError(f"{prefix}: cannot read {show(resolved)}: {_os_reason(error)}") from None
+    foreign = [name for name in names if not writes(name)]
+    mine = [name for name in names if writes(name)]
+    for name in mine:
+        reason = never_replaced(resolved / name, protected)
+        if reason is not None:
+            raise BadInputError(f"{prefix}: refusing to write over {show(resolved / name)}: {reason}")
+    foreign += [name for name in mine if os.path.islink(resolved / name) or not ours(resolved / name)]
+    if foreign:
+        listed = ", ".join(show(name) for name in sorted(foreign)[:3]) + (", ..." if len(foreign) > 3 else "")
+        raise BadInputError(f"{prefix}: refusing to write into {show(resolved)}: it holds files mlc did not "
+                            f"write ({listed}); give a new or empty folder")
+    reason = _unwritable_folder(resolved)
+    if reason is not None:
+        raise BadInputError(f"{prefix}: cannot write into {show(resolved)}: {reason}")
+    return resolved
+
+
+def _unwritable_folder(folder: Path) -> str | None:
+    """Why files cannot be created in the existing `folder` (None: as far as can be told, they can)."""
+    kind = _virtual_file_system(folder)
+    if kind is not None:
+        return f"it is on the virtual file system {kind}, which cannot hold files"
+    try:
+        if os.statvfs(folder).f_flag & os.ST_RDONLY:
+            return "it is on a read-only file system"
+    except OSError:
+        pass
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return "no permission to create files in it"
+    return None
 
 
 # --- writing ----------------------------------------------------------------------------------
