@@ -29,6 +29,11 @@ _PROVIDERS = {CPU: ["CPUExecutionProvider"], CUDA: ["CUDAExecutionProvider", "CP
 # (no fuse-skip-layernorm in -O3) nor lets the session build it (its SkipLayerNormFusion is off).
 _CPU_SLOWER_FUSIONS = {"fuse-skip-layernorm"}
 _CPU_DISABLED_ORT_OPTIMIZERS = ["SkipLayerNormFusion"]
+# The affine folds mlc's own passes make or refuse (fuse-batchnorm, fuse-conv-affine): a pattern left
+# in the graph was left on purpose, e.g. a float16 fold that would overflow to Inf
+# (mlc.numerics.narrowing), so the session must not redo it. Spelled as onnxruntime 1.31 names them
+# (`MatMulBNFusion` would be ignored silently); tests/numerics_hazards pins the names.
+_DISABLED_REFOLDS = ["ConvBNFusion", "ConvMulFusion", "ConvAddFusion", "MatMul_BatchNormalization_Fusion"]
 
 
 def _ort_version() -> str | None:
@@ -93,7 +98,7 @@ def _from_ortvalue(ortvalue: Any) -> Any:
 def session_settings(target: str, level: str = "ORT_ENABLE_ALL") -> dict[str, Any]:
     """The session settings an artifact for `target` records (manifest `backend_options`)."""
     return {"graph_optimization_level": level, "providers": _PROVIDERS[target],
-            "disabled_optimizers": _CPU_DISABLED_ORT_OPTIMIZERS if target == CPU else []}
+            "disabled_optimizers": [*(_CPU_DISABLED_ORT_OPTIMIZERS if target == CPU else []), *_DISABLED_REFOLDS]}
 
 
 def open_session(model: Path | bytes, settings: dict[str, Any], threads: int = 0,

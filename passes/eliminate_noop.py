@@ -159,8 +159,9 @@ def _splat(value: Value | None, depth: int = 0) -> tuple[np.ndarray, DType, tupl
         scalar = _scalar_of(node.inputs[0], depth)
     elif node.op_type in ("Cast", "CastLike"):
         inner = _scalar_of(node.inputs[0], depth)
-        scalar = None if inner is None or dtype in (DType.STRING, DType.UNDEFINED) or dtype.is_exotic \
-            else inner.astype(dtype.numpy)
+        with np.errstate(over="ignore", invalid="ignore"):  # Inf is what a narrowing Cast means
+            scalar = None if inner is None or dtype in (DType.STRING, DType.UNDEFINED) or dtype.is_exotic \
+                else inner.astype(dtype.numpy)
     elif node.op_type == "Concat":
         parts = [_scalar_of(v, depth) for v in node.inputs if v is not None]
         if parts and all(p is not None for p in parts) and all(_same_bits(p, parts[0]) for p in parts):  # type: ignore[arg-type]
