@@ -35,6 +35,7 @@ from mlc.ir.core import Graph, Node, Value
 from mlc.ir.dtypes import DType
 from mlc.ir.tensor import Tensor, TensorDataUnavailable
 from mlc.ir.types import Dim, TensorType
+from mlc.passes._slicing import slice_indices
 
 MAX_ELEMENTS = 64  # shape values are tracked for tensors of at most this many elements
 HUGE = 2**62  # a Slice bound at least this large means "to the end", whatever the dim
@@ -745,7 +746,7 @@ def _slice(info: ShapeInfo, node: Node) -> Result:
         if step == 1:
             r = slice_range(x[axis], start, end, step)
         elif x[axis] is not None and x[axis].is_const and start.is_const and end.is_const and step != 0:  # type: ignore[union-attr]
-            n = len(range(*slice(start.value, end.value, step).indices(x[axis].value)))  # type: ignore[union-attr]
+            n = len(slice_indices(start.value, end.value, step, x[axis].value))  # type: ignore[union-attr]
             out[axis] = Expr.const(n)
             continue
         ranges[axis] = r
@@ -754,7 +755,7 @@ def _slice(info: ShapeInfo, node: Node) -> Result:
     grid = _grid(info, node.inputs[0])
     if grid is not None and all(st.is_const and en.is_const and step != 0 for _, st, en, step in params):
         for axis, start, end, step in params:  # a range, not a slice: a negative step may end before 0
-            picked = range(*slice(start.value, end.value, step).indices(grid.shape[axis]))
+            picked = slice_indices(start.value, end.value, step, grid.shape[axis])
             grid = grid.take(list(picked), axis=axis)
         elems = _flat(grid)
     return [tuple(out)], [elems]

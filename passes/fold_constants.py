@@ -58,6 +58,7 @@ from mlc.ir.tensor import SparseTensor, Tensor, TensorDataUnavailable
 from mlc.ir.types import TensorType
 from mlc.numerics.evaluate import EvaluationError, evaluate_node
 from mlc.pass_api import Numerics, Pass, PassContext, PassOption, register_pass
+from mlc.passes._slicing import python_start
 
 _NONDETERMINISTIC = {"RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike", "Multinomial",
                      "Bernoulli", "Dropout"}
@@ -234,6 +235,23 @@ def _model_constant_bytes(graph: Graph) -> int:
                if isinstance(v.const, Tensor))
 
 
+def _onnx_slice_starts(arrays: list[np.ndarray | None]) -> list[np.ndarray | None]:
+    """Slice's inputs with the starts Python's slicing reads as ONNX reads them: the reference
+    evaluator slices like Python, which empties a negative-step slice whose start lies before the
+    axis, where ONNX clamps it to 0 (`mlc.passes._slicing`; fuzz seed 168). Only opset-10+ Slices
+    have steps, so only they can differ."""
+    if len(arrays) < 5 or any(a is None for a in arrays[:2]) or arrays[4] is None:
+        return arrays
+    data, starts, steps = arrays[0], arrays[1], arrays[4]
+    assert data is not None and starts is not None and steps is not None
+    axes = arrays[3] if arrays[3] is not None else np.arange(starts.size)
+    fixed = starts.reshape(-1).copy()
+    for i, (axis, step) in enumerate(zip(axes.reshape(-1), steps.reshape(-1), strict=False)):
+        dim = data.shape[int(axis) % max(data.ndim, 1)] if data.ndim else 0
+        fixed[i] = python_start(int(fixed[i]), int(step), dim)
+    return [data, fixed.reshape(starts.shape), *arrays[2:]]
+
+
 @register_pass
 class FoldConstants(Pass):
     name = "fold-constants"
@@ -390,6 +408,8 @@ class FoldConstants(Pass):
                 return None
         try:
             arrays = [t.numpy() if t is not None else None for t in inputs]
+            if op == "Slice":
+                arrays = _onnx_slice_starts(arrays)
             results = evaluate_node(node, arrays, opsets)
         except (EvaluationError, TensorDataUnavailable, TypeError) as error:
             ctx.stats["skipped_error"] += 1

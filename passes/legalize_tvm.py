@@ -15,6 +15,9 @@ shipped outputs (see `backends/tvm.py` for the ops that are refused instead):
     LayerNormalization(x: f64)  TVM's layer_norm takes float32 and float16 only (its build fails,
                   fuzz seed 15)  ->  the definition in float64, as onnxruntime computes it:
                   (x - mean) * 1 / Sqrt(ReduceMean((x - mean)²) + eps) * scale + bias
+    Slice(x, starts, ..., steps)  a negative step whose start lies before the axis (start < -dim):
+                  ONNX clamps it to 0 (element 0 is taken), TVM's strided_slice reads it as Python
+                  does (nothing is taken; fuzz seed 168)  ->  that start written as 0 (static dims)
     Tile(x, r)    TVM 0.27's AVX-512 code for Tile returns garbage (official test_tile on znver4) ->
                   Reshape(Expand(Reshape(x, [1, d0, 1, d1, ...]), [r0, d0, r1, d1, ...]), [r0*d0, ...])
                   (static x, constant repeats)
@@ -38,6 +41,8 @@ from mlc.ir.dtypes import DType
 from mlc.ir.tensor import Tensor
 from mlc.ir.types import TensorType
 from mlc.pass_api import Numerics, Pass, PassContext, PassOption, register_pass
+from mlc.passes._patterns import const_array
+from mlc.passes._slicing import python_start
 
 _SMALL = 2.0**-10
 _Rewrite = Callable[[Graph, Node, PassContext], None]
@@ -165,6 +170,32 @@ def _layernorm_decomposed(graph: Graph, node: Node, ctx: PassContext) -> None:
     graph.remove(node)
 
 
+def _slice_starts(node: Node) -> np.ndarray | None:
+    """The starts of an opset-10+ Slice rewritten where ONNX and Python read them differently
+    (`mlc.passes._slicing`), or None when none is (or the bounds or dims are not known)."""
+    x = node.inputs[0] if node.inputs else None
+    if len(node.inputs) < 5 or x is None or not isinstance(x.type, TensorType) or x.type.shape is None:
+        return None
+    starts, steps = const_array(node.inputs[1]), const_array(node.inputs[4])
+    axes = const_array(node.inputs[3]) if node.inputs[3] is not None else None
+    if starts is None or steps is None or (axes is None and node.inputs[3] is not None):
+        return None
+    shape = x.type.shape
+    axes = np.arange(starts.size) if axes is None else axes
+    fixed = starts.reshape(-1).copy()
+    for i, (axis, step) in enumerate(zip(axes.reshape(-1), steps.reshape(-1), strict=False)):
+        dim = shape[int(axis) % len(shape)] if shape else None
+        if isinstance(dim, int):
+            fixed[i] = python_start(int(fixed[i]), int(step), dim)
+    return fixed.reshape(starts.shape) if not np.array_equal(fixed, starts.reshape(-1)) else None
+
+
+def _slice_onnx_starts(graph: Graph, node: Node, ctx: PassContext) -> None:
+    fixed = _slice_starts(node)
+    assert fixed is not None
+    node.set_input(1, graph.make_constant(fixed, "starts"))
+
+
 def _tile_plan(node: Node, ctx: PassContext) -> tuple[list[int], list[int]] | None:
     """(dims of x, repeats) when Tile can become Reshape/Expand/Reshape, else None (with a remark)."""
     x, repeats = node.inputs[0], node.inputs[1] if len(node.inputs) > 1 else None
@@ -280,6 +311,8 @@ class LegalizeForTvm(Pass):
             return "layernorm-f64", _layernorm_decomposed, "rewritten"
         if node.op_type == "LayerNormalization" and _layernorm_stats_used(node):
             return None if _layernorm_axes(node, ctx) is None else ("layernorm-stats", _layernorm_stats, "rewritten")
+        if node.op_type == "Slice" and _slice_starts(node) is not None:
+            return "slice-start", _slice_onnx_starts, "rewritten"
         if node.op_type == "Tile":
             return None if _tile_plan(node, ctx) is None else ("tile-as-expand", _tile_as_expand, "rewritten")
         if node.op_type not in ("IsInf", "Softplus", "Mish"):

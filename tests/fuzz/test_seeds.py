@@ -3,6 +3,7 @@ them; each model is the minimized case, written out with onnx's helper API."""
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -74,9 +75,11 @@ def test_seed_2_tensors_still_fuse(tmp_path: Path) -> None:
     assert "FastGelu" in [n.op_type for n in onnx.load(tmp_path / "o.onnx").graph.node]
 
 
-tvm = pytest.importorskip("tvm", reason="apache-tvm is not installed (pip install 'mlc[tvm]')")
+needs_tvm = pytest.mark.skipif(importlib.util.find_spec("tvm") is None,
+                               reason="apache-tvm is not installed (pip install 'mlc[tvm]')")
 
 
+@needs_tvm
 def test_seed_27_llvm_scalar_shape_value_keeps_its_dtype() -> None:
     """Cast(Gather(Shape(x), 0), float) of a symbolic dim: TVM computes it as a scalar expression
     and the VM returns a Python float, which the runner gave numpy's float64; the output is
@@ -90,6 +93,7 @@ def test_seed_27_llvm_scalar_shape_value_keeps_its_dtype() -> None:
     assert verdict.kind == "ok", verdict.detail
 
 
+@needs_tvm
 @pytest.mark.parametrize("axis", [-1, 1])
 def test_seed_15_llvm_float64_layernorm(axis: int) -> None:
     """TVM's layer_norm takes float32/float16 only: a float64 LayerNormalization (here as
@@ -104,4 +108,45 @@ def test_seed_15_llvm_float64_layernorm(axis: int) -> None:
     model = _model([node], [helper.make_tensor_value_info("x", TensorProto.DOUBLE, [2, 3, 4])], ["y", "mean", "inv"],
                    consts)
     verdict = check_case(Case(model, {"x": x}), "llvm")
+    assert verdict.kind == "ok", verdict.detail
+
+
+def _negative_step_slice(data_as_constant: bool, start: int = -2, dim: int = 1) -> Case:
+    """y = Slice(d, [start], [INT64_MIN], axes [1], steps [-1]) + 1 of a [3, dim] d."""
+    data = np.arange(3 * dim, dtype=np.float32).reshape(3, dim)
+    bounds = [_const("s", [start], np.int64), _const("e", [np.iinfo(np.int64).min], np.int64),
+              _const("a", [1], np.int64), _const("st", [-1], np.int64), _const("one", 1.0)]
+    nodes = [helper.make_node("Slice", ["d", "s", "e", "a", "st"], ["sl"]),
+             helper.make_node("Add", ["sl", "one"], ["y"])]
+    inputs = [] if data_as_constant else [helper.make_tensor_value_info("d", TensorProto.FLOAT, [3, dim])]
+    consts = [*bounds, _const("d", data)] if data_as_constant else bounds
+    return Case(_model(nodes, inputs, ["y"], consts), {} if data_as_constant else {"d": data})
+
+
+@pytest.mark.parametrize(("start", "dim"), [(-2, 1), (-9, 3), (-3, 3)])
+def test_seed_168_fold_constants_slices_as_onnx_does(start: int, dim: int) -> None:
+    """A negative-step Slice whose start lies before the axis takes element 0 (ONNX clamps the
+    start to 0); onnx's reference evaluator, which fold-constants evaluates with, slices like
+    Python and returned nothing."""
+    verdict = check_case(_negative_step_slice(True, start, dim), "onnxruntime", level=1)
+    assert verdict.kind == "ok", verdict.detail
+
+
+def test_seed_168_symbolic_shapes_slice_as_onnx_does() -> None:
+    """infer-shapes derived [3, 0] for the sliced value (Python's slicing)."""
+    from mlc.testing import run_pass
+
+    model = _negative_step_slice(False).model
+    del model.graph.value_info[:]
+    model.graph.value_info.append(helper.make_tensor_value_info("sl", TensorProto.FLOAT, [None, None]))
+    graph = mlc.import_onnx(model, infer_shapes=False)
+    graph, _ = run_pass("infer-shapes", graph)
+    sliced = next(n for n in graph if n.op_type == "Slice").outputs[0]
+    assert sliced is not None and sliced.type.shape == (3, 1)  # type: ignore[union-attr]
+
+
+@needs_tvm
+def test_seed_168_llvm_slice_start_before_the_axis() -> None:
+    """TVM's strided_slice reads bounds as Python does: legalize-tvm writes such a start as 0."""
+    verdict = check_case(_negative_step_slice(False), "llvm")
     assert verdict.kind == "ok", verdict.detail
