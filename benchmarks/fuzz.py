@@ -61,7 +61,8 @@ def _print(summary: Summary, settings: Settings, out: Path) -> None:
         line = ", ".join(f"{kind} {counts.get(kind, 0)}" for kind in ("ok", "mismatch", "crash", "refusal", "invalid"))
         print(f"{target}: {line}")
         for message, count in summary.refusals.get(target, Counter()).most_common():
-            print(f"  refusal {count}: {message}")
+            seeds = summary.refusal_seeds.get(target, {}).get(message, [])
+            print(f"  refusal {count} (seeds {', '.join(map(str, seeds))}): {message}")
     for failure in summary.failures:
         nodes = f"{failure.nodes} nodes" + (f" -> {failure.minimized_nodes}" if failure.minimized_nodes else "")
         print(f"FAIL seed {failure.seed} {failure.target} {failure.verdict['kind']} ({nodes}): "

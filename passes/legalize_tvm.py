@@ -18,6 +18,10 @@ shipped outputs (see `backends/tvm.py` for the ops that are refused instead):
     Slice(x, starts, ..., steps)  a negative step whose start lies before the axis (start < -dim):
                   ONNX clamps it to 0 (element 0 is taken), TVM's strided_slice reads it as Python
                   does (nothing is taken; fuzz seed 168)  ->  that start written as 0 (static dims)
+    Pow(x, y)     y of another element type than x (ONNX allows it; TVM's converter fails: "Binary
+                  operators must have the same datatype", fuzz seed 141)  ->  Pow(x, Cast(y, x's type))
+                  where y is a constant x's type holds exactly (2, 0.5, 3 ...), else the power in the
+                  wider float type: Cast(Pow(Cast(x, w), Cast(y, w)), x's type)
     Tile(x, r)    TVM 0.27's AVX-512 code for Tile returns garbage (official test_tile on znver4) ->
                   Reshape(Expand(Reshape(x, [1, d0, 1, d1, ...]), [r0, d0, r1, d1, ...]), [r0*d0, ...])
                   (static x, constant repeats)
@@ -196,6 +200,37 @@ def _slice_onnx_starts(graph: Graph, node: Node, ctx: PassContext) -> None:
     node.set_input(1, graph.make_constant(fixed, "starts"))
 
 
+def _pow_types(node: Node) -> tuple[DType, DType] | None:
+    """(x's, y's element type) of a Pow whose operands differ in type, else None."""
+    x, y = [*node.inputs, None, None][:2]
+    if x is None or y is None or not isinstance(x.type, TensorType) or not isinstance(y.type, TensorType):
+        return None
+    if x.type.dtype == y.type.dtype or not x.type.dtype.is_float:
+        return None
+    return x.type.dtype, y.type.dtype
+
+
+def _pow_same_types(graph: Graph, node: Node, ctx: PassContext) -> None:
+    types = _pow_types(node)
+    x, y, out = node.inputs[0], node.inputs[1], node.outputs[0]
+    assert types is not None and x is not None and y is not None and out is not None
+    assert isinstance(x.type, TensorType) and isinstance(y.type, TensorType)
+    xt, yt = types
+    b = _Builder(graph, node, ctx, "pow-types")
+    exponent = const_array(y)
+    if exponent is not None and np.array_equal(exponent.astype(xt.numpy).astype(exponent.dtype), exponent):
+        node.set_input(1, graph.make_constant(exponent.astype(xt.numpy), "exponent"))
+        return
+    wide = yt if yt.is_float and yt.bits > xt.bits else xt
+    xs = x if xt == wide else b.op("Cast", [x], TensorType(wide, x.type.shape), to=int(wide))
+    ys = b.op("Cast", [y], TensorType(wide, y.type.shape), to=int(wide))
+    power = b.op("Pow", [xs, ys], TensorType(wide, out.type.shape if isinstance(out.type, TensorType) else None))
+    result = power if wide == xt else b.op("Cast", [power], out.type if isinstance(out.type, TensorType) else None,
+                                           to=int(xt))
+    out.replace_all_uses_with(result, replace_graph_outputs=True)
+    graph.remove(node)
+
+
 def _tile_plan(node: Node, ctx: PassContext) -> tuple[list[int], list[int]] | None:
     """(dims of x, repeats) when Tile can become Reshape/Expand/Reshape, else None (with a remark)."""
     x, repeats = node.inputs[0], node.inputs[1] if len(node.inputs) > 1 else None
@@ -311,6 +346,8 @@ class LegalizeForTvm(Pass):
             return "layernorm-f64", _layernorm_decomposed, "rewritten"
         if node.op_type == "LayerNormalization" and _layernorm_stats_used(node):
             return None if _layernorm_axes(node, ctx) is None else ("layernorm-stats", _layernorm_stats, "rewritten")
+        if node.op_type == "Pow" and _pow_types(node) is not None:
+            return "pow-types", _pow_same_types, "rewritten"
         if node.op_type == "Slice" and _slice_starts(node) is not None:
             return "slice-start", _slice_onnx_starts, "rewritten"
         if node.op_type == "Tile":

@@ -58,6 +58,7 @@ class Summary:
     skipped: Counter[str] = field(default_factory=Counter)
     verdicts: dict[str, Counter[str]] = field(default_factory=dict)
     refusals: dict[str, Counter[str]] = field(default_factory=dict)
+    refusal_seeds: dict[str, dict[str, list[int]]] = field(default_factory=dict)  # the first few per message
     failures: list[Failure] = field(default_factory=list)
     cpu_seconds: float = 0.0
     wall_seconds: float = 0.0
@@ -69,6 +70,7 @@ class Summary:
         return {"seeds": self.seeds, "seed_range": [self.first_seed, self.last_seed], "valid": self.valid,
                 "skipped": dict(self.skipped), "verdicts": {t: dict(c) for t, c in self.verdicts.items()},
                 "refusals": {t: dict(c) for t, c in self.refusals.items()},
+                "refusal_seeds": self.refusal_seeds,
                 "failures": [{**f.__dict__, "reproducer": f.reproducer()} for f in self.failures],
                 "cpu_seconds": round(self.cpu_seconds, 1), "wall_seconds": round(self.wall_seconds, 1),
                 "features": dict(self.features)}
@@ -79,10 +81,16 @@ def run_campaign(seeds: Sequence[int] | range, settings: Settings, out: Path, *,
     """Run `seeds` in order until `deadline` (time.monotonic()); failures saved under `out`."""
     started, cpu_start = time.monotonic(), time.process_time()
     summary = Summary(first_seed=seeds[0] if len(seeds) else 0)
+    reported = started
     with Worker(settings.timeout) as worker:
         for seed in seeds:
             if deadline is not None and time.monotonic() >= deadline:
                 break
+            if time.monotonic() - reported >= 60:
+                reported = time.monotonic()
+                counts = "; ".join(f"{t} " + ", ".join(f"{k} {v}" for k, v in sorted(c.items()))
+                                   for t, c in summary.verdicts.items())
+                log(f"[{(reported - started) / 60:.1f} min] seed {seed}: {summary.valid} valid; {counts}")
             summary.seeds += 1
             summary.last_seed = seed
             answer = worker.call({"op": "validate", "seed": seed, "avoid": sorted(settings.avoid)})
@@ -97,7 +105,11 @@ def run_campaign(seeds: Sequence[int] | range, settings: Settings, out: Path, *,
                 verdict = _check(worker, summary, seed, target, settings)
                 summary.verdicts.setdefault(target, Counter())[verdict.kind] += 1
                 if verdict.kind == REFUSAL:
-                    summary.refusals.setdefault(target, Counter())[normalize_message(verdict.detail)] += 1
+                    message = normalize_message(verdict.detail)
+                    summary.refusals.setdefault(target, Counter())[message] += 1
+                    seeds_of = summary.refusal_seeds.setdefault(target, {}).setdefault(message, [])
+                    if len(seeds_of) < 5:
+                        seeds_of.append(seed)
                 if verdict.kind in (MISMATCH, CRASH) or (verdict.kind == REFUSAL and settings.minimize_refusals):
                     failure = Failure(seed, target, verdict.to_json(), answer.get("nodes", 0))
                     log(f"seed {seed} {target}: {verdict.kind}: {verdict.detail}")

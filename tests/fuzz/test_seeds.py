@@ -150,3 +150,18 @@ def test_seed_168_llvm_slice_start_before_the_axis() -> None:
     """TVM's strided_slice reads bounds as Python does: legalize-tvm writes such a start as 0."""
     verdict = check_case(_negative_step_slice(False), "llvm")
     assert verdict.kind == "ok", verdict.detail
+
+
+@needs_tvm
+@pytest.mark.parametrize(("base", "exponent", "value"), [
+    (TensorProto.DOUBLE, np.float32, 2.0), (TensorProto.FLOAT, np.float64, 0.1),
+    (TensorProto.FLOAT16, np.float32, 0.3), (TensorProto.FLOAT, np.int64, 3)])
+def test_seed_141_llvm_pow_with_an_exponent_of_another_type(base: int, exponent: type, value: float) -> None:
+    """ONNX's Pow takes an exponent of another type than the base; TVM's converter failed the build
+    ("Binary operators must have the same datatype"). legalize-tvm casts an exponent the base's
+    type holds exactly, else computes the power in the wider type."""
+    nodes = [helper.make_node("Pow", ["x", "p"], ["y"])]
+    model = _model(nodes, [helper.make_tensor_value_info("x", base, [3])], ["y"], [_const("p", value, exponent)])
+    x = np.array([1.5, 2.0, 3.0], helper.tensor_dtype_to_np_dtype(base))
+    verdict = check_case(Case(model, {"x": x}), "llvm")
+    assert verdict.kind == "ok", verdict.detail
