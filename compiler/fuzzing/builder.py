@@ -37,8 +37,9 @@ FLOAT_LIMIT = {np.dtype(np.float32): 1e5, np.dtype(np.float64): 1e5, np.dtype(np
 UNSUPPORTED = {
     np.dtype(np.float64): {"Erf", "Softsign", "Atan", "Softplus", "Elu", "Selu", "HardSigmoid", "HardSwish",
                            "LeakyRelu", "Celu", "ThresholdedRelu", "Mish", "GlobalAveragePool", "GlobalMaxPool",
-                           "Gelu", "PRelu", "Mean", "AveragePool", "Conv", "ConvTranspose", "InstanceNormalization"},
-    np.dtype(np.float16): {"Celu", "IsInf"},
+                           "Gelu", "PRelu", "Mean", "AveragePool", "Conv", "ConvTranspose", "InstanceNormalization",
+                           "Resize"},
+    np.dtype(np.float16): {"Celu", "IsInf", "Resize"},
 }
 OPSET_MIN = {"HardSwish": 14, "Mish": 18, "Celu": 12, "Gelu": 20, "LayerNormalization": 17}
 SPECIAL_FLOATS = (0.0, -0.0, 0.5, -0.5, 1.5, -2.5, 1.0, -1.0, 2.0)
@@ -126,6 +127,7 @@ class Builder:
     features: list[str] = field(default_factory=list)
     counter: int = 0
     constants: list[Tensor] = field(default_factory=list)
+    constant_only: bool = False  # inside a constant chain: no new inputs
 
     # ------------------------------------------------------------------ names and randomness
     def fresh(self, prefix: str) -> str:
@@ -163,6 +165,8 @@ class Builder:
               low: int | None = None, high: int | None = None, pool: bool = True) -> Tensor:
         """A graph input with a feed: floats uniform in ±bound (with some 0, ±0.5, 1.5, ...),
         integers in [low, high] (default ±bound), bools at random."""
+        if self.constant_only:
+            raise Skip("a constant chain takes no input")
         dims = tuple(dims)
         shape = concrete(dims, self.symbols)
         name = self.fresh("in")
@@ -215,6 +219,24 @@ class Builder:
     def ints(self, values: Sequence[int] | int) -> Tensor:
         """An int64 constant (shapes, axes, pads, indices): never folded twice the same way."""
         return self.const(np.asarray(values, dtype=np.int64), node=self.chance(0.1))
+
+    # ------------------------------------------------------------------ undo
+    def snapshot(self) -> tuple[int, int, int, int, int, dict[str, int], int]:
+        return (len(self.nodes), len(self.initializers), len(self.inputs), len(self.pool), len(self.constants),
+                dict(self.uses), len(self.features))
+
+    def rollback(self, snap: tuple[int, int, int, int, int, dict[str, int], int]) -> None:
+        """Undo everything made since `snap` (an action that raised Skip half way)."""
+        nodes, inits, inputs, pool, constants, uses, features = snap
+        del self.nodes[nodes:]
+        del self.initializers[inits:]
+        for t in self.inputs[inputs:]:
+            self.feeds.pop(t.name, None)
+        del self.inputs[inputs:]
+        del self.pool[pool:]
+        del self.constants[constants:]
+        self.uses = uses
+        del self.features[features:]
 
     # ------------------------------------------------------------------ nodes
     def node(self, op: str, inputs: Sequence[Tensor | None], outputs: Sequence[Tensor | dict[str, Any]],

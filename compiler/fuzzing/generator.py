@@ -47,24 +47,6 @@ class GeneratorConfig:
     avoid: frozenset[str] = frozenset()
 
 
-def _snapshot(b: Builder) -> tuple[int, int, int, int, int, dict[str, int], int]:
-    return (len(b.nodes), len(b.initializers), len(b.inputs), len(b.pool), len(b.constants), dict(b.uses),
-            len(b.features))
-
-
-def _rollback(b: Builder, snap: tuple[int, int, int, int, int, dict[str, int], int]) -> None:
-    nodes, inits, inputs, pool, constants, uses, features = snap
-    del b.nodes[nodes:]
-    del b.initializers[inits:]
-    for t in b.inputs[inputs:]:
-        b.feeds.pop(t.name, None)
-    del b.inputs[inputs:]
-    del b.pool[pool:]
-    del b.constants[constants:]
-    b.uses = uses
-    del b.features[features:]
-
-
 def generate(seed: int, config: GeneratorConfig | None = None) -> Case:
     """The case of `seed`: same seed, same model bytes and feeds. With `config.avoid`, a case that
     would hit an avoided known bug is drawn again from `default_rng([seed, attempt])` (the same
@@ -98,12 +80,12 @@ def _generate(rng: np.random.Generator, seed: int, config: GeneratorConfig) -> C
     while done < wanted and attempts < wanted * 5:
         attempts += 1
         name = str(rng.choice(names, p=probs))
-        snap = _snapshot(b)
+        snap = b.snapshot()
         try:
             table[name][1](b)
             done += 1
         except Skip:
-            _rollback(b, snap)
+            b.rollback(snap)
     return _finish(b, seed)
 
 

@@ -116,6 +116,7 @@ def _remove(case: Case, indices: list[int], values: dict[str, np.ndarray], clean
     feeds = dict(case.feeds)
     doomed = [graph.node[i] for i in indices]
     rename: dict[str, str] = {}
+    promote: dict[str, str] = {}  # a graph output whose producer goes: one of the producer's inputs instead
     cut: dict[str, np.ndarray] = {}
     outputs = {o.name for o in graph.output}
     for node in doomed:
@@ -128,7 +129,11 @@ def _remove(case: Case, indices: list[int], values: dict[str, np.ndarray], clean
                 rename[name] = source
             elif value is not None and name not in outputs:
                 cut[name] = value
-            elif name not in outputs:
+            elif name in outputs:
+                alternatives = [i for i in node.input if i and i in values and i not in outputs]
+                if alternatives:
+                    promote[name] = alternatives[0]
+            else:
                 return None
     keep = [n for i, n in enumerate(graph.node) if i not in set(indices)]
     del graph.node[:]
@@ -145,6 +150,12 @@ def _remove(case: Case, indices: list[int], values: dict[str, np.ndarray], clean
     survivors: list[onnx.ValueInfoProto] = []
     for out in graph.output:
         target = resolve(out.name)
+        if target == out.name and out.name in promote:
+            target = resolve(promote[out.name])
+            if target in {o.name for o in survivors} or target in {o.name for o in graph.output}:
+                continue
+            survivors.append(_info(target, values[target]) if target in values else out)
+            continue
         if target == out.name and any(out.name in n.output for n in doomed):
             continue  # the producer is gone and nothing replaces it: drop this output
         if target != out.name:

@@ -236,6 +236,35 @@ def pool(b: Builder) -> None:
     b.node(op, [x], outs, **attrs)
 
 
+def resize(b: Builder) -> None:
+    """Resize of an image by scales or sizes: nearest (each nearest_mode) or linear, with the
+    coordinate transformations exporters write."""
+    if b.opset < 13:
+        raise Skip("opset")
+    x = _image(b, int(b.pick([1, 2, 2])))
+    spatial = x.rank - 2
+    mode = b.pick(["nearest", "nearest", "linear"])
+    coordinate = b.pick(["half_pixel", "asymmetric", "align_corners", "pytorch_half_pixel"])
+    attrs: dict[str, object] = {"mode": mode, "coordinate_transformation_mode": coordinate}
+    if mode == "nearest":
+        attrs["nearest_mode"] = b.pick(["round_prefer_floor", "floor", "ceil", "round_prefer_ceil"])
+    scales = [float(b.pick([2.0, 2.0, 3.0, 0.5, 1.5])) for _ in range(spatial)]
+    out = [int(np.floor(int(x.shape[2 + i]) * s)) for i, s in enumerate(scales)]
+    if min(out) < 1:
+        raise Skip("empty resize")
+    dims = (*x.dims[:2], *out)
+    empty = b.const(np.zeros(0, dtype=np.float32), node=False)
+    if b.chance(0.5):
+        inputs = [x, None if b.chance(0.5) else empty, b.const(np.asarray([1.0, 1.0, *scales], np.float32))]
+    else:
+        inputs = [x, None, None, b.ints([int(x.shape[0]) if isinstance(x.dims[0], int) else 1, int(x.shape[1]), *out])]
+        if not isinstance(x.dims[0], int):
+            raise Skip("sizes fix every dim")
+    b.feature("resize")
+    out_t = b.like(x, dims=dims, shape=concrete(dims, b.symbols), exact=mode == "nearest" and x.exact)
+    b.node("Resize", inputs, [out_t], **attrs)
+
+
 def matmul(b: Builder) -> None:
     """x [.., K] @ W [K, N] (constant, or another activation), then maybe a bias Add (Gemm when
     2-D: fuse-matmul-add) and a per-column Mul; 1-D operands and batched products too."""
@@ -268,7 +297,8 @@ def matmul(b: Builder) -> None:
         bias_shape = b.pick([(int(y.shape[-1]),), (1, int(y.shape[-1])), ()])
         c = b.const(np.asarray(b.rng.uniform(-1, 1, size=bias_shape), dtype=x.dtype))
         out_dims = broadcast_dims(y.dims, c.dims)
-        assert out_dims is not None
+        if out_dims is None:
+            raise Skip("bias over a symbolic dim")
         (y,) = b.node("Add", [y, c] if b.chance(0.7) else [c, y],
                       [b.like(y, dims=out_dims, shape=concrete(out_dims, b.symbols), bound=y.bound + 1)], pool=False)
         b.feature("matmul-add")
@@ -421,4 +451,5 @@ ACTIONS: dict[str, tuple[float, Callable[[Builder], None]]] = {
     "matmul": (3.0, matmul), "gemm": (2.0, gemm), "conv": (3.0, conv), "conv-transpose": (0.6, conv_transpose),
     "pool": (1.5, pool), "batchnorm": (0.8, standalone_batchnorm), "layernorm": (1.2, layernorm),
     "instancenorm": (0.5, instancenorm), "gelu": (0.6, gelu_op), "flat-gemm": (0.8, flat_gemm),
+    "resize": (0.8, resize),
 }

@@ -42,8 +42,13 @@ def _scalar(b: Builder, value: float, dtype: np.dtype) -> Tensor:
 
 
 def gelu_erf(b: Builder, x: Tensor | None = None) -> Tensor:
-    """x * 0.5 * (1 + Erf(x / sqrt 2)) in one of the orders exporters write."""
-    x = x if x is not None else float_operand(b, max_bound=100)
+    """x * 0.5 * (1 + Erf(x / sqrt 2)) in one of the orders exporters write. Not on a scalar:
+    onnxruntime's own GeluFusion turns a scalar GELU whose constants are [1] into a scalar Gelu
+    (its optimizer drops the broadcast to [1], fuzz seed 118), and FastGeluFusion makes a FastGelu
+    its kernel refuses (seed 2): upstream bugs the onnxruntime artifact (optimizer on) inherits."""
+    x = x if x is not None else float_operand(b, max_bound=100, min_rank=1)
+    if x.rank == 0:
+        raise Skip("scalar GELU: onnxruntime's own fusions break it")
     if b.chance(0.5):
         scaled = _binary(b, "Div", x, _scalar(b, 1.4142135, x.dtype))
     else:
@@ -345,6 +350,43 @@ def constant_subgraph(b: Builder) -> None:
     b.pool.append(y)
 
 
+def constant_chain(b: Builder) -> None:
+    """A few random actions over constants only (a constant region fold-constants evaluates with
+    onnx's reference evaluator: Slices, Gathers, Pads, reductions, casts... of a weight), the result
+    mixed into the data (through its mean when it does not broadcast)."""
+    from mlc.fuzzing import ops_elementwise, ops_shape
+
+    x = float_operand(b)
+    dims = tuple(int(d) for d in b.rng.integers(1, 5, size=int(b.rng.integers(1, 4))))
+    start = b.const(np.asarray(b.rng.uniform(-2, 2, size=dims), dtype=x.dtype))
+    saved, b.pool, b.constant_only = b.pool, [start], True
+    names = ["unary", "binary", "reduce", "softmax", "cumsum", "cast", "rounding", "compare", "reshape", "transpose",
+             "slice", "gather", "concat", "split", "expand", "tile", "pad", "flatten", "squeeze", "unsqueeze"]
+    table = {**ops_elementwise.ACTIONS, **ops_shape.ACTIONS}
+    try:
+        for _ in range(int(b.rng.integers(1, 4))):
+            snap = b.snapshot()
+            try:
+                table[b.pick(names)][1](b)
+            except Skip:
+                b.rollback(snap)
+    finally:
+        chain, b.pool, b.constant_only = b.pool, saved, False
+    produced = {o for n in b.nodes for o in n.output}
+    made = [t for t in chain if t.name in produced and t.dtype == x.dtype and t.size > 0]
+    if not made:
+        raise Skip("the chain made nothing of x's type")
+    c = made[-1]
+    if broadcast_dims(x.dims, c.dims) is None or c.bound > 100:
+        (c,) = b.node("ReduceMean", [c], [b.like(c, dims=(), shape=(), bound=min(c.bound, 1e4))], pool=False,
+                      keepdims=0)
+    out_dims = broadcast_dims(x.dims, c.dims)
+    assert out_dims is not None
+    b.feature("constant-chain")
+    bound = check_bound(b, x.dtype, x.bound + c.bound)
+    b.node("Add", [x, c], [b.like(x, dims=out_dims, shape=concrete(out_dims, b.symbols), bound=bound, exact=False)])
+
+
 def common_subexpression(b: Builder) -> None:
     """The same node twice (cse), both results read."""
     known = {t.name: t for t in [*b.pool, *b.constants, *b.inputs]}
@@ -363,5 +405,6 @@ def common_subexpression(b: Builder) -> None:
 ACTIONS: dict[str, tuple[float, Callable[[Builder], None]]] = {
     "gelu-forms": (1.0, gelu_forms), "layernorm-decomposed": (1.0, layernorm_pattern),
     "skip-layernorm": (0.6, skip_layernorm), "bias-gelu": (0.6, bias_gelu), "attention": (0.8, attention),
-    "embeddings": (0.4, embeddings), "constant-subgraph": (1.0, constant_subgraph), "cse": (1.0, common_subexpression),
+    "embeddings": (0.4, embeddings), "constant-subgraph": (1.0, constant_subgraph),
+    "constant-chain": (1.2, constant_chain), "cse": (1.0, common_subexpression),
 }
