@@ -68,8 +68,12 @@ def read_checked_manifest(folder: str | Path) -> dict[str, Any]:
         if not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str):
             raise BadInputError(f"{folder / MANIFEST}: file {name} has no sha256")
         _regular(folder, name, "file")
-    if not isinstance(manifest.get("target"), str):
-        raise BadInputError(f"{folder / MANIFEST}: 'target' is not a target name")
+    from mlc.targets import TARGETS
+
+    target = manifest.get("target")
+    if not isinstance(target, str) or target not in TARGETS:
+        raise BadInputError(f"{folder / MANIFEST}: target {target!r} is not one mlc knows "
+                            f"({', '.join(TARGETS)})")
     for key in ("inputs", "outputs"):
         items = manifest.get(key)
         if not isinstance(items, list) or not all(

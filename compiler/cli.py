@@ -542,7 +542,7 @@ def _verdict_text(result: Any, manifest: dict[str, Any] | None) -> str:
 
 def cmd_compile(args: argparse.Namespace, out: Output) -> int:
     from mlc.artifact import read_manifest
-    from mlc.driver import compile_model
+    from mlc.driver import compile_model, import_checked
     from mlc.instruments import IRDumper
     from mlc.pass_manager import Instrument
     from mlc.progress import PassProgress
@@ -559,9 +559,10 @@ def cmd_compile(args: argparse.Namespace, out: Output) -> int:
 
         check_compile_target(args.target, args.tuning_db)
     with _progress(args) as progress:
-        instruments.append(PassProgress(progress, len(request.build())))
         progress.update(f"importing {args.model}")
-        folder, result = compile_model(args.model, request, args.output, checks=_checks(args),
+        graph = import_checked(Path(args.model))  # a bad model is refused before the target's passes load
+        instruments.append(PassProgress(progress, len(request.build())))
+        folder, result = compile_model(args.model, request, args.output, checks=_checks(args), graph=graph,
                                        backend_options=backend_options, instruments=instruments, force=args.force,
                                        stage=progress.stage)
     manifest = read_manifest(folder)
@@ -651,7 +652,7 @@ def _print_quantization(result: Any) -> None:
 
 
 def cmd_optimize(args: argparse.Namespace, out: Output) -> int:
-    from mlc.driver import optimize_model
+    from mlc.driver import import_checked, optimize_model
     from mlc.progress import PassProgress
     from mlc.report import debug_report
 
@@ -659,7 +660,8 @@ def cmd_optimize(args: argparse.Namespace, out: Output) -> int:
     request = _request(args)
     with _progress(args) as progress:
         progress.update(f"importing {args.model}")
-        written, result = optimize_model(args.model, request, args.output, checks=_checks(args),
+        graph = import_checked(Path(args.model))  # a bad model is refused before the target's passes load
+        written, result = optimize_model(args.model, request, args.output, checks=_checks(args), graph=graph,
                                          instruments=[PassProgress(progress, len(request.build()))], force=args.force)
     report = debug_report(result)
     report.update(command="optimize", target=args.target, output=str(written))

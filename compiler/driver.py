@@ -350,7 +350,7 @@ def quantization_record(request: PipelineRequest, result: PipelineResult, found:
     return record
 
 
-def _import_checked(model: Path) -> Graph:
+def import_checked(model: Path) -> Graph:
     """The model imported and checked first, before a backend library, the passes or the output
     folder are touched: a hostile or malformed model is refused (exit 2) at the cost of an import,
     and what runs later starts from a checked graph."""
@@ -365,11 +365,13 @@ def _import_checked(model: Path) -> Graph:
 def compile_model(model: str | Path, request: PipelineRequest, output: str | Path | None = None, *,
                   checks: CheckOptions | None = None, backend_options: dict[str, Any] | None = None,
                   instruments: Sequence[Instrument] = (), force: bool = False,
-                  stage: Stage | None = None, metric: Any = None) -> tuple[Path, PipelineResult]:
+                  stage: Stage | None = None, metric: Any = None,
+                  graph: Graph | None = None) -> tuple[Path, PipelineResult]:
     """Compile `model` for `request.target` into an artifact folder; returns (folder, result).
-    With `request.accuracy_budget`, `metric` (outputs -> score) may replace the default measure."""
+    With `request.accuracy_budget`, `metric` (outputs -> score) may replace the default measure.
+    `graph`: the model as `import_checked` gave it, when the caller imported it already."""
     model = Path(model)
-    graph = _import_checked(model)
+    graph = graph if graph is not None else import_checked(model)
     target = request.target or "onnxruntime"
     backend = require(target)
     backend.validate_options(target, dict(backend_options or {}))
@@ -411,13 +413,14 @@ def _manifest_quantization(record: dict[str, Any]) -> dict[str, Any]:
 
 def optimize_model(model: str | Path, request: PipelineRequest, output: str | Path, *,
                    checks: CheckOptions | None = None, instruments: Sequence[Instrument] = (),
-                   force: bool = False, metric: Any = None) -> tuple[Path, PipelineResult]:
+                   force: bool = False, metric: Any = None,
+                   graph: Graph | None = None) -> tuple[Path, PipelineResult]:
     """The optimized model alone (what onnxsim writes, but checked): the pipeline for
     `request.target` (portable ai.onnx ops when it is None), verified, written atomically."""
     from mlc.onnx_io.exporter import save_onnx
 
     model = Path(model)
-    graph = _import_checked(model)
+    graph = graph if graph is not None else import_checked(model)
     destination = guard_output(output, protected=protected_paths(model), force=force)
     checks = checks or CheckOptions()
     passes, found = _prepare(model, request, checks, metric, None)

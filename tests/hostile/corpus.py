@@ -1020,7 +1020,9 @@ def case_art_manifest_absolute(d: CaseDir) -> Path:
 @case("artifact", "model.onnx swapped for another model", names=("model.onnx",))
 def case_art_swapped_file(d: CaseDir) -> Path:
     art = _artifact(d)
-    write(art / "model.onnx", tiny())
+    other = tiny()
+    other.graph.initializer[1].raw_data = np.full(4, 7.0, np.float32).tobytes()  # another bias
+    write(art / "model.onnx", other)
     return art
 
 
