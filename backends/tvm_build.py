@@ -219,6 +219,18 @@ def build_in_child(model_path: Path, target: dict[str, Any], out: Path, opset: i
     return lines[-1] if lines else f"the TVM build process exited with {done.returncode}"
 
 
+def error_line(text: str, fallback: str) -> str:
+    """The line of a TVM error that says what failed: TVM puts it last, after the backtrace, but
+    may follow it with the offending call and a comment (`# Metadata omitted. ...`, which alone
+    said nothing: fuzz seed 28's unlowered conv2d_transpose)."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip() and not line.strip().startswith("#")]
+    if not lines:
+        return fallback
+    if len(lines) >= 3 and lines[-2].rstrip(":").strip() == "Offending call":
+        return f"{lines[-3]} Offending call: {lines[-1][:240]}"
+    return lines[-1]
+
+
 def main(argv: list[str]) -> int:
     import onnx  # noqa: TID251 - the child reads the ONNX file the parent wrote for TVM's frontend
 
@@ -226,9 +238,8 @@ def main(argv: list[str]) -> int:
     try:
         counts = build_library(onnx.load(model_path), json.loads(target), Path(out), int(opset))
     except Exception as error:  # noqa: BLE001 - reported to the parent as one line
-        text = str(error).strip().splitlines()
-        message = next((line for line in reversed(text) if line.strip()), type(error).__name__)
-        print(f"{MARKER}{type(error).__name__}: {message.strip()}", file=sys.stderr, flush=True)
+        print(f"{MARKER}{type(error).__name__}: {error_line(str(error), type(error).__name__)}", file=sys.stderr,
+              flush=True)
         return FAILED
     if counts is not None:
         Path(out + COUNTS_SUFFIX).write_text(json.dumps(counts, sort_keys=True))

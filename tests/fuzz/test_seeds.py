@@ -165,3 +165,17 @@ def test_seed_141_llvm_pow_with_an_exponent_of_another_type(base: int, exponent:
     x = np.array([1.5, 2.0, 3.0], helper.tensor_dtype_to_np_dtype(base))
     verdict = check_case(Case(model, {"x": x}), "llvm")
     assert verdict.kind == "ok", verdict.detail
+
+
+def test_seed_28_a_tvm_failure_names_what_failed() -> None:
+    """TVM's error ended with its offending call and `# Metadata omitted...`, the line mlc showed;
+    now the line saying what failed, with the call."""
+    from mlc.backends.tvm_build import error_line
+
+    text = ("Traceback (most recent call last):\n  0: foo\nCodeGenVM cannot emit this Relax operator directly.\n"
+            "Offending call:\nR.nn.conv2d_transpose(alloc4, strides=[2, 2])\n"
+            "# Metadata omitted. Use show_meta=True in script() method to show it.\n")
+    line = error_line(text, "InternalError")
+    assert line.startswith("CodeGenVM cannot emit") and "R.nn.conv2d_transpose" in line
+    assert error_line("Check failed: x\n", "E") == "Check failed: x"
+    assert error_line("  \n# only a comment\n", "ValueError") == "ValueError"
