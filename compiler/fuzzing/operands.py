@@ -164,3 +164,18 @@ def dim_product(b: Builder, dims: Sequence[Dim]) -> Dim:
     if all(isinstance(d, int) for d in dims):
         return size
     return derived(b, size, "prod", *dims)
+
+
+def varied(b: Builder, x: Tensor, count: int) -> Tensor:
+    """x plus a ramp of distinct values over its last `count` axes, unless x is a graph input.
+    A normalization of a row whose values are all equal (replicated by Expand, Gather, a
+    broadcast) divides rounding noise by sqrt(eps): no two implementations agree on it, and no
+    model computes it on purpose (fuzz seed 20006: a decomposed layer norm, eps 1e-12, of a row of
+    nine equal values; onnxruntime and onnx's reference evaluator differ by 0.17)."""
+    if any(x is t for t in b.inputs) or count == 0:
+        return x
+    shape = tuple(int(d) for d in x.shape[x.rank - count:])
+    ramp = b.rng.permutation(np.linspace(-1.0, 1.0, int(np.prod(shape)))).reshape(shape)
+    c = b.const(np.asarray(ramp, dtype=x.dtype))
+    (y,) = b.node("Add", [x, c], [b.like(x, bound=x.bound + 1.0, exact=False)], pool=False)
+    return y

@@ -14,7 +14,7 @@ from collections.abc import Callable
 import numpy as np
 
 from mlc.fuzzing.builder import Builder, Dim, Skip, Tensor, broadcast_dims, concrete
-from mlc.fuzzing.operands import check_bound, derived, float_operand, random_dims
+from mlc.fuzzing.operands import check_bound, derived, float_operand, random_dims, varied
 
 ACTIVATIONS = ("Relu", "Sigmoid", "Tanh", "LeakyRelu", "HardSigmoid", "Clip")
 
@@ -373,6 +373,7 @@ def layernorm(b: Builder) -> None:
             break
         static_tail += 1
     count = int(b.rng.integers(1, static_tail + 1))
+    x = varied(b, x, count)
     axis = x.rank - count
     written = axis - x.rank if b.chance(0.5) else axis
     norm_shape = tuple(int(d) for d in x.shape[axis:])
@@ -396,6 +397,7 @@ def layernorm(b: Builder) -> None:
 
 def instancenorm(b: Builder) -> None:
     x = _image(b, int(b.pick([1, 2])))
+    x = varied(b, x, x.rank - 2)
     channels = int(x.shape[1])
     scale = b.const(np.asarray(b.rng.uniform(0.5, 1.5, size=channels), dtype=x.dtype))
     bias = b.const(np.asarray(b.rng.uniform(-1, 1, size=channels), dtype=x.dtype))

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import numpy as np
 
 from mlc.fuzzing.builder import Builder, Dim, Skip, Tensor, broadcast_dims, concrete
-from mlc.fuzzing.operands import check_bound, float_operand, random_dims
+from mlc.fuzzing.operands import check_bound, float_operand, random_dims, varied
 from mlc.fuzzing.ops_nn import weights
 
 
@@ -105,6 +105,7 @@ def layernorm_decomposed(b: Builder, x: Tensor | None = None) -> Tensor:
     if static_tail == 0:
         raise Skip("layernorm over a symbolic dim")
     count = int(b.rng.integers(1, min(static_tail, 2) + 1))
+    x = varied(b, x, count)
     axes = list(range(-count, 0)) if b.chance(0.7) else list(range(x.rank - count, x.rank))
 
     def mean(t: Tensor, bound: float) -> Tensor:
@@ -173,7 +174,7 @@ def skip_layernorm(b: Builder) -> None:
     """LayerNormalization(Add(a, b) [+ bias]) over the last axis (SkipLayerNormalization)."""
     if b.opset < 17:
         raise Skip("opset")
-    a = _hidden(b)
+    a = varied(b, _hidden(b), 1)
     hidden = int(a.shape[2])
     other = b.input(a.dtype, a.dims, bound=2.0) if b.chance(0.6) else a
     (s,) = b.node("Add", [a, other], [b.like(a, bound=a.bound + other.bound, exact=False)], pool=False)
