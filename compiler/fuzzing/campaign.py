@@ -33,8 +33,8 @@ class Settings:
     avoid: frozenset[str] = frozenset()
     minimize: bool = True
     minimize_refusals: bool = False
-    minimize_checks: int = 120
-    minimize_seconds: float = 900.0
+    minimize_checks: int = 100
+    minimize_seconds: float = 300.0
     timeout: float = 600.0
 
 
