@@ -46,9 +46,11 @@ class Failure:
     nodes: int
     minimized_nodes: int | None = None
     folder: str | None = None
+    avoid: tuple[str, ...] = ()  # the generator's avoided known bugs: part of what the seed means
 
     def reproducer(self) -> str:
-        return f"python benchmarks/fuzz.py --seed {self.seed} --target {self.target}"
+        avoid = f" --avoid {','.join(self.avoid)}" if self.avoid else ""
+        return f"python benchmarks/fuzz.py --seed {self.seed} --target {self.target}{avoid}"
 
 
 @dataclass
@@ -111,7 +113,8 @@ def run_campaign(seeds: Sequence[int] | range, settings: Settings, out: Path, *,
                     if len(seeds_of) < 5:
                         seeds_of.append(seed)
                 if verdict.kind in (MISMATCH, CRASH) or (verdict.kind == REFUSAL and settings.minimize_refusals):
-                    failure = Failure(seed, target, verdict.to_json(), answer.get("nodes", 0))
+                    failure = Failure(seed, target, verdict.to_json(), answer.get("nodes", 0),
+                                      avoid=tuple(sorted(settings.avoid)))
                     log(f"seed {seed} {target}: {verdict.kind}: {verdict.detail}")
                     _record(worker, summary, failure, settings, out, log)
                     summary.failures.append(failure)
