@@ -51,3 +51,21 @@ def test_size_estimate_names_the_limit(tmp_path: Path) -> None:
     _, path = materialize(BY_ID["bomb_small"], tmp_path / "bomb")
     with pytest.raises(MlcError, match=r"762\.9 MiB, more than the 512\.0 MiB"):
         _import(path)
+
+
+def test_api_run_checks_the_manifest_before_hashing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`mlc.run` refuses a manifest naming a file outside the artifact before it opens anything
+    the manifest names (were the bait hashed, the hash function would see its path)."""
+    import mlc
+    import mlc.artifact
+    from tests.hostile.corpus import BY_ID, tiny, write
+
+    base = mlc.compile(write(tmp_path / "src" / "tiny.onnx", tiny()), "onnxruntime", tmp_path / "base.mlc",
+                       verify="none")
+    hashed: list[str] = []
+    real_sha = mlc.artifact.file_sha256
+    monkeypatch.setattr(mlc.artifact, "file_sha256", lambda p: hashed.append(str(p)) or real_sha(p))
+    _, folder = materialize(BY_ID["art_manifest_outside"], tmp_path / "case", base)
+    with pytest.raises(MlcError, match="not a file name inside"):
+        mlc.run(folder)
+    assert not any("secret.bin" in p for p in hashed), hashed
