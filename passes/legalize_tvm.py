@@ -22,6 +22,9 @@ shipped outputs (see `backends/tvm.py` for the ops that are refused instead):
                   operators must have the same datatype", fuzz seed 141)  ->  Pow(x, Cast(y, x's type))
                   where y is a constant x's type holds exactly (2, 0.5, 3 ...), else the power in the
                   wider float type: Cast(Pow(Cast(x, w), Cast(y, w)), x's type)
+    Expand(x, c)  c constant, x with a symbolic dim: TVM's converter reads every dim of x as a
+                  number ("'Var' object has no attribute 'value'", fuzz seed 100046)  ->
+                  Mul(x, ones(c)) (Or(x, false(c)) for booleans): the same broadcast, exactly
     Tile(x, r)    TVM 0.27's AVX-512 code for Tile returns garbage (official test_tile on znver4) ->
                   Reshape(Expand(Reshape(x, [1, d0, 1, d1, ...]), [r0, d0, r1, d1, ...]), [r0*d0, ...])
                   (static x, constant repeats)
@@ -180,8 +183,9 @@ def _slice_starts(node: Node) -> np.ndarray | None:
     x = node.inputs[0] if node.inputs else None
     if len(node.inputs) < 5 or x is None or not isinstance(x.type, TensorType) or x.type.shape is None:
         return None
-    starts, steps = const_array(node.inputs[1]), const_array(node.inputs[4])
-    axes = const_array(node.inputs[3]) if node.inputs[3] is not None else None
+    starts = const_array(node.inputs[1], constant_nodes=True)
+    steps = const_array(node.inputs[4], constant_nodes=True)
+    axes = const_array(node.inputs[3], constant_nodes=True) if node.inputs[3] is not None else None
     if starts is None or steps is None or (axes is None and node.inputs[3] is not None):
         return None
     shape = x.type.shape
@@ -217,7 +221,7 @@ def _pow_same_types(graph: Graph, node: Node, ctx: PassContext) -> None:
     assert isinstance(x.type, TensorType) and isinstance(y.type, TensorType)
     xt, yt = types
     b = _Builder(graph, node, ctx, "pow-types")
-    exponent = const_array(y)
+    exponent = const_array(y, constant_nodes=True)
     if exponent is not None and np.array_equal(exponent.astype(xt.numpy).astype(exponent.dtype), exponent):
         node.set_input(1, graph.make_constant(exponent.astype(xt.numpy), "exponent"))
         return
@@ -227,6 +231,32 @@ def _pow_same_types(graph: Graph, node: Node, ctx: PassContext) -> None:
     power = b.op("Pow", [xs, ys], TensorType(wide, out.type.shape if isinstance(out.type, TensorType) else None))
     result = power if wide == xt else b.op("Cast", [power], out.type if isinstance(out.type, TensorType) else None,
                                            to=int(xt))
+    out.replace_all_uses_with(result, replace_graph_outputs=True)
+    graph.remove(node)
+
+
+def _expand_target(node: Node) -> np.ndarray | None:
+    """The constant target of an Expand whose input has a dim that is not a number, else None."""
+    x = node.inputs[0] if node.inputs else None
+    if len(node.inputs) < 2 or x is None or not isinstance(x.type, TensorType) or x.type.shape is None:
+        return None
+    if all(isinstance(d, int) for d in x.type.shape) or x.type.dtype in (DType.STRING,) or x.type.dtype.is_exotic:
+        return None
+    target = const_array(node.inputs[1], constant_nodes=True)
+    return None if target is None or target.ndim != 1 or (target < 0).any() else target
+
+
+def _expand_as_broadcast(graph: Graph, node: Node, ctx: PassContext) -> None:
+    target = _expand_target(node)
+    x, out = node.inputs[0], node.outputs[0]
+    assert target is not None and x is not None and out is not None and isinstance(x.type, TensorType)
+    dtype = x.type.dtype
+    b = _Builder(graph, node, ctx, "expand-broadcast")
+    shape = tuple(int(d) for d in target)
+    if dtype == DType.BOOL:
+        result = b.op("Or", [x, graph.make_constant(np.zeros(shape, dtype=bool), "false")], out.type)
+    else:
+        result = b.op("Mul", [x, graph.make_constant(np.ones(shape, dtype=dtype.numpy), "ones")], out.type)
     out.replace_all_uses_with(result, replace_graph_outputs=True)
     graph.remove(node)
 
@@ -346,6 +376,8 @@ class LegalizeForTvm(Pass):
             return "layernorm-f64", _layernorm_decomposed, "rewritten"
         if node.op_type == "LayerNormalization" and _layernorm_stats_used(node):
             return None if _layernorm_axes(node, ctx) is None else ("layernorm-stats", _layernorm_stats, "rewritten")
+        if node.op_type == "Expand" and _expand_target(node) is not None:
+            return "expand-broadcast", _expand_as_broadcast, "rewritten"
         if node.op_type == "Pow" and _pow_types(node) is not None:
             return "pow-types", _pow_same_types, "rewritten"
         if node.op_type == "Slice" and _slice_starts(node) is not None:

@@ -179,3 +179,18 @@ def test_seed_28_a_tvm_failure_names_what_failed() -> None:
     assert line.startswith("CodeGenVM cannot emit") and "R.nn.conv2d_transpose" in line
     assert error_line("Check failed: x\n", "E") == "Check failed: x"
     assert error_line("  \n# only a comment\n", "ValueError") == "ValueError"
+
+
+@needs_tvm
+@pytest.mark.parametrize(("elem", "level"), [(TensorProto.DOUBLE, 0), (TensorProto.FLOAT, 3), (TensorProto.BOOL, 3),
+                                             (TensorProto.INT32, 3)])
+def test_seed_100046_llvm_expand_of_a_symbolic_dim(elem: int, level: int) -> None:
+    """Expand(x[N, 5], [3, 1, 1, 5]): TVM's converter reads every dim of x as a number and failed
+    the build ('Var' object has no attribute 'value'); legalize-tvm writes it as the broadcast it
+    is (the target a Constant node, as at -O0, or an initializer)."""
+    nodes = [helper.make_node("Constant", [], ["c"], value=numpy_helper.from_array(np.array([3, 1, 1, 5]), "c")),
+             helper.make_node("Expand", ["x", "c"], ["y"])]
+    model = _model(nodes, [helper.make_tensor_value_info("x", elem, ["N", 5])], ["y"], [], 20)
+    x = np.random.default_rng(46).uniform(-3, 3, (2, 5)).astype(helper.tensor_dtype_to_np_dtype(elem))
+    verdict = check_case(Case(model, {"x": x}), "llvm", level=level)
+    assert verdict.kind == "ok", verdict.detail
