@@ -248,5 +248,7 @@ def test_mlc_schedule_of_a_packed_conv_is_measured() -> None:
     assert conv.flop > 0  # tasks are ordered by FLOPs x uses
     scheduled = tvm_tune.default_schedule(conv.mod, target)
     assert "layout_rewrite_preproc" in scheduled.script()  # the weight is packed by mlc's rule
-    seconds = tvm_tune.measure(scheduled, target, ms.builder.LocalBuilder(), ms.runner.LocalRunner())
+    # generous limits: a loaded 2-core machine took over 30 s (the default) to build this one kernel
+    seconds = tvm_tune.measure(scheduled, target, ms.builder.LocalBuilder(timeout_sec=300),
+                               ms.runner.LocalRunner(timeout_sec=120))
     assert seconds is not None and 0 < seconds < 1
