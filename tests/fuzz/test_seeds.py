@@ -194,3 +194,18 @@ def test_seed_100046_llvm_expand_of_a_symbolic_dim(elem: int, level: int) -> Non
     x = np.random.default_rng(46).uniform(-3, 3, (2, 5)).astype(helper.tensor_dtype_to_np_dtype(elem))
     verdict = check_case(Case(model, {"x": x}), "llvm", level=level)
     assert verdict.kind == "ok", verdict.detail
+
+
+def test_seed_310982_onnxruntime_float64_rms_norm_keeps_float64_precision() -> None:
+    """x / Sqrt(ReduceMean(x^2) + eps) * g in float64: onnxruntime's session fused it into
+    SimplifiedLayerNormalization, whose float32 statistics moved outputs by 1e-5 relative; the
+    artifact's session now leaves that fusion off for float64 graphs."""
+    nodes = [helper.make_node("Pow", ["x", "two"], ["sq"]), helper.make_node("ReduceMean", ["sq"], ["ms"], axes=[-1]),
+             helper.make_node("Add", ["ms", "eps"], ["mse"]), helper.make_node("Sqrt", ["mse"], ["rms"]),
+             helper.make_node("Div", ["x", "rms"], ["n"]), helper.make_node("Mul", ["g", "n"], ["y"])]
+    consts = [_const("two", 2.0, np.float64), _const("eps", [1e-12], np.float64),
+              _const("g", np.linspace(0.5, 1.5, 15), np.float64)]
+    model = _model(nodes, [helper.make_tensor_value_info("x", TensorProto.DOUBLE, [8, 15])], ["y"], consts, 15)
+    x = np.random.default_rng(310982).uniform(-3, 3, (8, 15))
+    verdict = check_case(Case(model, {"x": x}), "onnxruntime")
+    assert verdict.kind == "ok", verdict.detail
