@@ -1,14 +1,17 @@
-"""Bugs the fuzzer found that are still open in files its owner may not change, and how to tell
-that a case would hit one, so that a campaign can avoid them (`GeneratorConfig.avoid`) and find
-the next bug instead of the same one again.
+"""Shapes of case that a campaign can steer away from (`GeneratorConfig.avoid`), each a bug the
+fuzzer found: while such a bug is open, a campaign that avoids it finds the next bug instead of
+the same one again; once it is fixed, the entry stays so that a reproducer naming it
+(`--avoid NAME` changes what a seed generates) still means the same case.
 
-`unit-reduction` (llvm): `tvm_sched_generic.ElementwiseRule` takes a kernel whose reduction has a
-total extent of 1 (MatMul/Gemm with an inner dim of 1, a Conv reading one input channel through a
-1x1 kernel, ReduceMean over an axis of 1, ...): `normalize_prim_func` drops the unit reduction
-loop, so the block looks spatial, and inlining the epilogue into it (its `T.init` still there)
-applies the epilogue twice: `y = b + (b + x*w)`. Found by seeds 53 (MatMul [4,5,1]x[1,3] + bias),
-40 (Gemm K=1 + bias + Reshape + GlobalAveragePool) and 15 (ReduceMean over [N,1] axis -1, Mul, Add).
-The check reads the shapes onnxruntime computes for every value on the case's feeds.
+`unit-reduction` (llvm), fixed: `tvm_sched_generic.ElementwiseRule` took a kernel whose reduction
+has a total extent of 1 (MatMul/Gemm with an inner dim of 1, a Conv reading one input channel
+through a 1x1 kernel, ReduceMean over an axis of 1, ...): `normalize_prim_func` drops the unit
+reduction loop, so the block looked spatial, and inlining the epilogue into it (its `T.init` still
+there) applied the epilogue twice: `y = b + (b + x*w)`. Found by seeds 53 (MatMul [4,5,1]x[1,3] +
+bias), 40 (Gemm K=1 + bias + Reshape + GlobalAveragePool) and 15 (ReduceMean over [N,1] axis -1,
+Mul, Add); the rule now refuses a block with an init and no reduction loop
+(tests/fuzz/test_seeds.py::test_seed_53_...). The check reads the shapes onnxruntime computes for
+every value on the case's feeds.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import onnx  # noqa: TID251 - reads the generated model's nodes
 from mlc.fuzzing.case import Case
 
 KNOWN_BUGS = {
-    "unit-reduction": "llvm: a reduction of total extent 1 with an epilogue computes the epilogue twice "
+    "unit-reduction": "llvm, fixed: a reduction of total extent 1 with an epilogue computed the epilogue twice "
                       "(tvm_sched_generic.ElementwiseRule; fuzz seeds 53, 40, 15)",
 }
 

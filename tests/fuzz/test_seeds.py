@@ -209,3 +209,31 @@ def test_seed_310982_onnxruntime_float64_rms_norm_keeps_float64_precision() -> N
     x = np.random.default_rng(310982).uniform(-3, 3, (8, 15))
     verdict = check_case(Case(model, {"x": x}), "onnxruntime")
     assert verdict.kind == "ok", verdict.detail
+
+
+@needs_tvm
+@pytest.mark.parametrize("kind", ["matmul", "gemm", "reduce_mean", "conv"])
+def test_seed_53_llvm_reduction_over_one_element_with_an_epilogue(kind: str) -> None:
+    """A reduction whose reduction extent is 1 (MatMul [4,5,1] x [1,3] + bias: seed 53; Gemm with
+    K=1 + bias: seed 40; ReduceMean over an axis of 1, then Mul and Add: seed 15; a 1x1 Conv of one
+    channel) reads as spatial once TVM's normalization drops the unit loop; ElementwiseRule then
+    inlined the epilogue into the block that still had its init and the bias was added twice."""
+    rng = np.random.default_rng(53)
+    bias = _const("bias", rng.standard_normal(3))
+    if kind == "matmul":
+        nodes = [helper.make_node("MatMul", ["x", "w"], ["m"]), helper.make_node("Add", ["bias", "m"], ["y"])]
+        shape, consts = [4, 5, 1], [_const("w", rng.standard_normal((1, 3))), bias]
+    elif kind == "gemm":
+        nodes = [helper.make_node("Gemm", ["x", "w"], ["m"]), helper.make_node("Add", ["m", "bias"], ["y"])]
+        shape, consts = [4, 1], [_const("w", rng.standard_normal((1, 3))), bias]
+    elif kind == "reduce_mean":
+        nodes = [helper.make_node("ReduceMean", ["x"], ["m"], axes=[-1], keepdims=1),
+                 helper.make_node("Mul", ["m", "bias"], ["p"]), helper.make_node("Add", ["p", "bias"], ["y"])]
+        shape, consts = [4, 1], [bias]
+    else:
+        nodes = [helper.make_node("Conv", ["x", "w"], ["m"]), helper.make_node("Relu", ["m"], ["y"])]
+        shape, consts = [1, 1, 4, 4], [_const("w", rng.standard_normal((3, 1, 1, 1)))]
+    model = _model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)], ["y"], consts)
+    case = Case(model, {"x": rng.standard_normal(shape).astype(np.float32)})
+    verdict = check_case(case, "llvm", level=3)
+    assert verdict.kind == "ok", verdict.detail
