@@ -336,6 +336,7 @@ def cmd_inspect(args: argparse.Namespace, out: Output) -> int:
 
     from mlc.ir.printer import print_ir
     from mlc.ir.verifier import verify
+    from mlc.numerics.hazards import scan_constants
     from mlc.onnx_io.importer import import_onnx
     from mlc.onnx_io.static_checks import check_runnable
     from mlc.summary import human_bytes, summarize
@@ -344,7 +345,8 @@ def cmd_inspect(args: argparse.Namespace, out: Output) -> int:
     verify(graph)
     check_runnable(graph, str(args.model))  # what compile refuses, inspect refuses
     summary = summarize(graph)
-    out.payload = summary.to_json()
+    hazards = scan_constants(graph)
+    out.payload = {**summary.to_json(), "numeric_hazards": hazards.to_json()}
     if not out.human:
         return 0
     console = out.console()
@@ -373,6 +375,8 @@ def cmd_inspect(args: argparse.Namespace, out: Output) -> int:
     console.print(ops)
     if summary.functions:
         console.print("functions: " + _escape(", ".join(summary.functions)))
+    for line in hazards.lines():
+        console.print(f"[yellow]{_escape(line)}[/yellow]")
     if args.text:
         sys.stdout.write("\n" + print_ir(graph, max_elements=None if args.full_constants else 32))
     return 0
@@ -574,6 +578,8 @@ def cmd_compile(args: argparse.Namespace, out: Output) -> int:
         _write_report(report, args.report, out, [Path(args.model)])
     if out.human and args.report != "-" and not out.quiet:
         print(f"{folder}: {args.target} artifact ({_summary_line(result)}; {_verdict_text(result, manifest)})")
+        for line in (n for n in result.notes if n.startswith("weights: ")):
+            print(f"  {line}")
         _print_quantization(result)
     return 0
 

@@ -166,7 +166,8 @@ def artifact_manifest(graph: Graph, target: str, backend: Backend, compiled: Any
     if result is not None:
         manifest["passes"] = [{k: r.to_json()[k] for k in _PASS_FIELDS} for r in result.records]
         manifest["verification"] = {"verify": result.verify, "verdict": result.verdict, "reference": result.engine,
-                                    "inputs": result.inputs}
+                                    "inputs": result.inputs,
+                                    **({"numeric_hazards": result.hazards} if result.hazards else {})}
     if source is not None:
         manifest["source"] = {"name": source.name, "sha256": file_sha256(source)}
     return manifest

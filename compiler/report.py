@@ -46,6 +46,7 @@ def debug_report(result: PipelineResult) -> dict[str, Any]:
         "localization": localization.to_json() if localization else None,
         "seconds": round(result.seconds, 3),
         "notes": result.notes,
+        "numeric_hazards": getattr(result, "hazards", []),
         **({"quantization": quantization_report(result)}
            if result.quantization or any(s.spec.startswith("quantize") for s in result.lossy) else {}),
         **({"pruning": result.pruning} if getattr(result, "pruning", None) else {}),

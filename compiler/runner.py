@@ -33,6 +33,7 @@ from mlc.hashing import file_sha256
 from mlc.ir.core import Graph
 from mlc.ir.verifier import verify
 from mlc.numerics.compare import DEFAULT_MIN_COSINE, FAIL, INCONCLUSIVE, OK, CheckResult, LossyGate, compare_outputs
+from mlc.numerics.hazards import HazardScan, scan_constants
 from mlc.numerics.inputs import InputSpec, candidate_specs, dynamic_dims, load_inputs, make_inputs, read_npz
 from mlc.numerics.reference import (
     ORT,
@@ -279,6 +280,7 @@ class PipelineResult:
     doctor: Any = None  # mlc.quantize.doctor.DoctorReport of the first quantizing pass, when checked
     quantization: dict[str, Any] | None = None  # what the accuracy-budget search found (report, manifest)
     pruning: dict[str, Any] | None = None  # `mlc.prune.record.pruning_record` (report, manifest)
+    hazards: list[dict[str, Any]] = field(default_factory=list)  # NaN/Inf/overflow/subnormal constants
 
     @property
     def lossy_check(self) -> CheckResult | None:
@@ -429,6 +431,7 @@ def run_pipeline(source: str | Path | bytes | Any, passes: Sequence[Pass], check
         except ReferenceError as error:  # the original itself does not run: bad input, named by its file
             raise ReferenceError(f"{shown}: {error}") from error
         feeds = reference.feeds
+    hazards = scan_constants(original) if checks.verify != "none" else None
     numeric = NumericCheck(reference, passes) if reference is not None and checks.verify == "each" else None
     snapshots = LossySnapshots()
     manager = PassManager(passes, [*instruments, snapshots, *([numeric] if numeric else [])],
@@ -462,4 +465,17 @@ def run_pipeline(source: str | Path | bytes | Any, passes: Sequence[Pass], check
         if reference else [], records=records, verdict=verdict,
         graph=graph, original=original, passes=passes, reference=reference, final_check=final_check,
         failed_pass=failed_pass, seconds=time.perf_counter() - started,
-        notes=list(reference.notes) if reference else [], lossy=snapshots.steps, doctor=doctor)
+        notes=[*(reference.notes if reference else []), *hazard_notes(hazards)], lossy=snapshots.steps,
+        doctor=doctor, hazards=hazards.to_json() if hazards else [])
+
+
+def hazard_notes(hazards: HazardScan | None) -> list[str]:
+    """The scan's lines for the report's notes; NaN, Inf or overflow in the weights reach the
+    original's outputs too, so a check cannot tell a broken pass from broken weights there."""
+    if hazards is None:
+        return []
+    lines = hazards.lines()
+    if hazards.has_non_finite:
+        lines.append("weights: outputs reached by NaN/Inf weights are NaN/Inf in the original too; "
+                     "the check cannot judge them")
+    return lines
