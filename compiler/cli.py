@@ -307,13 +307,19 @@ def _write_report(report: dict[str, Any], path: str, out: Output, protected: Seq
     write_file_atomically(destination, lambda tmp: tmp.write_text(text))
 
 
+def command_inputs(args: argparse.Namespace) -> list[Path]:
+    """Every file the command reads (model, its data, input flags): no output may land on one."""
+    from mlc.output_guard import command_inputs as inputs_of
+
+    return inputs_of(args)
+
+
 def _guard_report(args: argparse.Namespace) -> None:
     """Refuse a `--report` path mlc may not write before doing any work."""
     if getattr(args, "report", None) and args.report != "-":
-        from mlc.driver import protected_paths
         from mlc.output_guard import guard_output
 
-        guard_output(args.report, protected=protected_paths(Path(args.model)), flag="--report")
+        guard_output(args.report, protected=command_inputs(args), flag="--report")
 
 
 def _summary_line(result: Any) -> str:
@@ -494,7 +500,7 @@ def cmd_debug(args: argparse.Namespace, out: Output) -> int:
     passes = request.build()
     instruments: list[Instrument] = []
     if args.dump_ir:
-        instruments.append(IRDumper(args.dump_ir))
+        instruments.append(IRDumper(args.dump_ir, command_inputs(args)))
     stream = sys.stdout if out.human else sys.stderr
     if args.print_ir_after_change:
         instruments.append(PrintAfterChange(stream))
@@ -509,7 +515,7 @@ def cmd_debug(args: argparse.Namespace, out: Output) -> int:
     report = debug_report(result)
     out.payload = report
     if args.report:
-        _write_report(report, args.report, out, [Path(args.model)])
+        _write_report(report, args.report, out, command_inputs(args))
     if out.human and out.payload is report and not args.report == "-":
         render_debug(result, verbose=args.verbose)
         _print_doctor(result, verbose=args.verbose)
@@ -554,7 +560,7 @@ def cmd_compile(args: argparse.Namespace, out: Output) -> int:
 
     _guard_report(args)
     request = _request(args)
-    instruments: list[Instrument] = [IRDumper(args.dump_ir)] if args.dump_ir else []
+    instruments: list[Instrument] = [IRDumper(args.dump_ir, command_inputs(args))] if args.dump_ir else []
     backend_options = {k: v for k, v in (("mcpu", args.mcpu), ("mattr", args.mattr),
                                          ("cuda_arch", args.cuda_arch), ("schedules", args.tvm_schedules),
                                          ("tuning_db", args.tuning_db)) if v}
@@ -575,7 +581,7 @@ def cmd_compile(args: argparse.Namespace, out: Output) -> int:
                   artifact_check=manifest.get("verification", {}).get("artifact"))
     out.payload = report
     if args.report:
-        _write_report(report, args.report, out, [Path(args.model)])
+        _write_report(report, args.report, out, command_inputs(args))
     if out.human and args.report != "-" and not out.quiet:
         print(f"{folder}: {args.target} artifact ({_summary_line(result)}; {_verdict_text(result, manifest)})")
         for line in (n for n in result.notes if n.startswith("weights: ")):
@@ -673,7 +679,7 @@ def cmd_optimize(args: argparse.Namespace, out: Output) -> int:
     report.update(command="optimize", target=args.target, output=str(written))
     out.payload = report
     if args.report:
-        _write_report(report, args.report, out, [Path(args.model)])
+        _write_report(report, args.report, out, command_inputs(args))
     if out.human and args.report != "-" and not out.quiet:
         print(f"{written}: optimized model ({_summary_line(result)}; {_verdict_text(result, None)})")
         _print_quantization(result)

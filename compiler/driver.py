@@ -138,11 +138,19 @@ def default_output(model: str | Path, target: str) -> Path:
     return Path(f"{Path(model).stem}.{target}")
 
 
-def protected_paths(model: Path) -> list[Path]:
-    """The files an output must never replace: the model and the external-data files it names."""
-    from mlc.onnx_io.external_data import referenced_files
+def protected_paths(model: Path, request: PipelineRequest | None = None, checks: CheckOptions | None = None,
+                    backend_options: dict[str, Any] | None = None, passes: Sequence[Pass] = ()) -> list[Path]:
+    """The files an output must never replace: the model, the external-data files it names and
+    every file the request reads (`--inputs`, `--bind-inputs`, `--eval-data`, the calibration data
+    and table, the tuning database, files the passes' options name); the API protects them as the
+    CLI does."""
+    from mlc.output_guard import protected_inputs
 
-    return [model, *referenced_files(model)]
+    calibration = request.calibration if request is not None else None
+    named = [checks.inputs_path if checks else None, request.bind_inputs if request else None,
+             request.eval_data if request else None, calibration.data if calibration else None,
+             calibration.cache if calibration else None, (backend_options or {}).get("tuning_db")]
+    return protected_inputs(model, *[n for n in named if n and n != "random"], passes=passes)
 
 
 def _io(graph: Graph) -> dict[str, Any]:
@@ -377,9 +385,10 @@ def compile_model(model: str | Path, request: PipelineRequest, output: str | Pat
     backend = require(target)
     backend.validate_options(target, dict(backend_options or {}))
     folder = Path(output) if output is not None else default_output(model, target)
-    guard_output(folder, protected=protected_paths(model), force=force)
     checks = checks or CheckOptions()
+    guard_output(folder, protected=protected_paths(model, request, checks, backend_options), force=force)
     passes, found = _prepare(model, request, checks, metric, stage)
+    guard_output(folder, protected=protected_paths(model, request, checks, backend_options, passes), force=force)
     result = run_pipeline(model, passes, checks, instruments, graph=graph)
     _refuse_broken(result, request, model, checks, "artifact")
     result.quantization = quantization_record(request, result, found)
@@ -422,9 +431,10 @@ def optimize_model(model: str | Path, request: PipelineRequest, output: str | Pa
 
     model = Path(model)
     graph = graph if graph is not None else import_checked(model)
-    destination = guard_output(output, protected=protected_paths(model), force=force)
     checks = checks or CheckOptions()
+    destination = guard_output(output, protected=protected_paths(model, request, checks), force=force)
     passes, found = _prepare(model, request, checks, metric, None)
+    guard_output(destination, protected=protected_paths(model, request, checks, passes=passes), force=force)
     result = run_pipeline(model, passes, checks, instruments, graph=graph)
     _refuse_broken(result, request, model, checks, "model")
     result.quantization = quantization_record(request, result, found)

@@ -227,27 +227,20 @@ def test_the_files_passes_read_are_inputs(tmp_path) -> None:
     assert Path(tmp_path / "b.npz") in protected_inputs(tmp_path / "m.onnx", None, "-", passes=passes)
 
 
-# Commands whose output is guarded in files owned elsewhere: still written over an input. `x.npz`
-# is an .npz mlc wrote (as `mlc run --output` does), so that only the protection of inputs can
-# keep an output off it (--report has no --force).
-NOT_YET = {
-    "compile -o": (["compile", "m/cnn.onnx", "--inputs", "x.npz", "-o", "x.npz", "--force"],
-                   "compiler/driver.py compile_model: guard_output(folder, protected=protected_paths(model)) "
-                   "protects the model and its data only, not --inputs"),
-    "optimize -o": (["optimize", "m/cnn.onnx", "--inputs", "x.npz", "-o", "x.npz", "--force"],
-                    "compiler/driver.py optimize_model: protected_paths(model) protects the model only"),
-    "compile --report": (["compile", "m/cnn.onnx", "--inputs", "x.npz", "-o", "elsewhere/art", "--report", "x.npz"],
-                         "compiler/cli.py _guard_report and _write_report: the model only"),
-    "debug --report": (["debug", "m/cnn.onnx", "--inputs", "x.npz", "--report", "x.npz"],
-                       "compiler/cli.py _guard_report and _write_report: the model only"),
-    "compile --dump-ir": (["compile", "ir/001_eliminate-identity.onnx", "--passes", "eliminate-identity",
-                           "-o", "elsewhere/art", "--dump-ir", "ir"],
-                          "compiler/cli.py cmd_compile: IRDumper(args.dump_ir) is not given the inputs to protect"),
+# An output onto another input of the command: `x.npz` is an .npz mlc wrote (as `mlc run
+# --output` does), so that only the protection of inputs can keep an output off it (--report has
+# no --force).
+ONTO_AN_INPUT = {
+    "compile -o": ["compile", "m/cnn.onnx", "--inputs", "x.npz", "-o", "x.npz", "--force"],
+    "optimize -o": ["optimize", "m/cnn.onnx", "--inputs", "x.npz", "-o", "x.npz", "--force"],
+    "compile --report": ["compile", "m/cnn.onnx", "--inputs", "x.npz", "-o", "elsewhere/art", "--report", "x.npz"],
+    "debug --report": ["debug", "m/cnn.onnx", "--inputs", "x.npz", "--report", "x.npz"],
+    "compile --dump-ir": ["compile", "ir/001_eliminate-identity.onnx", "--passes", "eliminate-identity",
+                          "-o", "elsewhere/art", "--dump-ir", "ir"],
 }
 
 
-@pytest.mark.parametrize("case", [pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=reason))
-                                  for name, (_, reason) in NOT_YET.items()])
+@pytest.mark.parametrize("case", list(ONTO_AN_INPUT))
 def test_an_output_onto_another_input_of_the_command_is_refused(forkserver, tmp_path, case) -> None:
     """`compile m.onnx --inputs x.npz -o x.npz --force` must not replace the user's inputs, nor
     `compile --dump-ir DIR` the dump it compiles."""
@@ -260,9 +253,23 @@ def test_an_output_onto_another_input_of_the_command_is_refused(forkserver, tmp_
                                   "--dump-ir", tmp_path / "ir", cwd=tmp_path)
     assert code == 0, err
     before = digest(tmp_path / "x.npz"), digest(tmp_path / "ir"), os.stat(tmp_path / "x.npz").st_mtime_ns
-    code, out, err = forkserver.run(*NOT_YET[case][0], cwd=tmp_path)
+    code, out, err = forkserver.run(*ONTO_AN_INPUT[case], cwd=tmp_path)
     assert code == 2, (code, out, err)
     one_error_line(err)
     after = digest(tmp_path / "x.npz"), digest(tmp_path / "ir"), os.stat(tmp_path / "x.npz").st_mtime_ns
     assert after == before
     assert digest(tmp_path / "elsewhere") == {}
+
+
+def test_the_api_protects_every_file_the_request_reads(tmp_path) -> None:
+    """`mlc.driver.compile_model` (the Python API's path) protects what the CLI does: the model,
+    --inputs, --bind-inputs, --eval-data, the calibration data and table, the tuning database."""
+    from mlc.driver import PipelineRequest, protected_paths
+    from mlc.pipelines import QuantizeOptions
+    from mlc.runner import CheckOptions
+
+    model = small_cnn(tmp_path / "m" / "cnn.onnx")
+    request = PipelineRequest(bind_inputs="b.npz", eval_data="eval", calibration=QuantizeOptions(data="cal", cache="t"))
+    found = protected_paths(model, request, CheckOptions(inputs_path="x.npz"), {"tuning_db": "db"})
+    assert found == [model, *map(Path, ("x.npz", "b.npz", "eval", "cal", "t", "db"))]
+    assert protected_paths(model, PipelineRequest(calibration=QuantizeOptions(data="random"))) == [model]
