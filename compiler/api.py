@@ -265,15 +265,12 @@ def run(artifact: str | Path, feeds: Mapping[str, np.ndarray] | None = None, *, 
         input_shapes: Mapping[str, Sequence[int]] | None = None) -> dict[str, np.ndarray]:
     """`mlc run`: the artifact's outputs keyed by output name, on `feeds` (checked against the
     artifact's input types) or, when None, on generated seeded inputs."""
-    from mlc.artifact import load, read_manifest
-    from mlc.artifact_check import check_model_files, read_checked_manifest
+    from mlc.artifact import load
     from mlc.feeds import generate_feeds, role_dims
     from mlc.runner import quiet_onnxruntime
 
-    read_checked_manifest(artifact)  # as `mlc run`: names and shape, hashes, then the model files
-    check_model_files(artifact, read_manifest(artifact))
     quiet_onnxruntime()
-    loaded = load(artifact)
+    loaded = load(artifact)  # as `mlc run`: names and shape, hashes, then the model files
     if feeds is None:
         feeds, _ = generate_feeds(loaded.manifest["inputs"], seed=seed, dims=role_dims(loaded.manifest["inputs"]),
                                   shapes={k: tuple(int(d) for d in v) for k, v in (input_shapes or {}).items()})

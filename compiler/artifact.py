@@ -226,6 +226,9 @@ def _read_manifest_once(folder: Path) -> dict[str, Any]:
     path = folder / MANIFEST
     if not path.is_file():
         raise BadInputError(f"{folder}: not an mlc artifact (no {MANIFEST})")
+    from mlc.artifact_check import read_checked_manifest
+
+    read_checked_manifest(folder)  # shape, names and regular files first: nothing outside is opened
     try:
         manifest: dict[str, Any] = json.loads(path.read_text())
     except (ValueError, RecursionError) as error:
@@ -302,11 +305,14 @@ def quantization_of(manifest: Mapping[str, Any]) -> dict[str, Any] | None:
 
 
 def load(folder: str | Path) -> Artifact:
-    """Load an artifact folder: integrity check, then the target's own check that it can run here."""
+    """Load an artifact folder: integrity check (manifest, hashes, model files), then the
+    target's own check that it can run here."""
+    from mlc.artifact_check import check_model_files
     from mlc.targets import backend_for
 
     folder = Path(folder)
     manifest = read_manifest(folder)
+    check_model_files(folder, manifest)  # what a runtime loads passes the checks of a model given to mlc
     target = manifest["target"]
     backend = backend_for(target)
     state = backend.check_runnable(target, manifest.get("requirements", {}))

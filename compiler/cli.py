@@ -392,9 +392,8 @@ def _inspect_artifact(folder: Path, out: Output) -> int:
     from rich.table import Table
 
     from mlc.artifact import read_manifest
-    from mlc.artifact_check import check_model_files, read_checked_manifest
+    from mlc.artifact_check import check_model_files
 
-    read_checked_manifest(folder)
     manifest = read_manifest(folder)
     check_model_files(folder, manifest)
     verification = manifest.get("verification", {})
@@ -689,8 +688,7 @@ def cmd_optimize(args: argparse.Namespace, out: Output) -> int:
 def cmd_run(args: argparse.Namespace, out: Output) -> int:
     import numpy as np
 
-    from mlc.artifact import load, read_manifest
-    from mlc.artifact_check import check_model_files, read_checked_manifest
+    from mlc.artifact import load
     from mlc.feeds import (
         check_feeds,
         compare_outputs_to,
@@ -702,10 +700,8 @@ def cmd_run(args: argparse.Namespace, out: Output) -> int:
     from mlc.numerics.inputs import parse_shape_flags, read_npz
     from mlc.runner import quiet_onnxruntime
 
-    read_checked_manifest(args.artifact)  # names and shape first, then the hashes, then the model files
-    check_model_files(args.artifact, read_manifest(args.artifact))
     quiet_onnxruntime()
-    artifact = load(args.artifact)
+    artifact = load(args.artifact)  # names and shape first, then the hashes, then the model files
     inputs = artifact.manifest["inputs"]
     generated: dict[str, int] | None = None
     if args.inputs:

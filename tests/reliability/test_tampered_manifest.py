@@ -55,3 +55,22 @@ def test_a_malformed_files_entry_is_one_line(forkserver, artifact, tmp_path, fil
     code, _, err = forkserver.run("run", folder, cwd=tmp_path)
     assert code == 2, err
     one_error_line(err, "manifest.json")
+
+
+def test_the_python_api_load_refuses_a_file_that_is_a_link_outside(artifact, tmp_path) -> None:
+    """`mlc.load` (what embedding code calls) checks as `mlc run` does: a model file replaced by
+    a symbolic link to a file outside the folder is refused before it is hashed or loaded."""
+    import mlc
+    from mlc.errors import BadInputError
+
+    folder = tmp_path / "art"
+    shutil.copytree(artifact, folder)
+    outside = tmp_path / "outside.onnx"
+    name = next(n for n in json.loads((folder / "manifest.json").read_text())["files"] if n.endswith(".onnx"))
+    (folder / name).rename(outside)
+    (folder / name).symlink_to(outside)
+    with pytest.raises(BadInputError, match="is a symbolic link"):
+        mlc.load(folder)
+    (folder / name).unlink()
+    outside.rename(folder / name)
+    assert mlc.load(folder).run  # the untampered artifact loads
