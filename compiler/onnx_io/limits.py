@@ -11,19 +11,42 @@ generates for the checks, and each node output whose shape is known statically. 
 in the file (initializers, Constant tensors, external data) exist already and are not counted.
 512 MiB holds the largest tensor of the onnx wheel's light models (light_vgg19's 411 MB fc6
 weight, made at run time by ConstantOfShape) while a bomb of a few hundred MB more is refused by
-this estimate, before anything allocates it.
+this estimate, before anything allocates it. A model that really makes larger tensors (a big
+batch, a long sequence at a static shape) raises it with the environment variable
+`MLC_MAX_TENSOR_BYTES` (bytes, or with a K/M/G/T suffix: `MLC_MAX_TENSOR_BYTES=8G`), which every
+command and the Python API read.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import re
 from collections.abc import Iterable
+
+from mlc.errors import BadInputError
 
 MAX_TENSOR_BYTES = 512 << 20
 MAX_FUNCTION_DEPTH = 100  # model-local functions calling each other (onnx's own inference stops at 100)
 MAX_ELEMENTS = (1 << 62)  # element counts beyond this overflow int64 byte counts
 MAX_BLOCKSIZE = 1 << 16  # DepthToSpace / SpaceToDepth: blocksize**2 must not overflow the runtime's int64
 MAX_WINDOW = (1 << 31) - 1  # kernel_shape, strides, dilations, pads of convolutions and pools
+
+
+TENSOR_LIMIT_VARIABLE = "MLC_MAX_TENSOR_BYTES"
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def max_tensor_bytes() -> int:
+    """`MAX_TENSOR_BYTES`, or what `MLC_MAX_TENSOR_BYTES` says (refused in one line when it is not
+    a size)."""
+    given = os.environ.get(TENSOR_LIMIT_VARIABLE, "").strip()
+    if not given:
+        return MAX_TENSOR_BYTES
+    match = re.fullmatch(r"(\d+)\s*([KMGT]?)(?:i?B)?", given, re.IGNORECASE)
+    if match is None or int(match.group(1)) == 0:
+        raise BadInputError(f"{TENSOR_LIMIT_VARIABLE}={given!r}: expected a size in bytes such as 1073741824 or 8G")
+    return int(match.group(1)) * _UNITS[match.group(2).upper()]
 
 
 def element_count(dims: Iterable[int]) -> int:
@@ -41,5 +64,14 @@ def human(nbytes: int) -> str:
     return f"{nbytes} B"
 
 
-__all__ = ["MAX_BLOCKSIZE", "MAX_ELEMENTS", "MAX_FUNCTION_DEPTH", "MAX_TENSOR_BYTES", "MAX_WINDOW", "element_count",
-           "human"]
+__all__ = [
+    "MAX_BLOCKSIZE",
+    "MAX_ELEMENTS",
+    "MAX_FUNCTION_DEPTH",
+    "MAX_TENSOR_BYTES",
+    "MAX_WINDOW",
+    "TENSOR_LIMIT_VARIABLE",
+    "element_count",
+    "human",
+    "max_tensor_bytes",
+]

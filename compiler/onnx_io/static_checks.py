@@ -25,7 +25,7 @@ import onnx
 from mlc.errors import BadInputError
 from mlc.ir.core import Graph, Node, Value
 from mlc.ir.types import TensorType
-from mlc.onnx_io.limits import MAX_TENSOR_BYTES, element_count, human
+from mlc.onnx_io.limits import TENSOR_LIMIT_VARIABLE, element_count, human, max_tensor_bytes
 
 _NODE = re.compile(r"\(op_type:(?P<op>[^,)]*)(?:, node name: (?P<name>[^)]*))?\):\s*")
 _KIND = re.compile(r"^\s*\[\w+\]\s*")
@@ -183,11 +183,12 @@ def _largest_stored(graph: Graph) -> int:
     return largest
 
 
-def check_sizes(graph: Graph, shown: str, limit: int = MAX_TENSOR_BYTES) -> None:
-    """Refuse a graph whose inputs or node outputs would be larger than `limit` bytes (or have a
-    negative dimension), by their static shapes. A model that carries a weight larger than
-    `limit` may make tensors as large as that weight (a transposed embedding is no bomb)."""
-    limit = max(limit, _largest_stored(graph))
+def check_sizes(graph: Graph, shown: str, limit: int | None = None) -> None:
+    """Refuse a graph whose inputs or node outputs would be larger than `limit` bytes (default:
+    `max_tensor_bytes()`), or have a negative dimension, by their static shapes. A model that
+    carries a weight larger than `limit` may make tensors as large as that weight (a transposed
+    embedding is no bomb)."""
+    limit = max(max_tensor_bytes() if limit is None else limit, _largest_stored(graph))
     for value in graph.inputs:
         if value.const is not None:
             continue  # an overridable initializer: its bytes are in the file
@@ -199,7 +200,8 @@ def check_sizes(graph: Graph, shown: str, limit: int = MAX_TENSOR_BYTES) -> None
             raise BadInputError(f"{shown}: input {value.name!r} has a negative dimension {_type_text(value, dims)}")
         if nbytes > limit:
             raise BadInputError(f"{shown}: input {value.name!r} is {_type_text(value, dims)}: {human(nbytes)}, more "
-                                f"than the {human(limit)} mlc makes for one tensor")
+                                f"than the {human(limit)} mlc makes for one tensor (raise it with "
+                                f"{TENSOR_LIMIT_VARIABLE})")
     for sub in graph.all_graphs():
         for node in sub:
             for value in node.outputs:
@@ -215,7 +217,7 @@ def check_sizes(graph: Graph, shown: str, limit: int = MAX_TENSOR_BYTES) -> None
                 if nbytes > limit and not _stored(node):
                     raise BadInputError(f"{shown}: node {_node_label(node)} would make {value.name!r} of "
                                         f"{_type_text(value, dims)}: {human(nbytes)}, more than the {human(limit)} "
-                                        "mlc allows for one tensor")
+                                        f"mlc allows for one tensor (raise it with {TENSOR_LIMIT_VARIABLE})")
 
 
 def check_runnable(graph: Graph, shown: str) -> None:

@@ -49,8 +49,25 @@ def test_size_estimate_names_the_limit(tmp_path: Path) -> None:
     from tests.hostile.corpus import BY_ID
 
     _, path = materialize(BY_ID["bomb_small"], tmp_path / "bomb")
-    with pytest.raises(MlcError, match=r"762\.9 MiB, more than the 512\.0 MiB"):
+    with pytest.raises(MlcError, match=r"762\.9 MiB, more than the 512\.0 MiB .*raise it with MLC_MAX_TENSOR_BYTES"):
         _import(path)
+
+
+def test_the_size_limit_can_be_raised(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """MLC_MAX_TENSOR_BYTES raises the limit for a model that really makes large tensors; a value
+    that is no size is refused in one line naming the variable."""
+    from tests.hostile.corpus import BY_ID
+
+    _, path = materialize(BY_ID["bomb_small"], tmp_path / "bomb")
+    monkeypatch.setenv("MLC_MAX_TENSOR_BYTES", "1G")
+    _import(path)
+    monkeypatch.setenv("MLC_MAX_TENSOR_BYTES", "700M")
+    with pytest.raises(MlcError, match=r"more than the 700\.0 MiB"):
+        _import(path)
+    monkeypatch.setenv("MLC_MAX_TENSOR_BYTES", "lots")
+    with pytest.raises(MlcError, match="MLC_MAX_TENSOR_BYTES='lots': expected a size") as caught:
+        _import(path)
+    assert caught.value.exit_code == 2
 
 
 def test_api_run_checks_the_manifest_before_hashing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
