@@ -405,6 +405,18 @@ def compile_model(model: str | Path, request: PipelineRequest, output: str | Pat
     return written, result
 
 
+def _data_of_our_model(model: Path, data: Path) -> bool:
+    """Whether `data` is the external-data file of `model`, an ONNX file mlc wrote: an earlier
+    `mlc optimize -o` of a large model, which a new one may replace as a whole."""
+    from mlc.onnx_io.external_data import referenced_files
+    from mlc.output_guard import mlc_wrote
+
+    try:
+        return mlc_wrote(model) and data.resolve() in {p.resolve() for p in referenced_files(model)}
+    except (OSError, BadInputError):
+        return False
+
+
 def _manifest_pruning(record: dict[str, Any]) -> dict[str, Any]:
     """The manifest's copy: what was pruned and how to rebuild it; no timings (they vary)."""
     return {k: v for k, v in record.items() if k in ("prune", "scope", "norm", "exclude_nodes", "reproduce",
@@ -427,7 +439,7 @@ def optimize_model(model: str | Path, request: PipelineRequest, output: str | Pa
                    graph: Graph | None = None) -> tuple[Path, PipelineResult]:
     """The optimized model alone (what onnxsim writes, but checked): the pipeline for
     `request.target` (portable ai.onnx ops when it is None), verified, written atomically."""
-    from mlc.onnx_io.exporter import save_onnx
+    from mlc.onnx_io.exporter import needs_external_data, save_onnx
 
     model = Path(model)
     graph = graph if graph is not None else import_checked(model)
@@ -446,6 +458,13 @@ def optimize_model(model: str | Path, request: PipelineRequest, output: str | Pa
             props["mlc.keep_float"] = ",".join(result.quantization["keep_float"])
         graph.model.metadata_props = props
         graph.model.producer_name = "mlc"
+    if needs_external_data(graph):
+        # Past protobuf's 2 GB the weights go to `NAME.data` beside the model, which names it: the
+        # data file gets its final name (guarded as -o is), the model is renamed into place last.
+        data = destination.with_name(destination.name + ".data")
+        data = guard_output(data, protected=protected_paths(model, request, checks, passes=passes),
+                            force=force or _data_of_our_model(destination, data))
+        return write_file_atomically(destination, lambda tmp: save_onnx(graph, tmp, data_name=data.name)), result
     return write_file_atomically(destination, lambda tmp: save_onnx(graph, tmp)), result
 
 

@@ -378,19 +378,26 @@ def _total_constant_bytes(graph: Graph) -> int:
     return total
 
 
+def needs_external_data(graph: Graph) -> bool:
+    """Whether the graph's constants would pass protobuf's 2 GB limit in one file."""
+    return _total_constant_bytes(graph) > EXTERNAL_THRESHOLD
+
+
 def save_onnx(graph: Graph, path: str | Path, *, external_data: bool | None = None,
-              min_external_bytes: int = 1024, value_info: bool = True) -> Path:
+              min_external_bytes: int = 1024, value_info: bool = True, data_name: str | None = None) -> Path:
     """Write the graph to `path` atomically.
 
     `external_data=None` decides by size: a model whose constants would pass protobuf's 2 GB
-    limit keeps weights of `min_external_bytes` or more in `<name>.data` beside it.
+    limit keeps weights of `min_external_bytes` or more in `<name>.data` beside it, or in
+    `data_name` beside it when the model is written under a temporary name that a caller renames
+    afterwards (the model names its data file, so the name must be the final one).
     """
     path = Path(path)
     if external_data is None:
-        external_data = _total_constant_bytes(graph) > EXTERNAL_THRESHOLD
+        external_data = needs_external_data(graph)
     folder = path.resolve().parent
     folder.mkdir(parents=True, exist_ok=True)
-    data_name = path.name + ".data"
+    data_name = data_name or path.name + ".data"
     tmp_model = tempfile.NamedTemporaryFile(dir=folder, prefix=f".{path.name}.", suffix=".tmp", delete=False)
     tmp_data = None
     try:
