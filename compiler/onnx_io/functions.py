@@ -34,7 +34,7 @@ from onnx import shape_inference
 
 from mlc.ir.core import Graph, Node, Value
 from mlc.ir.tensor import Tensor
-from mlc.ir.types import Type
+from mlc.ir.types import TensorType, Type
 from mlc.onnx_io.exporter import _Exporter, _inline_sink, type_to_proto
 from mlc.onnx_io.importer import _Importer
 
@@ -438,6 +438,48 @@ def _attribute_values(node_proto: onnx.NodeProto, function: onnx.FunctionProto,
     return values
 
 
+def _rank_mismatches(node: Node, present: dict[int, str],
+                     inferred: onnx.GraphProto) -> dict[str, tuple[int, ...]] | str:
+    """The body's outputs whose rank differs from the node's output: {name: the node's static
+    shape} to reshape them to, or why the expansion is refused (the node's shape is not static).
+
+    Some schema bodies are wrong for some inputs: Celu's reads alpha through a Constant of shape
+    [1], so on a scalar x its body gives [1] where Celu gives [] (fuzz seed 500132)."""
+    types = {vi.name: vi.type for vi in [*inferred.value_info, *inferred.output]}
+    wrong: dict[str, tuple[int, ...]] = {}
+    for i, name in present.items():
+        old = node.outputs[i]
+        want = old.type if old is not None else None
+        got = types.get(name)
+        if not isinstance(want, TensorType) or want.rank is None or got is None:
+            continue
+        if not got.HasField("tensor_type") or not got.tensor_type.HasField("shape"):
+            continue
+        rank = len(got.tensor_type.shape.dim)
+        if rank == want.rank:
+            continue
+        if not want.is_static:
+            return (f"its body computes output {i} with rank {rank} where {node.op_type} gives rank {want.rank} "
+                    "(the schema's body is wrong for these inputs)")
+        wrong[name] = tuple(int(d) for d in want.shape or ())  # type: ignore[arg-type]
+    return wrong
+
+
+def _reshape_outputs(piece: onnx.GraphProto, shapes: dict[str, tuple[int, ...]],
+                     fresh: Callable[[str], str]) -> None:
+    """Make each output `name` of `piece` a Reshape of what the body computed to `shapes[name]`."""
+    for name, shape in shapes.items():
+        computed, target = fresh(f"{name}_body"), fresh(f"{name}_shape")
+        for body_node in piece.node:
+            for k, output in enumerate(body_node.output):
+                if output == name:
+                    body_node.output[k] = computed
+        piece.node.append(onnx.helper.make_node(
+            "Constant", [], [target], value=onnx.helper.make_tensor(target, onnx.TensorProto.INT64, [len(shape)],
+                                                                    list(shape))))
+        piece.node.append(onnx.helper.make_node("Reshape", [computed, target], [name]))
+
+
 def expand_node(node: Node, opsets: dict[str, int], fresh: Callable[[str], str]) -> Expansion | str:
     """The body of `node` as new IR nodes reading the node's input values, or why not.
 
@@ -510,10 +552,20 @@ def expand_node(node: Node, opsets: dict[str, int], fresh: Callable[[str], str])
     piece.node.extend(body)
     for i in sorted(present):
         piece.output.add().name = present[i]
-    model = onnx.helper.make_model(piece, opset_imports=[onnx.helper.make_opsetid(d, v)
-                                                         for d, v in model_opsets.items()])
+
+    def infer() -> onnx.GraphProto:
+        model = onnx.helper.make_model(piece, opset_imports=[onnx.helper.make_opsetid(d, v)
+                                                             for d, v in model_opsets.items()])
+        return shape_inference.infer_shapes(model, check_type=False, strict_mode=False, data_prop=True).graph
+
     try:
-        inferred = shape_inference.infer_shapes(model, check_type=False, strict_mode=False, data_prop=True).graph
+        inferred = infer()
+        wrong = _rank_mismatches(node, present, inferred)
+        if isinstance(wrong, str):
+            return wrong
+        if wrong:
+            _reshape_outputs(piece, wrong, lambda name: fresh(f"{base}_{name}"))
+            inferred = infer()
     except Exception as error:  # noqa: BLE001 - onnx raises assorted errors; the node is left alone
         return f"shape inference fails on its body: {_first_line(error)}"
     known_dims: set[str] = set()

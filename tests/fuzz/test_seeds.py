@@ -237,3 +237,15 @@ def test_seed_53_llvm_reduction_over_one_element_with_an_epilogue(kind: str) -> 
     case = Case(model, {"x": rng.standard_normal(shape).astype(np.float32)})
     verdict = check_case(case, "llvm", level=3)
     assert verdict.kind == "ok", verdict.detail
+
+
+@needs_tvm
+def test_seed_500132_llvm_celu_of_a_scalar_is_a_scalar() -> None:
+    """TVM's frontend lacks Celu, so the llvm pipeline expands it into its schema body, which on a
+    scalar x computed a [1]-shaped result (alpha is a Constant of shape [1]): the artifact
+    returned [1] where onnxruntime gives []. The expansion now reshapes to the node's shape."""
+    nodes = [helper.make_node("Celu", ["x"], ["y"], alpha=0.5)]
+    model = _model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [])], ["y"], [])
+    for value in (-1.3, 0.7):
+        verdict = check_case(Case(model, {"x": np.asarray(value, np.float32)}), "llvm", level=3)
+        assert verdict.kind == "ok", verdict.detail

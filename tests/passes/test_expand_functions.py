@@ -58,6 +58,41 @@ def test_celu_becomes_its_body() -> None:
     assert ctx.rules == {"Celu": 1} and ctx.remarks == []
 
 
+def test_celu_of_a_scalar_keeps_the_scalar_shape() -> None:
+    """Celu's schema body reads alpha through a Constant of shape [1]: on a scalar x it computes
+    [1] where Celu gives []. The expansion reshapes the body's result to the node's static shape
+    (fuzz seed 500132: the llvm artifact returned [1])."""
+    before = '''graph "g" (%x: f32[]) {
+  %y: f32[] = Celu(%x) {alpha = 0.5}
+  return %y
+}'''
+    expected = '''graph "g" (%x: f32[]) {
+  %a: f32[1] = Constant() {value = dense<f32[1]> [0.5]}
+  %xa: f32[1] = Div(%x, %a)
+  %e: f32[1] = Elu(%xa) {alpha = 1.0}
+  %m: f32[1] = Mul(%a, %e)
+  %s: i64[0] = Constant() {value = dense<i64[0]> []}
+  %y: f32[] = Reshape(%m, %s)
+  return %y
+}'''
+    assert_pass("expand-functions{ops=Celu}", before, expected, expanded=1)
+    graph, _ = run_pass("expand-functions{ops=Celu}", before)
+    for seed in (0, 1):
+        assert_numerically_equivalent(before, graph, Numerics.TOLERANCE, seed=seed)
+
+
+def test_a_body_of_another_rank_on_a_dynamic_shape_is_refused() -> None:
+    """Where the node's declared shape is not static there is no shape to reshape to: the node
+    stays, with a remark naming the wrong rank (here a declared [N,M] for the body's [1])."""
+    before = '''graph "g" (%x: f32[]) {
+  %y: f32[N,M] = Celu(%x) {alpha = 0.5}
+  return %y
+}'''
+    graph, ctx = run_pass("expand-functions{ops=Celu}", before)
+    assert _ops(graph) == ["Celu"]
+    assert any("rank 1 where Celu gives rank 2" in remark for remark in map(str, ctx.remarks)), ctx.remarks
+
+
 def test_swish_attribute_reference_takes_the_node_value() -> None:
     """Swish's body is static: @alpha is resolved from the node (0.5), CastLike stays (not named)."""
     before = '''model ir_version=10 opset_import={"": 24}
