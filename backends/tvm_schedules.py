@@ -35,14 +35,43 @@ _RULES = (("mlc.backends.tvm_sched_conv_nhwc", "Conv2dNHWCRule"), ("mlc.backends
           ("dlight", "GEMV"), ("mlc.backends.tvm_sched_generic", "ElementwiseRule"))
 
 
+def guarded(rule: Any) -> Any:
+    """dlight's own `rule`, returning None (not applicable: the next rule is tried) where it
+    raises. dlight's GEMV analysis asserts that a reduction has a reduction loop, which a
+    reduction of extent 1 (MatMul [.., 1] x [1, ..]) no longer has once normalized: the
+    assertion failed the whole build of a valid model (fuzz seed 500036)."""
+    from tvm import s_tir
+    from tvm.s_tir.dlight.base import ScheduleRule
+
+    class Guarded(ScheduleRule):
+        def apply(self, func: Any, target: Any, tunable: bool) -> Any:
+            try:
+                return rule.apply(func, target, tunable)
+            except (AssertionError, ValueError, s_tir.ScheduleError):
+                return None
+
+        def __repr__(self) -> str:
+            return f"guarded({type(rule).__name__})"
+
+    return Guarded()
+
+
+def gpu_rules() -> list[Any]:
+    """dlight's GPU rules, in the order they are tried, each guarded (`guarded`)."""
+    import tvm.s_tir.dlight as dl
+
+    return [guarded(r) for r in (dl.gpu.Matmul(), dl.gpu.GEMV(), dl.gpu.Reduction(), dl.gpu.GeneralReduction(),
+                                 dl.gpu.Fallback())]
+
+
 def cpu_rules() -> list[Any]:
-    """The rule instances, in the order they are tried."""
+    """The rule instances, in the order they are tried (dlight's guarded: `guarded`)."""
     import tvm.s_tir.dlight as dl
 
     rules: list[Any] = []
     for module_name, class_name in _RULES:
         if module_name == "dlight":
-            rules.append(getattr(dl.cpu, class_name)())
+            rules.append(guarded(getattr(dl.cpu, class_name)()))
             continue
         try:
             module = importlib.import_module(module_name)
@@ -214,7 +243,7 @@ def relax_pipeline(target: Any, rules: list[Any] | None = None, *, apply_databas
     if rules is not None:
         chosen = rules
     elif gpu:
-        chosen = [dl.gpu.Matmul(), dl.gpu.GEMV(), dl.gpu.Reduction(), dl.gpu.GeneralReduction(), dl.gpu.Fallback()]
+        chosen = gpu_rules()
     else:
         chosen = cpu_rules()
 

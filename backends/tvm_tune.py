@@ -344,12 +344,12 @@ def default_schedule(mod: Any, target: Any) -> Any:
     import tvm
     import tvm.s_tir.dlight as dl
 
-    from mlc.backends.tvm_schedules import cpu_rules
+    from mlc.backends.tvm_schedules import cpu_rules, gpu_rules
 
     if target.kind.name == "llvm":
         rules = cpu_rules()
     else:
-        rules = [dl.gpu.Matmul(), dl.gpu.GEMV(), dl.gpu.Reduction(), dl.gpu.GeneralReduction(), dl.gpu.Fallback()]
+        rules = gpu_rules()
     copy = tvm.IRModule(dict(mod.functions.items()))  # dlight's pass updates the module it is given in place
     with target:
         return dl.ApplyDefaultSchedule(*rules)(copy)

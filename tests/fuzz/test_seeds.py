@@ -249,3 +249,21 @@ def test_seed_500132_llvm_celu_of_a_scalar_is_a_scalar() -> None:
     for value in (-1.3, 0.7):
         verdict = check_case(Case(model, {"x": np.asarray(value, np.float32)}), "llvm", level=3)
         assert verdict.kind == "ok", verdict.detail
+
+
+@needs_tvm
+@pytest.mark.parametrize("dtype", [TensorProto.DOUBLE, TensorProto.FLOAT])
+def test_seed_500036_llvm_matmul_over_an_inner_dim_of_1_builds(dtype: int) -> None:
+    """MatMul [4,1,1,1] x [4,1,1,2]: dlight's GEMV analysis asserted on its reduction of extent 1
+    and the whole build failed ("TVM failed: AssertionError"); dlight's rules are now guarded and
+    the kernel goes to the next rule. Seeds 500054, 500229, 500362 and 500063 failed the same way."""
+    nodes = [helper.make_node("MatMul", ["a", "b"], ["y"])]
+    model = _model(nodes, [helper.make_tensor_value_info("a", dtype, [4, 1, 1, 1]),
+                           helper.make_tensor_value_info("b", dtype, [4, 1, 1, 2])], ["y"], [])
+    rng = np.random.default_rng(500036)
+    numpy_type = np.float64 if dtype == TensorProto.DOUBLE else np.float32
+    feeds = {"a": rng.standard_normal((4, 1, 1, 1)).astype(numpy_type),
+             "b": rng.standard_normal((4, 1, 1, 2)).astype(numpy_type)}
+    verdict = check_case(Case(model, feeds), "llvm", level=3)
+    assert verdict.kind == "ok", verdict.detail
+
