@@ -25,6 +25,9 @@ shipped outputs (see `backends/tvm.py` for the ops that are refused instead):
     Expand(x, c)  c constant, x with a symbolic dim: TVM's converter reads every dim of x as a
                   number ("'Var' object has no attribute 'value'", fuzz seed 100046)  ->
                   Mul(x, ones(c)) (Or(x, false(c)) for booleans): the same broadcast, exactly
+    PRelu(x, s)   the axis TVM's converter makes nn.prelu along (x's last, or the slope's one
+                  non-1 axis) is symbolic: it fails ("Expect value to be constant int", fuzz seed
+                  500012)  ->  Where(Less(x, 0), Mul(x, s), x), ONNX's definition
     Tile(x, r)    TVM 0.27's AVX-512 code for Tile returns garbage (official test_tile on znver4) ->
                   Reshape(Expand(Reshape(x, [1, d0, 1, d1, ...]), [r0, d0, r1, d1, ...]), [r0*d0, ...])
                   (static x, constant repeats)
@@ -261,6 +264,43 @@ def _expand_as_broadcast(graph: Graph, node: Node, ctx: PassContext) -> None:
     graph.remove(node)
 
 
+def _prelu_axis_dynamic(node: Node) -> bool:
+    """Whether TVM's PRelu converter would read a dim that is not a number: it makes
+    `nn.prelu(x, slope, axis)` along the last axis (a slope of one value or of rank 1) or the
+    slope's one non-1 axis, and fails ("Expect value to be constant int") where x's dim on that
+    axis is symbolic (fuzz seed 500012: PRelu of x[N] with a slope of [1])."""
+    if len(node.inputs) < 2:
+        return False
+    x, slope = node.inputs
+    if x is None or slope is None or not isinstance(x.type, TensorType) or not isinstance(slope.type, TensorType):
+        return False
+    if x.type.shape is None or slope.type.shape is None or not x.type.shape or x.type.dtype.is_exotic:
+        return False
+    dims, slope_dims = x.type.shape, slope.type.shape
+    if len(slope_dims) > len(dims):
+        return False
+    if all(d == 1 for d in slope_dims) or len(slope_dims) == 1:
+        axis = len(dims) - 1
+    else:
+        wide = [i for i, d in enumerate(slope_dims) if d != 1]
+        if len(wide) != 1:
+            return False  # the converter writes the elementwise form itself
+        axis = len(dims) - len(slope_dims) + wide[0]
+    return not isinstance(dims[axis], int)
+
+
+def _prelu_elementwise(graph: Graph, node: Node, ctx: PassContext) -> None:
+    """PRelu(x, s) = Where(x < 0, x * s, x): ONNX's definition, which broadcasts s as Mul does."""
+    x, slope = node.inputs
+    out = node.outputs[0]
+    assert x is not None and slope is not None and out is not None and isinstance(x.type, TensorType)
+    b = _Builder(graph, node, ctx, "prelu-elementwise")
+    negative = b.op("Less", [x, b.scalar(0, x.type.dtype)], TensorType(DType.BOOL, x.type.shape))
+    result = b.op("Where", [negative, b.op("Mul", [x, slope], out.type), x], out.type)
+    out.replace_all_uses_with(result, replace_graph_outputs=True)
+    graph.remove(node)
+
+
 def _tile_plan(node: Node, ctx: PassContext) -> tuple[list[int], list[int]] | None:
     """(dims of x, repeats) when Tile can become Reshape/Expand/Reshape, else None (with a remark)."""
     x, repeats = node.inputs[0], node.inputs[1] if len(node.inputs) > 1 else None
@@ -382,6 +422,8 @@ class LegalizeForTvm(Pass):
             return "pow-types", _pow_same_types, "rewritten"
         if node.op_type == "Slice" and _slice_starts(node) is not None:
             return "slice-start", _slice_onnx_starts, "rewritten"
+        if node.op_type == "PRelu" and _prelu_axis_dynamic(node):
+            return "prelu-elementwise", _prelu_elementwise, "rewritten"
         if node.op_type == "Tile":
             return None if _tile_plan(node, ctx) is None else ("tile-as-expand", _tile_as_expand, "rewritten")
         if node.op_type not in ("IsInf", "Softplus", "Mish"):

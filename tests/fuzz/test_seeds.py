@@ -267,3 +267,15 @@ def test_seed_500036_llvm_matmul_over_an_inner_dim_of_1_builds(dtype: int) -> No
     verdict = check_case(Case(model, feeds), "llvm", level=3)
     assert verdict.kind == "ok", verdict.detail
 
+
+
+@needs_tvm
+def test_seed_500012_llvm_prelu_of_a_symbolic_vector() -> None:
+    """PRelu of x[N] with a slope of [1]: TVM's converter makes nn.prelu along the symbolic axis
+    and failed the build; legalize-tvm writes it as Where(x < 0, x * s, x)."""
+    nodes = [helper.make_node("PRelu", ["x", "s"], ["y"])]
+    model = _model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N"])], ["y"],
+                   [_const("s", [0.38834962])], 13)
+    feeds = {"x": np.array([-2.0, -0.5, 0.0, 1.5, 3.0], np.float32)}
+    verdict = check_case(Case(model, feeds), "llvm", level=3)
+    assert verdict.kind == "ok", verdict.detail

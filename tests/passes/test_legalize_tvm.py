@@ -124,3 +124,33 @@ def test_layernorm_statistics_are_computed_beside_it() -> None:
   return %y
 }'''
     assert_pass("legalize-tvm", plain, plain)
+
+
+def test_prelu_along_a_symbolic_axis_becomes_its_definition() -> None:
+    """TVM's converter makes nn.prelu along x's last axis (a slope of one value), which fails on a
+    symbolic dim (fuzz seed 500012): Where(x < 0, x * s, x) instead; a static axis stays."""
+    before = '''graph "g" (%x: f32[N]) {
+  const %s = dense<f32[1]> [0.25]
+  %y: f32[N] = PRelu(%x, %s)
+  return %y
+}'''
+    expected = '''graph "g" (%x: f32[N]) {
+  const %s = dense<f32[1]> [0.25]
+  const %zero = dense<f32[]> [0.0]
+  %n: bool[N] = Less(%x, %zero)
+  %m: f32[N] = Mul(%x, %s)
+  %y: f32[N] = Where(%n, %m, %x)
+  return %y
+}'''
+    feeds = {"x": np.array([-2.0, -0.5, 0.0, 3.0], np.float32)}
+    assert_pass("legalize-tvm", before, expected, feeds=feeds, rewritten=1)
+    channels = '''graph "g" (%x: f32[N,3,H,W]) {
+  const %s = dense<f32[3,1,1]> [0.1, 0.2, 0.3]
+  %y: f32[N,3,H,W] = PRelu(%x, %s)
+  return %y
+}'''
+    _, ctx = run_pass("legalize-tvm", channels)
+    assert ctx.rewrites == 0, "the channel axis is static: TVM's nn.prelu takes it"
+    graph, _ = run_pass("legalize-tvm", channels.replace("N,3,H,W", "N,C,H,W"))
+    assert [n.op_type for n in graph] == ["Less", "Mul", "Where"]
+    assert_numerically_equivalent(channels.replace("N,3,H,W", "N,C,H,W"), graph, seed=0)
