@@ -222,7 +222,12 @@ def build_artifact(graph: Graph, target: str, folder: Path, *, backend_options: 
 
     def build(tmp: Path) -> dict[str, Any]:
         with stage(f"{target}: building"):
-            compiled = backend.compile(graph, target, dict(backend_options or {}), tmp)
+            try:
+                compiled = backend.compile(graph, target, dict(backend_options or {}), tmp)
+            except BadInputError as error:  # a target's refusal names the model, as every refusal does
+                if source is None or str(source) in str(error):
+                    raise
+                raise BadInputError(f"{source}: {error}") from None
         manifest = artifact_manifest(graph, target, backend, compiled, result=result, source=source,
                                      options=recorded)
         if result is not None and result.verify != "none" and result.expected:
