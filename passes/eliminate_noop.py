@@ -189,6 +189,7 @@ def _scalar_of(value: Value | None, depth: int) -> np.ndarray | None:
 
 
 def _all_same(array: np.ndarray) -> bool:
+    array = np.ascontiguousarray(array)  # a broadcast splat has stride 0: its bytes cannot be viewed (seed 600259)
     first = array[:1]
     return bool(np.all(array.view(np.uint8).reshape(array.size, -1) == first.view(np.uint8).reshape(1, -1))) \
         if array.dtype.kind != "O" else False

@@ -173,10 +173,11 @@ def check_case(case: Case, target: str, *, level: int = 3, verify: str = "none",
             artifact_dir = mlc.compile(model_path, target, folder / "artifact", level=level, verify=verify)
         except NumericMismatchError as error:
             return _done(Verdict(MISMATCH, target, f"mlc's own check: {_first(error)}", 1), started)
-        except InternalError as error:
-            return _done(Verdict(CRASH, target, _first(error), 70), started)
         except MlcError as error:
-            return _done(Verdict(REFUSAL, target, _first(error), error.exit_code), started)
+            # exit 70 is mlc's own fault whatever the class (InternalError, a pass's PassFailedError:
+            # seed 600259 was counted as a refusal before)
+            kind = CRASH if isinstance(error, InternalError) or error.exit_code == 70 else REFUSAL
+            return _done(Verdict(kind, target, _first(error), error.exit_code), started)
         except Exception as error:  # noqa: BLE001 - anything else escaping mlc.compile is a crash
             return _done(Verdict(CRASH, target, f"{type(error).__name__}: {_first(error)}"), started)
         try:

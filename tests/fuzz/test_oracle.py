@@ -48,3 +48,19 @@ def test_signature_blanks_names_and_numbers() -> None:
     assert a.signature == b.signature
     assert Verdict("mismatch", "llvm", "x").signature == "mismatch"
     assert normalize_message("abc 12.5e-3") == "abc #"
+
+
+def test_a_pass_failure_is_a_crash_not_a_refusal(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Exit 70 is mlc's fault whatever the error's class: a pass that raised (PassFailedError) was
+    counted as a refusal (seed 600259); a bad-input error stays a refusal."""
+    import mlc
+    from mlc.errors import BadInputError
+    from mlc.fuzzing import check_case
+    from mlc.pass_manager import PassFailedError
+
+    case = generate(0)
+    monkeypatch.setattr(mlc, "compile", lambda *a, **k: (_ for _ in ()).throw(PassFailedError("pass #6 x raised")))
+    verdict = check_case(case, "onnxruntime")
+    assert (verdict.kind, verdict.exit_code) == ("crash", 70)
+    monkeypatch.setattr(mlc, "compile", lambda *a, **k: (_ for _ in ()).throw(BadInputError("m.onnx: no")))
+    assert check_case(case, "onnxruntime").kind == "refusal"

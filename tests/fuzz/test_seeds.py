@@ -279,3 +279,21 @@ def test_seed_500012_llvm_prelu_of_a_symbolic_vector() -> None:
     feeds = {"x": np.array([-2.0, -0.5, 0.0, 1.5, 3.0], np.float32)}
     verdict = check_case(Case(model, feeds), "llvm", level=3)
     assert verdict.kind == "ok", verdict.detail
+
+
+def test_seed_600259_eliminate_noop_reads_a_broadcast_splat() -> None:
+    """x + (-1) where x gathers from ConstantOfShape(Shape(v)): eliminate-noop reads the splat as a
+    broadcast (stride 0) array whose bytes numpy cannot view; the pass raised (exit 70)."""
+    nodes = [helper.make_node("Shape", ["v"], ["s"]),
+             helper.make_node("ConstantOfShape", ["s"], ["z"], value=numpy_helper.from_array(np.zeros(1))),
+             helper.make_node("Mod", ["i", "two"], ["j"]), helper.make_node("Gather", ["z", "j"], ["g"], axis=0),
+             helper.make_node("Add", ["g", "minus_one"], ["a"]), helper.make_node("Reciprocal", ["a"], ["r"]),
+             helper.make_node("Mul", ["a", "r"], ["m"]), helper.make_node("Add", ["c", "m"], ["y"])]
+    model = _model(nodes, [helper.make_tensor_value_info("v", TensorProto.DOUBLE, [2]),
+                           helper.make_tensor_value_info("i", TensorProto.INT64, [1]),
+                           helper.make_tensor_value_info("c", TensorProto.DOUBLE, [1])], ["y"],
+                   [_const("two", 2, np.int64), _const("minus_one", [-1.0], np.float64)], 15)
+    feeds = {"v": np.array([0.5, 2.0]), "i": np.array([3], np.int64), "c": np.array([0.25])}
+    for level in (2, 3):
+        verdict = check_case(Case(model, feeds), "onnxruntime", level=level)
+        assert verdict.kind == "ok", verdict.detail
