@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -216,6 +217,12 @@ def build_in_child(model_path: Path, target: dict[str, Any], out: Path, opset: i
     marked = [line.removeprefix(MARKER) for line in lines if line.startswith(MARKER)]
     if marked:
         return marked[-1]
+    if done.returncode < 0:  # killed by a signal: no Python error to report, only the signal
+        try:
+            name = signal.Signals(-done.returncode).name
+        except ValueError:
+            name = f"signal {-done.returncode}"
+        return f"the TVM build process died of {name} (a fault inside TVM's compiler on this model)"
     return lines[-1] if lines else f"the TVM build process exited with {done.returncode}"
 
 
