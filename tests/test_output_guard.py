@@ -81,7 +81,7 @@ def make_model(path: Path, producer: str = "pytorch", external: bool = False) ->
 def make_artifact(folder: Path, marker: str = "old") -> Path:
     def build(tmp: Path) -> dict[str, Any]:
         (tmp / "model.onnx").write_text(marker)
-        return {"format_version": FORMAT_VERSION, "target": "onnxruntime"}
+        return {"format_version": FORMAT_VERSION, "target": "onnxruntime", "inputs": [], "outputs": []}
 
     return write_artifact(folder, build)
 
