@@ -115,13 +115,20 @@ def test_cuda_artifact_matches_onnxruntime_on_a_gpu(tmp_path) -> None:
     assert_matches_ort(DIGITS, mlc.compile(DIGITS, "cuda", tmp_path / "c"))
 
 
+# The cuda build (which runs here without a GPU) of three of them: convolutions, depthwise and
+# grouped ones, channel shuffles, concatenation, pooling. All nine took 2.5 minutes of CI's 2 cores
+# for builds that nothing here can run.
+CUDA_BUILT = {"light_resnet50.onnx", "light_shufflenet.onnx", "light_squeezenet.onnx"}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("model", LIGHT_MODELS)
 def test_light_models_llvm_match_and_cuda_builds(tmp_path, model: str) -> None:
     path = LIGHT / model
     assert_matches_ort(path, mlc.compile(path, "llvm", tmp_path / "llvm", verify="none"))
-    cuda = mlc.compile(path, "cuda", tmp_path / "cuda", verify="none")
-    assert (cuda / "module.so").stat().st_size > 0
+    if model in CUDA_BUILT:
+        cuda = mlc.compile(path, "cuda", tmp_path / "cuda", verify="none")
+        assert (cuda / "module.so").stat().st_size > 0
 
 
 def _float8_roundtrip_model(tmp_path: Path) -> Path:
