@@ -25,7 +25,8 @@ _MAX_MANIFEST_BYTES = 64 << 20
 
 
 def _plain_name(name: str) -> bool:
-    return bool(name) and name not in (".", "..") and "/" not in name and "\\" not in name and "\0" not in name
+    return (bool(name) and name not in (".", "..", MANIFEST) and "/" not in name and "\\" not in name
+            and "\0" not in name)
 
 
 def _regular(folder: Path, name: str, what: str) -> os.stat_result:
@@ -54,7 +55,7 @@ def read_checked_manifest(folder: str | Path) -> dict[str, Any]:
         raise BadInputError(f"{folder / MANIFEST}: {info.st_size} bytes, too large for a manifest")
     try:
         manifest = json.loads((folder / MANIFEST).read_bytes())
-    except (ValueError, UnicodeDecodeError) as error:
+    except (ValueError, UnicodeDecodeError, RecursionError) as error:
         raise BadInputError(f"{folder / MANIFEST}: not valid JSON ({str(error).splitlines()[0][:120]})") from None
     if not isinstance(manifest, dict):
         raise BadInputError(f"{folder / MANIFEST}: the manifest is a JSON {type(manifest).__name__}, not an object")

@@ -391,6 +391,8 @@ def compile_model(model: str | Path, request: PipelineRequest, output: str | Pat
     backend.validate_options(target, dict(backend_options or {}))
     folder = Path(output) if output is not None else default_output(model, target)
     checks = checks or CheckOptions()
+    # refused before the (possibly long) accuracy-budget search, and again once the passes, which
+    # may read files of their own (bind-inputs{file=}, calibrate{data=}), are known
     guard_output(folder, protected=protected_paths(model, request, checks, backend_options), force=force)
     passes, found = _prepare(model, request, checks, metric, stage)
     guard_output(folder, protected=protected_paths(model, request, checks, backend_options, passes), force=force)
