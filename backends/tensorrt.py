@@ -176,6 +176,6 @@ def plan_options(profiles: dict[str, Profile], out_dir: Path, cache_in: bytes, c
             "timing_cache_sha256": hashlib.sha256(cache_out).hexdigest(),
             "timing_cache_source": cache_source or "new",
             "timing_cache_missed": cache_out != cache_in if cache_in else None,
-            "strongly_typed": True,
+            "strongly_typed": True, "tf32": False,
             "rebuild": "mlc compile MODEL --target tensorrt --timing-cache ARTIFACT/timing.cache (same flags)",
             "not_deterministic": NOT_DETERMINISTIC}

@@ -89,6 +89,8 @@ def build_plan(onnx_path: Path, profiles: Mapping[str, Profile], timing_cache: b
     config = builder.create_builder_config()
     config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED
     config.builder_optimization_level = optimization_level
+    if hasattr(trt.BuilderFlag, "TF32"):  # fp32 means fp32: TF32's 10-bit mantissa misses 1e-3 in long sums
+        config.clear_flag(trt.BuilderFlag.TF32)
     cache = config.create_timing_cache(timing_cache)
     config.set_timing_cache(cache, False)
     if profiles:

@@ -495,6 +495,7 @@ def cmd_debug(args: argparse.Namespace, out: Output) -> int:
 
     loaded = [load_plugin(spec) for spec in args.load]
     _guard_report(args)
+    _split_profile_flags(args)
     request = _request(args)
     passes = request.build()
     instruments: list[Instrument] = []
@@ -512,16 +513,52 @@ def cmd_debug(args: argparse.Namespace, out: Output) -> int:
         progress.update(f"importing {args.model}")
         result = debug_model(args.model, passes, _checks(args), options, instruments)
     report = debug_report(result)
+    engine = _debug_engine(args, result)
+    if engine is not None:
+        report["engine"] = engine.to_json()
     out.payload = report
     if args.report:
         _write_report(report, args.report, out, command_inputs(args))
     if out.human and out.payload is report and not args.report == "-":
         render_debug(result, verbose=args.verbose)
         _print_doctor(result, verbose=args.verbose)
+        if engine is not None:
+            print(engine.line())
     if result.verdict != "fail":
-        return 0
+        return 1 if engine is not None and engine.verdict == "fail" else 0
     check = result.localization.check if result.localization is not None else None
     return INTERNAL_ERROR if check is not None and check.load_error else 1  # a graph the reference cannot load
+
+
+def _split_profile_flags(args: argparse.Namespace) -> None:
+    """`--input-shape NAME:MIN..MAX` and `NAME:min=..;opt=..;max=..` are TensorRT optimization
+    profiles (`args.input_profiles`); `NAME:D,D` fixes the dims for every target, as before."""
+    from mlc.errors import BadInputError
+
+    flags = list(getattr(args, "input_shape", []) or [])
+    ranges = [f for f in flags if ".." in f or "min=" in f or "max=" in f]
+    args.input_profiles = ranges
+    args.input_shape = [f for f in flags if f not in ranges]
+    if ranges and args.target != "tensorrt":
+        raise BadInputError(f"--input-shape {ranges[0]}: a range is a TensorRT optimization profile (--target "
+                            f"tensorrt); --target {args.target} takes one shape, NAME:D,D")
+    timing_cache = getattr(args, "timing_cache", None)
+    if timing_cache and args.target != "tensorrt":
+        raise BadInputError(f"--timing-cache {timing_cache}: only --target tensorrt builds with a timing cache")
+
+
+def _debug_engine(args: argparse.Namespace, result: Any) -> Any:
+    """With --target tensorrt and passes whose numbers held: the engine itself checked, and a
+    mismatch localized at the tensors that survive TensorRT's fusions (`mlc.backends.tensorrt_debug`)."""
+    if args.target != "tensorrt" or result.verdict == "fail" or result.reference is None:
+        return None
+    from mlc.backends.tensorrt_debug import debug_engine
+    from mlc.pass_api import Numerics
+    from mlc.runner import loosest_contract
+
+    lossy = loosest_contract(result.passes) is Numerics.LOSSY
+    return debug_engine(result.graph, result.reference.sets, Numerics.LOSSY if lossy else Numerics.TOLERANCE,
+                        getattr(args, "input_profiles", None))
 
 
 def _print_doctor(result: Any, verbose: bool = False) -> None:
@@ -558,11 +595,13 @@ def cmd_compile(args: argparse.Namespace, out: Output) -> int:
     from mlc.report import debug_report
 
     _guard_report(args)
+    _split_profile_flags(args)
     request = _request(args)
     instruments: list[Instrument] = [IRDumper(args.dump_ir, command_inputs(args))] if args.dump_ir else []
     backend_options = {k: v for k, v in (("mcpu", args.mcpu), ("mattr", args.mattr),
                                          ("cuda_arch", args.cuda_arch), ("schedules", args.tvm_schedules),
-                                         ("tuning_db", args.tuning_db)) if v}
+                                         ("tuning_db", args.tuning_db), ("timing_cache", args.timing_cache),
+                                         ("input_profiles", args.input_profiles)) if v}
     if args.tuning_db:
         from mlc.tuning import check_compile_target
 
@@ -979,6 +1018,9 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--tvm-schedules", choices=("mlc", "none"), default=None,
                       help="llvm: mlc's CPU schedules (default) or TVM's default loops (none), for comparison")
     comp.add_argument("--cuda-arch", help="cuda: the GPU architecture, e.g. --cuda-arch sm_90 (default sm_80)")
+    comp.add_argument("--timing-cache", metavar="FILE",
+                      help="tensorrt: build with this timing cache (read, never written: the artifact gets its own "
+                           "timing.cache), e.g. an earlier artifact's, to rebuild the same tactics")
     comp.add_argument("--tuning-db", metavar="DIR",
                       help="llvm/cuda: apply the tuning records of DIR (written by mlc tune); the manifest records "
                            "its hash and how many kernels were tuned, defaulted or missing")

@@ -142,14 +142,15 @@ def protected_paths(model: Path, request: PipelineRequest | None = None, checks:
                     backend_options: dict[str, Any] | None = None, passes: Sequence[Pass] = ()) -> list[Path]:
     """The files an output must never replace: the model, the external-data files it names and
     every file the request reads (`--inputs`, `--bind-inputs`, `--eval-data`, the calibration data
-    and table, the tuning database, files the passes' options name); the API protects them as the
-    CLI does."""
+    and table, the tuning database, TensorRT's `--timing-cache`, files the passes' options name);
+    the API protects them as the CLI does."""
     from mlc.output_guard import protected_inputs
 
     calibration = request.calibration if request is not None else None
     named = [checks.inputs_path if checks else None, request.bind_inputs if request else None,
              request.eval_data if request else None, calibration.data if calibration else None,
-             calibration.cache if calibration else None, (backend_options or {}).get("tuning_db")]
+             calibration.cache if calibration else None, (backend_options or {}).get("tuning_db"),
+             (backend_options or {}).get("timing_cache")]
     return protected_inputs(model, *[n for n in named if n and n != "random"], passes=passes)
 
 

@@ -64,7 +64,8 @@ _IR_TEXT_HEAD = re.compile(rb"model (ir_version=\d+ )?opset_import=\{")
 _PASS_INPUT_OPTIONS = frozenset({("bind-inputs", "file"), ("calibrate", "data"), ("calibrate", "cache"),
                                  ("quantize-qdq", "calibration")})
 # Command-line destinations (argparse `dest`) that name a file or folder a command reads.
-_INPUT_FLAGS = ("inputs", "bind_inputs", "calibration_data", "calibration_cache", "eval_data", "tuning_db")
+_INPUT_FLAGS = ("inputs", "bind_inputs", "calibration_data", "calibration_cache", "eval_data", "tuning_db",
+                "timing_cache")
 _VIRTUAL_FILE_SYSTEMS = frozenset({
     "proc", "sysfs", "cgroup", "cgroup2", "devpts", "debugfs", "tracefs", "securityfs", "pstore", "bpf",
     "configfs", "fusectl", "mqueue", "efivarfs", "binfmt_misc", "nsfs", "autofs", "rpc_pipefs",
@@ -281,7 +282,8 @@ def _pass_inputs(passes: Iterable[Any]) -> list[str]:
 def command_inputs(args: Any, passes: Iterable[Any] = ()) -> list[Path]:
     """`protected_inputs` of a parsed command line (an `argparse.Namespace` of compile, optimize
     or debug): the model and every input flag it has (`--inputs`, `--bind-inputs`,
-    `--calibration-data`, `--calibration-cache`, `--eval-data`, `--tuning-db`, `--load FILE.py`),
+    `--calibration-data`, `--calibration-cache`, `--eval-data`, `--tuning-db`, `--timing-cache`,
+    `--load FILE.py`),
     plus what `passes` read, so that the CLI protects them all in one call."""
     flags = [getattr(args, dest, None) for dest in _INPUT_FLAGS]
     plugins = [spec for spec in getattr(args, "load", None) or [] if str(spec).endswith(".py")]

@@ -248,3 +248,30 @@ def test_plan_matches_onnxruntime(model: str, tmp_path: Path, capfd: pytest.Capt
     assert {"model.plan", "model.onnx", "timing.cache", "layers.json"} <= set(manifest["files"])
     gpu = current_gpu().gpu
     assert gpu is not None and manifest["requirements"]["compute_capability"] == gpu.compute_capability
+
+
+# ------------------------------------------------------------------ flags and mlc debug
+def test_profile_ranges_and_timing_cache_are_tensorrt_flags(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    code, _, err = mlc(capfd, "compile", DIGITS, "--target", "onnxruntime", "--input-shape", "pixels:1,64..8,64",
+                       "-o", tmp_path / "a")
+    assert code == 2 and "a range is a TensorRT optimization profile" in err and len(err.strip().splitlines()) == 1
+    code, _, err = mlc(capfd, "compile", DIGITS, "--target", "llvm", "--timing-cache", DIGITS, "-o", tmp_path / "b")
+    assert code == 2 and "--timing-cache" in err and "only --target tensorrt" in err
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+@without_gpu
+def test_mlc_debug_tensorrt_checks_passes_and_says_the_engine_was_not_compared(
+        capfd: pytest.CaptureFixture[str]) -> None:
+    code, out, err = mlc(capfd, "debug", DIGITS, "--target", "tensorrt", "--report", "-")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["verdict"] == "ok"
+    assert report["engine"]["compared"] is False and "CUDA GPU" in report["engine"]["reason"]
+
+
+@needs_gpu
+def test_mlc_debug_tensorrt_compares_the_engine(capfd: pytest.CaptureFixture[str]) -> None:
+    code, out, err = mlc(capfd, "debug", DIGITS, "--target", "tensorrt", "--report", "-")
+    assert code == 0, err
+    assert json.loads(out)["engine"] == {**json.loads(out)["engine"], "compared": True, "verdict": "ok"}
