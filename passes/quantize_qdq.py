@@ -13,7 +13,9 @@ onnxruntime's own quantizer (`onnxruntime/quantization/qdq_quantizer.py`, `regis
   per output channel with `per_channel`: axis 0 of a Conv weight, 1 of a ConvTranspose weight
   with group 1, the column axis of a Gemm/MatMul weight — 0 with transB, else 1); a constant bias
   (Conv's B, Gemm's C broadcast to [N], times beta, then beta=1) is stored as int32 with
-  scale = x_scale · w_scale and zero point 0, which the int8 kernels add to their accumulators.
+  scale = x_scale · w_scale and zero point 0, which the int8 kernels add to their accumulators
+  (with `int32_bias=false`, TensorRT's form, the bias stays a float constant: TensorRT fuses it
+  into the int8 layer's epilogue itself).
 * Add, Concat, GlobalAveragePool: QDQ on every input and on the output, each with its own range
   (QLinearAdd, QLinearConcat, QLinearGlobalAveragePool requantize), when at least one input is
   int8 already (written by a quantized Conv/Gemm/Add...: ResNet's residual adds); of float
@@ -352,6 +354,8 @@ class QuantizeQDQ(Pass):
         PassOption("exclude_ops", str, "", "op types kept in float, +-separated"),
         PassOption("keep_float", str, "", "node names kept in float, +-separated (the accuracy search's list)"),
         PassOption("float_outputs", bool, True, "a Gemm/MatMul writing a graph output writes it in float"),
+        PassOption("int32_bias", bool, True, "store Conv/Gemm biases as int32 read by a DequantizeLinear (off: the "
+                   "bias stays float, for TensorRT, whose parser dequantizes int8/fp8/int4 only)"),
     )
     statistics = ("nodes_quantized", "tensors_quantized", "weights_quantized", "biases_quantized",
                   "activations_folded", "nodes_kept_float", "float_outputs")
@@ -380,6 +384,8 @@ class QuantizeQDQ(Pass):
             else:
                 ctx.stats["nodes_kept_float"] += 1
                 ctx.remark(f"{label(node)}: kept float, {why}")
+        if not self.option("int32_bias"):
+            planner.biases.clear()
         changed = bool(planner.folded)
         changed |= _Rewriter(graph, ctx, planner).run()
         return changed

@@ -518,3 +518,22 @@ def test_quantized_graph_compiles_for_tvm_llvm(tmp_path: Path) -> None:
     (got,) = artifact.run(_feeds(0)).values()
     reference = run_graph(quantized, _feeds(0))["y"]
     assert np.max(np.abs(got - reference)) <= 0.05 * np.max(np.abs(reference))
+
+
+def test_tensorrt_form_keeps_biases_float_and_zero_points_zero(tmp_path: Path) -> None:
+    """`int32_bias=false` with signed symmetric activations: what TensorRT's parser takes (int8
+    DequantizeLinear only, zero point 0); the bias is the original float constant, numbers close."""
+    original, quantized, ctx = _quantize(_cnn(0), tmp_path, feeds=_feeds(0), activations="s8",
+                                         symmetric_activations="true", int32_bias="false")
+    assert ctx.stats.get("biases_quantized", 0) == 0 and ctx.stats["weights_quantized"] == 3
+    for node in quantized:
+        if node.op_type in ("QuantizeLinear", "DequantizeLinear"):
+            zero_point = _const(node, 2)
+            assert zero_point.dtype == np.int8 and not zero_point.any(), node.name
+    for name in ("conv1", "conv2", "gemm"):
+        node = next(n for n in quantized if n.name == name)
+        np.testing.assert_array_equal(_const(node, 2), _const(next(n for n in original if n.name == name), 2))
+    feeds = _feeds(3)
+    expected = _ort_session(original).run(None, feeds)[0]
+    got = _ort_session(quantized).run(None, feeds)[0]
+    assert _sqnr(expected, got) > 20
