@@ -822,9 +822,25 @@ def _render_run(payload: dict[str, Any], generated: dict[str, int] | None, out: 
 def cmd_targets(args: argparse.Namespace, out: Output) -> int:
     from rich.table import Table
 
+    from mlc.errors import BadInputError, did_you_mean
     from mlc.targets import TARGETS, availability
 
-    states = {target: availability(target) for target in TARGETS}
+    if args.target is not None and args.target not in TARGETS:
+        raise BadInputError(f"unknown target {args.target!r}{did_you_mean(args.target, TARGETS)} "
+                            f"(known: {', '.join(TARGETS)})")
+    chosen = [args.target] if args.target is not None else list(TARGETS)
+    if args.support is not None:
+        from mlc.driver import import_checked
+        from mlc.op_support import support_report
+        from mlc.op_support.render import payload, print_support
+
+        graph = import_checked(Path(args.support))
+        reports = [support_report(graph, target) for target in chosen]
+        out.payload = payload(args.support, graph, reports)
+        if out.human:
+            print_support(out.console(), args.support, reports)
+        return 0
+    states = {target: availability(target) for target in chosen}
     out.payload = {"targets": [{"target": t, "available": s.ok, "reason": s.reason} for t, s in states.items()]}
     if not out.human:
         return 0
@@ -1115,7 +1131,12 @@ def build_parser() -> argparse.ArgumentParser:
     tune.set_defaults(func=cmd_tune)
 
     targets = add("targets", "list targets and whether this machine can use them",
-                  "List every target, whether it can be compiled for and run on this machine, and why not.")
+                  "List every target, whether it can be compiled for and run on this machine, and why not.\n"
+                  "With --support MODEL: which of the model's ops each target can build, and why not.")
+    targets.add_argument("--support", metavar="MODEL",
+                         help="check every node of MODEL (sub-graphs and local functions included) against each "
+                              "target's op support table, e.g. --support models/digits_mlp.onnx")
+    targets.add_argument("--target", help="only this target, e.g. --target tensorrt")
     targets.set_defaults(func=cmd_targets)
     return parser
 
