@@ -275,3 +275,35 @@ def test_mlc_debug_tensorrt_compares_the_engine(capfd: pytest.CaptureFixture[str
     code, out, err = mlc(capfd, "debug", DIGITS, "--target", "tensorrt", "--report", "-")
     assert code == 0, err
     assert json.loads(out)["engine"] == {**json.loads(out)["engine"], "compared": True, "verdict": "ok"}
+
+
+# ------------------------------------------------------------------ refused before TensorRT is asked
+UNSUPPORTED = '''model ir_version=8 opset_import={"": 17}
+graph "g" (%x: f32[8]) {
+  %y: f32[?] = Unique(%x) name="/dedupe/Unique"
+  return %y
+}'''
+DYNAMIC = '''model ir_version=8 opset_import={"": 17}
+graph "g" (%x: f32[N,4]) {
+  %y: f32[N,4] = Relu(%x) name="/act/Relu"
+  return %y
+}'''
+
+
+def test_compile_refuses_unsupported_nodes_by_name_before_building(tmp_path: Path) -> None:
+    """The support table answers before TensorRT is imported: one line naming our node."""
+    from mlc.errors import BadInputError
+
+    with pytest.raises(BadInputError) as refused:
+        TensorRTBackend().compile(parse_ir(UNSUPPORTED), "tensorrt", {}, tmp_path)
+    line = str(refused.value)
+    assert "\n" not in line and "/dedupe/Unique" in line and "tensorrt" in line
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_compile_refuses_a_dynamic_dim_without_a_profile_before_building(tmp_path: Path) -> None:
+    from mlc.errors import BadInputError
+
+    with pytest.raises(BadInputError, match=r"input 'x' dim 0 \(N\) is dynamic: give its range with --input-shape"):
+        TensorRTBackend().compile(parse_ir(DYNAMIC), "tensorrt", {}, tmp_path)
+    assert list(tmp_path.iterdir()) == []
