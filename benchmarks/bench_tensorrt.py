@@ -154,22 +154,27 @@ def main() -> int:
             feed = {"image": evaluation[:1]}
             int8 = load(compile_plan(resnet, tmp / "r.int8", feed, quantize="int8", calibration_data=tmp / "cal.npz"))
             fp16 = load(compile_plan(resnet, tmp / "r.fp16", feed, precision="fp16"))
+            from mlc.cli import main as mlc_main
+
+            mlc_main(["compile", str(resnet), "--target", "onnxruntime", "--quantize", "int8", "--calibration-data",
+                      str(tmp / "cal.npz"), "-o", str(tmp / "r.ort-int8"), "-q"])
+            ort_int8 = load(tmp / "r.ort-int8")
             reference = np.concatenate([next(iter(ort_cpu(resnet, {"image": evaluation[i:i + 1]}).values()))
                                         for i in range(args.eval)])
             agree = {}
-            for label, artifact in (("tensorrt int8", int8), ("tensorrt fp16", fp16)):
+            for label, artifact in (("tensorrt int8", int8), ("onnxruntime int8 (CPU)", ort_int8),
+                                    ("tensorrt fp16", fp16)):
                 got = np.concatenate([next(iter(artifact.run({"image": evaluation[i:i + 1]}).values()))
                                       for i in range(args.eval)])
                 agree[label] = float(np.mean(got.argmax(1) == reference.argmax(1)))
             lines += ["", f"ResNet-18 top-1 agreement with fp32 on {args.eval} images: "
                       + ", ".join(f"{k} {v:.3f}" for k, v in agree.items())]
-            from mlc.cli import main as mlc_main
-
             mlc_main(["compile", str(resnet), "--target", "onnxruntime-cuda", "-o", str(tmp / "r.ortcuda"), "-q"])
             mlc_main(["compile", str(resnet), "--target", "cuda", "--input-shape", "image:1,3,224,224",
                       "-o", str(tmp / "r.cuda"), "-q"])
             runners = {"tensorrt fp16": fp16.run, "tensorrt int8": int8.run,
-                       "onnxruntime CUDA EP": load(tmp / "r.ortcuda").run, "TVM cuda": load(tmp / "r.cuda").run}
+                       "onnxruntime CUDA EP": load(tmp / "r.ortcuda").run, "TVM cuda": load(tmp / "r.cuda").run,
+                       "onnxruntime int8 (CPU)": ort_int8.run}
             medians = timed(runners, feed, args.runs)
             lines += ["", "| ResNet-18, batch 1 | median ms |", "|---|---|"]
             lines += [f"| {k} | {v:.3f} |" for k, v in medians.items()]
