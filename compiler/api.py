@@ -21,6 +21,9 @@ rounded to a multiple of it), `exclude_nodes`
 (left unpruned), `measure_latency` (compile and optimize: latency without and with pruning in the
 report), and `accuracy_budget` with `eval_data` (and `metric`): the largest ratio that meets it.
 A pruned compile is not held to the 0.99 cosine gate unless `min_cosine` is given.
+
+Precision (as `--precision`): `precision="fp16"` (compile, optimize, debug) appends `convert-fp16`:
+float16 compute with the float32 interface, held to the lossy gate (`min_cosine`, default 0.99).
 """
 
 from __future__ import annotations
@@ -58,7 +61,8 @@ def _mlc_errors_only(function: Callable[P, R]) -> Callable[P, R]:
 def _request(target: str | None, level: str | int | None, passes: str | Sequence[str] | None,
              disable: Sequence[str], pass_options: Sequence[str], freeze_inputs: bool, bind_inputs: str | None,
              static_shapes: Mapping[str, Sequence[int]] | None, model: str | Path | None = None,
-             quantize: Mapping[str, Any] | None = None, prune: Mapping[str, Any] | None = None) -> Any:
+             quantize: Mapping[str, Any] | None = None, prune: Mapping[str, Any] | None = None,
+             precision: str = "fp32") -> Any:
     from mlc.driver import PipelineRequest
 
     request = PipelineRequest(target=target, level=None if level is None else f"O{str(level).lstrip('-Oo')}",
@@ -68,7 +72,8 @@ def _request(target: str | None, level: str | int | None, passes: str | Sequence
                               static_shapes={k: tuple(int(d) for d in v) for k, v in (static_shapes or {}).items()},
                               model=None if model is None else str(model),
                               **_quantize_fields(quantize or {}, pruning=bool(prune and prune.get("prune"))),
-                              **_prune_fields(prune or {}, (quantize or {}).get("exclude_nodes")))
+                              **_prune_fields(prune or {}, (quantize or {}).get("exclude_nodes")),
+                              precision=precision)
     request.validate()
     return request
 
@@ -151,7 +156,8 @@ def compile(model: str | Path, target: str = "onnxruntime", output: str | Path |
             quantize: str | None = None, min_cosine: float | None = None,
             metric: Callable[[dict[str, np.ndarray]], float] | None = None,
             prune: str | Sequence[str] | None = None, prune_scope: str = "layer", prune_norm: str = "l1",
-            prune_multiple: int = 1, measure_latency: bool = False, **quantization: Any) -> Path:
+            prune_multiple: int = 1, measure_latency: bool = False, precision: str = "fp32",
+            **quantization: Any) -> Path:
     """`mlc compile`: the artifact folder for `target` (default `MODEL.TARGET`); `output` may
     replace only an earlier mlc artifact unless `force`. `tuning_db` (a folder `mlc.api.tune`
     wrote) applies its tuning records (TVM targets)."""
@@ -167,7 +173,7 @@ def compile(model: str | Path, target: str = "onnxruntime", output: str | Path |
     request = _request(target, level, passes, disable, pass_options, freeze_inputs, bind_inputs, static_shapes,
                        model, _quantization(quantize, quantization),
                        {"prune": prune, "prune_scope": prune_scope, "prune_norm": prune_norm,
-                        "prune_multiple": prune_multiple, "measure_latency": measure_latency})
+                        "prune_multiple": prune_multiple, "measure_latency": measure_latency}, precision)
     folder, _ = compile_model(model, request, output,
                               checks=_checks(verify, inputs, input_shapes, seed, min_cosine, request.accuracy_budget,
                                              request.prune is not None),
@@ -220,14 +226,15 @@ def optimize(model: str | Path, output: str | Path, *, target: str | None = None
              force: bool = False, quantize: str | None = None, min_cosine: float | None = None,
              metric: Callable[[dict[str, np.ndarray]], float] | None = None,
              prune: str | Sequence[str] | None = None, prune_scope: str = "layer", prune_norm: str = "l1",
-             prune_multiple: int = 1, measure_latency: bool = False, **quantization: Any) -> Path:
+             prune_multiple: int = 1, measure_latency: bool = False, precision: str = "fp32",
+             **quantization: Any) -> Path:
     """`mlc optimize`: the optimized, checked model written to `output` (an .onnx file)."""
     from mlc.driver import optimize_model
 
     request = _request(target, level, passes, disable, pass_options, freeze_inputs, bind_inputs, static_shapes,
                        model, _quantization(quantize, quantization),
                        {"prune": prune, "prune_scope": prune_scope, "prune_norm": prune_norm,
-                        "prune_multiple": prune_multiple, "measure_latency": measure_latency})
+                        "prune_multiple": prune_multiple, "measure_latency": measure_latency}, precision)
     written, _ = optimize_model(model, request, output,
                                 checks=_checks(verify, inputs, input_shapes, seed, min_cosine,
                                                request.accuracy_budget, request.prune is not None),
@@ -244,7 +251,7 @@ def debug(model: str | Path, *, target: str | None = "onnxruntime", level: str |
           stop_after: int | None = None, max_rewrites: int | None = None,
           reproducer: str | None = None, quantize: str | None = None, min_cosine: float | None = None,
           prune: str | Sequence[str] | None = None, prune_scope: str = "layer", prune_norm: str = "l1",
-          prune_multiple: int = 1, **quantization: Any) -> Any:
+          prune_multiple: int = 1, precision: str = "fp32", **quantization: Any) -> Any:
     """`mlc debug`: the pipeline compile runs for `target`, checked pass by pass; returns a
     `mlc.debugger.DebugResult` (`verdict`, `records`, `localization`, and after a lossy pass
     `doctor`: the quantization doctor's table)."""
@@ -253,7 +260,7 @@ def debug(model: str | Path, *, target: str | None = "onnxruntime", level: str |
     request = _request(target, level, passes, disable, pass_options, freeze_inputs, bind_inputs, static_shapes,
                        model, _quantization(quantize, quantization),
                        {"prune": prune, "prune_scope": prune_scope, "prune_norm": prune_norm,
-                        "prune_multiple": prune_multiple})
+                        "prune_multiple": prune_multiple}, precision)
     return debug_model(str(model), request.build(),
                        _checks(verify, inputs, input_shapes, seed, min_cosine, None, request.prune is not None),
                        DebugOptions(stop_after=stop_after, max_rewrites=max_rewrites, reproducer_dir=reproducer,

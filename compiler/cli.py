@@ -116,6 +116,10 @@ def _pipeline_args(parser: argparse.ArgumentParser, target_default: str | None =
                         help="fix an input's dims (dynamic ones included) in the result, and check at them, so "
                              "that shape computations fold, e.g. --input-shape pixels:8,64 (repeatable; pass "
                              "fix-input-shapes)")
+    parser.add_argument("--precision", choices=["fp32", "fp16"], default="fp32",
+                        help="fp16: compute in float16 (pass convert-fp16), keeping the float32 inputs and outputs "
+                             "and the numerically sensitive ops (normalizations, softmax, reductions, exp/log/pow, "
+                             "large-range tensors) in float32; judged by the lossy gate (default fp32)")
 
 
 def _quantize_args(parser: argparse.ArgumentParser, search: bool = True) -> None:
@@ -205,7 +209,7 @@ def _request(args: argparse.Namespace) -> Any:
         disabled=tuple(args.disable_pass), pass_options=tuple(_pass_options(args)),
         freeze_inputs=args.freeze_inputs, bind_inputs=args.bind_inputs,
         static_shapes=parse_shape_flags(args.input_shape), model=args.model, **_quantize_request(args),
-        **_prune_request(args))
+        **_prune_request(args), precision=getattr(args, "precision", "fp32"))
     request.validate()
     return request
 

@@ -27,7 +27,7 @@ from mlc.numerics.inputs import InputSpec
 from mlc.output_guard import guard_output, write_file_atomically
 from mlc.pass_api import Numerics, Pass
 from mlc.pass_manager import Instrument, PassFailedError
-from mlc.pipelines import DEFAULT_LEVEL, PruneOptions, QuantizeOptions, build_pipeline
+from mlc.pipelines import DEFAULT_LEVEL, DEFAULT_PRECISION, PruneOptions, QuantizeOptions, build_pipeline
 from mlc.report import tool_versions
 from mlc.runner import CheckOptions, PipelineResult, first_failing_prefix, loosest_contract, run_pipeline
 from mlc.targets import require
@@ -54,12 +54,14 @@ class PipelineRequest:
     eval_data: str | None = None
     prune: PruneOptions | None = None  # `--prune` and its flags
     measure_latency: bool = False  # with `prune`: latency before/after on the target (and onnxruntime)
+    precision: str = DEFAULT_PRECISION  # "fp32" or "fp16" (`convert-fp16`)
 
     def build(self, model: str | Path | None = None) -> list[Pass]:
         return build_pipeline(self.level, self.passes, self.disabled, self.pass_options, target=self.target,
                               freeze_inputs=self.freeze_inputs, bind_inputs=self.bind_inputs,
                               static_shapes=self.static_shapes, quantize=self.quantize,
-                              calibration=self.calibration, model=model or self.model, prune=self.prune)
+                              calibration=self.calibration, model=model or self.model, prune=self.prune,
+                              precision=self.precision)
 
     def validate(self) -> None:
         """The quantization flags that only make sense together (one line each, exit 2)."""
@@ -84,8 +86,9 @@ class PipelineRequest:
                                     "`labels` for top-1 accuracy)")
             if not Path(self.eval_data).is_file():
                 raise BadInputError(f"--eval-data {self.eval_data}: no such file")
-        if self.quantize is not None or self.calibration is not None or self.prune is not None:
-            self.build()  # --quantize without --calibration-data, a bad method, a missing file
+        if self.quantize is not None or self.calibration is not None or self.prune is not None or \
+                self.precision != DEFAULT_PRECISION:
+            self.build()  # --quantize without --calibration-data, a bad method, a missing file, a bad precision
 
     def debug_args(self) -> list[str]:
         """The `mlc debug` flags that build this very pipeline."""
@@ -99,6 +102,7 @@ class PipelineRequest:
         args += ["--bind-inputs", self.bind_inputs] if self.bind_inputs else []
         for name, dims in sorted(self.static_shapes.items()):
             args += ["--input-shape", f"{name}:{','.join(map(str, dims))}"]
+        args += ["--precision", self.precision] if self.precision != DEFAULT_PRECISION else []
         return args + self.prune_args() + self.quantize_args()
 
     def prune_args(self) -> list[str]:
@@ -174,12 +178,45 @@ def artifact_manifest(graph: Graph, target: str, backend: Backend, compiled: Any
                                 "tool_versions": tool_versions()}
     if result is not None:
         manifest["passes"] = [{k: r.to_json()[k] for k in _PASS_FIELDS} for r in result.records]
+        precision = _precision_record(result)
         manifest["verification"] = {"verify": result.verify, "verdict": result.verdict, "reference": result.engine,
                                     "inputs": result.inputs,
-                                    **({"numeric_hazards": result.hazards} if result.hazards else {})}
+                                    **({"numeric_hazards": result.hazards} if result.hazards else {}),
+                                    **({"precision": precision} if precision else {})}
     if source is not None:
         manifest["source"] = {"name": source.name, "sha256": file_sha256(source)}
     return manifest
+
+
+def _precision(result: PipelineResult) -> str:
+    """`fp16` when convert-fp16 changed the graph (`--precision fp16`, or named in `--passes`), else `fp32`."""
+    return "fp16" if any(r.name == "convert-fp16" and r.changed for r in result.records) else "fp32"
+
+
+def _error_figures(checks: Sequence[Any]) -> dict[str, dict[str, float | None]]:
+    """Per float output, over the checks (one per shape set): the largest max abs/rel error and the
+    least cosine similarity against the float32 original."""
+    figures: dict[str, dict[str, float | None]] = {}
+    for check in checks:
+        for output in check.outputs:
+            if not output.dtype or output.dtype[0] != "f":
+                continue
+            got = output.to_json()
+            seen = figures.setdefault(output.name, {"max_abs": 0.0, "max_rel": 0.0, "cosine": 1.0})
+            for key, pick in (("max_abs", max), ("max_rel", max), ("cosine", min)):
+                values = [v for v in (seen[key], got[key]) if v is not None]
+                seen[key] = pick(values) if values else None
+    return figures
+
+
+def _precision_record(result: PipelineResult) -> dict[str, Any] | None:
+    """The manifest's `verification.precision` of a float16 build: the lossy gate and each output's
+    measured error of the converted graph (onnxruntime CPU) against the float32 original."""
+    check = result.lossy_check
+    if _precision(result) != "fp16" or check is None or result.reference is None:
+        return None
+    return {"precision": "fp16", "gate": result.reference.gate.describe(), "reference": result.engine,
+            "graph": _error_figures([check])}
 
 
 def check_artifact(backend: Backend, target: str, folder: Path, manifest: dict[str, Any],
@@ -197,6 +234,7 @@ def check_artifact(backend: Backend, target: str, folder: Path, manifest: dict[s
     # like the lossy graph: by the lossy gate against the float original
     numerics = Numerics.LOSSY if loosest_contract(result.passes) is Numerics.LOSSY else Numerics.TOLERANCE
     verdicts = []
+    checks = []
     for feeds, expected in result.reference.sets:  # every shape set the pipeline was checked at
         got = run_backend(runner.run, feeds, target=target)
         check = result.reference.compare(expected, got, numerics)
@@ -206,6 +244,10 @@ def check_artifact(backend: Backend, target: str, folder: Path, manifest: dict[s
             raise NumericMismatchError(f"{shown}: the {target} artifact computes different numbers from the "
                                        f"original under {result.engine} at {shapes}: {worst}; no artifact written")
         verdicts.append(check.verdict)
+        checks.append(check)
+    precision = manifest.get("verification", {}).get("precision")
+    if precision is not None:  # a float16 build: the artifact's own error against the float32 original
+        precision["artifact"] = _error_figures(checks)
     return "inconclusive" if "inconclusive" in verdicts else "ok"
 
 
@@ -287,6 +329,9 @@ def _refuse_broken(result: PipelineResult, request: PipelineRequest, model: Path
 
 def _lossy_advice(result: PipelineResult) -> str:
     """What to try when the lossy gate fails, for the lossy passes that ran."""
+    if result.lossy and all(s.spec.startswith("convert-fp16") for s in result.lossy):
+        return "keep nodes in float32 with --pass-option convert-fp16.keep_nodes=A+B (or keep_ops), lower " \
+               "convert-fp16.range_limit, or give it real samples with convert-fp16.data=F.npz; replay it with"
     if result.lossy and all(s.spec.startswith("prune-") for s in result.lossy):
         return "prune less, let --accuracy-budget with --eval-data pick the ratio, or judge it yourself with " \
                "--min-cosine 0; replay it with"
@@ -401,7 +446,7 @@ def compile_model(model: str | Path, request: PipelineRequest, output: str | Pat
     _refuse_broken(result, request, model, checks, "artifact")
     result.quantization = quantization_record(request, result, found)
     result.pruning = _pruning(request, result, found)
-    recorded = {"pipeline": result.pipeline, "freeze_inputs": request.freeze_inputs,
+    recorded = {"pipeline": result.pipeline, "freeze_inputs": request.freeze_inputs, "precision": _precision(result),
                 **({"bound_inputs": _bound_record(request.bind_inputs)} if request.bind_inputs else {}),
                 **({"static_shapes": {k: list(v) for k, v in sorted(request.static_shapes.items())}}
                    if request.static_shapes else {}),

@@ -62,7 +62,7 @@ _MAX_PROTO_FIELDS = 100_000
 _IR_TEXT_HEAD = re.compile(rb"model (ir_version=\d+ )?opset_import=\{")
 # Pass options that name a file or folder the pass reads: (pass name, option).
 _PASS_INPUT_OPTIONS = frozenset({("bind-inputs", "file"), ("calibrate", "data"), ("calibrate", "cache"),
-                                 ("quantize-qdq", "calibration")})
+                                 ("quantize-qdq", "calibration"), ("convert-fp16", "data")})
 # Command-line destinations (argparse `dest`) that name a file or folder a command reads.
 _INPUT_FLAGS = ("inputs", "bind_inputs", "calibration_data", "calibration_cache", "eval_data", "tuning_db",
                 "timing_cache")
@@ -253,7 +253,7 @@ def protected_inputs(model: str | Path, *others: str | Path | None, passes: Iter
     external-data files it names, each of `others` that is given (`--inputs`, `--eval-data`, a
     tuning database folder, a `--load`ed plugin; None, "" and "-" are skipped) and the files the
     `passes` read through their options (`bind-inputs{file=}`, `calibrate{data=,cache=}`,
-    `quantize-qdq{calibration=}`).
+    `quantize-qdq{calibration=}`, `convert-fp16{data=}`).
 
     Paths are kept as given (`never_replaced` resolves them and compares identities); one that
     does not exist yet (a calibration table to be written) is kept too, so that no output lands

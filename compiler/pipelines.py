@@ -24,6 +24,13 @@ runs first, whatever the order of the flags: it removes input slices of the cons
 would break an N:M pattern laid down before it. `--prune-scope`, `--prune-norm` and `--exclude-nodes`
 become those passes' options.
 
+`--precision fp16` appends `convert-fp16` after the level's passes and `--prune`'s (so that the
+statistics and ranges it looks at are those of the graph the target gets, pruned) and before the
+target's composites and legalizations (which then see the float16 types and casts, as TensorRT's
+strongly typed builder must). It is refused with `--quantize`: the QDQ graph's
+QuantizeLinear/DequantizeLinear of opset 13 take float32 only, so every int8 op would sit between
+casts that stop the backends from fusing it into an int8 kernel.
+
 `--quantize int8-dynamic` appends `quantize-dynamic{...}` in the same place instead: weights int8,
 activations quantized at run time (onnxruntime's DynamicQuantizeMatMul/MatMulIntegerToFloat), so
 there is nothing to calibrate and `--calibration-data`/`--calibration-cache` are refused (one line,
@@ -61,6 +68,8 @@ PIPELINES: dict[str, list[str]] = {
 DEFAULT_LEVEL = "O2"  # of every command: compile, debug, optimize, bench, the conformance backends
 
 
+PRECISIONS = ("fp32", "fp16")
+DEFAULT_PRECISION = "fp32"
 QUANTIZE_MODES = ("int8", "int8-dynamic")
 DYNAMIC_MODE = "int8-dynamic"
 CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
@@ -315,10 +324,11 @@ def build_pipeline(level: str | None = None, passes: str | None = None,
                    target: str | None = None, freeze_inputs: bool = False, bind_inputs: str | None = None,
                    static_shapes: Mapping[str, Sequence[int]] | None = None, quantize: str | None = None,
                    calibration: QuantizeOptions | None = None, model: str | Path | None = None,
-                   prune: PruneOptions | None = None) -> list[Pass]:
+                   prune: PruneOptions | None = None, precision: str | None = None) -> list[Pass]:
     """The one pipeline builder: specializations, then `-O<level>` or `--passes` (minus
     `--disable-pass`, with `--pass-option`s), then `--prune`'s passes, then `--quantize`'s calibration and QDQ passes
-    (for `int8-dynamic`, `quantize-dynamic`), then for a `target` its composites (at -O3) and
+    (for `int8-dynamic`, `quantize-dynamic`), or `convert-fp16` for `precision` fp16, then for a
+    `target` its composites (at -O3) and
     its legalizations. Options prefixed with `?` (from flags like --fold-limit) apply only where
     their pass is in the pipeline. Without a target the pipeline is the portable one (no -O3). The calibration table is
     `calibration.cache`, else the default for `model` (`default_calibration_cache`)."""
@@ -329,6 +339,16 @@ def build_pipeline(level: str | None = None, passes: str | None = None,
     if prune is not None and prune.specs:
         prune.validate()
         specs += pruning_specs(prune)
+    if (precision or DEFAULT_PRECISION) not in PRECISIONS:
+        raise BadInputError(f"--precision {precision}: expected {' or '.join(PRECISIONS)}"
+                            + did_you_mean(str(precision), PRECISIONS))
+    if precision == "fp16":
+        if quantize is not None:
+            raise BadInputError(f"--precision fp16 with --quantize {quantize}: int8 QuantizeLinear/DequantizeLinear "
+                                "take float32 (opset 13), so casts would wrap every int8 op and stop its fusion; "
+                                "give one of the two")
+        if not any(spec.partition("{")[0] == "convert-fp16" for spec in specs):  # `--passes` may name it already
+            specs.append("convert-fp16")
     if quantize == DYNAMIC_MODE:
         dynamic = calibration or QuantizeOptions(data="")
         if dynamic.data or dynamic.cache:

@@ -11,8 +11,8 @@ specializations a user asks for (`freeze-inputs`, `bind-inputs`, `fix-input-shap
 like the others, so the inputs are made to fit them (bound values fed to the original, fixed
 dims used as the input shapes) and they are checked too.
 
-A lossy pass (`quantize-qdq`) is judged by data, not equivalence: the checks after it compare the
-outputs with the float original by cosine similarity and SQNR under the lossy gate of
+A lossy pass (`quantize-qdq`, `prune-*`, `convert-fp16`) is judged by data, not equivalence: the
+checks after it compare the outputs with the float original by cosine similarity and SQNR under the lossy gate of
 `CheckOptions.lossy_min_cosine` (`mlc.numerics.compare.LossyGate`), and the graph just before
 and just after each lossy pass is kept (`PipelineResult.lossy`) so that the quantization doctor
 (`mlc.quantize.doctor`) can measure every tensor the two share on the check inputs.
@@ -298,8 +298,10 @@ class PipelineResult:
         if check is None:
             return None
         kind = "int8" if any(s.spec.startswith("quantize-qdq") for s in self.lossy) else \
-            "pruned" if all(s.spec.startswith("prune-") for s in self.lossy) else "lossy"
-        return f"{kind}: {check.lossy_summary()}"
+            "pruned" if all(s.spec.startswith("prune-") for s in self.lossy) else \
+            "fp16" if all(s.spec.startswith("convert-fp16") for s in self.lossy) else "lossy"
+        errors = f", max abs error {check.max_abs:.3g}, max rel error {check.max_rel:.3g}" if kind == "fp16" else ""
+        return f"{kind}: {check.lossy_summary()}{errors}"
 
     @property
     def feeds(self) -> dict[str, np.ndarray]:

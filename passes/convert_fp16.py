@@ -1,0 +1,350 @@
+"""Compute float32 tensors in float16, keeping the model's float32 interface and its numerically
+sensitive work in float32. TensorRT 11 is strongly typed (no FP16 builder flag): half precision
+must arrive as types and casts in the graph, which this pass writes for every backend.
+
+    y = op(x: f32, w: f32)   ->   y = Cast<f32>(op(Cast<f16>(x), w16))     at the graph's boundary
+
+Every node the rule below allows computes in float16: its float32 outputs become float16 and it
+reads its float32 inputs in float16. A float32 constant it reads becomes a float16 initializer
+(in place when only float16 nodes read it, else a float16 copy beside it), never a Cast on a
+weight; a value computed in float32 (a graph input, the output of a node kept in float32) goes
+through one Cast shared by all its float16 readers; a float16 value read by a float32 node or
+written as a graph output goes through one Cast back. A graph output keeps its name and float32
+type, so the compiled artifact is fed and read exactly like the float32 one. Casts appear only
+where a float16 region meets a float32 one: a converted Cast that became Cast(f16 -> f16) is
+removed, and Cast(f16 -> f32) -> Cast(f32 -> f16) is bypassed.
+
+The rule, first match wins; each node kept gets a remark `<op> 'name': kept float32, <why>` and is
+counted by category in the statistics (`kept_<category>`):
+
+1. `option`: `keep_nodes` (node names) and `keep_ops` (op types), +-separated.
+2. `unsupported`: nodes with sub-graphs (If, Loop, Scan) stay float32 with their bodies, which are
+   not converted (a body's reads of outer values are served in float32); ops without a rule (other
+   domains, ops in neither table of `mlc.passes._fp16_rules`) stay float32, the conservative
+   default; so does a node with a tensor of unknown element type.
+3. `shape`: a float node computed from Shape/Size outputs and constants alone (sizes, positions
+   cast to float and back) stays float32: float16 holds integers exactly only up to 2048 (an
+   11-bit significand), so sizes and positions past it would change.
+4. `op`: the ops PyTorch's CUDA autocast runs in float32 (its "ops that can autocast to float32":
+   layer_norm, group_norm, softmax, log_softmax, sum, prod, cumsum, norm, exp, log, pow,
+   reciprocal, rsqrt, __rdiv__, softplus, cosh, sinh, tan, acos, asin). Mixed-precision training
+   ran them in float32, so that is the precision the models' numbers were validated in. In ONNX:
+   * LayerNormalization, GroupNormalization, InstanceNormalization (a group norm of one channel
+     per group), MeanVarianceNormalization, RMSNormalization, LpNormalization: statistics
+     accumulated over the normalized elements. TensorRT itself warns "Running layernorm after
+     self-attention in FP16 may cause overflow ... forcing layernorm layers to run in FP32
+     precision can help with preserving accuracy" (NVIDIA/TensorRT#2781, #2564).
+   * Softmax, LogSoftmax: a sum of exponentials over an axis.
+   * ReduceMean, ReduceSum, ReduceSumSquare, ReduceL1, ReduceL2, ReduceLogSum, ReduceLogSumExp,
+     ReduceProd, CumSum: a float16 accumulation of N elements loses about log2(N) of its 11 bits
+     and overflows past 65504. ReduceMax/Min and ArgMax/Min select, which float16 does exactly:
+     converted, as are the pools (autocast runs avg_pool in float16; the range rule guards them).
+   * Exp (overflows above ln 65504 = 11.09), Log (magnifies float16's 2^-10 spacing near 1, and
+     gives -inf where an input flushed to 0), Pow (x^2 overflows past |x| = 256), Reciprocal and
+     Div with a constant numerator (1/x overflows for |x| < 1.5e-5), Softplus, Cosh, Sinh, Tan,
+     Acos, Asin. Sqrt, Erf, Tanh and Sigmoid compress their range: converted.
+   * Range: its element count is computed in its own type.
+5. `normalization`: the statistics of a decomposed layer norm or RMS norm (the exporters'
+   ReduceMean -> Sub -> Pow -> ReduceMean -> Add -> Sqrt -> Div, the RMS norm's Pow -> ReduceMean ->
+   Add -> Sqrt | Pow(-0.5) -> Div | Mul, Mul(d, d) for Pow, Reciprocal + Mul for Div) stay float32,
+   as the fused LayerNormalization does: the variance is a mean of squares, which overflows for
+   |d| > 256, is subnormal for |d| < 7.8e-3 and 0 for |d| < 1.7e-4, and 1/sqrt(var + eps) then
+   amplifies what is left (TensorRT's warning names this very pattern). The affine part after it
+   (Mul gamma, Add beta) is converted.
+6. `constant`: a node reading a float32 constant that float16 cannot hold stays float32: its
+   largest finite |x| exceeds `range_limit` (float16's largest finite value is 65504), or more
+   than half of its nonzero values lie below float16's smallest normal 2^-14 = 6.1e-5 (subnormal:
+   fewer than 10 significant bits; below 2^-25 they round to 0). `torch.finfo(float32).min`
+   attention masks are what this catches; Inf and NaN convert exactly (a -inf mask stays -inf).
+7. `range`: an activation whose max |x| on sample inputs exceeds `range_limit` is never held in
+   float16: the node writing it and every node reading it stay float32 (a Cast to float16 for a
+   reader would overflow just the same). The default limit 2^14 = 16384 leaves a 4x headroom below
+   65504 for inputs larger than the samples (generated inputs are uniform in [-1, 1]; images
+   normalized by ImageNet statistics reach about +-2.6), and a 4x larger tensor still fits.
+   The observation is calibration's (`mlc.quantize.calibrate`: the float tensors exposed as
+   outputs of one onnxruntime session with its optimizer off, `mlc.quantize.observers.MinMax`) on
+   `samples` inputs made by `mlc.numerics.inputs` (seeded, at the dims the numeric checks use
+   first) or on `data` (an .npz keyed by input name, a folder of .npz/.npy or random:N, as for
+   calibration); a tensor holding Inf or NaN counts as infinitely large. `samples=0` without
+   `data` observes nothing (remark).
+
+Integer and bool tensors are never touched, nor are ops that only read a shape (Shape, Size, a
+Cast to an integer type). Only the main graph is converted. `lossy`: values change on purpose, so
+a pipeline running this pass is judged against the float32 original by the lossy gate (cosine >=
+0.99 by default, `mlc.numerics.compare.LossyGate`), and compile states each output's measured max
+abs/rel error in the report and in the artifact's manifest.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import replace
+
+import numpy as np
+
+from mlc.errors import BadInputError, MlcError
+from mlc.ir.attributes import Attr
+from mlc.ir.core import Graph, Node, Value
+from mlc.ir.dtypes import DType
+from mlc.ir.tensor import Tensor
+from mlc.ir.types import TensorType
+from mlc.pass_api import Numerics, Pass, PassContext, PassOption, register_pass
+from mlc.passes._fp16_rules import (
+    AGNOSTIC_READERS,
+    DEFAULT_RANGE_LIMIT,
+    Settings,
+    is_f32,
+    observe_magnitudes,
+    plan,
+    t_inputs,
+)
+from mlc.passes._patterns import const_array, is_op, label
+
+log = logging.getLogger("mlc")
+_CATEGORIES = ("option", "unsupported", "shape", "op", "normalization", "constant", "range", "budget")
+
+
+def _names(text: str) -> frozenset[str]:
+    return frozenset(part.strip() for part in str(text).split("+") if part.strip())
+
+
+def _typed(value: Value, dtype: DType) -> TensorType:
+    shape = value.type.shape if isinstance(value.type, TensorType) else None
+    return TensorType(dtype, shape)
+
+
+def _top(node: Node, graph: Graph) -> Node:
+    """The node of `graph` that holds `node` (itself, or the If/Loop/Scan whose body holds it)."""
+    while node.graph is not graph and node.graph is not None and node.graph.parent is not None:
+        node = node.graph.parent
+    return node
+
+
+@register_pass
+class ConvertFP16(Pass):
+    name = "convert-fp16"
+    description = "Compute in float16, keeping the float32 interface and the sensitive ops in float32"
+    numerics = Numerics.LOSSY
+    options = (
+        PassOption("keep_ops", str, "", "op types kept in float32, +-separated (e.g. Gemm+Add)"),
+        PassOption("keep_nodes", str, "", "node names kept in float32, +-separated"),
+        PassOption("range_limit", float, DEFAULT_RANGE_LIMIT,
+                   "largest |x| a float16 tensor may hold (constants and observed activations)"),
+        PassOption("data", str, "", "sample inputs observed for activation ranges: an .npz keyed by input "
+                                    "name, a folder of .npz/.npy, or random[:N] (default: generated inputs)"),
+        PassOption("samples", int, 2, "generated sample inputs observed when data is not given (0: none)"),
+        PassOption("seed", int, 0, "seed of the generated sample inputs"),
+    )
+    statistics = ("nodes_converted", "nodes_kept", *(f"kept_{c}" for c in _CATEGORIES), "constants_converted",
+                  "casts_inserted", "tensors_observed")
+
+    def run(self, graph: Graph, ctx: PassContext) -> bool:
+        limit = float(self.option("range_limit"))
+        if not 0.0 < limit <= 65504.0:
+            raise BadInputError(f"convert-fp16: range_limit {limit:g}: expected a value in (0, 65504]")
+        settings = Settings(_names(self.option("keep_ops")), _names(self.option("keep_nodes")), limit,
+                            self._observe(graph, ctx))
+        decided = plan(graph, settings)
+        converted: list[Node] = []
+        for node in decided.converted:
+            if ctx.rewrite("fp16"):
+                converted.append(node)
+            else:
+                decided.kept[node] = ("budget", "the rewrite budget (--max-rewrites) is spent")
+        for node, (category, why) in decided.kept.items():
+            ctx.stats["nodes_kept"] += 1
+            ctx.stats[f"kept_{category}"] += 1
+            ctx.remark(f"{label(node)}: kept float32, {why}")
+        if not converted:
+            return False
+        _Rewriter(graph, ctx, converted).run()
+        ctx.stats["nodes_converted"] += len(converted)
+        counts = Counter(category for category, _ in decided.kept.values())
+        ctx.remark(f"{len(converted)} nodes compute in float16, {len(decided.kept)} stay float32"
+                   + (f" ({', '.join(f'{c}: {n}' for c, n in counts.most_common())})" if counts else "")
+                   + f", {ctx.stats['casts_inserted']} casts")
+        return True
+
+    def _observe(self, graph: Graph, ctx: PassContext) -> dict[str, float]:
+        """Observed max |x| per tensor name (module docstring, rule 7); {} when nothing is observed."""
+        data, seed = str(self.option("data")), int(self.option("seed"))
+        samples: Iterable[dict[str, np.ndarray]]
+        if data:
+            from mlc.quantize.data import CalibrationData
+
+            loaded = CalibrationData.load(data, graph, seed=seed)
+            samples, shown = loaded.batches(16), loaded.description
+        elif self.option("samples") > 0:
+            from mlc.numerics.inputs import InputSpec, candidate_specs, make_inputs
+
+            count = int(self.option("samples"))
+            try:
+                spec = next(candidate_specs(graph, InputSpec(seed=seed)))
+                samples = [make_inputs(graph, replace(spec, seed=seed + k)) for k in range(count)]
+            except MlcError as error:
+                ctx.remark(f"activation ranges not observed: no inputs could be generated ({error})")
+                return {}
+            shown = f"{count} generated inputs (seed {seed})"
+        else:
+            ctx.remark("activation ranges not observed (samples=0 and no data): only the op and constant rules apply")
+            return {}
+        try:
+            found = observe_magnitudes(graph, samples)
+        except MlcError:
+            raise
+        except Exception as error:  # noqa: BLE001 - onnxruntime cannot run the graph: say so, keep the other rules
+            first = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+            log.warning("convert-fp16: activation ranges not observed: onnxruntime cannot run the graph (%s)", first)
+            ctx.remark(f"activation ranges not observed: onnxruntime cannot run the graph ({first})")
+            return {}
+        ctx.stats["tensors_observed"] += len(found)
+        ctx.remark(f"activation ranges of {len(found)} tensors observed on {shown}")
+        return found
+
+
+class _Rewriter:
+    """Retypes the converted nodes and serves every float32 value in the precision each reader
+    needs: float16 constants, and one Cast per value and direction."""
+
+    def __init__(self, graph: Graph, ctx: PassContext, converted: list[Node]) -> None:
+        self.graph, self.ctx = graph, ctx
+        self.converted = set(converted)
+        self.order = converted
+        self.positions = {node: set(t_inputs(node)) for node in converted}
+        self.to_half: list[Node] = []  # the Casts to float16 inserted
+        self.inserted: set[Node] = set()
+
+    def _need(self, node: Node, index: int) -> str:
+        """What a use reads: "f16", "f32" or "any"."""
+        top = _top(node, self.graph)
+        if top is not node:
+            return "f32"  # a sub-graph's read of an outer value
+        if node in self.converted:
+            return "f16" if index in self.positions[node] else "any" if node.op_type == "Cast" else "f32"
+        return "any" if is_op(node, *AGNOSTIC_READERS) else "f32"
+
+    def run(self) -> None:
+        graph = self.graph
+        values = [*graph.inputs, *graph.initializers.values(), *(o for n in graph for o in n.outputs if o is not None)]
+        work = []
+        for value in dict.fromkeys(values):
+            if not is_f32(value):
+                continue
+            uses = value.uses
+            needs = {use: self._need(*use) for use in uses}
+            half = value.producer in self.converted
+            if half or "f16" in needs.values():
+                work.append((value, half, uses, needs))
+        for node in self.order:
+            for out in node.outputs:
+                if is_f32(out):
+                    assert out is not None
+                    out.type = _typed(out, DType.FLOAT16)
+            if node.op_type == "Cast":
+                node.attributes["to"] = Attr.infer("to", int(DType.FLOAT16))
+        for value, half, uses, needs in work:
+            if const_array(value, constant_nodes=True) is not None:
+                self._constant(value, needs)
+            elif half:
+                self._back_to_float(value, uses, needs)
+            else:
+                self._to_half(value, needs)
+        self._tidy()
+
+    # ------------------------------------------------------------ values
+    def _cast(self, value: Value, dtype: DType, hint: str) -> Node:
+        node = Node("Cast", [value], [Value(self.graph.unique_name(hint), _typed(value, dtype))],
+                    {"to": int(dtype)}, name=self.graph.unique_name(f"{value.name}/Cast_to_{dtype.short_name}"))
+        self.ctx.created(node, (value.producer,) if value.producer is not None else (), "cast")
+        self.ctx.stats["casts_inserted"] += 1
+        self.inserted.add(node)
+        return node
+
+    def _constant(self, value: Value, needs: dict[tuple[Node, int], str]) -> None:
+        """A float16 initializer for the float16 readers: this one in place when nothing else reads it."""
+        array = const_array(value, constant_nodes=True)
+        assert array is not None
+        tensor = Tensor.from_array(array.astype(np.float16), DType.FLOAT16)
+        self.ctx.stats["constants_converted"] += 1
+        alone = value.producer is None and not value.is_graph_output and all(n != "f32" for n in needs.values())
+        if alone:
+            value.const, value.type = tensor, _typed(value, DType.FLOAT16)
+            return
+        copy = self.graph.make_constant(tensor, f"{value.name}_fp16")
+        for (node, index), need in needs.items():
+            if need == "f16":
+                node.set_input(index, copy)
+        producer = value.producer
+        if producer is not None and not value.uses and not value.is_graph_output:  # a Constant node now unread
+            self.graph.remove(producer)
+
+    def _back_to_float(self, value: Value, uses: list[tuple[Node, int]], needs: dict[tuple[Node, int], str]) -> None:
+        """A float16 value (its producer converted): one Cast to float32 for the float32 readers and
+        for the graph output, which keeps its name."""
+        readers = [use for use in uses if needs[use] == "f32"]
+        if not readers and not value.is_graph_output:
+            return
+        # a graph output's name moves to the Cast's output: the float16 value gets the `_fp16` name
+        cast = self._cast(value, DType.FLOAT, f"{value.name}_fp{16 if value.is_graph_output else 32}")
+        assert value.producer is not None
+        self.graph.insert_after(value.producer, cast)
+        out = cast.outputs[0]
+        assert out is not None
+        if value.is_graph_output:
+            value.replace_all_uses_with(out, replace_graph_outputs=True)  # the output keeps its name
+            cast.set_input(0, value)
+            for node, index in uses:
+                if needs[(node, index)] != "f32":
+                    node.set_input(index, value)
+        else:
+            for node, index in readers:
+                node.set_input(index, out)
+
+    def _to_half(self, value: Value, needs: dict[tuple[Node, int], str]) -> None:
+        """A float32 value read by float16 nodes: one Cast to float16 shared by them."""
+        readers = [use for use, need in needs.items() if need == "f16"]
+        cast = self._cast(value, DType.FLOAT16, f"{value.name}_fp16")
+        if value.producer is not None and value.producer.graph is self.graph:
+            self.graph.insert_after(value.producer, cast)
+        else:  # a graph input: just before its first float16 reader
+            first = {node for node, _ in readers}
+            self.graph.insert_before(next(n for n in self.graph if n in first), cast)
+        out = cast.outputs[0]
+        assert out is not None
+        for node, index in readers:
+            node.set_input(index, out)
+        self.to_half.append(cast)
+
+    # ------------------------------------------------------------ casts that do nothing
+    def _tidy(self) -> None:
+        """Remove converted Casts that became f16 -> f16, and bypass Cast(f16 -> f32) -> Cast(f32 -> f16)."""
+        dead: list[Value] = []
+        for node in [n for n in self.order if n.op_type == "Cast"] + self.to_half:
+            source, out = node.inputs[0], node.outputs[0]
+            if node.graph is not self.graph or source is None or out is None or out.is_graph_output:
+                continue
+            before = source.producer
+            if not _is_half(source) and is_op(before, "Cast") and before is not None and _is_half(before.inputs[0]):
+                source = before.inputs[0]  # Cast(f16 -> f32) -> Cast(f32 -> f16): read the f16 value itself
+            if not _is_half(source):
+                continue
+            assert source is not None
+            out.replace_all_uses_with(source)
+            self._remove(node)
+            if before is not None and before.op_type == "Cast" and before.graph is self.graph:
+                dead.extend(v for v in before.outputs if v is not None)
+        for value in dead:
+            producer = value.producer
+            if producer is not None and producer.graph is self.graph and not value.uses and not value.is_graph_output:
+                self._remove(producer)
+
+    def _remove(self, node: Node) -> None:
+        self.graph.remove(node)
+        if node in self.inserted:
+            self.ctx.stats["casts_inserted"] -= 1
+
+
+def _is_half(value: Value | None) -> bool:
+    return value is not None and isinstance(value.type, TensorType) and value.type.dtype == DType.FLOAT16
