@@ -66,7 +66,7 @@ def _single_node_model(tmp_path: Path, node: onnx.NodeProto, inputs: dict[str, i
     return path
 
 
-F32, F64, I32 = TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.INT32
+F32, F64, I32, F16 = TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.INT32, TensorProto.FLOAT16
 
 
 @pytest.mark.parametrize(("node", "inputs", "out", "opset", "why"), [
@@ -78,7 +78,9 @@ F32, F64, I32 = TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.INT32
     (helper.make_node("Relu", ["a"], ["y"]), {"a": F32}, F32, 27, "ai.onnx opset 27 above 26"),
     (helper.make_node("Relu", ["a"], ["y"]), {"a": F32}, F32, 26, None),
     (helper.make_node("Constant", [], ["y"], value=helper.make_tensor("v", F32, [2], [1.0, 2.0])), {}, F32, 17, None),
-], ids=["conv-f32", "conv-f64", "gemm-opset6", "gemm-i32", "opset27", "opset26", "constant-no-kernel"])
+    # no float16 Erf kernel on the CPU: onnxruntime inserts casts to float32 and runs it (conditional)
+    (helper.make_node("Erf", ["a"], ["y"]), {"a": F16}, F16, 17, None),
+], ids=["conv-f32", "conv-f64", "gemm-opset6", "gemm-i32", "opset27", "opset26", "constant-no-kernel", "erf-f16"])
 def test_onnxruntime_verdicts_agree_with_a_real_session(tmp_path: Path, node: onnx.NodeProto, inputs: dict[str, int],
                                                         out: int, opset: int, why: str | None) -> None:
     path = _single_node_model(tmp_path, node, inputs, out, opset)
