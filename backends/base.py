@@ -72,6 +72,11 @@ class Backend(ABC):
         ...), appended at -O3 only: their output runs on this target alone."""
         return []
 
+    def quantization_options(self, target: str) -> dict[str, str]:
+        """`quantize-qdq` options this target needs of `--quantize int8`'s QDQ graph (TensorRT:
+        signed symmetric activations, float biases). The default is onnxruntime's form."""
+        return {}
+
     def check_runnable(self, target: str, requirements: dict[str, Any]) -> Availability:
         """Whether an artifact with these requirements can run on this machine."""
         return self.available(target)

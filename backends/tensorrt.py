@@ -126,6 +126,11 @@ class TensorRTBackend(Backend):
         if cache and not Path(cache).is_file():
             raise BadInputError(f"--timing-cache {cache}: no such file")
 
+    def quantization_options(self, target: str) -> dict[str, str]:
+        """TensorRT's explicit quantization: int8 with zero point 0 (its Q/DQ layers are symmetric)
+        and no int32 bias (its parser dequantizes int8/fp8/int4 only; it fuses the float bias)."""
+        return {"activations": "s8", "symmetric_activations": "true", "int32_bias": "false"}
+
     def check_runnable(self, target: str, requirements: dict[str, Any]) -> Availability:
         refusal = portability_refusal(requirements, current_gpu(), _tensorrt_version())
         if refusal is not None:

@@ -269,14 +269,16 @@ def default_calibration_cache(model: str | Path, options: QuantizeOptions, befor
     return cache_folder() / name
 
 
-def quantization_specs(options: QuantizeOptions, cache: str | Path) -> list[str]:
-    """`calibrate{...}` and `quantize-qdq{...}` for these options and this calibration table."""
+def quantization_specs(options: QuantizeOptions, cache: str | Path,
+                       target_options: Mapping[str, str] | None = None) -> list[str]:
+    """`calibrate{...}` and `quantize-qdq{...}` for these options and this calibration table, with
+    the QDQ form the target needs (`Backend.quantization_options`: TensorRT's symmetric int8)."""
     calibrate = {"data": options.data, "method": options.method, "cache": str(cache)}
     if options.method == "percentile":
         calibrate["percentile"] = f"{options.percentile:g}"
     if options.batch != 16:
         calibrate["batch"] = str(options.batch)
-    quantize = {"calibration": str(cache)}
+    quantize = {"calibration": str(cache), **dict(target_options or {})}
     if not options.per_channel:
         quantize["per_channel"] = "false"
     for key, names in (("exclude_nodes", options.exclude_nodes), ("exclude_ops", options.exclude_ops),
@@ -370,7 +372,12 @@ def build_pipeline(level: str | None = None, passes: str | None = None,
                 raise BadInputError("--quantize: the default calibration table is named by the model; give "
                                     "--calibration-cache FILE")
             cache = str(default_calibration_cache(model, calibration, specs))
-        specs += quantization_specs(calibration, cache)
+        if target is not None:
+            from mlc.targets import backend_for
+
+            specs += quantization_specs(calibration, cache, backend_for(target).quantization_options(target))
+        else:
+            specs += quantization_specs(calibration, cache)
     elif calibration is not None:
         raise BadInputError("--calibration-data and the other quantization flags need --quantize int8")
     if target is not None:

@@ -307,3 +307,48 @@ def test_compile_refuses_a_dynamic_dim_without_a_profile_before_building(tmp_pat
     with pytest.raises(BadInputError, match=r"input 'x' dim 0 \(N\) is dynamic: give its range with --input-shape"):
         TensorRTBackend().compile(parse_ir(DYNAMIC), "tensorrt", {}, tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------------ the graphs TensorRT is given
+CNN = ROOT / "models" / "digits_cnn.onnx"
+
+
+def test_int8_for_tensorrt_is_symmetric_qdq_with_float_biases_and_buildable(
+        tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """`--quantize int8 --target tensorrt` writes the QDQ form TensorRT takes (int8, zero point 0,
+    no int32 bias), checked by the lossy gate on onnxruntime CPU and by TensorRT's support table."""
+    import onnx
+    from onnx import numpy_helper
+
+    from mlc.onnx_io.importer import import_onnx
+    from mlc.op_support import support_report
+
+    out = tmp_path / "int8.onnx"
+    code, _, err = mlc(capfd, "optimize", CNN, "--target", "tensorrt", "--quantize", "int8", "--calibration-data",
+                       ROOT / "models" / "digits_cnn.calibration.npz", "--calibration-cache", tmp_path / "cal.json",
+                       "-o", out)
+    assert code == 0, err
+    model = onnx.load(out)
+    values = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    qdq = [n for n in model.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")]
+    assert len(qdq) > 10
+    for node in qdq:
+        zero_point = values[node.input[2]]
+        assert zero_point.dtype == np.int8 and not zero_point.any(), node.name
+    assert not any(v.dtype == np.int32 for v in values.values())
+    assert support_report(import_onnx(out), "tensorrt").ok
+
+
+def test_fp16_for_tensorrt_is_buildable(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    import onnx
+
+    from mlc.onnx_io.importer import import_onnx
+    from mlc.op_support import support_report
+
+    out = tmp_path / "fp16.onnx"
+    code, _, err = mlc(capfd, "optimize", CNN, "--target", "tensorrt", "--precision", "fp16", "-o", out)
+    assert code == 0, err
+    model = onnx.load(out)
+    assert {i.data_type for i in model.graph.initializer} == {onnx.TensorProto.FLOAT16}
+    assert [n.op_type for n in model.graph.node].count("Cast") == 2  # at the float32 interface only
+    assert support_report(import_onnx(out), "tensorrt").ok
