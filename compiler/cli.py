@@ -115,7 +115,8 @@ def _pipeline_args(parser: argparse.ArgumentParser, target_default: str | None =
                         metavar="NAME:D,D",
                         help="fix an input's dims (dynamic ones included) in the result, and check at them, so "
                              "that shape computations fold, e.g. --input-shape pixels:8,64 (repeatable; pass "
-                             "fix-input-shapes)")
+                             "fix-input-shapes); with --target tensorrt a range is an optimization profile: "
+                             "x:1,3,224,224..8,3,224,224 or x:min=1,64;opt=4,64;max=8,64")
     parser.add_argument("--precision", choices=["fp32", "fp16"], default="fp32",
                         help="fp16: compute in float16 (pass convert-fp16), keeping the float32 inputs and outputs "
                              "and the numerically sensitive ops (normalizations, softmax, reductions, exp/log/pow, "
@@ -927,7 +928,7 @@ EXAMPLES = {
     "run": ["mlc run digits.ort --inputs models/digits_mlp.sample.npz --output out.npz",
             "mlc run digits.ort --input-shape pixels:4,64 --seed 1",
             "mlc run digits.ort --inputs models/digits_mlp.sample.npz --compare out.npz --atol 1e-6"],
-    "targets": ["mlc targets", "mlc targets --json"],
+    "targets": ["mlc targets", "mlc targets --json", "mlc targets --support models/digits_mlp.onnx --target tensorrt"],
     "tune": ["mlc tune models/digits_mlp.onnx --target llvm --input-shape pixels:1,64 --trials 2 "
              "--strategy replay-trace --cost-model random --tuning-db tuning/"],
     "bench": ["mlc bench models/digits_mlp.onnx --target onnxruntime --runs 20",
