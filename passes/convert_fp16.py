@@ -31,9 +31,9 @@ counted by category in the statistics (`kept_<category>`):
    ran them in float32, so that is the precision the models' numbers were validated in. In ONNX:
    * LayerNormalization, GroupNormalization, InstanceNormalization (a group norm of one channel
      per group), MeanVarianceNormalization, RMSNormalization, LpNormalization: statistics
-     accumulated over the normalized elements. TensorRT itself warns "Running layernorm after
-     self-attention in FP16 may cause overflow ... forcing layernorm layers to run in FP32
-     precision can help with preserving accuracy" (NVIDIA/TensorRT#2781, #2564).
+     accumulated over the normalized elements. TensorRT's own builder warns that a layer norm
+     after self-attention can overflow in FP16 and advises running it in FP32
+     (NVIDIA/TensorRT#2781, #2564).
    * Softmax, LogSoftmax: a sum of exponentials over an axis.
    * ReduceMean, ReduceSum, ReduceSumSquare, ReduceL1, ReduceL2, ReduceLogSum, ReduceLogSumExp,
      ReduceProd, CumSum: a float16 accumulation of N elements loses about log2(N) of its 11 bits
