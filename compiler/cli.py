@@ -253,13 +253,14 @@ def _quantize_request(args: argparse.Namespace) -> dict[str, Any]:
                                       ("--exclude-nodes", args.exclude_nodes if not getattr(args, "prune", None)
                                        else ""), ("--exclude-ops", args.exclude_ops),
                                       ("--min-cosine", args.min_cosine if not getattr(args, "prune", None)
-                                       else None)) if value]
+                                       and getattr(args, "precision", "fp32") != "fp16" else None)) if value]
     if args.quantize is None:
         if given:
             from mlc.errors import BadInputError
 
             raise BadInputError(f"{given[0]} needs --quantize int8" + ("" if given[0] in ("--calibration-data",
-                                "--calibration-cache", "--exclude-ops") else " or --prune"))
+                                "--calibration-cache", "--exclude-ops") else " or --prune")
+                                + (" or --precision fp16" if given[0] == "--min-cosine" else ""))
         return {"accuracy_budget": budget, "eval_data": eval_data}
     calibration = None
     if args.quantize == "int8-dynamic":  # the pipeline refuses calibration data and cache in one line

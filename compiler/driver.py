@@ -308,8 +308,8 @@ def _refuse_broken(result: PipelineResult, request: PipelineRequest, model: Path
     args += ["--seed", str(spec.seed)] if spec.seed else []
     from mlc.numerics.compare import DEFAULT_MIN_COSINE
 
-    if request.quantize and checks.lossy_min_cosine != DEFAULT_MIN_COSINE:  # the gate the compile used
-        args += ["--min-cosine", f"{checks.lossy_min_cosine or 0:g}"]
+    if (request.quantize or request.precision == "fp16") and checks.lossy_min_cosine != DEFAULT_MIN_COSINE:
+        args += ["--min-cosine", f"{checks.lossy_min_cosine or 0:.12g}"]
     for module in dict.fromkeys(type(p).__module__ for p in result.passes):
         source = getattr(sys.modules.get(module), "__file__", None)
         if not module.startswith("mlc.passes") and source:

@@ -643,3 +643,18 @@ def test_an_overflowing_fp16_build_is_refused(capfd, tmp_path) -> None:
     assert not (tmp_path / "o").exists()
     code, _, err = run_mlc(capfd, "compile", model, "--target", "llvm", "--precision", "fp16", "-o", tmp_path / "ok")
     assert code == 0, err
+
+
+def test_min_cosine_is_the_fp16_gate_on_the_command_line(capfd, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """`--min-cosine` sets the lossy gate of `--precision fp16` (not only of int8 and pruning), and
+    the replay command of a refusal carries the very gate, unrounded."""
+    model = ROOT / "models" / "digits_cnn.onnx"
+    code, _, err = run_mlc(capfd, "optimize", model, "--precision", "fp16", "--min-cosine", "0.999999999",
+                           "-o", tmp_path / "strict.onnx")
+    assert code == 1 and "convert-fp16 the outputs fail the lossy gate" in err
+    assert "--precision fp16 --min-cosine 0.999999999" in err and not (tmp_path / "strict.onnx").exists()
+    code, _, err = run_mlc(capfd, "optimize", model, "--precision", "fp16", "--min-cosine", "0.999",
+                           "-o", tmp_path / "ok.onnx")
+    assert code == 0, err
+    code, _, err = run_mlc(capfd, "optimize", model, "--min-cosine", "0.999", "-o", tmp_path / "fp32.onnx")
+    assert code == 2 and "--min-cosine needs --quantize int8 or --prune or --precision fp16" in err
