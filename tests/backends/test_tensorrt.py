@@ -352,3 +352,20 @@ def test_fp16_for_tensorrt_is_buildable(tmp_path: Path, capfd: pytest.CaptureFix
     assert {i.data_type for i in model.graph.initializer} == {onnx.TensorProto.FLOAT16}
     assert [n.op_type for n in model.graph.node].count("Cast") == 2  # at the float32 interface only
     assert support_report(import_onnx(out), "tensorrt").ok
+
+
+@needs_gpu
+def test_rebuild_with_the_artifacts_timing_cache_gives_the_same_plan(tmp_path: Path,
+                                                                     capfd: pytest.CaptureFixture[str]) -> None:
+    """Static shapes, the same GPU and TensorRT, the first build's timing cache: the same plan bytes
+    (what the manifest's `not_deterministic` does not exclude), and the cache did not grow."""
+    source = tmp_path / "digits_cnn.onnx"
+    shutil.copy(CNN, source)
+    assert mlc(capfd, "compile", source, "--target", "tensorrt", "-o", tmp_path / "first")[0] == 0
+    first = json.loads((tmp_path / "first" / "manifest.json").read_text())["backend_options"]
+    code, _, err = mlc(capfd, "compile", source, "--target", "tensorrt", "--timing-cache",
+                       tmp_path / "first" / "timing.cache", "-o", tmp_path / "again")
+    assert code == 0, err
+    again = json.loads((tmp_path / "again" / "manifest.json").read_text())["backend_options"]
+    assert again["timing_cache_missed"] is False
+    assert again["plan_sha256"] == first["plan_sha256"]
