@@ -143,7 +143,10 @@ class EngineRunner:
         try:
             for name in self.inputs:
                 array = np.ascontiguousarray(feeds[name], dtype=trt.nptype(self.engine.get_tensor_dtype(name)))
-                self.context.set_input_shape(name, array.shape)
+                if not self.context.set_input_shape(name, array.shape):
+                    raise BadInputError(f"input {name}: shape {list(array.shape)} is outside the plan's optimization "
+                                        "profile (manifest backend_options.profiles); rebuild with a wider "
+                                        "--input-shape NAME:MIN..MAX")
                 buffer = cuda.DeviceBuffer(array.nbytes)
                 buffers.append(buffer)
                 buffer.upload(array, self.stream)

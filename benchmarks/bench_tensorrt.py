@@ -80,7 +80,9 @@ def profile_flags(feeds: dict[str, np.ndarray]) -> list[str]:
 def compile_plan(model: Path, out: Path, feeds: dict[str, np.ndarray], **extra: Any) -> Path:
     from mlc.cli import main
 
-    args = ["compile", str(model), "--target", "tensorrt", "-o", str(out), "--force", "-q"]
+    inputs = out.with_name(out.name + ".inputs.npz")  # compile checks the plan at these, inside its profile
+    np.savez(inputs, **feeds)
+    args = ["compile", str(model), "--target", "tensorrt", "-o", str(out), "--force", "-q", "--inputs", str(inputs)]
     for flag in profile_flags(feeds):
         args += ["--input-shape", flag]
     for key, value in extra.items():

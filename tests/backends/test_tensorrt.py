@@ -236,12 +236,17 @@ def test_first_divergence_names_the_fused_layer_and_model_nodes() -> None:
 
 
 # ------------------------------------------------------------------ on a GPU
+# the bundled models' batch dim is dynamic: a profile covering the batches compile checks at (2 and 3)
+PROFILES = {"digits_mlp.onnx": "pixels:1,64..8,64", "digits_cnn.onnx": "image:1,1,8,8..8,1,8,8"}
+
+
 @needs_gpu
-@pytest.mark.parametrize("model", ["digits_mlp.onnx", "digits_cnn.onnx"])
+@pytest.mark.parametrize("model", sorted(PROFILES))
 def test_plan_matches_onnxruntime(model: str, tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     source = tmp_path / model
     shutil.copy(ROOT / "models" / model, source)
-    code, out, err = mlc(capfd, "compile", source, "--target", "tensorrt", "-o", tmp_path / "plan")
+    code, out, err = mlc(capfd, "compile", source, "--target", "tensorrt", "--input-shape", PROFILES[model],
+                         "-o", tmp_path / "plan")
     assert code == 0, err
     manifest = json.loads((tmp_path / "plan" / "manifest.json").read_text())
     assert manifest["verification"]["artifact"] == "ok"
@@ -272,7 +277,8 @@ def test_mlc_debug_tensorrt_checks_passes_and_says_the_engine_was_not_compared(
 
 @needs_gpu
 def test_mlc_debug_tensorrt_compares_the_engine(capfd: pytest.CaptureFixture[str]) -> None:
-    code, out, err = mlc(capfd, "debug", DIGITS, "--target", "tensorrt", "--report", "-")
+    code, out, err = mlc(capfd, "debug", DIGITS, "--target", "tensorrt", "--input-shape",
+                         PROFILES["digits_mlp.onnx"], "--report", "-")
     assert code == 0, err
     assert json.loads(out)["engine"] == {**json.loads(out)["engine"], "compared": True, "verdict": "ok"}
 
@@ -361,9 +367,10 @@ def test_rebuild_with_the_artifacts_timing_cache_gives_the_same_plan(tmp_path: P
     (what the manifest's `not_deterministic` does not exclude), and the cache did not grow."""
     source = tmp_path / "digits_cnn.onnx"
     shutil.copy(CNN, source)
-    assert mlc(capfd, "compile", source, "--target", "tensorrt", "-o", tmp_path / "first")[0] == 0
+    profile = ["--input-shape", PROFILES["digits_cnn.onnx"]]
+    assert mlc(capfd, "compile", source, "--target", "tensorrt", *profile, "-o", tmp_path / "first")[0] == 0
     first = json.loads((tmp_path / "first" / "manifest.json").read_text())["backend_options"]
-    code, _, err = mlc(capfd, "compile", source, "--target", "tensorrt", "--timing-cache",
+    code, _, err = mlc(capfd, "compile", source, "--target", "tensorrt", *profile, "--timing-cache",
                        tmp_path / "first" / "timing.cache", "-o", tmp_path / "again")
     assert code == 0, err
     again = json.loads((tmp_path / "again" / "manifest.json").read_text())["backend_options"]
