@@ -291,6 +291,11 @@ def _checks(args: argparse.Namespace) -> Any:
     from mlc.runner import CheckOptions
 
     spec = InputSpec(seed=args.seed, ranges=parse_range_flags(args.input_range))  # fixed dims come as a pass
+    profiles = getattr(args, "input_profiles", None)
+    if profiles and not args.inputs:  # a TensorRT plan runs inside its profiles: checked at their opt shapes
+        from mlc.backends.tensorrt_profiles import parse_profile_flags
+
+        spec.shapes = {name: p.opt for name, p in parse_profile_flags(profiles).items()}
     gate = getattr(args, "min_cosine", None)
     if gate is None:  # the budget on data is the gate when there is one; pruning is judged by its user
         gate = None if getattr(args, "accuracy_budget", None) or getattr(args, "prune", None) else DEFAULT_MIN_COSINE

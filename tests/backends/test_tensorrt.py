@@ -376,3 +376,12 @@ def test_rebuild_with_the_artifacts_timing_cache_gives_the_same_plan(tmp_path: P
     again = json.loads((tmp_path / "again" / "manifest.json").read_text())["backend_options"]
     assert again["timing_cache_missed"] is False
     assert again["plan_sha256"] == first["plan_sha256"]
+
+
+def test_checks_run_inside_the_profile_at_its_opt_shape(capfd: pytest.CaptureFixture[str]) -> None:
+    """A plan runs only inside its optimization profile: the numbers are checked at `opt`, not at
+    the batches 2 and 3 that generated inputs would otherwise take."""
+    code, out, err = mlc(capfd, "debug", DIGITS, "--target", "tensorrt", "--input-shape",
+                         "pixels:min=1,64;opt=5,64;max=8,64", "--report", "-")
+    assert code == 0, err
+    assert json.loads(out)["input_sets"] == [{"pixels": {"dtype": "float32", "shape": [5, 64]}}]
