@@ -126,6 +126,11 @@ class TensorRTBackend(Backend):
         if cache and not Path(cache).is_file():
             raise BadInputError(f"--timing-cache {cache}: no such file")
 
+    def legalization(self, target: str) -> list[str]:
+        """Squeeze's omitted axes written out where the shape is static: TensorRT's parser takes
+        them from 11.5 only, and torch's dynamo exporter writes them for every `x.size(i)`."""
+        return ["explicit-squeeze-axes"]
+
     def quantization_options(self, target: str) -> dict[str, str]:
         """TensorRT's explicit quantization: int8 with zero point 0 (its Q/DQ layers are symmetric)
         and no int32 bias (its parser dequantizes int8/fp8/int4 only; it fuses the float bias)."""
