@@ -93,10 +93,10 @@ def _from_ortvalue(ortvalue: Any) -> Any:
     size = ortvalue.tensor_size_in_bytes()
     raw = np.frombuffer(ctypes.string_at(ortvalue.data_ptr(), size), np.uint8) if size else np.zeros(0, np.uint8)
     if dtype.bits < 8:
-        from mlc.onnx_io.external_data import _unpacked
+        from mlc.onnx_io.external_data import unpacked
 
         count = int(np.prod(shape)) if shape else 1
-        return _unpacked(dtype, raw, count).reshape(shape)
+        return unpacked(dtype, raw, count).reshape(shape)
     return raw.view(dtype.numpy).reshape(shape)
 
 

@@ -429,10 +429,10 @@ def target_spec_of(target: str, options: dict[str, Any]) -> tuple[dict[str, Any]
 
 def _declared_dtype(type_text: str | None) -> np.dtype | None:
     """The numpy dtype of a manifest output type (`f32[N]`), None when it is not a tensor type."""
-    from mlc.feeds import parse_manifest_type
+    from mlc.ir.parser import parse_type
 
     try:
-        declared = parse_manifest_type(type_text) if type_text else None
+        declared = parse_type(type_text) if type_text else None
         return declared.dtype.numpy if isinstance(declared, TensorType) and declared.dtype is not None else None
     except (MlcError, TypeError, ValueError):
         return None

@@ -87,7 +87,7 @@ def _width_block(width: int | None, lanes: int, least: int = 4) -> int | None:
     return best if best >= least else None
 
 
-def _is_copy(sch: s_tir.Schedule, block: Any) -> bool:
+def is_copy(sch: s_tir.Schedule, block: Any) -> bool:
     """Whether the block only copies a value (a padding block with no padding)."""
     body = sch.get(block).body
     return isinstance(body, tirx.BufferStore) and isinstance(body.value, tvm.ir.TensorLoad)
@@ -207,7 +207,7 @@ class Conv2dRule(ConvScheduleRule):
         _vectorize_static(sch, sch.get_loops(init)[-1])
 
         for producer in before:  # padding: a stage of its own, parallel and vectorized
-            if _is_copy(sch, producer):  # no padding at all (1x1, pads 0): read the input itself
+            if is_copy(sch, producer):  # no padding at all (1x1, pads 0): read the input itself
                 sch.compute_inline(producer)
             else:
                 self._parallel_vectorized(sch, producer, lanes)

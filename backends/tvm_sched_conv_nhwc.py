@@ -56,7 +56,7 @@ from typing import Any
 from tvm import s_tir, sym, tirx
 from tvm.target import Target
 
-from mlc.backends.tvm_sched_conv import ConvScheduleRule, _is_copy, one_reduction, vector_lanes
+from mlc.backends.tvm_sched_conv import ConvScheduleRule, is_copy, one_reduction, vector_lanes
 
 _CONV_BLOCKS = ("conv2d_nhwc", "group_conv2d_nhwc")
 # Reduction length (kernel height x width x input channels per group) up to which a convolution
@@ -184,7 +184,7 @@ class Conv2dNHWCRule(ConvScheduleRule):
         sch.vectorize(init_loops[-1])
 
         for producer in before:  # padding: a stage of its own, parallel and vectorized
-            if _is_copy(sch, producer):
+            if is_copy(sch, producer):
                 sch.compute_inline(producer)  # no padding at all: read the input itself
                 continue
             pad_loops = sch.get_loops(producer)

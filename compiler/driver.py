@@ -350,7 +350,7 @@ def _prepare(model: Path, request: PipelineRequest, checks: CheckOptions, metric
         return passes, None
     if request.prune is not None:
         return _search_prune(model, request, passes, metric, stage)
-    from mlc.quantize.search import _with_keep_float, search_pipeline
+    from mlc.quantize.search import search_pipeline, with_keep_float
 
     assert request.eval_data is not None
     with (stage or (lambda _name: nullcontext()))("accuracy-budget search"):
@@ -358,7 +358,7 @@ def _prepare(model: Path, request: PipelineRequest, checks: CheckOptions, metric
     if not found.met:
         raise NumericMismatchError(f"{model}: {found.describe()}; even keeping every quantized node in float misses "
                                    f"the budget on {request.eval_data}; nothing written")
-    return [_with_keep_float(p, found.keep_float) if p.name == "quantize-qdq" else p for p in passes], found
+    return [with_keep_float(p, found.keep_float) if p.name == "quantize-qdq" else p for p in passes], found
 
 
 def _search_prune(model: Path, request: PipelineRequest, passes: list[Pass], metric: Any,

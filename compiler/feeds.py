@@ -20,7 +20,7 @@ import numpy as np
 
 from mlc.errors import BadInputError, MlcError, TextParseError
 from mlc.ir.dtypes import DType
-from mlc.ir.parser import Parser
+from mlc.ir.parser import parse_type
 from mlc.ir.printer import format_type
 from mlc.ir.types import TensorType, Type
 from mlc.numerics.inputs import concrete_dims, read_npz
@@ -55,14 +55,10 @@ def parse_manifest_type(text: str) -> Type | None:
     `?` dims, `[*]` for an unknown rank, `seq<...>`) reads back the same. A text that does not
     parse means a damaged manifest: BadInputError.
     """
-    parser = Parser(text)
     try:
-        result = parser.type()
-        if parser.tok.kind != "eof":
-            raise parser.error("unexpected text after the type")
+        return parse_type(text)
     except TextParseError as error:
         raise BadInputError(f"manifest type {text!r} does not parse: {error}") from None
-    return result
 
 
 def _shape_text(shape: Sequence[int]) -> str:

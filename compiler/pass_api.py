@@ -22,16 +22,16 @@ with their provenance through `ctx.created(...)`.
 
 from __future__ import annotations
 
-import enum
 import functools
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from mlc.errors import BadInputError, VerificationError, did_you_mean
+from mlc.errors import BadInputError, InternalError, VerificationError, did_you_mean
 from mlc.ir.core import Graph, Node
 from mlc.ir.verifier import verify
+from mlc.numerics.contract import Numerics  # declared by every pass; defined where checks interpret it
 
 # When set (the test kit's autouse fixture does), every Pass.run verifies the IR on return, even
 # when a test calls run() directly instead of going through the PassManager.
@@ -43,14 +43,6 @@ def set_verify_after_every_run(enabled: bool) -> bool:
     global _VERIFY_AFTER_EVERY_RUN
     previous, _VERIFY_AFTER_EVERY_RUN = _VERIFY_AFTER_EVERY_RUN, enabled
     return previous
-
-
-class Numerics(enum.Enum):
-    """What a pass promises about the numbers."""
-
-    EXACT = "exact"  # no change of values (dead code, renaming)
-    TOLERANCE = "tolerance"  # rounding may differ (Conv+BatchNorm folding, reassociation)
-    LOSSY = "lossy"  # changes values on purpose (quantization, pruning): judged on data, not equivalence
 
 
 @dataclass(frozen=True)
@@ -181,8 +173,23 @@ def register_pass(cls: type[Pass]) -> type[Pass]:
     return cls
 
 
+# How the built-in passes get registered: importing `mlc.passes` (a layer above this one, which
+# imports this module) registers every pass module in it. The package root (`mlc/__init__.py`,
+# the composition root) installs the loader, so that this module never imports the passes and
+# they are imported only when a registry lookup first needs them.
+_pass_loader: Callable[[], None] | None = None
+
+
+def set_pass_loader(loader: Callable[[], None]) -> None:
+    """Install what registers the built-in passes (called once, by the package root)."""
+    global _pass_loader
+    _pass_loader = loader
+
+
 def _load_builtin_passes() -> None:
-    import mlc.passes  # noqa: F401 - importing registers every built-in pass
+    if _pass_loader is None:
+        raise InternalError("pass registry: no pass loader installed (mlc/__init__.py installs it)")
+    _pass_loader()
 
 
 def registered_passes() -> dict[str, type[Pass]]:

@@ -41,11 +41,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Protocol
 
-from mlc.errors import BadInputError, did_you_mean
+from mlc.errors import BadInputError, InternalError, did_you_mean
 from mlc.pass_api import Pass, parse_pass_spec, split_pass_list
 
 _CLEANUP = ["eliminate-identity", "eliminate-noop", "fold-constants", "inline-constant-if"]
@@ -58,6 +59,33 @@ _FUSIONS = ["simplify-shapes", "fold-constants", "eliminate-noop", "simplify-sli
             "fuse-pad", "fuse-batchnorm", "fuse-conv-affine", "prune-zero-channels",
             "fuse-matmul-add", "fuse-layernorm", "fuse-gelu", "fold-residual-bias"]
 _FINISH = ["dedupe-constants", "cse", "dce"]
+
+class TargetPasses(Protocol):
+    """What a target adds to its pipeline (a backend answers; `mlc.backends.base.Backend`)."""
+
+    def composites(self, target: str) -> list[str]: ...
+
+    def legalization(self, target: str) -> list[str]: ...
+
+    def quantization_options(self, target: str) -> dict[str, str]: ...
+
+
+# target -> its TargetPasses: installed by the package root (`mlc/__init__.py`) from `mlc.targets`,
+# a layer above this one, which this module therefore never imports.
+_target_passes: Callable[[str], TargetPasses] | None = None
+
+
+def set_target_passes(resolver: Callable[[str], TargetPasses]) -> None:
+    """Install how a target name finds the passes its backend adds (called by the package root)."""
+    global _target_passes
+    _target_passes = resolver
+
+
+def _passes_of(target: str) -> TargetPasses:
+    if _target_passes is None:
+        raise InternalError("pipelines: no target resolver installed (mlc/__init__.py installs it)")
+    return _target_passes(target)
+
 
 PIPELINES: dict[str, list[str]] = {
     "O0": [],
@@ -373,17 +401,13 @@ def build_pipeline(level: str | None = None, passes: str | None = None,
                                     "--calibration-cache FILE")
             cache = str(default_calibration_cache(model, calibration, specs))
         if target is not None:
-            from mlc.targets import backend_for
-
-            specs += quantization_specs(calibration, cache, backend_for(target).quantization_options(target))
+            specs += quantization_specs(calibration, cache, _passes_of(target).quantization_options(target))
         else:
             specs += quantization_specs(calibration, cache)
     elif calibration is not None:
         raise BadInputError("--calibration-data and the other quantization flags need --quantize int8")
     if target is not None:
-        from mlc.targets import backend_for  # targets imports the backends lazily
-
-        backend = backend_for(target)
+        backend = _passes_of(target)
         if passes is None and normalize_level(level) == "O3":
             specs += backend.composites(target)
         specs += backend.legalization(target)

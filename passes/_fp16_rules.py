@@ -293,7 +293,7 @@ def observe_magnitudes(graph: Graph, samples: Iterable[dict[str, np.ndarray]]) -
     tensors, the exposure as outputs, the onnxruntime session (optimizer off) and the min-max
     observers are calibration's (`mlc.quantize.calibrate`). A tensor holding Inf or NaN, which
     the observers refuse as a quantization range, gets inf: it is no float16 tensor either."""
-    from mlc.numerics.reference import WeightCache, _session, expose_values
+    from mlc.numerics.reference import WeightCache, expose_values, reference_session
     from mlc.quantize.calibrate import calibrated_values
     from mlc.quantize.observers import MinMax
 
@@ -301,7 +301,7 @@ def observe_magnitudes(graph: Graph, samples: Iterable[dict[str, np.ndarray]]) -
     defined = {i.name for i in prepared.proto.graph.input} | {o for n in prepared.proto.graph.node for o in n.output}
     names = [v.name for v in calibrated_values(graph) if v.name and v.name in defined]
     observers = {name: MinMax(name) for name in names}
-    session = _session(expose_values(prepared.proto, names), (prepared.names, prepared.values))
+    session = reference_session(expose_values(prepared.proto, names), (prepared.names, prepared.values))
     wanted = {i.name for i in session.get_inputs()}
     broken: set[str] = set()
     for feeds in samples:

@@ -165,7 +165,7 @@ def fold_problem(producer: Node, channels: int, *, scales: bool, shifts: bool) -
     return None
 
 
-def _channel_factor(producer: Node, w: np.ndarray, s: np.ndarray) -> np.ndarray:
+def channel_factor(producer: Node, w: np.ndarray, s: np.ndarray) -> np.ndarray:
     """s laid out to multiply the weight `w` elementwise."""
     op = producer.op_type
     if op == "Conv":
@@ -197,7 +197,7 @@ def fold_affine(graph: Graph, ctx: PassContext, rule: str, producer: Node, consu
     if scale is not None:
         weight = const_array(w)
         assert weight is not None
-        scaled = weight.astype(np.float64) * _channel_factor(producer, weight, scale)
+        scaled = weight.astype(np.float64) * channel_factor(producer, weight, scale)
         inputs[1] = new_constant(graph, scaled.astype(np_dtype), w, "weight")
 
     if op == "MatMul":

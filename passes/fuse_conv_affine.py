@@ -31,7 +31,7 @@ from mlc.numerics.narrowing import narrowing_problem
 from mlc.pass_api import Numerics, Pass, PassContext, register_pass
 from mlc.passes._patterns import (
     STANDARD,
-    _channel_factor,
+    channel_factor,
     const_array,
     dtype_of,
     fold_affine,
@@ -58,7 +58,7 @@ def per_channel(c: np.ndarray, rank: int, axis: int, channels: int) -> np.ndarra
 
 
 def _weight_channel_axes(producer: Node) -> tuple[int, ...]:
-    """The axes of the weight that the per-channel factor indexes (see `_channel_factor`)."""
+    """The axes of the weight that the per-channel factor indexes (see `channel_factor`)."""
     if producer.op_type == "Conv":
         return (0,)
     if producer.op_type == "ConvTranspose":
@@ -80,7 +80,7 @@ def affine_fold_loss(producer: Node, scale: np.ndarray | None, shift: np.ndarray
     if scale is not None:
         weight = const_array(w)
         assert weight is not None
-        scaled = weight.astype(np.float64) * _channel_factor(producer, weight, scale)
+        scaled = weight.astype(np.float64) * channel_factor(producer, weight, scale)
         why = narrowing_problem(scaled, np_dtype, channel_axes=_weight_channel_axes(producer))
         if why is not None:
             return why

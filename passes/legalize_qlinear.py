@@ -72,7 +72,7 @@ from mlc.ir.types import Shape, TensorType
 from mlc.pass_api import Numerics, Pass, PassContext, register_pass
 from mlc.passes._patterns import const_array
 
-_OPS = ("QLinearMatMul", "QLinearConv", "MatMulInteger", "ConvInteger")
+QLINEAR_OPS = ("QLinearMatMul", "QLinearConv", "MatMulInteger", "ConvInteger")
 _RANGES: dict[DType, tuple[int, int]] = {DType.UINT8: (0, 255), DType.INT8: (-128, 127)}
 _SCALE_TYPES = (DType.FLOAT, DType.FLOAT16, DType.BFLOAT16)
 _F32_EXACT = 2**24  # every integer of at most this magnitude is a float32
@@ -627,7 +627,7 @@ class LegalizeQLinear(Pass):
         changed = False
         for sub in list(graph.all_graphs()):
             for node in sub:
-                if node.op_type not in _OPS or node.domain not in ("", "ai.onnx"):
+                if node.op_type not in QLINEAR_OPS or node.domain not in ("", "ai.onnx"):
                     continue
                 label = node.name or node.op_type
                 out = node.outputs[0] if node.outputs else None

@@ -605,3 +605,14 @@ class Parser:
 def parse_ir(text: str) -> Graph:
     """Parse the text form back into a Graph (inverse of `print_ir`)."""
     return Parser(text).module()
+
+
+def parse_type(text: str) -> Type | None:
+    """One type in the text form (`f32[N,64]`, `?` for unknown: None), as `format_type` prints it;
+    TextParseError when the text is not exactly one type."""
+    parser = Parser(text)
+    result = parser.type()
+    if parser.tok.kind != "eof":
+        raise parser.error("unexpected text after the type")
+    return result
+

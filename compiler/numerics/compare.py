@@ -32,8 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from mlc.numerics.contract import Numerics
 from mlc.numerics.selection import Selection
-from mlc.pass_api import Numerics
 
 OK, FAIL, INCONCLUSIVE = "ok", "fail", "inconclusive"
 DEFAULT_MIN_COSINE = 0.99

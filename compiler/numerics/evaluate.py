@@ -19,7 +19,7 @@ from onnx.reference import ReferenceEvaluator
 from mlc.ir.core import Node, Value
 from mlc.ir.dtypes import DType
 from mlc.ir.types import TensorType
-from mlc.onnx_io.exporter import _Exporter, _inline_sink
+from mlc.onnx_io.exporter import Exporter, inline_sink
 
 
 class EvaluationError(RuntimeError):
@@ -63,7 +63,7 @@ class SubgraphEvaluator:
 
     def __init__(self, nodes: Sequence[Node], inputs: Sequence[Value], outputs: Sequence[Value],
                  opsets: dict[str, int]) -> None:
-        exporter = _Exporter(_inline_sink, legacy_inputs=False, opsets=opsets)
+        exporter = Exporter(inline_sink, legacy_inputs=False, opsets=opsets)
         graph = onnx.GraphProto(name="cut")
         self.input_names: list[str] = []
         for index, value in enumerate(inputs):

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from mlc.numerics.compare import FAIL, OutputCheck, compare_array, tolerance_for
+from mlc.numerics.contract import Numerics
 from mlc.numerics.selection import Selection
-from mlc.pass_api import Numerics
 
 __all__ = ["GroupResult", "compare_groups"]
 

@@ -24,7 +24,7 @@ from mlc.ir.core import Graph
 from mlc.ir.dtypes import DType
 from mlc.ir.tensor import Tensor
 from mlc.numerics.denormals import REFERENCE_SESSION_CONFIG
-from mlc.onnx_io.exporter import _inline_sink, export_onnx
+from mlc.onnx_io.exporter import export_onnx, inline_sink
 
 log = logging.getLogger("mlc.numerics")
 
@@ -158,7 +158,7 @@ class WeightCache:
 
         def sink(proto: onnx.TensorProto, tensor: Tensor) -> None:
             if tensor.nbytes < self.min_bytes or tensor.dtype.is_exotic or tensor.dtype == DType.STRING:
-                _inline_sink(proto, tensor)
+                inline_sink(proto, tensor)
                 return
             entry = self._entries.get(id(tensor))
             if entry is None:
@@ -243,7 +243,7 @@ def _external_tensors(model: onnx.ModelProto) -> list[str]:
     return found
 
 
-def _session(model: onnx.ModelProto, handed: tuple[list[str], list[Any]] | None) -> Any:
+def reference_session(model: onnx.ModelProto, handed: tuple[list[str], list[Any]] | None) -> Any:
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -261,17 +261,17 @@ def _run_ort(model: onnx.ModelProto | PreparedModel, feeds: dict[str, np.ndarray
              outputs: Sequence[str] | None) -> dict[str, Any]:
     if isinstance(model, PreparedModel):
         try:
-            session = _session(model.proto, (model.names, model.values))
+            session = reference_session(model.proto, (model.names, model.values))
         except Exception as error:  # noqa: BLE001 - the hand-over failed: judge the model on its own
             log.debug("onnxruntime refused the weights handed from memory (%s); retrying with them inline",
                       str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__)
-            session = _session(model.inline(), None)
+            session = reference_session(model.inline(), None)
     else:
         outside = _external_tensors(model)
         if outside:
             raise ReferenceError(f"{ORT} cannot run the model: its tensors {', '.join(outside[:3])} keep their "
                                  f"values in external files, and the reference reads no file")
-        session = _session(model, None)
+        session = reference_session(model, None)
     names = list(outputs) if outputs is not None else [o.name for o in session.get_outputs()]
     wanted = {i.name for i in session.get_inputs()}
     results = session.run(names, {k: v for k, v in feeds.items() if k in wanted})

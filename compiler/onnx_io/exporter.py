@@ -72,7 +72,7 @@ def type_to_proto(t: Type | None, proto: onnx.TypeProto) -> None:
         proto.opaque_type.name = t.name
 
 
-def _inline_sink(proto: onnx.TensorProto, tensor: Tensor) -> None:
+def inline_sink(proto: onnx.TensorProto, tensor: Tensor) -> None:
     array = tensor.numpy()
     if tensor.dtype == DType.STRING:
         proto.string_data.extend(s if isinstance(s, bytes) else str(s).encode() for s in array.reshape(-1))
@@ -109,7 +109,7 @@ class _Names:
         return name
 
 
-class _Exporter:
+class Exporter:
     def __init__(self, sink: TensorSink, legacy_inputs: bool, opsets: dict[str, int], sink_all: bool = False,
                  value_info: bool = True) -> None:
         self.value_info = value_info
@@ -348,7 +348,7 @@ def export_onnx(graph: Graph, *, sink: TensorSink | None = None, sink_all: bool 
     for key, value in model.metadata_props.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
-    exporter = _Exporter(sink or _inline_sink, legacy_inputs=ir_version < 4, opsets=model.opset_imports,
+    exporter = Exporter(sink or inline_sink, legacy_inputs=ir_version < 4, opsets=model.opset_imports,
                          sink_all=sink_all, value_info=value_info)
     with gc_paused():
         for fn in model.functions:
@@ -408,14 +408,14 @@ def save_onnx(graph: Graph, path: str | Path, *, external_data: bool | None = No
 
             def sink(proto: onnx.TensorProto, tensor: Tensor) -> None:
                 if tensor.nbytes < min_external_bytes or tensor.dtype == DType.STRING:
-                    _inline_sink(proto, tensor)
+                    inline_sink(proto, tensor)
                     return
                 offset = data_file.tell()
                 padding = (-offset) % 4096  # page-aligned so that readers can memory-map
                 data_file.write(b"\0" * padding)
                 offset += padding
                 scratch = onnx.TensorProto()
-                _inline_sink(scratch, tensor)
+                inline_sink(scratch, tensor)
                 data_file.write(scratch.raw_data)
                 proto.data_location = onnx.TensorProto.EXTERNAL
                 for key, value in (("location", data_name), ("offset", str(offset)),

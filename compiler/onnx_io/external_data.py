@@ -34,7 +34,7 @@ class ExternalRef:
     inode: int = 0
 
 
-def _unpacked(dtype: DType, packed: np.ndarray, count: int) -> np.ndarray:
+def unpacked(dtype: DType, packed: np.ndarray, count: int) -> np.ndarray:
     """Sub-byte types (int4, uint4, float4, int2, uint2) are packed low nibble first in ONNX."""
     bits = dtype.bits
     per_byte = 8 // bits
@@ -135,7 +135,7 @@ def loader(ref: ExternalRef, dtype: DType, shape: tuple[int, ...]):
         with _reopen(ref) as file:
             if dtype.bits < 8:
                 packed = np.memmap(file, dtype=np.uint8, mode="r", offset=ref.offset, shape=(ref.length,))
-                return _unpacked(dtype, np.asarray(packed), count).reshape(shape)
+                return unpacked(dtype, np.asarray(packed), count).reshape(shape)
             mapped = np.memmap(file, dtype=dtype.numpy.newbyteorder("<"), mode="r", offset=ref.offset,
                                shape=(count,))
         return mapped.reshape(shape)

@@ -17,9 +17,9 @@ optional one without a default (an alternative a node sets or not, as Constant's
 or one listed in `_NEUTRAL_NEW_ATTRIBUTES`, whose default reproduces the older version.
 Otherwise the node is left alone with the reason.
 
-The conversions reuse the importer (`_Importer.graph`, which resolves reads of enclosing-scope
-values, so the new nodes read the real IR values) and the exporter (`_Exporter.attribute`,
-`type_to_proto`, `_Exporter.tensor`).
+The conversions reuse the importer (`Importer.graph`, which resolves reads of enclosing-scope
+values, so the new nodes read the real IR values) and the exporter (`Exporter.attribute`,
+`type_to_proto`, `Exporter.tensor`).
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ from onnx import shape_inference
 from mlc.ir.core import Graph, Node, Value
 from mlc.ir.tensor import Tensor
 from mlc.ir.types import TensorType, Type
-from mlc.onnx_io.exporter import _Exporter, _inline_sink, type_to_proto
-from mlc.onnx_io.importer import _Importer
+from mlc.onnx_io.exporter import Exporter, inline_sink, type_to_proto
+from mlc.onnx_io.importer import Importer
 
 # Constants up to this many elements are shown to shape inference, so that shapes computed from
 # them (a Reshape target, a Range limit) come out static.
@@ -402,8 +402,8 @@ def fetch_body(node: Node, opsets: dict[str, int], free: dict[int, str] | None =
     return function
 
 
-def _exporter(opsets: dict[str, int], free: dict[int, str]) -> _Exporter:
-    exporter = _Exporter(_inline_sink, legacy_inputs=False, opsets=opsets)
+def _exporter(opsets: dict[str, int], free: dict[int, str]) -> Exporter:
+    exporter = Exporter(inline_sink, legacy_inputs=False, opsets=opsets)
     exporter.names.names.update(free)
     exporter.names.taken.update(free.values())
     return exporter
@@ -580,7 +580,7 @@ def expand_node(node: Node, opsets: dict[str, int], fresh: Callable[[str], str])
     proto.value_info.extend(inferred.value_info)
     proto.output.extend(inferred.output)
     stand_ins = {free[id(v)]: Value(free[id(v)], v.type) for v in free_values}
-    importer = _Importer("<function body>", None, False)
+    importer = Importer("<function body>", None, False)
     try:
         piece_graph = importer.graph(proto, [dict(stand_ins)], None)
     except Exception as error:  # noqa: BLE001 - a malformed body is reported, not raised

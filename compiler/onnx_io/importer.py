@@ -74,7 +74,7 @@ def _shape(t: Any) -> tuple[int | str | None, ...]:
 
 
 # ===================================================================== importer
-class _Importer:
+class Importer:
     def __init__(self, model_path: str, base_dir: Path | None, freeze_inputs: bool) -> None:
         self.model_path = model_path
         self.base_dir = base_dir
@@ -511,7 +511,7 @@ def import_onnx(
     validate_model(model, shown)
     if infer_shapes:
         model = _infer_shapes(model, shown, owned)
-    importer = _Importer(shown, folder, freeze_inputs)
+    importer = Importer(shown, folder, freeze_inputs)
     importer.model_file = Path(source) if isinstance(source, str | Path) else None
     with gc_paused():
         graph = importer.model(model)

@@ -18,7 +18,7 @@ import onnx
 from mlc.ir.core import Graph, Value
 from mlc.ir.tensor import Tensor
 from mlc.ir.types import TensorType
-from mlc.onnx_io.exporter import _inline_sink, export_onnx
+from mlc.onnx_io.exporter import export_onnx, inline_sink
 from mlc.onnx_io.importer import type_from_proto
 
 log = logging.getLogger("mlc.onnx_io")
@@ -28,7 +28,7 @@ _INLINE_MAX_BYTES = 4096  # small constants stay inline: they may be shape opera
 
 def _sink(proto: onnx.TensorProto, tensor: Tensor) -> None:
     if tensor.nbytes <= _INLINE_MAX_BYTES or tensor.dtype.is_exotic:
-        _inline_sink(proto, tensor)
+        inline_sink(proto, tensor)
         return
     proto.data_location = onnx.TensorProto.EXTERNAL
     entry = proto.external_data.add()

@@ -69,7 +69,7 @@ def tvm_table(target: str) -> SupportTable:
                                        "so its converters cannot be read", inlines_functions=False)
     from mlc.backends.tvm import expand_for_tvm
     from mlc.backends.tvm_rnn import RECURRENT_OPS
-    from mlc.passes.legalize_qlinear import _OPS as QLINEAR_OPS
+    from mlc.passes.legalize_qlinear import QLINEAR_OPS
 
     ai_onnx = _ai_onnx_ops()
     ops: dict[tuple[str, str], tuple[OpRange, ...]] = {}

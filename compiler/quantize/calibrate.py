@@ -26,7 +26,7 @@ from mlc.errors import BadInputError
 from mlc.ir.core import Graph, Value
 from mlc.ir.dtypes import DType
 from mlc.ir.types import TensorType
-from mlc.numerics.reference import ReferenceError, WeightCache, _session, expose_values
+from mlc.numerics.reference import ReferenceError, WeightCache, expose_values, reference_session
 from mlc.quantize.cache import CalibrationTable, graph_digest
 from mlc.quantize.data import CalibrationData
 from mlc.quantize.observers import ENTROPY_LEVELS, HISTOGRAM_BINS, METHODS, Observer, make_observer
@@ -102,7 +102,7 @@ def calibrate(graph: Graph, data: CalibrationData, method: str = "minmax", optio
     observers: dict[str, Observer] = {name: make_observer(method, name, keyed) for name in names}
     exposed = expose_values(prepared.proto, names)
     try:
-        session = _session(exposed, (prepared.names, prepared.values))
+        session = reference_session(exposed, (prepared.names, prepared.values))
     except Exception as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ReferenceError(f"calibration: onnxruntime cannot run the model: {first[:300]}") from error

@@ -297,7 +297,7 @@ def search_keep_float(float_graph: Graph, quantize: Callable[[Sequence[str]], Gr
     return result
 
 
-def _with_keep_float(pass_: Any, keep: Sequence[str]) -> Any:
+def with_keep_float(pass_: Any, keep: Sequence[str]) -> Any:
     """A copy of the quantize-qdq pass with `keep` added to its float-kept nodes."""
     values = dict(pass_.values)
     already = [n for n in str(values.get("keep_float", "")).split("+") if n]
@@ -325,7 +325,7 @@ def search_pipeline(source: str | Path, passes: Sequence[Any], eval_data: str | 
 
     def quantize(keep: Sequence[str]) -> Graph:
         copy = graph.clone()
-        PassManager([_with_keep_float(passes[index], keep)]).run(copy)
+        PassManager([with_keep_float(passes[index], keep)]).run(copy)
         return copy
 
     evaluator = Evaluator(graph, data, budget, metric)

@@ -58,7 +58,7 @@ def test_writes_then_reuses_without_running(tmp_path: Path, calibration: Path,
     def no_onnxruntime(*args: object, **kwargs: object) -> None:
         raise AssertionError("onnxruntime ran although the table was reusable")
 
-    monkeypatch.setattr(calibrate_module, "_session", no_onnxruntime)
+    monkeypatch.setattr(calibrate_module, "reference_session", no_onnxruntime)
     for batch in (8, 3):  # the batch size is not part of the key: the ranges do not depend on it
         _, again = run_pass(spec(calibration, cache, batch=batch), graph)
         assert again.stats["reused"] == 1 and again.stats["runs"] == 0 and again.stats["tensors"] == 5
