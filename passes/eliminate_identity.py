@@ -12,24 +12,48 @@ from __future__ import annotations
 from mlc.ir.core import Graph, Node
 from mlc.pass_api import Numerics, Pass, PassContext, register_pass
 from mlc.passes._patterns import output_name_blocked
+from mlc.rewrite import IRBuilder, Match, Reject, Rule, apply_rules
 
 
-def _passthrough(node: Node) -> str | None:
-    """The rule that applies, or None."""
-    if node.domain not in ("", "ai.onnx") or not node.inputs or node.inputs[0] is None:
-        return None
-    if node.op_type == "Identity":
-        return "identity"
-    if node.op_type == "Dropout":
-        if len(node.outputs) > 1 and node.outputs[1] is not None and (
-                node.outputs[1].uses or node.outputs[1].is_graph_output):
+class _PassThrough(Rule):
+    """Shared by both laws: the node's output becomes its input."""
+
+    def passes_through(self, node: Node) -> Match | Reject | None:
+        source, out = node.inputs[0] if node.inputs else None, node.outputs[0]
+        if source is None or out is None:
             return None
-        if len(node.inputs) > 2 and node.inputs[2] is not None:
-            mode = node.inputs[2]
-            if not mode.is_constant or bool(mode.const.numpy().reshape(-1)[0]):  # type: ignore[union-attr]
-                return None
-        return "dropout-inference"
-    return None
+        if output_name_blocked(out, source, node.graph):  # type: ignore[arg-type]
+            return self.reject(node, "its output names a graph output its input cannot take")
+        return Match(node, values={"x": source, "y": out})
+
+    def rewrite(self, match: Match, builder: IRBuilder) -> None:
+        builder.replace(match["y"], match["x"])
+        builder.remove(match.root)
+        builder.ctx.stats["removed"] += 1
+
+
+class DropIdentity(_PassThrough):
+    name = "identity"
+    law = "Identity(x) -> x"
+    ops = ("Identity",)
+
+    def match(self, node: Node) -> Match | Reject | None:
+        return self.passes_through(node)
+
+
+class DropInferenceDropout(_PassThrough):
+    name = "dropout-inference"
+    law = "Dropout(x) -> x   (no training mode, mask unread)"
+    ops = ("Dropout",)
+
+    def match(self, node: Node) -> Match | Reject | None:
+        mask = node.outputs[1] if len(node.outputs) > 1 else None
+        if mask is not None and (mask.uses or mask.is_graph_output):
+            return self.reject(node, "its mask output is read")
+        mode = node.inputs[2] if len(node.inputs) > 2 else None
+        if mode is not None and (not mode.is_constant or bool(mode.const.numpy().reshape(-1)[0])):  # type: ignore[union-attr]
+            return self.reject(node, "training_mode is not a constant false")
+        return self.passes_through(node)
 
 
 @register_pass
@@ -38,23 +62,7 @@ class EliminateIdentity(Pass):
     description = "Remove Identity and inference-mode Dropout"
     numerics = Numerics.EXACT
     statistics = ("removed",)
+    rules = (DropIdentity(), DropInferenceDropout())
 
     def run(self, graph: Graph, ctx: PassContext) -> bool:
-        changed = False
-        for sub in graph.all_graphs():
-            for node in sub:
-                rule = _passthrough(node)
-                if rule is None:
-                    continue
-                source, out = node.inputs[0], node.outputs[0]
-                assert source is not None and out is not None
-                if output_name_blocked(out, source, sub):
-                    ctx.remark(f"{node.name or node.op_type}: kept, it names a graph output")
-                    continue
-                if not ctx.rewrite(rule):
-                    return changed
-                out.replace_all_uses_with(source, replace_graph_outputs=True)
-                sub.remove(node)
-                ctx.stats["removed"] += 1
-                changed = True
-        return changed
+        return apply_rules(graph, self.rules, ctx)

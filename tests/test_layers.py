@@ -28,7 +28,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("ir", ("mlc.ir",)),
     ("onnx_io", ("mlc.onnx_io",)),
     ("numerics", ("mlc.numerics",)),
-    ("pass API", ("mlc.pass_api",)),
+    ("pass API", ("mlc.pass_api", "mlc.rewrite")),
     ("passes", ("mlc.passes", "mlc.pass_manager", "mlc.quantize", "mlc.prune", "mlc.output_guard",
                 "mlc.temp_names", "mlc.progress")),
     ("pipeline", ("mlc.pipelines", "mlc.runner", "mlc.specialize", "mlc.instruments", "mlc.testing")),

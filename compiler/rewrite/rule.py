@@ -1,0 +1,101 @@
+"""A rewrite rule as data: its name, its law in one line, a matcher and a rewriter.
+
+    class DropIdentity(Rule):
+        name = "identity"
+        law = "Identity(x) -> x"
+        ops = ("Identity",)
+
+        def match(self, node: Node) -> Match | Reject | None:
+            ...
+        def rewrite(self, match: Match, builder: IRBuilder) -> None:
+            ...
+
+`match` answers in one of three ways, and only these: a `Match` (the values and nodes the rewrite
+needs), a `Reject` (a candidate that does not apply, with the reason in words), or None (not a
+candidate at all: silent). The driver (`mlc.rewrite.driver.apply_rules`) reports every reject the
+same way, as `rule at 'node': not applied, why` in `mlc debug -v` and as {rule, node, why} in the
+JSON report, so that no pass invents its own format. A rule on a commutative op (Add, Mul, ...)
+declares `commutative = True` and matches operands in the written order only: the driver tries
+the swapped order too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from mlc.ir.core import Node, Value
+
+if TYPE_CHECKING:
+    from mlc.rewrite.builder import IRBuilder
+
+COMMUTATIVE = frozenset({"Add", "Mul", "Max", "Min", "Sum", "Mean", "And", "Or", "Xor", "Equal", "BitwiseAnd",
+                         "BitwiseOr", "BitwiseXor"})
+STANDARD_DOMAINS = ("", "ai.onnx")
+
+
+def label(node: Node) -> str:
+    """How a node is named in reasons: its name, else its op type."""
+    return node.name or f"<{node.op_type}>"
+
+
+@dataclass
+class Match:
+    """What a rule found: the root node, the nodes the rewrite replaces (their provenance goes to
+    the new nodes) and named values or facts the rewrite reads."""
+
+    root: Node
+    nodes: tuple[Node, ...] = ()
+    values: Mapping[str, Value | None] = field(default_factory=dict)
+    facts: Mapping[str, Any] = field(default_factory=dict)
+
+    def __getitem__(self, key: str) -> Value:
+        value = self.values[key]
+        assert value is not None, key
+        return value
+
+
+@dataclass(frozen=True)
+class Reject:
+    """A candidate a rule does not rewrite, and why (words a user reads in `mlc debug -v`)."""
+
+    rule: str
+    node: str
+    why: str
+
+    def text(self) -> str:
+        return f"{self.rule} at {self.node!r}: not applied, {self.why}"
+
+    def to_json(self) -> dict[str, str]:
+        return {"rule": self.rule, "node": self.node, "why": self.why}
+
+
+class Rule:
+    """Base of rewrite rules; subclasses set `name`, `law`, `ops` and implement match/rewrite."""
+
+    name: ClassVar[str] = ""
+    law: ClassVar[str] = ""
+    ops: ClassVar[tuple[str, ...]] = ()
+    domains: ClassVar[tuple[str, ...]] = STANDARD_DOMAINS
+    commutative: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("match") is not None and (not cls.name or not cls.law or not cls.ops):
+            raise TypeError(f"{cls.__name__}: a rule declares its name, its law and the ops it matches")
+
+    def applies_to(self, node: Node) -> bool:
+        return node.op_type in self.ops and node.domain in self.domains
+
+    def reject(self, node: Node, why: str) -> Reject:
+        return Reject(self.name, label(node), why)
+
+    def match(self, node: Node) -> Match | Reject | None:
+        raise NotImplementedError
+
+    def rewrite(self, match: Match, builder: IRBuilder) -> None:
+        raise NotImplementedError
+
+
+__all__ = ["COMMUTATIVE", "STANDARD_DOMAINS", "Match", "Reject", "Rule", "label"]
