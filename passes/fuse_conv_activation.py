@@ -41,6 +41,7 @@ from mlc.passes._patterns import (
     reader_problem,
     replace_chain,
 )
+from mlc.rewrite import IRBuilder, Match, Reject, Rule, apply_rules
 
 _ACTIVATIONS = ("Relu", "Clip", "Sigmoid", "HardSigmoid", "LeakyRelu", "Tanh")
 _F32 = np.finfo(np.float32)
@@ -70,54 +71,23 @@ def _activation_params(act: Node, opset: int) -> list[float] | str:
     return bounds
 
 
-@register_pass
-class FuseConvActivation(Pass):
-    name = "fuse-conv-activation"
-    description = "Fuse Conv and its Relu, Clip, Sigmoid, HardSigmoid, LeakyRelu or Tanh into onnxruntime's FusedConv"
-    numerics = Numerics.TOLERANCE
-    statistics = ("fused",)
+class ConvActivation(Rule):
+    """One rule per activation of the table (`conv-relu`, `conv-clip`, ...)."""
 
-    def run(self, graph: Graph, ctx: PassContext) -> bool:
-        changed = False
-        model = graph.root.model
-        opset = graph.opset_version("") or 1
-        for sub in list(graph.all_graphs()):
-            for node in sub:
-                if node.op_type != "Conv" or node.domain not in STANDARD:
-                    continue
-                match = self._match(node, opset, ctx)
-                if match is None:
-                    continue
-                if model is None:
-                    ctx.remark(f"{label(node)}: not fused, the graph has no model to import {MS_DOMAIN} into")
-                    continue
-                act, params = match
-                rule = f"conv-{act.op_type.lower()}"
-                if not ctx.rewrite(rule):
-                    return changed
-                ensure_ms_opset(sub)
-                attributes = dict(node.attributes)
-                attributes["activation"] = Attr("activation", AttrType.STRING, act.op_type)
-                if params:
-                    attributes["activation_params"] = Attr("activation_params", AttrType.FLOATS, params)
-                bounds = list(act.inputs[1:])
-                replace_chain(sub, ctx, rule, [node, act], "FusedConv", list(node.inputs), attributes,
-                              domain=MS_DOMAIN)
-                drop_dead_constants(bounds)
-                ctx.stats["fused"] += 1
-                changed = True
-        return changed
+    ops = ("Conv",)
 
-    @staticmethod
-    def _match(conv: Node, opset: int, ctx: PassContext) -> tuple[Node, list[float]] | None:
+    def __init__(self, activation: str) -> None:
+        self.activation = activation
+        self.name = f"conv-{activation.lower()}"
+        self.law = f"{activation}(Conv(X, W, B)) -> FusedConv(X, W, B) {{activation={activation}}}"
+
+    def match(self, conv: Node) -> Match | Reject | None:
         out = conv.outputs[0]
-        if out is None:
-            return None
-        acts = [n for n in out.consumers if n.op_type in _ACTIVATIONS and n.domain in STANDARD]
-        if not acts:
-            return None  # not a candidate
-        why = reader_problem(out)
+        acts = [n for n in out.consumers if n.op_type in _ACTIVATIONS and n.domain in STANDARD] if out else []
+        if out is None or not acts or acts[0].op_type != self.activation:
+            return None  # not a candidate of this rule
         act = acts[0]
+        why = reader_problem(out)
         if why is None and act.graph is not conv.graph:
             why = f"{label(act)} is in a sub-graph"
         if why is None and len(conv.inputs) > 3:
@@ -125,11 +95,38 @@ class FuseConvActivation(Pass):
         x = input_at(conv, 0)
         if why is None and (x is None or not isinstance(x.type, TensorType) or x.type.dtype != DType.FLOAT):
             why = "its input is not known to be float32 (onnxruntime's FusedConv kernel is float32 only)"
-        if why is None:
-            params = _activation_params(act, opset)
-            if isinstance(params, str):
-                why = f"{label(act)}: {params}"
-            else:
-                return act, params
-        ctx.remark(f"{label(conv)}: not fused, {why}")
-        return None
+        graph = conv.graph
+        if why is None and (graph is None or graph.root.model is None):
+            why = f"the graph has no model to import {MS_DOMAIN} into"
+        if why is not None:
+            return self.reject(conv, why)
+        assert graph is not None
+        params = _activation_params(act, graph.root.opset_version("") or 1)
+        if isinstance(params, str):
+            return self.reject(conv, f"{label(act)}: {params}")
+        return Match(conv, nodes=(conv, act), facts={"params": params})
+
+    def rewrite(self, match: Match, builder: IRBuilder) -> None:
+        conv, act = match.nodes
+        ensure_ms_opset(builder.graph)
+        attributes = dict(conv.attributes)
+        attributes["activation"] = Attr("activation", AttrType.STRING, act.op_type)
+        if match.facts["params"]:
+            attributes["activation_params"] = Attr("activation_params", AttrType.FLOATS, match.facts["params"])
+        bounds = list(act.inputs[1:])
+        replace_chain(builder.graph, builder.ctx, self.name, [conv, act], "FusedConv", list(conv.inputs), attributes,
+                      domain=MS_DOMAIN)
+        drop_dead_constants(bounds)
+        builder.ctx.stats["fused"] += 1
+
+
+@register_pass
+class FuseConvActivation(Pass):
+    name = "fuse-conv-activation"
+    description = "Fuse Conv and its Relu, Clip, Sigmoid, HardSigmoid, LeakyRelu or Tanh into onnxruntime's FusedConv"
+    numerics = Numerics.TOLERANCE
+    statistics = ("fused",)
+    rules = tuple(ConvActivation(act) for act in _ACTIVATIONS)
+
+    def run(self, graph: Graph, ctx: PassContext) -> bool:
+        return apply_rules(graph, self.rules, ctx)

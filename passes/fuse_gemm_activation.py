@@ -19,6 +19,7 @@ from mlc.ir.dtypes import DType
 from mlc.ir.types import TensorType
 from mlc.pass_api import Numerics, Pass, PassContext, register_pass
 from mlc.passes._patterns import MS_DOMAIN, STANDARD, ensure_ms_opset, input_at, label, reader_problem, replace_chain
+from mlc.rewrite import IRBuilder, Match, Reject, Rule, apply_rules
 
 _ACTIVATIONS = ("Relu", "Sigmoid", "Tanh", "LeakyRelu", "HardSigmoid")
 
@@ -33,53 +34,48 @@ def _activation_attributes(act: Node) -> dict[str, Attr]:
     return attributes
 
 
+class GemmActivation(Rule):
+    """One rule per activation of the table (`gemm-relu`, `gemm-tanh`, ...)."""
+
+    ops = ("Gemm",)
+
+    def __init__(self, activation: str) -> None:
+        self.activation = activation
+        self.name = f"gemm-{activation.lower()}"
+        self.law = f"{activation}(Gemm(A, B, C)) -> FusedGemm(A, B, C) {{activation={activation}}}"
+
+    def match(self, gemm: Node) -> Match | Reject | None:
+        out = gemm.outputs[0]
+        acts = [n for n in out.consumers if n.op_type in _ACTIVATIONS and n.domain in STANDARD] if out else []
+        if out is None or not acts or acts[0].op_type != self.activation:
+            return None  # not a candidate of this rule
+        act = acts[0]
+        why = reader_problem(out)
+        if why is None and act.graph is not gemm.graph:
+            why = f"{label(act)} is in a sub-graph"
+        a = input_at(gemm, 0)
+        if why is None and (a is None or not isinstance(a.type, TensorType) or a.type.dtype != DType.FLOAT):
+            why = "its input is not known to be float32 (onnxruntime's FusedGemm kernel is float32 only)"
+        if why is None and gemm.graph is not None and gemm.graph.root.model is None:
+            why = f"the graph has no model to import {MS_DOMAIN} into"
+        return self.reject(gemm, why) if why is not None else Match(gemm, nodes=(gemm, act))
+
+    def rewrite(self, match: Match, builder: IRBuilder) -> None:
+        gemm, act = match.nodes
+        ensure_ms_opset(builder.graph)
+        attributes = {**gemm.attributes, **_activation_attributes(act)}
+        replace_chain(builder.graph, builder.ctx, self.name, [gemm, act], "FusedGemm", list(gemm.inputs), attributes,
+                      domain=MS_DOMAIN)
+        builder.ctx.stats["fused"] += 1
+
+
 @register_pass
 class FuseGemmActivation(Pass):
     name = "fuse-gemm-activation"
     description = "Fuse Gemm and its Relu, Sigmoid, Tanh, LeakyRelu or HardSigmoid into onnxruntime's FusedGemm"
     numerics = Numerics.TOLERANCE
     statistics = ("fused",)
+    rules = tuple(GemmActivation(act) for act in _ACTIVATIONS)
 
     def run(self, graph: Graph, ctx: PassContext) -> bool:
-        changed = False
-        model = graph.root.model
-        for sub in list(graph.all_graphs()):
-            for node in sub:
-                if node.op_type != "Gemm" or node.domain not in STANDARD:
-                    continue
-                act = self._match(node, ctx)
-                if act is None:
-                    continue
-                if model is None:
-                    ctx.remark(f"{label(node)}: not fused, the graph has no model to import {MS_DOMAIN} into")
-                    continue
-                rule = f"gemm-{act.op_type.lower()}"
-                if not ctx.rewrite(rule):
-                    return changed
-                ensure_ms_opset(sub)
-                attributes = {**node.attributes, **_activation_attributes(act)}
-                replace_chain(sub, ctx, rule, [node, act], "FusedGemm", list(node.inputs), attributes,
-                              domain=MS_DOMAIN)
-                ctx.stats["fused"] += 1
-                changed = True
-        return changed
-
-    @staticmethod
-    def _match(gemm: Node, ctx: PassContext) -> Node | None:
-        out = gemm.outputs[0]
-        if out is None:
-            return None
-        acts = [n for n in out.consumers if n.op_type in _ACTIVATIONS and n.domain in STANDARD]
-        if not acts:
-            return None
-        why = reader_problem(out)
-        act = acts[0]
-        if why is None and act.graph is not gemm.graph:
-            why = f"{label(act)} is in a sub-graph"
-        a = input_at(gemm, 0)
-        if why is None and (a is None or not isinstance(a.type, TensorType) or a.type.dtype != DType.FLOAT):
-            why = "its input is not known to be float32 (onnxruntime's FusedGemm kernel is float32 only)"
-        if why is None:
-            return act
-        ctx.remark(f"{label(gemm)}: not fused, {why}")
-        return None
+        return apply_rules(graph, self.rules, ctx)

@@ -74,18 +74,22 @@ class Reject:
 class Rule:
     """Base of rewrite rules; subclasses set `name`, `law`, `ops` and implement match/rewrite."""
 
-    name: ClassVar[str] = ""
-    law: ClassVar[str] = ""
-    ops: ClassVar[tuple[str, ...]] = ()
-    domains: ClassVar[tuple[str, ...]] = STANDARD_DOMAINS
+    # class attributes for a rule written once; a rule family made from a table (one rule per
+    # activation, per op...) sets them per instance in __init__ instead
+    name: str = ""
+    law: str = ""
+    ops: tuple[str, ...] = ()
+    domains: tuple[str, ...] = STANDARD_DOMAINS
     commutative: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if cls.__dict__.get("match") is not None and (not cls.name or not cls.law or not cls.ops):
+        declared = "__init__" in cls.__dict__ or (cls.name and cls.law and cls.ops)
+        if cls.__dict__.get("match") is not None and not declared:
             raise TypeError(f"{cls.__name__}: a rule declares its name, its law and the ops it matches")
 
     def applies_to(self, node: Node) -> bool:
+        """Whether the driver offers `node` to this rule (its op and domain)."""
         return node.op_type in self.ops and node.domain in self.domains
 
     def reject(self, node: Node, why: str) -> Reject:

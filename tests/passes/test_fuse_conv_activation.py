@@ -73,13 +73,13 @@ def _unchanged(before: str, remark: str) -> None:
 
 def test_must_not_change() -> None:
     twice = _conv_act("Relu(%c)").replace("  return %y", "  %s: f32[1,2,4,4] = Sigmoid(%c)\n  return %y, %s")
-    _unchanged(twice, "Conv 'conv': not fused, its output has 2 readers")
+    _unchanged(twice, "conv-relu at 'conv': not applied, its output has 2 readers")
     output = _conv_act("Relu(%c)").replace("  return %y", "  return %y, %c")
-    _unchanged(output, "Conv 'conv': not fused, its output is a graph output")
+    _unchanged(output, "conv-relu at 'conv': not applied, its output is a graph output")
     half = _conv_act("Relu(%c)").replace("f32", "f16")
-    _unchanged(half, "Conv 'conv': not fused, its input is not known to be float32")
+    _unchanged(half, "conv-relu at 'conv': not applied, its input is not known to be float32")
     variable = _conv_act("Clip(%c, %lo)").replace('(%x: f32[1,3,5,5])', '(%x: f32[1,3,5,5], %lo: f32[])')
-    _unchanged(variable, "Conv 'conv': not fused, Clip: its min/max are not constant scalars")
+    _unchanged(variable, "conv-clip at 'conv': not applied, Clip: its min/max are not constant scalars")
     unrelated = _conv_act("Abs(%c)")
     ctx = assert_pass("fuse-conv-activation", unrelated, unrelated)
     assert ctx.remarks == [], "a Conv followed by no activation is not a candidate"
