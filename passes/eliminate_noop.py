@@ -59,6 +59,7 @@ from mlc.ir.tensor import Tensor, TensorDataUnavailable
 from mlc.ir.types import Dim, TensorType
 from mlc.pass_api import Numerics, Pass, PassContext, PassOption, register_pass
 from mlc.passes._patterns import dims_of, output_name_blocked
+from mlc.rewrite import IRBuilder, Match, Reject, Rule, apply_rules
 
 # A Slice end at least this large covers any dim a tensor can have (INT64_MAX and its kin), so it
 # selects to the end even where the dim is symbolic; smaller ends are compared with static dims.
@@ -68,7 +69,7 @@ _ZERO_SIGN = "zero-sign: "  # prefix of the reason an identity is exact but for 
 
 # What a matcher answers: (rule, the input that takes the output's place), or the reason a
 # candidate is kept (remarked), or None when the node is no candidate at all.
-Match = tuple[str, Value] | str | None
+Found = tuple[str, Value] | str | None
 
 
 def _label(node: Node) -> str:
@@ -288,7 +289,7 @@ class _ZeroSigns:
 
 
 # ===================================================================== the rules
-def _cast(node: Node) -> Match:
+def _cast(node: Node) -> Found:
     x, to = node.inputs[0], node.attr("to")
     dtype = _dtype(x)
     if x is None or dtype is None or to is None:
@@ -296,7 +297,7 @@ def _cast(node: Node) -> Match:
     return ("cast", x) if int(to) == int(dtype) else None
 
 
-def _castlike(node: Node) -> Match:
+def _castlike(node: Node) -> Found:
     if len(node.inputs) < 2:
         return None
     x, like = node.inputs[0], node.inputs[1]
@@ -306,7 +307,7 @@ def _castlike(node: Node) -> Match:
     return ("castlike", x) if dtype == target else None
 
 
-def _reshape(node: Node) -> Match:
+def _reshape(node: Node) -> Found:
     if len(node.inputs) < 2:
         return None
     x, target = node.inputs[0], _const_ints(node.inputs[1])
@@ -338,7 +339,7 @@ def _reshape(node: Node) -> Match:
     return ("reshape", x)
 
 
-def _expand(node: Node) -> Match:
+def _expand(node: Node) -> Found:
     if len(node.inputs) < 2:
         return None
     x, shape = node.inputs[0], _const_ints(node.inputs[1])
@@ -350,7 +351,7 @@ def _expand(node: Node) -> Match:
     return why if why is not None else ("expand", x)
 
 
-def _slice(node: Node) -> Match:
+def _slice(node: Node) -> Found:
     x = node.inputs[0]
     if x is None:
         return None
@@ -397,7 +398,7 @@ def _slice(node: Node) -> Match:
     return unknown if unknown else ("slice", x)
 
 
-def _pad(node: Node) -> Match:
+def _pad(node: Node) -> Found:
     x = node.inputs[0]
     if x is None:
         return None
@@ -410,7 +411,7 @@ def _pad(node: Node) -> Match:
     return ("pad", x)
 
 
-def _transpose(node: Node) -> Match:
+def _transpose(node: Node) -> Found:
     x = node.inputs[0]
     if x is None:
         return None
@@ -431,7 +432,7 @@ def _axes(node: Node) -> list[int] | str | None:
     return None
 
 
-def _squeeze(node: Node) -> Match:
+def _squeeze(node: Node) -> Found:
     x, axes = node.inputs[0], _axes(node)
     if x is None or (axes is not None and axes != []):
         return None  # named axes are removed: the rank changes
@@ -446,17 +447,17 @@ def _squeeze(node: Node) -> Match:
     return ("squeeze", x)
 
 
-def _unsqueeze(node: Node) -> Match:
+def _unsqueeze(node: Node) -> Found:
     x, axes = node.inputs[0], _axes(node)
     return ("unsqueeze", x) if x is not None and axes == [] else None
 
 
-def _concat(node: Node) -> Match:
+def _concat(node: Node) -> Found:
     x = node.inputs[0] if len(node.inputs) == 1 else None
     return ("concat", x) if x is not None else None
 
 
-def _split(node: Node) -> Match:
+def _split(node: Node) -> Found:
     x = node.inputs[0]
     if x is None or len(node.outputs) != 1:
         return None
@@ -478,7 +479,7 @@ def _split(node: Node) -> Match:
     return ("split", x)
 
 
-def _tile(node: Node) -> Match:
+def _tile(node: Node) -> Found:
     if len(node.inputs) < 2:
         return None
     x, repeats = node.inputs[0], _const_ints(node.inputs[1])
@@ -525,7 +526,7 @@ def _float_like(array: np.ndarray) -> bool:
         return False
 
 
-def _arithmetic(node: Node, signed_zeros: bool, signs: _ZeroSigns | None = None) -> Match:
+def _arithmetic(node: Node, signed_zeros: bool, signs: _ZeroSigns | None = None) -> Found:
     if len(node.inputs) != 2 or node.inputs[0] is None or node.inputs[1] is None:
         return None
     why: str | None = None
@@ -566,7 +567,7 @@ def _arithmetic(node: Node, signed_zeros: bool, signs: _ZeroSigns | None = None)
     return why
 
 
-def _where(node: Node) -> Match:
+def _where(node: Node) -> Found:
     """Where(c, a, b) with c known all true (all false) and the result of a's (b's) shape -> a (b)."""
     if len(node.inputs) != 3 or any(v is None for v in node.inputs):
         return None
@@ -600,7 +601,7 @@ _MATCHERS = {
 _ARITHMETIC = {"Mul", "Div", "Add", "Sub", "And", "Or"}
 
 
-def match_noop(node: Node, signed_zeros: bool = True, signs: _ZeroSigns | None = None) -> Match:
+def match_noop(node: Node, signed_zeros: bool = True, signs: _ZeroSigns | None = None) -> Found:
     """The rule that removes `node` and the input taking its place, a reason it is kept, or None."""
     if node.domain not in ("", "ai.onnx") or not node.inputs or node.inputs[0] is None:
         return None
@@ -624,6 +625,70 @@ def _type_mismatch(out: Value, kept: Value) -> str | None:
     return None
 
 
+# op -> (rule name, law): the table the docstring prints, as data
+LAWS: dict[str, tuple[str, str]] = {
+    "Cast": ("cast", "Cast(x){to = dtype of x} -> x"),
+    "CastLike": ("castlike", "CastLike(x, like), like has x's dtype -> x"),
+    "Reshape": ("reshape", "Reshape(x, c), c names x's own shape -> x"),
+    "Expand": ("expand", "Expand(x, c), broadcast(shape(x), c) = shape(x) -> x"),
+    "Slice": ("slice", "Slice(x, ...) selecting every element -> x"),
+    "Pad": ("pad", "Pad(x, pads = 0...) -> x"),
+    "Transpose": ("transpose", "Transpose(x){perm = 0, 1, ..., n-1} -> x"),
+    "Squeeze": ("squeeze", "Squeeze(x) without axes, no dim of x is 1 -> x"),
+    "Unsqueeze": ("unsqueeze", "Unsqueeze(x, axes = []) -> x"),
+    "Concat": ("concat", "Concat(x) -> x"),
+    "Split": ("split", "Split(x) into one output -> x"),
+    "Tile": ("tile", "Tile(x, repeats = 1...) -> x"),
+    "Where": ("where-const", "Where(all true, a, b) -> a, Where(all false, a, b) -> b"),
+    "Mul": ("mul-one", "Mul(x, 1) -> x"),
+    "Div": ("div-one", "Div(x, 1) -> x"),
+    "Add": ("add-zero", "Add(x, 0) -> x   (a +0.0 only where a zero's sign cannot matter)"),
+    "Sub": ("sub-zero", "Sub(x, 0) -> x   (never 0 - x)"),
+    "And": ("and-true", "And(x, true) -> x"),
+    "Or": ("or-false", "Or(x, false) -> x"),
+}
+
+
+class NoopRule(Rule):
+    """The no-op law of one op (`LAWS`): the node's output becomes the input its matcher names."""
+
+    def __init__(self, op: str, signed_zeros: bool, output_zero_signs: bool) -> None:
+        self.name, self.law = LAWS[op]
+        self.ops = (op,)
+        self.signed_zeros, self.output_zero_signs = signed_zeros, output_zero_signs
+        self.signs: dict[int, _ZeroSigns] = {}  # per graph, built on first use
+
+    def _signs(self, graph: Graph) -> _ZeroSigns | None:
+        if not self.signed_zeros:
+            return None
+        if id(graph) not in self.signs:
+            self.signs[id(graph)] = _ZeroSigns(graph, self.output_zero_signs)
+        return self.signs[id(graph)]
+
+    def match(self, node: Node) -> Match | Reject | None:
+        assert node.graph is not None
+        found = match_noop(node, self.signed_zeros, self._signs(node.graph) if node.op_type in _ARITHMETIC else None)
+        if found is None:
+            return None
+        if isinstance(found, str):
+            return self.reject(node, found)
+        _, source = found
+        out = node.outputs[0]
+        if out is None or len(node.outputs) != 1:
+            return None
+        mismatch = _type_mismatch(out, source)
+        if mismatch is not None:
+            return self.reject(node, mismatch)
+        if output_name_blocked(out, source, node.graph):
+            return self.reject(node, "it names a graph output and its input cannot take the name")
+        return Match(node, values={"x": source, "y": out})
+
+    def rewrite(self, match: Match, builder: IRBuilder) -> None:
+        builder.replace(match["y"], match["x"])
+        builder.remove(match.root)
+        builder.ctx.stats["removed"] += 1
+
+
 @register_pass
 class EliminateNoop(Pass):
     name = "eliminate-noop"
@@ -639,32 +704,5 @@ class EliminateNoop(Pass):
     statistics = ("removed",)
 
     def run(self, graph: Graph, ctx: PassContext) -> bool:
-        changed = False
-        signed_zeros = bool(self.option("signed_zeros"))
-        for sub in graph.all_graphs():
-            signs = _ZeroSigns(sub, bool(self.option("output_zero_signs"))) if signed_zeros else None
-            for node in sub:
-                found = match_noop(node, signed_zeros, signs)
-                if found is None:
-                    continue
-                if isinstance(found, str):
-                    ctx.remark(f"{_label(node)}: kept, {found}")
-                    continue
-                rule, source = found
-                out = node.outputs[0]
-                if out is None or len(node.outputs) != 1:
-                    continue
-                mismatch = _type_mismatch(out, source)
-                if mismatch is not None:
-                    ctx.remark(f"{_label(node)}: kept, {mismatch}")
-                    continue
-                if output_name_blocked(out, source, sub):
-                    ctx.remark(f"{_label(node)}: kept, it names a graph output and its input cannot take the name")
-                    continue
-                if not ctx.rewrite(rule):
-                    return changed
-                out.replace_all_uses_with(source, replace_graph_outputs=True)
-                sub.remove(node)
-                ctx.stats["removed"] += 1
-                changed = True
-        return changed
+        signed, outputs = bool(self.option("signed_zeros")), bool(self.option("output_zero_signs"))
+        return apply_rules(graph, [NoopRule(op, signed, outputs) for op in LAWS], ctx)

@@ -130,7 +130,7 @@ def test_inside_subgraphs() -> None:
 }'''
     # the else branch's Cast reads a value of the enclosing graph: it keeps the branch's output name
     ctx = assert_pass("eliminate-noop", before, expected, removed=1)
-    assert any("Cast '': kept, it names a graph output" in r for r in ctx.remarks), ctx.remarks
+    assert any("cast at '<Cast>': not applied, it names a graph output" in r for r in ctx.remarks), ctx.remarks
 
 
 def _kept(text: str, remark: str, *, numeric: bool = True, spec: str = "eliminate-noop", opset: int = 17) -> None:
@@ -148,7 +148,7 @@ def test_must_not_change() -> None:
   %y: f32[2,3] = Mul(%x, %c)
   %z: f32[2,3] = Neg(%y)
   return %z
-}''', "Mul '': kept, the constant [2, 3] broadcasts the operand")
+}''', "mul-one at '<Mul>': not applied, the constant [2, 3] broadcasts the operand")
     # x + (+0.0) turns -0.0 into +0.0, and so does x - (-0.0): with output_zero_signs, a graph output
     # keeps its zeros' signs bit for bit.
     _kept('''graph "g" (%x: f32[2]) {
@@ -156,13 +156,13 @@ def test_must_not_change() -> None:
   %y: f32[2] = Add(%x, %c)
   %z: f32[2] = Neg(%y)
   return %z
-}''', "Add '': kept, x + +0.0 turns -0.0 into +0.0", spec="eliminate-noop{output_zero_signs=true}")
+}''', "add-zero at '<Add>': not applied, x + +0.0 turns -0.0 into +0.0", spec="eliminate-noop{output_zero_signs=true}")
     _kept('''graph "g" (%x: f32[2]) {
   const %c = dense<f32[2]> [-0.0, 0.0]
   %y: f32[2] = Sub(%x, %c)
   %z: f32[2] = Neg(%y)
   return %z
-}''', "Sub '': kept, x - -0.0 turns -0.0 into +0.0", spec="eliminate-noop{output_zero_signs=true}")
+}''', "sub-zero at '<Sub>': not applied, x - -0.0 turns -0.0 into +0.0", spec="eliminate-noop{output_zero_signs=true}")
     # By default they go unless a reader can tell the zeros apart by value: here a divisor, reached
     # through a Relu and a Reshape (1 / -0.0 is -inf, 1 / +0.0 is +inf).
     _kept('''graph "g" (%x: f32[2]) {
@@ -174,7 +174,8 @@ def test_must_not_change() -> None:
   %t: f32[2,1] = Reshape(%r, %s)
   %z: f32[2,1] = Div(%one, %t)
   return %z
-}''', "Add '': kept, x + +0.0 turns -0.0 into +0.0, and a zero's sign can reach a reader that tells")
+}''', "add-zero at '<Add>': not applied, x + +0.0 turns -0.0 into +0.0, and a zero's sign can reach a reader "
+       "that tells")
     readers = ('%z: f32[2] = Reciprocal(%y)', '%z: f32[2] = Pow(%y, %m)',
                '%a: f32[2] = Atan(%y)\n  %z: f32[2] = Mod(%a, %y) {fmod = 1}')
     for reader in readers:
@@ -184,34 +185,34 @@ def test_must_not_change() -> None:
   %y: f32[2] = Add(%x, %c)
   {reader}
   return %z
-}}''', "Add '': kept")
+}}''', "add-zero at '<Add>': not applied")
     # A Reshape whose literal names a symbolic dim (N may be anything) and one whose 0 is literal.
     _kept('''graph "g" (%x: f32[N,3]) {
   const %s = dense<i64[2]> [1, 3]
   %y: f32[1,3] = Reshape(%x, %s)
   %z: f32[1,3] = Neg(%y)
   return %z
-}''', "Reshape '': kept, target [1, 3] names a dim that is symbolic")
+}''', "reshape at '<Reshape>': not applied, target [1, 3] names a dim that is symbolic")
     # (with allowzero the 0 is literal: the graph runs for N=0 only, which the seeded inputs do not feed)
     _kept('''graph "g" (%x: f32[N,3]) {
   const %s = dense<i64[2]> [0, 3]
   %y: f32[0,3] = Reshape(%x, %s) {allowzero = 1}
   %z: f32[0,3] = Neg(%y)
   return %z
-}''', "Reshape '': kept, target [0, 3] names a dim that is symbolic", numeric=False)
+}''', "reshape at '<Reshape>': not applied, target [0, 3] names a dim that is symbolic", numeric=False)
     # Squeeze without axes removes every 1-dim: N may be 1.
     _kept('''graph "g" (%x: f32[N,3]) {
   %y: f32[*] = Squeeze(%x)
   %z: f32[*] = Neg(%y)
   return %z
-}''', "Squeeze '': kept, without axes it removes every 1-dim, and a symbolic dim may be 1")
+}''', "squeeze at '<Squeeze>': not applied, without axes it removes every 1-dim, and a symbolic dim may be 1")
     # Expand to [2,1] of [N,1]: N=1 broadcasts.
     _kept('''graph "g" (%x: f32[N,1]) {
   const %s = dense<i64[2]> [2, 1]
   %y: f32[2,1] = Expand(%x, %s)
   %z: f32[2,1] = Neg(%y)
   return %z
-}''', "Expand '': kept, a dim of the input is symbolic")
+}''', "expand at '<Expand>': not applied, a dim of the input is symbolic")
     # A slice to 2 of a symbolic dim.
     _kept('''graph "g" (%x: f32[N,3]) {
   const %b = dense<i64[1]> [0]
@@ -219,17 +220,17 @@ def test_must_not_change() -> None:
   %y: f32[?,3] = Slice(%x, %b, %e)
   %z: f32[?,3] = Neg(%y)
   return %z
-}''', "Slice '': kept, dim 0 is symbolic")
+}''', "slice at '<Slice>': not applied, dim 0 is symbolic")
     # Straight from a graph input to a graph output: the interface needs both names.
     _kept('''graph "g" (%x: f32[2]) {
   %y: f32[2] = Cast(%x) {to = 1}
   return %y
-}''', "Cast '': kept, it names a graph output")
+}''', "cast at '<Cast>': not applied, it names a graph output")
     _kept('''graph "g" (%x: f32[2]) {
   %r: f32[2] = Relu(%x)
   %y: f32[2] = Concat(%r) {axis = 0}
   return %r, %y
-}''', "Concat '': kept, it names a graph output")
+}''', "concat at '<Concat>': not applied, it names a graph output")
 
 
 def test_not_candidates() -> None:
