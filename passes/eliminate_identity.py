@@ -27,8 +27,7 @@ class _PassThrough(Rule):
         return Match(node, values={"x": source, "y": out})
 
     def rewrite(self, match: Match, builder: IRBuilder) -> None:
-        builder.replace(match["y"], match["x"])
-        builder.remove(match.root)
+        builder.bypass(match.root, match["x"])
         builder.ctx.stats["removed"] += 1
 
 

@@ -17,11 +17,39 @@ from __future__ import annotations
 import numpy as np
 
 from mlc.ir.attributes import Attr
-from mlc.ir.core import Graph
+from mlc.ir.core import Graph, Node
 from mlc.ir.types import TensorType
 from mlc.pass_api import Numerics, Pass, PassContext, register_pass
+from mlc.rewrite import IRBuilder, Match, Reject, Rule, apply_rules
 
 AXES_AS_INPUT = 13  # Squeeze-13 moved `axes` from an attribute to an input
+
+
+class StaticSqueezeAxes(Rule):
+    name = "static-shape"
+    law = "Squeeze(x: static shape) -> Squeeze(x, the dims of x that are 1)"
+    ops = ("Squeeze",)
+
+    def match(self, node: Node) -> Match | Reject | None:
+        if (len(node.inputs) > 1 and node.inputs[1] is not None) or "axes" in node.attributes:
+            return None
+        x = node.inputs[0]
+        t = x.type if x is not None else None
+        if not isinstance(t, TensorType) or t.shape is None or not all(isinstance(d, int) for d in t.shape):
+            return None
+        return Match(node, facts={"axes": [i for i, d in enumerate(t.shape) if d == 1]})
+
+    def rewrite(self, match: Match, builder: IRBuilder) -> None:
+        node, axes = match.root, match.facts["axes"]
+        if (builder.graph.opset_version("") or 0) >= AXES_AS_INPUT:
+            constant = builder.constant(np.array(axes, np.int64), f"{node.name or 'squeeze'}_axes")
+            if len(node.inputs) > 1:
+                node.set_input(1, constant)
+            else:
+                node.append_input(constant)
+        else:
+            node.attributes["axes"] = Attr.infer("axes", axes)
+        builder.ctx.stats["explicit"] += 1
 
 
 @register_pass
@@ -30,31 +58,7 @@ class ExplicitSqueezeAxes(Pass):
     description = "Write the axes of a Squeeze that omits them, where the input's shape is static"
     numerics = Numerics.EXACT
     statistics = ("explicit",)
+    rules = (StaticSqueezeAxes(),)
 
     def run(self, graph: Graph, ctx: PassContext) -> bool:
-        changed = False
-        for sub in list(graph.all_graphs()):
-            opset = sub.opset_version("") or 0
-            for node in list(sub):
-                if node.op_type != "Squeeze" or node.domain not in ("", "ai.onnx"):
-                    continue
-                if (len(node.inputs) > 1 and node.inputs[1] is not None) or "axes" in node.attributes:
-                    continue
-                x = node.inputs[0]
-                t = x.type if x is not None else None
-                if not isinstance(t, TensorType) or t.shape is None or not all(isinstance(d, int) for d in t.shape):
-                    continue
-                axes = [i for i, d in enumerate(t.shape) if d == 1]
-                if not ctx.rewrite("static-shape"):
-                    return changed
-                if opset >= AXES_AS_INPUT:
-                    constant = sub.make_constant(np.array(axes, np.int64), f"{node.name or 'squeeze'}_axes")
-                    if len(node.inputs) > 1:
-                        node.set_input(1, constant)
-                    else:
-                        node.append_input(constant)
-                else:
-                    node.attributes["axes"] = Attr.infer("axes", axes)
-                ctx.stats["explicit"] += 1
-                changed = True
-        return changed
+        return apply_rules(graph, self.rules, ctx)

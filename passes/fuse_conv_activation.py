@@ -23,25 +23,16 @@ bits from the standalone ops, hence `tolerance`.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from mlc.ir.attributes import Attr, AttrType
 from mlc.ir.core import Graph, Node
-from mlc.ir.dtypes import DType
-from mlc.ir.types import TensorType
 from mlc.pass_api import Numerics, Pass, PassContext, register_pass
-from mlc.passes._patterns import (
-    MS_DOMAIN,
-    STANDARD,
-    const_array,
-    drop_dead_constants,
-    ensure_ms_opset,
-    input_at,
-    label,
-    reader_problem,
-    replace_chain,
-)
-from mlc.rewrite import IRBuilder, Match, Reject, Rule, apply_rules
+from mlc.passes._contrib_activation import ContribActivation
+from mlc.passes._patterns import const_array, input_at
+from mlc.rewrite import apply_rules
 
 _ACTIVATIONS = ("Relu", "Clip", "Sigmoid", "HardSigmoid", "LeakyRelu", "Tanh")
 _F32 = np.finfo(np.float32)
@@ -71,53 +62,23 @@ def _activation_params(act: Node, opset: int) -> list[float] | str:
     return bounds
 
 
-class ConvActivation(Rule):
+class ConvActivation(ContribActivation):
     """One rule per activation of the table (`conv-relu`, `conv-clip`, ...)."""
 
-    ops = ("Conv",)
+    root, fused, activations = "Conv", "FusedConv", _ACTIVATIONS
 
-    def __init__(self, activation: str) -> None:
-        self.activation = activation
-        self.name = f"conv-{activation.lower()}"
-        self.law = f"{activation}(Conv(X, W, B)) -> FusedConv(X, W, B) {{activation={activation}}}"
+    def root_problem(self, root: Node) -> str | None:
+        return "it has more than three inputs" if len(root.inputs) > 3 else None
 
-    def match(self, conv: Node) -> Match | Reject | None:
-        out = conv.outputs[0]
-        acts = [n for n in out.consumers if n.op_type in _ACTIVATIONS and n.domain in STANDARD] if out else []
-        if out is None or not acts or acts[0].op_type != self.activation:
-            return None  # not a candidate of this rule
-        act = acts[0]
-        why = reader_problem(out)
-        if why is None and act.graph is not conv.graph:
-            why = f"{label(act)} is in a sub-graph"
-        if why is None and len(conv.inputs) > 3:
-            why = "it has more than three inputs"
-        x = input_at(conv, 0)
-        if why is None and (x is None or not isinstance(x.type, TensorType) or x.type.dtype != DType.FLOAT):
-            why = "its input is not known to be float32 (onnxruntime's FusedConv kernel is float32 only)"
-        graph = conv.graph
-        if why is None and (graph is None or graph.root.model is None):
-            why = f"the graph has no model to import {MS_DOMAIN} into"
-        if why is not None:
-            return self.reject(conv, why)
-        assert graph is not None
-        params = _activation_params(act, graph.root.opset_version("") or 1)
+    def activation_attributes(self, act: Node) -> dict[str, Any] | str:
+        assert act.graph is not None
+        params = _activation_params(act, act.graph.root.opset_version("") or 1)
         if isinstance(params, str):
-            return self.reject(conv, f"{label(act)}: {params}")
-        return Match(conv, nodes=(conv, act), facts={"params": params})
-
-    def rewrite(self, match: Match, builder: IRBuilder) -> None:
-        conv, act = match.nodes
-        ensure_ms_opset(builder.graph)
-        attributes = dict(conv.attributes)
-        attributes["activation"] = Attr("activation", AttrType.STRING, act.op_type)
-        if match.facts["params"]:
-            attributes["activation_params"] = Attr("activation_params", AttrType.FLOATS, match.facts["params"])
-        bounds = list(act.inputs[1:])
-        replace_chain(builder.graph, builder.ctx, self.name, [conv, act], "FusedConv", list(conv.inputs), attributes,
-                      domain=MS_DOMAIN)
-        drop_dead_constants(bounds)
-        builder.ctx.stats["fused"] += 1
+            return params
+        attributes = {"activation": Attr("activation", AttrType.STRING, act.op_type)}
+        if params:
+            attributes["activation_params"] = Attr("activation_params", AttrType.FLOATS, params)
+        return attributes
 
 
 @register_pass

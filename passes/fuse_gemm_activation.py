@@ -13,13 +13,13 @@ adds the `com.microsoft` opset import and belongs in the onnxruntime target's -O
 
 from __future__ import annotations
 
+from typing import Any
+
 from mlc.ir.attributes import Attr, AttrType
 from mlc.ir.core import Graph, Node
-from mlc.ir.dtypes import DType
-from mlc.ir.types import TensorType
 from mlc.pass_api import Numerics, Pass, PassContext, register_pass
-from mlc.passes._patterns import MS_DOMAIN, STANDARD, ensure_ms_opset, input_at, label, reader_problem, replace_chain
-from mlc.rewrite import IRBuilder, Match, Reject, Rule, apply_rules
+from mlc.passes._contrib_activation import ContribActivation
+from mlc.rewrite import apply_rules
 
 _ACTIVATIONS = ("Relu", "Sigmoid", "Tanh", "LeakyRelu", "HardSigmoid")
 
@@ -34,39 +34,13 @@ def _activation_attributes(act: Node) -> dict[str, Attr]:
     return attributes
 
 
-class GemmActivation(Rule):
+class GemmActivation(ContribActivation):
     """One rule per activation of the table (`gemm-relu`, `gemm-tanh`, ...)."""
 
-    ops = ("Gemm",)
+    root, fused, activations = "Gemm", "FusedGemm", _ACTIVATIONS
 
-    def __init__(self, activation: str) -> None:
-        self.activation = activation
-        self.name = f"gemm-{activation.lower()}"
-        self.law = f"{activation}(Gemm(A, B, C)) -> FusedGemm(A, B, C) {{activation={activation}}}"
-
-    def match(self, gemm: Node) -> Match | Reject | None:
-        out = gemm.outputs[0]
-        acts = [n for n in out.consumers if n.op_type in _ACTIVATIONS and n.domain in STANDARD] if out else []
-        if out is None or not acts or acts[0].op_type != self.activation:
-            return None  # not a candidate of this rule
-        act = acts[0]
-        why = reader_problem(out)
-        if why is None and act.graph is not gemm.graph:
-            why = f"{label(act)} is in a sub-graph"
-        a = input_at(gemm, 0)
-        if why is None and (a is None or not isinstance(a.type, TensorType) or a.type.dtype != DType.FLOAT):
-            why = "its input is not known to be float32 (onnxruntime's FusedGemm kernel is float32 only)"
-        if why is None and gemm.graph is not None and gemm.graph.root.model is None:
-            why = f"the graph has no model to import {MS_DOMAIN} into"
-        return self.reject(gemm, why) if why is not None else Match(gemm, nodes=(gemm, act))
-
-    def rewrite(self, match: Match, builder: IRBuilder) -> None:
-        gemm, act = match.nodes
-        ensure_ms_opset(builder.graph)
-        attributes = {**gemm.attributes, **_activation_attributes(act)}
-        replace_chain(builder.graph, builder.ctx, self.name, [gemm, act], "FusedGemm", list(gemm.inputs), attributes,
-                      domain=MS_DOMAIN)
-        builder.ctx.stats["fused"] += 1
+    def activation_attributes(self, act: Node) -> dict[str, Any] | str:
+        return dict(_activation_attributes(act))
 
 
 @register_pass

@@ -51,6 +51,13 @@ class IRBuilder:
         """Every reader of `old` reads `new`; a graph output keeps its name."""
         old.replace_all_uses_with(new, replace_graph_outputs=True)
 
+    def bypass(self, node: Node, kept: Value) -> None:
+        """`node` goes, `kept` takes its (single) output's place: the no-op laws' rewrite."""
+        out = node.outputs[0]
+        assert out is not None
+        self.replace(out, kept)
+        self.remove(node)
+
     def remove(self, *nodes: Node) -> None:
         """Drop matched nodes whose outputs nothing reads any more."""
         for node in nodes:
