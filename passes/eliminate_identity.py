@@ -9,10 +9,10 @@ output (the interface needs two distinct names); otherwise the output name moves
 
 from __future__ import annotations
 
-from mlc.ir.core import Graph, Node
-from mlc.pass_api import Numerics, Pass, PassContext, register_pass
+from mlc.ir.core import Node
+from mlc.pass_api import Numerics, register_pass
 from mlc.passes._patterns import output_name_blocked
-from mlc.rewrite import IRBuilder, Match, Reject, Rule, apply_rules
+from mlc.rewrite import IRBuilder, Match, Reject, Rule, RulePass
 
 
 class _PassThrough(Rule):
@@ -56,12 +56,9 @@ class DropInferenceDropout(_PassThrough):
 
 
 @register_pass
-class EliminateIdentity(Pass):
+class EliminateIdentity(RulePass):
     name = "eliminate-identity"
     description = "Remove Identity and inference-mode Dropout"
     numerics = Numerics.EXACT
     statistics = ("removed",)
     rules = (DropIdentity(), DropInferenceDropout())
-
-    def run(self, graph: Graph, ctx: PassContext) -> bool:
-        return apply_rules(graph, self.rules, ctx)

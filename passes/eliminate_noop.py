@@ -57,9 +57,9 @@ from mlc.ir.core import Graph, Node, Value
 from mlc.ir.dtypes import DType
 from mlc.ir.tensor import Tensor, TensorDataUnavailable
 from mlc.ir.types import Dim, TensorType
-from mlc.pass_api import Numerics, Pass, PassContext, PassOption, register_pass
+from mlc.pass_api import Numerics, PassOption, register_pass
 from mlc.passes._patterns import dims_of, output_name_blocked
-from mlc.rewrite import IRBuilder, Match, Reject, Rule, apply_rules
+from mlc.rewrite import IRBuilder, Match, Reject, Rule, RulePass
 
 # A Slice end at least this large covers any dim a tensor can have (INT64_MAX and its kin), so it
 # selects to the end even where the dim is symbolic; smaller ends are compared with static dims.
@@ -689,7 +689,7 @@ class NoopRule(Rule):
 
 
 @register_pass
-class EliminateNoop(Pass):
+class EliminateNoop(RulePass):
     name = "eliminate-noop"
     description = "Remove ops that do nothing (same-type Cast, full Slice, identity Transpose, x*1, ...)"
     numerics = Numerics.EXACT
@@ -702,6 +702,6 @@ class EliminateNoop(Pass):
     )
     statistics = ("removed",)
 
-    def run(self, graph: Graph, ctx: PassContext) -> bool:
+    def rule_set(self) -> list[Rule]:
         signed, outputs = bool(self.option("signed_zeros")), bool(self.option("output_zero_signs"))
-        return apply_rules(graph, [NoopRule(op, signed, outputs) for op in LAWS], ctx)
+        return [NoopRule(op, signed, outputs) for op in LAWS]

@@ -17,10 +17,10 @@ from __future__ import annotations
 import numpy as np
 
 from mlc.ir.attributes import Attr
-from mlc.ir.core import Graph, Node
+from mlc.ir.core import Node
 from mlc.ir.types import TensorType
-from mlc.pass_api import Numerics, Pass, PassContext, register_pass
-from mlc.rewrite import IRBuilder, Match, Reject, Rule, apply_rules
+from mlc.pass_api import Numerics, register_pass
+from mlc.rewrite import IRBuilder, Match, Reject, Rule, RulePass
 
 AXES_AS_INPUT = 13  # Squeeze-13 moved `axes` from an attribute to an input
 
@@ -53,12 +53,9 @@ class StaticSqueezeAxes(Rule):
 
 
 @register_pass
-class ExplicitSqueezeAxes(Pass):
+class ExplicitSqueezeAxes(RulePass):
     name = "explicit-squeeze-axes"
     description = "Write the axes of a Squeeze that omits them, where the input's shape is static"
     numerics = Numerics.EXACT
     statistics = ("explicit",)
     rules = (StaticSqueezeAxes(),)
-
-    def run(self, graph: Graph, ctx: PassContext) -> bool:
-        return apply_rules(graph, self.rules, ctx)

@@ -28,11 +28,11 @@ from typing import Any
 import numpy as np
 
 from mlc.ir.attributes import Attr, AttrType
-from mlc.ir.core import Graph, Node
-from mlc.pass_api import Numerics, Pass, PassContext, register_pass
+from mlc.ir.core import Node
+from mlc.pass_api import Numerics, register_pass
 from mlc.passes._contrib_activation import ContribActivation
 from mlc.passes._patterns import const_array, input_at
-from mlc.rewrite import apply_rules
+from mlc.rewrite import RulePass
 
 _ACTIVATIONS = ("Relu", "Clip", "Sigmoid", "HardSigmoid", "LeakyRelu", "Tanh")
 _F32 = np.finfo(np.float32)
@@ -82,12 +82,9 @@ class ConvActivation(ContribActivation):
 
 
 @register_pass
-class FuseConvActivation(Pass):
+class FuseConvActivation(RulePass):
     name = "fuse-conv-activation"
     description = "Fuse Conv and its Relu, Clip, Sigmoid, HardSigmoid, LeakyRelu or Tanh into onnxruntime's FusedConv"
     numerics = Numerics.TOLERANCE
     statistics = ("fused",)
     rules = tuple(ConvActivation(act) for act in _ACTIVATIONS)
-
-    def run(self, graph: Graph, ctx: PassContext) -> bool:
-        return apply_rules(graph, self.rules, ctx)

@@ -16,10 +16,10 @@ from __future__ import annotations
 from typing import Any
 
 from mlc.ir.attributes import Attr, AttrType
-from mlc.ir.core import Graph, Node
-from mlc.pass_api import Numerics, Pass, PassContext, register_pass
+from mlc.ir.core import Node
+from mlc.pass_api import Numerics, register_pass
 from mlc.passes._contrib_activation import ContribActivation
-from mlc.rewrite import apply_rules
+from mlc.rewrite import RulePass
 
 _ACTIVATIONS = ("Relu", "Sigmoid", "Tanh", "LeakyRelu", "HardSigmoid")
 
@@ -44,12 +44,9 @@ class GemmActivation(ContribActivation):
 
 
 @register_pass
-class FuseGemmActivation(Pass):
+class FuseGemmActivation(RulePass):
     name = "fuse-gemm-activation"
     description = "Fuse Gemm and its Relu, Sigmoid, Tanh, LeakyRelu or HardSigmoid into onnxruntime's FusedGemm"
     numerics = Numerics.TOLERANCE
     statistics = ("fused",)
     rules = tuple(GemmActivation(act) for act in _ACTIVATIONS)
-
-    def run(self, graph: Graph, ctx: PassContext) -> bool:
-        return apply_rules(graph, self.rules, ctx)

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 
 from mlc.errors import InternalError
 from mlc.ir.core import Graph, Node
-from mlc.pass_api import PassContext
+from mlc.pass_api import Pass, PassContext
 from mlc.rewrite.builder import IRBuilder
 from mlc.rewrite.rule import COMMUTATIVE, Match, Reject, Rule
 
@@ -92,4 +92,20 @@ def apply_rules(graph: Graph, rules: Sequence[Rule], ctx: PassContext, *, fixpoi
     return changed
 
 
-__all__ = ["apply_rules"]
+
+
+class RulePass(Pass):
+    """A pass that is a rule set: declare `rules` (or build them from the options in `rule_set`)
+    and, where rewrites enable each other, `fixpoint = True`; the driver does the rest."""
+
+    rules: tuple[Rule, ...] = ()
+    fixpoint: bool = False
+
+    def rule_set(self) -> Sequence[Rule]:
+        return self.rules
+
+    def run(self, graph: Graph, ctx: PassContext) -> bool:
+        return apply_rules(graph, self.rule_set(), ctx, fixpoint=self.fixpoint)
+
+
+__all__ = ["RulePass", "apply_rules"]
