@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from mlc.ir.core import Graph, Node
 from mlc.ir.tensor import Tensor
-from mlc.pass_api import Numerics, Pass, PassContext, register_pass
+from mlc.pass_api import Numerics, register_pass
+from mlc.rewrite import IRBuilder, Match, Reject, Rule, RulePass
 
 
 def _constant_condition(node: Node) -> bool | None:
@@ -23,35 +24,22 @@ def _constant_condition(node: Node) -> bool | None:
     return bool(values[0]) if values.size == 1 else None
 
 
-@register_pass
-class InlineConstantIf(Pass):
-    name = "inline-constant-if"
-    description = "Replace an If on a constant condition by the branch it takes"
-    numerics = Numerics.EXACT
-    statistics = ("inlined",)
+class ConstantCondition(Rule):
+    name = "constant-condition"
+    law = "If(true) {then_branch = g1, else_branch = g2} -> g1's nodes (If(false) -> g2's)"
+    ops = ("If",)
 
-    def run(self, graph: Graph, ctx: PassContext) -> bool:
-        changed = False
-        for sub in list(graph.all_graphs()):
-            for node in sub:
-                if node.op_type != "If" or node.domain not in ("", "ai.onnx"):
-                    continue
-                taken = _constant_condition(node)
-                if taken is None:
-                    continue
-                branch = node.attr("then_branch" if taken else "else_branch")
-                if not isinstance(branch, Graph) or branch.inputs or len(branch.outputs) != len(node.outputs):
-                    ctx.remark(f"If {node.name!r}: kept, its branch has inputs or a different output count")
-                    continue
-                if not ctx.rewrite("constant-condition"):
-                    return changed
-                self._inline(sub, node, branch)
-                ctx.stats["inlined"] += 1
-                changed = True
-        return changed
+    def match(self, node: Node) -> Match | Reject | None:
+        taken = _constant_condition(node)
+        if taken is None:
+            return None
+        branch = node.attr("then_branch" if taken else "else_branch")
+        if not isinstance(branch, Graph) or branch.inputs or len(branch.outputs) != len(node.outputs):
+            return self.reject(node, "its branch has inputs or a different output count")
+        return Match(node, facts={"branch": branch})
 
-    @staticmethod
-    def _inline(graph: Graph, node: Node, branch: Graph) -> None:
+    def rewrite(self, match: Match, builder: IRBuilder) -> None:
+        graph, node, branch = builder.graph, match.root, match.facts["branch"]
         for value in list(branch.initializers.values()):
             branch.initializers.pop(value.name)
             if value.name in graph.initializers:
@@ -60,9 +48,19 @@ class InlineConstantIf(Pass):
         graph.move_before(node, list(branch))
         for out, result in zip(node.outputs, branch.outputs, strict=True):
             if out is not None:
-                out.replace_all_uses_with(result, replace_graph_outputs=True)
+                builder.replace(out, result)
         branch.outputs = []
         cond = node.inputs[0]
         graph.remove(node)
         if cond is not None and not cond.uses and graph.initializers.get(cond.name) is cond:
             graph.remove_initializer(cond)
+        builder.ctx.stats["inlined"] += 1
+
+
+@register_pass
+class InlineConstantIf(RulePass):
+    name = "inline-constant-if"
+    description = "Replace an If on a constant condition by the branch it takes"
+    numerics = Numerics.EXACT
+    statistics = ("inlined",)
+    rules = (ConstantCondition(),)

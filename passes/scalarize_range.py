@@ -12,35 +12,37 @@ from __future__ import annotations
 
 import numpy as np
 
-from mlc.ir.core import Graph, Node, Value
+from mlc.ir.core import Node
 from mlc.ir.types import TensorType
-from mlc.pass_api import Numerics, Pass, PassContext, register_pass
+from mlc.pass_api import Numerics, register_pass
+from mlc.rewrite import IRBuilder, Match, Reject, Rule, RulePass
+
+
+class OneElementBound(Rule):
+    name = "one-element-bound"
+    law = "Range(..., b: [1], ...) -> Range(..., Reshape(b, []), ...)"
+    ops = ("Range",)
+
+    def match(self, node: Node) -> Match | Reject | None:
+        bounds = [i for i, v in enumerate(node.inputs)
+                  if v is not None and isinstance(v.type, TensorType) and v.type.shape == (1,)]
+        return Match(node, facts={"bounds": bounds}) if bounds else None
+
+    def rewrite(self, match: Match, builder: IRBuilder) -> None:
+        node = match.root
+        for index in match.facts["bounds"]:
+            value = node.inputs[index]
+            assert value is not None and isinstance(value.type, TensorType)
+            scalar = builder.op("Reshape", [value, builder.constant(np.zeros(0, np.int64), "scalar_shape")],
+                                type=TensorType(value.type.dtype, ()), name=f"{value.name}_scalar")
+            node.set_input(index, scalar)
+            builder.ctx.stats["reshaped"] += 1
 
 
 @register_pass
-class ScalarizeRange(Pass):
+class ScalarizeRange(RulePass):
     name = "scalarize-range"
     description = "Reshape one-element Range bounds to the scalars the spec asks for"
     numerics = Numerics.EXACT
     statistics = ("reshaped",)
-
-    def run(self, graph: Graph, ctx: PassContext) -> bool:
-        changed = False
-        for sub in list(graph.all_graphs()):
-            for node in sub:
-                if node.op_type != "Range" or node.domain not in ("", "ai.onnx"):
-                    continue
-                for index, value in enumerate(node.inputs):
-                    if value is None or not isinstance(value.type, TensorType) or value.type.shape != (1,):
-                        continue
-                    if not ctx.rewrite("one-element-bound"):
-                        return changed
-                    scalar = Value(sub.unique_name(f"{value.name}_scalar"), TensorType(value.type.dtype, ()))
-                    reshape = Node("Reshape", [value, sub.make_constant(np.zeros(0, np.int64), "scalar_shape")],
-                                   [scalar])
-                    ctx.created(reshape, [node], "one-element-bound")
-                    sub.insert_before(node, reshape)
-                    node.set_input(index, scalar)
-                    ctx.stats["reshaped"] += 1
-                    changed = True
-        return changed
+    rules = (OneElementBound(),)
