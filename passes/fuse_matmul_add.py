@@ -16,11 +16,12 @@ integer types differ across opsets) and opsets before 7 (Gemm's old `broadcast` 
 
 from __future__ import annotations
 
-from mlc.ir.core import Graph, Node, Value
+from mlc.ir.core import Node, Value
 from mlc.ir.dtypes import DType
 from mlc.ir.types import Dim, TensorType
-from mlc.pass_api import Numerics, Pass, PassContext, register_pass
+from mlc.pass_api import Numerics, register_pass
 from mlc.passes._patterns import STANDARD, label, reader_problem, replace_chain
+from mlc.rewrite import IRBuilder, Match, Reject, Rule, RulePass
 
 _GEMM_DTYPES = (DType.FLOAT, DType.FLOAT16, DType.DOUBLE)
 
@@ -45,69 +46,59 @@ def _bias_problem(bias: Value | None, m: Dim, n: Dim) -> str | None:
     return None
 
 
+class MatMulAdd(Rule):
+    name = "matmul-add"
+    law = "Add(MatMul(A, B), C) -> Gemm(A, B, C)   (A, B 2-D; C broadcasts to [M, N])"
+    ops = ("MatMul",)
+
+    def match(self, matmul: Node) -> Match | Reject | None:
+        out = matmul.outputs[0]
+        adds = [n for n in out.consumers if n.op_type == "Add" and n.domain in STANDARD] if out else []
+        if out is None or not adds:
+            return None  # not a candidate
+        add, opset = adds[0], (matmul.graph.opset_version("") if matmul.graph else None) or 1
+        bias = add.inputs[1] if add.inputs[0] is out else add.inputs[0]
+        why = reader_problem(out)
+        if why is None and add.graph is not matmul.graph:
+            why = f"{label(add)} is in a sub-graph"
+        if why is None and opset < 7:
+            why = f"opset {opset} Gemm has the legacy broadcast attribute"
+        why = why or _operand_problem(matmul)
+        if why is None:
+            sa, sb = _shape(matmul.inputs[0]), _shape(matmul.inputs[1])
+            assert sa is not None and sb is not None
+            problem = _bias_problem(bias, sa[0], sb[1])
+            why = None if problem is None else f"with {label(add)}, {problem}"
+        if why is not None:
+            return self.reject(matmul, why)
+        return Match(matmul, nodes=(matmul, add), values={"bias": bias})
+
+    def rewrite(self, match: Match, builder: IRBuilder) -> None:
+        matmul, add = match.nodes
+        replace_chain(builder.graph, builder.ctx, self.name, [matmul, add], "Gemm",
+                      [matmul.inputs[0], matmul.inputs[1], match.values["bias"]], {})
+        builder.ctx.stats["fused"] += 1
+
+
+def _operand_problem(matmul: Node) -> str | None:
+    """Why A and B are not a float Gemm's 2-D operands."""
+    for which, value in (("A", matmul.inputs[0]), ("B", matmul.inputs[1])):
+        shape = _shape(value)
+        if shape is None:
+            return f"the rank of {which} is unknown (Gemm takes 2-D)"
+        if len(shape) != 2:
+            return f"{which} is {len(shape)}-D (Gemm takes 2-D)"
+    a = matmul.inputs[0]
+    dtype = a.type.dtype if a is not None and isinstance(a.type, TensorType) else None
+    if dtype not in _GEMM_DTYPES:
+        return f"element type {dtype.short_name if dtype else '?'} is not a float Gemm type"
+    return None
+
+
 @register_pass
-class FuseMatMulAdd(Pass):
+class FuseMatMulAdd(RulePass):
     name = "fuse-matmul-add"
     description = "Turn a 2-D MatMul plus a broadcastable bias Add into Gemm"
     numerics = Numerics.TOLERANCE
     statistics = ("fused",)
-
-    def run(self, graph: Graph, ctx: PassContext) -> bool:
-        changed = False
-        opset = graph.opset_version("") or 1
-        for sub in list(graph.all_graphs()):
-            for node in sub:
-                if node.op_type != "MatMul" or node.domain not in STANDARD:
-                    continue
-                add = self._match(node, opset, ctx)
-                if add is None:
-                    continue
-                if not ctx.rewrite("matmul-add"):
-                    return changed
-                out = node.outputs[0]
-                bias = add.inputs[1] if add.inputs[0] is out else add.inputs[0]
-                replace_chain(sub, ctx, "matmul-add", [node, add], "Gemm", [node.inputs[0], node.inputs[1], bias], {})
-                ctx.stats["fused"] += 1
-                changed = True
-        return changed
-
-    @staticmethod
-    def _match(matmul: Node, opset: int, ctx: PassContext) -> Node | None:
-        out = matmul.outputs[0]
-        if out is None:
-            return None
-        adds = [n for n in out.consumers if n.op_type == "Add" and n.domain in STANDARD]
-        if not adds:
-            return None  # not a candidate
-        name = label(matmul)
-        why = reader_problem(out)
-        if why is not None:
-            ctx.remark(f"{name}: not fused, {why}")
-            return None
-        add = adds[0]
-        if add.graph is not matmul.graph:
-            ctx.remark(f"{name}: not fused, {label(add)} is in a sub-graph")
-            return None
-        if opset < 7:
-            ctx.remark(f"{name}: not fused, opset {opset} Gemm has the legacy broadcast attribute")
-            return None
-        a, b = matmul.inputs[0], matmul.inputs[1]
-        sa, sb = _shape(a), _shape(b)
-        for which, shape in (("A", sa), ("B", sb)):
-            if shape is None:
-                ctx.remark(f"{name}: not fused, the rank of {which} is unknown (Gemm takes 2-D)")
-                return None
-            if len(shape) != 2:
-                ctx.remark(f"{name}: not fused, {which} is {len(shape)}-D (Gemm takes 2-D)")
-                return None
-        assert sa is not None and sb is not None and a is not None
-        dtype = a.type.dtype if isinstance(a.type, TensorType) else None
-        if dtype not in _GEMM_DTYPES:
-            ctx.remark(f"{name}: not fused, element type {dtype.short_name if dtype else '?'} is not a float Gemm type")
-            return None
-        bias = add.inputs[1] if add.inputs[0] is out else add.inputs[0]
-        why = _bias_problem(bias, sa[0], sb[1])
-        if why is not None:
-            ctx.remark(f"{name}: not fused with {label(add)}, {why}")
-            return None
-        return add
+    rules = (MatMulAdd(),)

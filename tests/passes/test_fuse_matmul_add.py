@@ -60,13 +60,13 @@ def test_must_not_change() -> None:
   %y: f32[2,4,2] = Add(%m, %bias)
   return %y
 }'''
-    _unchanged(batched, "MatMul 'mm': not fused, A is 3-D (Gemm takes 2-D)")
+    _unchanged(batched, "matmul-add at 'mm': not applied, A is 3-D (Gemm takes 2-D)")
     twice = MATMUL_ADD.replace("  return %y", "  %r: f32[4,2] = Relu(%m)\n  return %y, %r")
-    _unchanged(twice, "MatMul 'mm': not fused, its output has 2 readers")
+    _unchanged(twice, "matmul-add at 'mm': not applied, its output has 2 readers")
     enlarging = MATMUL_ADD.replace("const %bias = dense<f32[2]> [0.5, -1.0]",
                                    "const %bias = dense<f32[3,1,2]> [0.5, -1.0, 1.0, 2.0, 3.0, 4.0]").replace(
         "%y: f32[4,2]", "%y: f32[3,4,2]")
-    _unchanged(enlarging, "MatMul 'mm': not fused with Add 'add', the bias is 3-D")
+    _unchanged(enlarging, "matmul-add at 'mm': not applied, with Add 'add', the bias is 3-D")
     one_row = '''graph "g" (%a: f32[1,3], %b: f32[3,2]) {
   %m: f32[1,2] = MatMul(%a, %b) name="mm"
   const %bias = dense<f32[3,2]> [0.5, -1.0, 1.0, 2.0, 3.0, 4.0]
