@@ -24,8 +24,8 @@ fused kernel adds and activates in its own order.
 
 from __future__ import annotations
 
-from mlc.ir.core import Graph, Node, Value
-from mlc.pass_api import Numerics, Pass, PassContext, register_pass
+from mlc.ir.core import Node, Value
+from mlc.pass_api import Numerics, register_pass
 from mlc.passes._patterns import (
     CONTRIB_DTYPES,
     MS_DOMAIN,
@@ -39,8 +39,8 @@ from mlc.passes._patterns import (
     other_input,
     replace_pattern,
     sole_reader,
-    where,
 )
+from mlc.rewrite import IRBuilder, Match, Reject, Rule, RulePass
 
 
 def _target(gelu: Node) -> str | None:
@@ -89,33 +89,39 @@ def _match(gelu: Node) -> tuple[Node, Value, Value] | str:
     return add, x, bias
 
 
+class BiasGelu(Rule):
+    """`bias-gelu` (erf GELU -> BiasGelu) and `bias-fastgelu` (tanh GELU -> FastGelu)."""
+
+    ops = ("Gelu", "FastGelu")
+    domains = (*STANDARD, MS_DOMAIN)
+
+    def __init__(self, fused: str) -> None:
+        self.fused = fused
+        self.name = "bias-gelu" if fused == "BiasGelu" else "bias-fastgelu"
+        self.law = f"GELU(Add(x, b: 1-D constant)) -> com.microsoft::{fused}(x, b)"
+
+    def match(self, node: Node) -> Match | Reject | None:
+        if _target(node) != self.fused or node.graph is None or node.graph.root.model is None:
+            return None
+        found = _match(node)
+        if isinstance(found, str):
+            return self.reject(node, found)
+        add, x, bias = found
+        return Match(node, nodes=(add, node), values={"x": x, "bias": bias})
+
+    def rewrite(self, match: Match, builder: IRBuilder) -> None:
+        add, node = match.nodes
+        ensure_ms_opset(builder.graph.root)
+        replace_pattern(builder.graph, builder.ctx, self.name, [add, node], self.fused,
+                        [match["x"], match["bias"]], [node.outputs[0]], {}, domain=MS_DOMAIN,
+                        name=fused_name(node, self.fused))
+        builder.ctx.stats["fused"] += 1
+
+
 @register_pass
-class FuseBiasGelu(Pass):
+class FuseBiasGelu(RulePass):
     name = "fuse-bias-gelu"
     description = "Fold a 1-D bias Add into the GELU after it: onnxruntime's BiasGelu / FastGelu(x, bias)"
     numerics = Numerics.TOLERANCE
     statistics = ("fused",)
-
-    def run(self, graph: Graph, ctx: PassContext) -> bool:
-        changed = False
-        if graph.root.model is None:
-            return False
-        for sub in list(graph.all_graphs()):
-            for node in sub:
-                op_type = _target(node)
-                if op_type is None:
-                    continue
-                match = _match(node)
-                if isinstance(match, str):
-                    ctx.remark(f"BiasGelu at {where(node)}: not fused, {match}")
-                    continue
-                add, x, bias = match
-                rule = "bias-gelu" if op_type == "BiasGelu" else "bias-fastgelu"
-                if not ctx.rewrite(rule):
-                    return changed
-                ensure_ms_opset(graph)
-                replace_pattern(sub, ctx, rule, [add, node], op_type, [x, bias], [node.outputs[0]], {},
-                                domain=MS_DOMAIN, name=fused_name(node, op_type))
-                ctx.stats["fused"] += 1
-                changed = True
-        return changed
+    rules = (BiasGelu("BiasGelu"), BiasGelu("FastGelu"))

@@ -58,7 +58,7 @@ def test_must_not_change(edit: dict[str, str], why: str) -> None:
         assert old in text, old
         text = text.replace(old, new)
     ctx = assert_pass("fuse-bias-gelu", text, text)
-    assert ctx.remarks == [f"BiasGelu at '/ff/Gelu': not fused, {why}"]
+    assert ctx.remarks == [f"bias-gelu at '/ff/Gelu': not applied, {why}"]
 
 
 def test_no_candidates() -> None:
@@ -68,7 +68,7 @@ def test_no_candidates() -> None:
     assert ctx.remarks == []
     text = BEFORE.replace("f32", "f64")
     ctx = assert_pass("fuse-bias-gelu", text, text, numeric=False)
-    assert ctx.remarks == ["BiasGelu at '/ff/Gelu': not fused, x is not float32/float16 (onnxruntime's "
+    assert ctx.remarks == ["bias-gelu at '/ff/Gelu': not applied, x is not float32/float16 (onnxruntime's "
                            "BiasGelu/FastGelu kernels)"]
 
 
@@ -93,6 +93,7 @@ def test_gpt(linear: str) -> None:
         assert all(len(n.inputs) == 2 for n in fast) and contexts["fuse-bias-gelu"].rules == {"bias-fastgelu": 2}
     else:  # Reshape(Gemm(..., bias)): the bias is inside the Gemm
         assert all(len(n.inputs) == 1 for n in fast)
-        assert remarks(contexts["fuse-bias-gelu"], "BiasGelu") == [
-            f"BiasGelu at '/transformer/h.{i}/mlp/act/FastGelu': not fused, its input is not an Add" for i in (0, 1)]
+        assert remarks(contexts["fuse-bias-gelu"], "bias-fastgelu") == [
+            f"bias-fastgelu at '/transformer/h.{i}/mlp/act/FastGelu': not applied, its input is not an Add"
+            for i in (0, 1)]
     assert_model_numbers("gpt", graph, linear)
