@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from mlc.ir.core import Graph, Node, Value
+from mlc.ir.core import Node, Value
 from mlc.ir.tensor import Tensor, TensorDataUnavailable
-from mlc.pass_api import Numerics, Pass, PassContext, register_pass
+from mlc.pass_api import Numerics, register_pass
 from mlc.passes._patterns import STANDARD, input_at, label
+from mlc.rewrite import IRBuilder, Match, Reject, Rule, RulePass
 
 _STATES = {"LSTM": (5, 6), "GRU": (5,), "RNN": (5,)}
 _LAYOUT = {"Slice", "Reshape", "Squeeze", "Unsqueeze", "Transpose", "Identity", "Flatten", "Split", "Expand", "Tile",
@@ -69,34 +70,32 @@ def is_zeros(value: Value | None, depth: int = 0) -> bool:
     return False
 
 
+class ZeroState(Rule):
+    """One rule per state input (`initial_h`, an LSTM's `initial_c`), so each dropped state is one
+    rewrite, as `--max-rewrites` bisection expects."""
+
+    ops = tuple(_STATES)
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.name = "zero-state"
+        self.law = f"LSTM/GRU/RNN(..., input {index} = +0.0 everywhere) -> the same op, input {index} omitted"
+
+    def match(self, node: Node) -> Match | Reject | None:
+        if self.index not in _STATES[node.op_type] or not is_zeros(input_at(node, self.index)):
+            return None
+        return Match(node)
+
+    def rewrite(self, match: Match, builder: IRBuilder) -> None:
+        match.root.set_input(self.index, None)
+        builder.ctx.stats["states_dropped"] += 1
+        builder.ctx.remark(f"{label(match.root)}: initial state {self.index} is zeros, omitted")
+
+
 @register_pass
-class DropZeroStates(Pass):
+class DropZeroStates(RulePass):
     name = "drop-zero-states"
     description = "Omit LSTM/GRU/RNN initial states that are zeros (the ops' default)"
     numerics = Numerics.EXACT
     statistics = ("states_dropped",)
-
-    def run(self, graph: Graph, ctx: PassContext) -> bool:
-        changed = False
-        for sub in graph.all_graphs():
-            for node in sub:
-                if node.domain not in STANDARD or node.op_type not in _STATES:
-                    continue
-                for index in _STATES[node.op_type]:
-                    if self._drop(node, index, ctx):
-                        changed = True
-                    if ctx.exhausted:
-                        return changed
-        return changed
-
-    @staticmethod
-    def _drop(node: Node, index: int, ctx: PassContext) -> bool:
-        state = input_at(node, index)
-        if state is None or not is_zeros(state):
-            return False
-        if not ctx.rewrite("zero-state"):
-            return False
-        node.set_input(index, None)
-        ctx.stats["states_dropped"] += 1
-        ctx.remark(f"{label(node)}: initial state {index} is zeros, omitted")
-        return True
+    rules = (ZeroState(5), ZeroState(6))

@@ -69,7 +69,8 @@ def _sweep(graph: Graph, rules: Sequence[Rule], ctx: PassContext, rejects: dict[
                     return changed
                 rule.rewrite(found, IRBuilder(sub, ctx, node, rule.name, found.nodes or (node,)))
                 changed = True
-                break
+                if node.graph is not sub:  # rewritten away: the later rules have nothing to look at
+                    break
     return changed
 
 
