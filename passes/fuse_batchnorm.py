@@ -35,9 +35,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from mlc.ir.core import Graph, Node, Value
+from mlc.ir.core import Node, Value
 from mlc.ir.types import TensorType
-from mlc.pass_api import Numerics, Pass, PassContext, register_pass
+from mlc.pass_api import Numerics, register_pass
 from mlc.passes._patterns import (
     AFFINE_PRODUCERS,
     STANDARD,
@@ -53,6 +53,7 @@ from mlc.passes._patterns import (
     replace_chain,
 )
 from mlc.passes.fuse_conv_affine import affine_fold_loss
+from mlc.rewrite import IRBuilder, Match, Reject, Rule, RulePass
 
 
 # ===================================================================== the pass
@@ -77,67 +78,42 @@ def _batchnorm_affine(bn: Node, opset: int | None) -> tuple[np.ndarray, np.ndarr
     return scale, beta - mean * scale
 
 
-@register_pass
-class FuseBatchNorm(Pass):
-    name = "fuse-batchnorm"
-    description = "Fold inference BatchNormalization into a preceding Conv, ConvTranspose, Gemm or MatMul"
-    numerics = Numerics.TOLERANCE
-    statistics = ("fused",)
+class BatchNormIntoProducer(Rule):
+    name = "batchnorm"
+    law = "BatchNormalization(P(x)) -> P'(x), P in Conv/ConvTranspose/Gemm/MatMul, weights and bias scaled"
+    ops = ("BatchNormalization",)
 
-    def run(self, graph: Graph, ctx: PassContext) -> bool:
-        changed = False
-        opset = graph.opset_version("")
-        for sub in list(graph.all_graphs()):
-            for node in sub:
-                if node.op_type != "BatchNormalization" or node.domain not in STANDARD:
-                    continue
-                match = self._match(node, opset, ctx)
-                if match is None:
-                    continue
-                producer, scale, shift = match
-                rule = f"{producer.op_type.lower()}-batchnorm"
-                if not ctx.rewrite(rule):
-                    return changed
-                self._apply(sub, ctx, rule, producer, node, scale, shift)
-                ctx.stats["fused"] += 1
-                changed = True
-        return changed
-
-    @staticmethod
-    def _match(bn: Node, opset: int | None, ctx: PassContext) -> tuple[Node, np.ndarray, np.ndarray] | None:
+    def match(self, bn: Node) -> Match | Reject | None:
         x = input_at(bn, 0)
         producer = x.producer if x is not None else None
         if producer is None or producer.op_type not in AFFINE_PRODUCERS or producer.domain not in STANDARD:
             source = "a graph input or constant" if producer is None else producer.op_type
-            ctx.remark(f"{label(bn)}: not fused, its input comes from {source}, not Conv/ConvTranspose/Gemm/MatMul "
-                       "(a standalone BatchNormalization is another rule)")
-            return None
-        assert x is not None
+            return self.reject(bn, f"its input comes from {source}, not Conv/ConvTranspose/Gemm/MatMul (a "
+                                   "standalone BatchNormalization is another rule)")
+        assert x is not None and bn.graph is not None
         if x.graph is not bn.graph:
-            ctx.remark(f"{label(bn)}: not fused, its input is defined in an enclosing graph")
-            return None
-        affine = _batchnorm_affine(bn, opset)
+            return self.reject(bn, "its input is defined in an enclosing graph")
+        affine = _batchnorm_affine(bn, bn.graph.root.opset_version(""))
         if isinstance(affine, str):
-            ctx.remark(f"{label(bn)}: not fused, {affine}")
-            return None
+            return self.reject(bn, affine)
         scale, shift = affine
         why = reader_problem(x)
         if why is None and producer.op_type == "MatMul":
             shape = x.type.shape if isinstance(x.type, TensorType) else None
             if shape is None or len(shape) != 2:
                 why = "its output is not known to be 2-D (BatchNormalization's channel axis 1 is not the last)"
-        if why is None:
-            why = fold_problem(producer, len(scale), scales=True, shifts=False)
-        if why is None:
-            why = affine_fold_loss(producer, scale, shift)
+        why = why or fold_problem(producer, len(scale), scales=True, shifts=False)
+        why = why or affine_fold_loss(producer, scale, shift)
         if why is not None:
-            ctx.remark(f"{label(producer)}: not fused with {label(bn)}, {why}")
-            return None
-        return producer, scale, shift
+            return self.reject(bn, f"{label(producer)} before it: {why}")
+        return Match(bn, nodes=(producer, bn), facts={"scale": scale, "shift": shift},
+                     rule=f"{producer.op_type.lower()}-batchnorm")
 
-    @staticmethod
-    def _apply(graph: Graph, ctx: PassContext, rule: str, producer: Node, bn: Node,
-               scale: np.ndarray, shift: np.ndarray) -> None:
+    def rewrite(self, match: Match, builder: IRBuilder) -> None:
+        producer, bn = match.nodes
+        graph, ctx, rule = builder.graph, builder.ctx, builder.rule
+        scale, shift = match.facts["scale"], match.facts["shift"]
+        ctx.stats["fused"] += 1
         params = list(bn.inputs[1:])
         if producer.op_type != "MatMul":
             fold_affine(graph, ctx, rule, producer, bn, scale, shift)
@@ -161,3 +137,10 @@ class FuseBatchNorm(Pass):
         drop_dead_constants([w, *params])
 
 
+@register_pass
+class FuseBatchNorm(RulePass):
+    name = "fuse-batchnorm"
+    description = "Fold inference BatchNormalization into a preceding Conv, ConvTranspose, Gemm or MatMul"
+    numerics = Numerics.TOLERANCE
+    statistics = ("fused",)
+    rules = (BatchNormIntoProducer(),)

@@ -65,9 +65,10 @@ def _sweep(graph: Graph, rules: Sequence[Rule], ctx: PassContext, rejects: dict[
                     continue
                 if found is None:
                     continue
-                if not ctx.rewrite(rule.name):
+                name = found.rule or rule.name
+                if not ctx.rewrite(name):
                     return changed
-                rule.rewrite(found, IRBuilder(sub, ctx, node, rule.name, found.nodes or (node,)))
+                rule.rewrite(found, IRBuilder(sub, ctx, node, name, found.nodes or (node,)))
                 changed = True
                 if node.graph is not sub:  # rewritten away: the later rules have nothing to look at
                     break

@@ -49,6 +49,7 @@ class Match:
     nodes: tuple[Node, ...] = ()
     values: Mapping[str, Value | None] = field(default_factory=dict)
     facts: Mapping[str, Any] = field(default_factory=dict)
+    rule: str = ""  # the member of a rule family that applies (`conv-batchnorm`), counted under its name
 
     def __getitem__(self, key: str) -> Value:
         value = self.values[key]

@@ -58,7 +58,7 @@ def test_conv_batchnorm_whose_folded_weights_overflow_float16_is_left_unfused(tm
     assert ops(after) == ["Mul", "Conv", "BatchNormalization"]
     assert ctx.stats["fused"] == 0
     (remark,) = [r for r in ctx.remarks if "overflow" in r]
-    assert remark.startswith("Conv 'conv': not fused with BatchNormalization 'bn', ")
+    assert remark.startswith("batchnorm at 'bn': not applied, Conv 'conv' before it: ")
     assert "folded weights overflow float16 (largest |value| " in remark and "> 65504" in remark
     same_numbers(before, after, fp16_feeds())
 
@@ -122,7 +122,7 @@ def test_matmul_batchnorm_overflow_is_left_unfused(tmp_path: Path) -> None:
     path = save(nodes, inits, {"x": (F16, [2, 4])}, {"y": (F16, [2, 3])}, tmp_path / "m.onnx")
     _, after, ctx = fold("fuse-batchnorm", path)
     assert ops(after) == ["MatMul", "BatchNormalization"]
-    assert any(r.startswith("MatMul 'mm': not fused with BatchNormalization 'bn', 12 of 12 folded weights "
+    assert any(r.startswith("batchnorm at 'bn': not applied, MatMul 'mm' before it: 12 of 12 folded weights "
                             "overflow float16") for r in ctx.remarks), ctx.remarks
 
 

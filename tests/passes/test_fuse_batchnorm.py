@@ -135,12 +135,12 @@ def _unchanged(before: str, remark: str, numeric: bool = True) -> None:
 
 def test_must_not_change() -> None:
     read_twice = CONV_BN.replace("  return %y", "  %r: f32[1,2,3,3] = Relu(%c)\n  return %y, %r")
-    _unchanged(read_twice, "Conv 'c1': not fused with BatchNormalization 'bn', its output has 2 readers")
+    _unchanged(read_twice, "batchnorm at 'bn': not applied, Conv 'c1' before it: its output has 2 readers")
     training = CONV_BN.replace("{epsilon=0.0}", "{epsilon=0.0, training_mode=1}")
-    _unchanged(training, "BatchNormalization 'bn': not fused, it is in training mode", numeric=False)
+    _unchanged(training, "batchnorm at 'bn': not applied, it is in training mode", numeric=False)
     dynamic = CONV_BN.replace('(%x: f32[1,2,3,3])', '(%x: f32[1,2,3,3], %w: f32[2,2,1,1])').replace(
         "  const %w = dense<f32[2,2,1,1]> [1.0, 2.0, 3.0, 4.0]\n", "")
-    _unchanged(dynamic, "Conv 'c1': not fused with BatchNormalization 'bn', its weight is not a constant")
+    _unchanged(dynamic, "batchnorm at 'bn': not applied, Conv 'c1' before it: its weight is not a constant")
     variable_stats = CONV_BN.replace('(%x: f32[1,2,3,3])', '(%x: f32[1,2,3,3], %var: f32[2])').replace(
         "  const %var = dense<f32[2]> [4.0, 0.25]\n", "")
     _unchanged(variable_stats, "scale, B, mean and var are not all constants", numeric=False)
@@ -153,7 +153,7 @@ def test_must_not_change() -> None:
   %y: f32[1,2,3,3] = BatchNormalization(%r, %gamma, %beta, %mean, %var) name="bn"
   return %y
 }'''
-    _unchanged(standalone, "BatchNormalization 'bn': not fused, its input comes from Relu")
+    _unchanged(standalone, "batchnorm at 'bn': not applied, its input comes from Relu")
     conv_output = CONV_BN.replace("  return %y", "  return %y, %c")
     _unchanged(conv_output, "its output is a graph output")
     matmul_3d = '''graph "g" (%a: f32[2,3,2]) {
@@ -167,7 +167,7 @@ def test_must_not_change() -> None:
   return %y
 }'''
     # BatchNormalization normalizes axis 1 (the rows here), MatMul's weight scales the last axis
-    _unchanged(matmul_3d, "MatMul 'mm': not fused with BatchNormalization, its output is not known to be 2-D")
+    _unchanged(matmul_3d, "MatMul 'mm' before it: its output is not known to be 2-D")
 
 
 # ----------------------------------------------------------------- random weights: every layout
