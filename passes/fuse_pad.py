@@ -27,10 +27,11 @@ from __future__ import annotations
 import math
 
 from mlc.ir.attributes import Attr, AttrType
-from mlc.ir.core import Graph, Node
+from mlc.ir.core import Node, Value
 from mlc.ir.types import TensorType
-from mlc.pass_api import Numerics, Pass, PassContext, register_pass
+from mlc.pass_api import Numerics, register_pass
 from mlc.passes._patterns import STANDARD, const_array, drop_dead_constants, input_at, label, replace_chain
+from mlc.rewrite import IRBuilder, Match, Reject, Rule, RulePass
 
 _CONSUMERS = ("Conv", "AveragePool", "MaxPool")
 
@@ -84,85 +85,76 @@ def _full_pads(pad: Node, opset: int) -> tuple[list[int], float] | str:
     return full, value
 
 
+class PadIntoConsumer(Rule):
+    name = "pad"
+    law = "Conv/AveragePool/MaxPool(Pad(x, spatial pads, neutral value)) -> the op with those pads added"
+    ops = ("Pad",)
+
+    def match(self, pad: Node) -> Match | Reject | None:
+        out, graph = pad.outputs[0], pad.graph
+        opset = (graph.root.opset_version("") if graph is not None else None) or 1
+        if out is None or opset < 2:
+            return None
+        found = _plan(pad, out, opset)
+        if isinstance(found, str):
+            return self.reject(pad, found)
+        consumer, merged = found
+        return Match(pad, nodes=(pad, consumer), facts={"pads": merged}, rule=f"pad-{consumer.op_type.lower()}")
+
+    def rewrite(self, match: Match, builder: IRBuilder) -> None:
+        pad, consumer = match.nodes
+        attributes = dict(consumer.attributes)
+        attributes["pads"] = Attr("pads", AttrType.INTS, match.facts["pads"])
+        old = list(pad.inputs[1:])
+        replace_chain(builder.graph, builder.ctx, builder.rule, [pad, consumer], consumer.op_type,
+                      [pad.inputs[0], *consumer.inputs[1:]], attributes, name=consumer.name)
+        drop_dead_constants(old)
+        builder.ctx.stats["fused"] += 1
+
+
+def _plan(pad: Node, out: Value, opset: int) -> tuple[Node, list[int]] | str:
+    """(the reader, its merged pads), or why the Pad stays."""
+    mode = _text(pad.attr("mode", "constant"))
+    if mode != "constant":
+        return f"mode {mode!r} is not constant padding"
+    padding = _full_pads(pad, opset)
+    if isinstance(padding, str):
+        return padding
+    pads, value = padding
+    rank = len(pads) // 2
+    if any(p < 0 for p in pads):
+        return "negative pads crop"
+    if rank < 3 or pads[0] or pads[1] or pads[rank] or pads[rank + 1]:
+        return "it pads the batch or channel axis"
+    readers = [n for n in out.consumers if n.op_type in _CONSUMERS and n.domain in STANDARD]
+    if not readers:
+        return "no Conv, AveragePool or MaxPool reads it"
+    if out.is_graph_output or len(out.uses) != 1:
+        return f"its output has {len(out.uses)} readers" + (" and is a graph output" if out.is_graph_output else "")
+    consumer = readers[0]
+    why = _consumer_problem(consumer, out.uses[0][1], value)
+    if why is not None:
+        return f"into {label(consumer)}: {why}"
+    spatial = rank - 2
+    own = [int(p) for p in consumer.attr("pads", [0] * (2 * spatial))]
+    if len(own) != 2 * spatial:
+        return f"into {label(consumer)}: its pads do not match the rank"
+    merged = [own[i] + pads[2 + i] for i in range(spatial)] + [own[spatial + i] + pads[rank + 2 + i]
+                                                               for i in range(spatial)]
+    if consumer.op_type != "Conv":
+        kernel = [int(k) for k in consumer.attr("kernel_shape", [])]
+        if len(kernel) != spatial or any(merged[i] >= kernel[i % spatial] for i in range(2 * spatial)):
+            return f"into {label(consumer)}: the padding would reach the kernel size {kernel}"
+    return consumer, merged
+
+
 @register_pass
-class FusePad(Pass):
+class FusePad(RulePass):
     name = "fuse-pad"
     description = "Fold a constant-mode Pad into the pads of the Conv, AveragePool or MaxPool reading it"
     numerics = Numerics.TOLERANCE
     statistics = ("fused",)
-
-    def run(self, graph: Graph, ctx: PassContext) -> bool:
-        changed = False
-        opset = graph.opset_version("") or 1
-        for sub in list(graph.all_graphs()):
-            for node in sub:
-                if node.op_type != "Pad" or node.domain not in STANDARD:
-                    continue
-                match = self._match(node, opset, ctx)
-                if match is None:
-                    continue
-                consumer, pads = match
-                rule = f"pad-{consumer.op_type.lower()}"
-                if not ctx.rewrite(rule):
-                    return changed
-                attributes = dict(consumer.attributes)
-                attributes["pads"] = Attr("pads", AttrType.INTS, pads)
-                old = list(node.inputs[1:])
-                replace_chain(sub, ctx, rule, [node, consumer], consumer.op_type,
-                              [node.inputs[0], *consumer.inputs[1:]], attributes, name=consumer.name)
-                drop_dead_constants(old)
-                ctx.stats["fused"] += 1
-                changed = True
-        return changed
-
-    @staticmethod
-    def _match(pad: Node, opset: int, ctx: PassContext) -> tuple[Node, list[int]] | None:
-        out = pad.outputs[0]
-        if out is None or opset < 2:
-            return None
-        mode = _text(pad.attr("mode", "constant"))
-        if mode != "constant":
-            ctx.remark(f"{label(pad)}: not fused, mode {mode!r} is not constant padding")
-            return None
-        padding = _full_pads(pad, opset)
-        if isinstance(padding, str):
-            ctx.remark(f"{label(pad)}: not fused, {padding}")
-            return None
-        pads, value = padding
-        rank = len(pads) // 2
-        if any(p < 0 for p in pads):
-            ctx.remark(f"{label(pad)}: not fused, negative pads crop")
-            return None
-        if rank < 3 or pads[0] or pads[1] or pads[rank] or pads[rank + 1]:
-            ctx.remark(f"{label(pad)}: not fused, it pads the batch or channel axis")
-            return None
-        readers = [n for n in out.consumers if n.op_type in _CONSUMERS and n.domain in STANDARD]
-        if not readers:
-            ctx.remark(f"{label(pad)}: not fused, no Conv, AveragePool or MaxPool reads it")
-            return None
-        if out.is_graph_output or len(out.uses) != 1:
-            ctx.remark(f"{label(pad)}: not fused, its output has {len(out.uses)} readers"
-                       + (" and is a graph output" if out.is_graph_output else ""))
-            return None
-        consumer = readers[0]
-        why = _consumer_problem(consumer, out.uses[0][1], value)
-        if why is not None:
-            ctx.remark(f"{label(pad)}: not fused into {label(consumer)}, {why}")
-            return None
-        spatial = rank - 2
-        own = [int(p) for p in consumer.attr("pads", [0] * (2 * spatial))]
-        if len(own) != 2 * spatial:
-            ctx.remark(f"{label(pad)}: not fused into {label(consumer)}, its pads do not match the rank")
-            return None
-        merged = [own[i] + pads[2 + i] for i in range(spatial)] + [own[spatial + i] + pads[rank + 2 + i]
-                                                                   for i in range(spatial)]
-        if consumer.op_type != "Conv":
-            kernel = [int(k) for k in consumer.attr("kernel_shape", [])]
-            if len(kernel) != spatial or any(merged[i] >= kernel[i % spatial] for i in range(2 * spatial)):
-                ctx.remark(f"{label(pad)}: not fused into {label(consumer)}, the padding would reach the kernel size "
-                           f"{kernel}")
-                return None
-        return consumer, merged
+    rules = (PadIntoConsumer(),)
 
 
 def _consumer_problem(consumer: Node, position: int, value: float) -> str | None:

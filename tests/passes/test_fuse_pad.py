@@ -90,18 +90,18 @@ def _unchanged(before: str, remark: str) -> None:
 
 def test_must_not_change() -> None:
     reflect = PAD_CONV.replace('Pad(%x, %pads) name="pad"', 'Pad(%x, %pads) {mode="reflect"} name="pad"')
-    _unchanged(reflect, "Pad 'pad': not fused, mode 'reflect' is not constant padding")
+    _unchanged(reflect, "pad at 'pad': not applied, mode 'reflect' is not constant padding")
     auto = PAD_CONV.replace("{kernel_shape=[3, 3], pads=[1, 1, 1, 1]}", '{kernel_shape=[3, 3], auto_pad="SAME_UPPER"}')
-    _unchanged(auto, "Pad 'pad': not fused into Conv 'conv', it has auto_pad=SAME_UPPER")
+    _unchanged(auto, "pad at 'pad': not applied, into Conv 'conv': it has auto_pad=SAME_UPPER")
     channel = PAD_CONV.replace("[0, 0, 1, 2, 0, 0, 2, 1]", "[0, 1, 1, 2, 0, 0, 2, 1]").replace(
         "%p: f32[1,2,7,8]", "%p: f32[1,3,7,8]").replace("dense<f32[3,2,3,3]>", "dense<f32[2,3,3,3]>").replace(
         "%y: f32[1,3,7,8]", "%y: f32[1,2,7,8]")
-    _unchanged(channel, "Pad 'pad': not fused, it pads the batch or channel axis")
+    _unchanged(channel, "pad at 'pad': not applied, it pads the batch or channel axis")
     crop = PAD_CONV.replace("[0, 0, 1, 2, 0, 0, 2, 1]", "[0, 0, 1, 2, 0, 0, -1, 1]").replace(
         "%p: f32[1,2,7,8]", "%p: f32[1,2,4,8]").replace("%y: f32[1,3,7,8]", "%y: f32[1,3,4,8]")
     _unchanged(crop, "negative pads crop")
     twice = PAD_CONV.replace("  return %y", "  %r: f32[1,2,7,8] = Relu(%p)\n  return %y, %r")
-    _unchanged(twice, "Pad 'pad': not fused, its output has 2 readers")
+    _unchanged(twice, "pad at 'pad': not applied, its output has 2 readers")
     nonzero = PAD_CONV.replace('%p: f32[1,2,7,8] = Pad(%x, %pads)', '%p: f32[1,2,7,8] = Pad(%x, %pads, %v)').replace(
         "  const %pads", "  const %v = dense<f32[]> [1.0]\n  const %pads")
     _unchanged(nonzero, "the padding value 1.0 is not 0")
