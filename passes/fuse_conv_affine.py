@@ -25,10 +25,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from mlc.ir.core import Graph, Node
+from mlc.ir.core import Node, Value
 from mlc.ir.types import TensorType
 from mlc.numerics.narrowing import narrowing_problem
-from mlc.pass_api import Numerics, Pass, PassContext, register_pass
+from mlc.pass_api import Numerics, register_pass
 from mlc.passes._patterns import (
     STANDARD,
     channel_factor,
@@ -41,6 +41,7 @@ from mlc.passes._patterns import (
     out_channels,
     reader_problem,
 )
+from mlc.rewrite import IRBuilder, Match, Reject, Rule, RulePass
 
 _PRODUCERS = ("Conv", "Gemm", "MatMul")
 _AFFINE_OPS = ("Mul", "Add")
@@ -113,69 +114,60 @@ def _output_rank(producer: Node) -> int | None:
     return None
 
 
+class AffineIntoProducer(Rule):
+    name = "affine"
+    law = "Mul(P(x), s) -> P'(x) (weights * s); Add(P(x), t) -> P'(x) (bias + t), P in Conv/Gemm/MatMul"
+    ops = _PRODUCERS
+
+    def match(self, producer: Node) -> Match | Reject | None:
+        out = producer.outputs[0]
+        consumers = [n for n in out.consumers if n.op_type in _AFFINE_OPS and n.domain in STANDARD] if out else []
+        if out is None or not consumers:
+            return None  # not a candidate: nothing to fold
+        found = _plan(producer, out, consumers[0])
+        if isinstance(found, str):
+            return self.reject(producer, found)
+        consumer = consumers[0]
+        return Match(producer, nodes=(producer, consumer), facts={"vector": found},
+                     rule=f"{producer.op_type.lower()}-{consumer.op_type.lower()}")
+
+    def rewrite(self, match: Match, builder: IRBuilder) -> None:
+        producer, consumer = match.nodes
+        vector, is_mul = match.facts["vector"], consumer.op_type == "Mul"
+        fold_affine(builder.graph, builder.ctx, builder.rule, producer, consumer, vector if is_mul else None,
+                    None if is_mul else vector)
+        builder.ctx.stats["fused"] += 1
+
+
+def _plan(producer: Node, out: Value, consumer: Node) -> np.ndarray | str:
+    """The per-channel vector to fold, or why the producer and its Mul/Add stay apart."""
+    why = reader_problem(out)
+    if why is not None:
+        return why
+    if consumer.graph is not producer.graph:
+        return f"{label(consumer)} is in a sub-graph"
+    other = consumer.inputs[1] if consumer.inputs[0] is out else consumer.inputs[0]
+    c = const_array(other)
+    if c is None:
+        return f"with {label(consumer)}, its other operand is not a constant"
+    rank, channels = _output_rank(producer), out_channels(producer)
+    if rank is None or channels is None:
+        return f"with {label(consumer)}, its output rank or channel count is unknown"
+    axis = 1 if producer.op_type == "Conv" else rank - 1
+    vector = per_channel(c, rank, axis, channels)
+    if vector is None:
+        return (f"with {label(consumer)}, the constant of shape {list(c.shape)} is not per output channel "
+                f"(axis {axis} of {channels})")
+    is_mul = consumer.op_type == "Mul"
+    why = fold_problem(producer, channels, scales=is_mul, shifts=not is_mul)
+    why = why or affine_fold_loss(producer, vector if is_mul else None, None if is_mul else vector)
+    return f"with {label(consumer)}, {why}" if why is not None else vector
+
+
 @register_pass
-class FuseConvAffine(Pass):
+class FuseConvAffine(RulePass):
     name = "fuse-conv-affine"
     description = "Fold a per-channel constant Mul/Add after Conv, Gemm or MatMul into its weight and bias"
     numerics = Numerics.TOLERANCE
     statistics = ("fused",)
-
-    def run(self, graph: Graph, ctx: PassContext) -> bool:
-        changed = False
-        for sub in list(graph.all_graphs()):
-            for node in sub:
-                if node.op_type not in _PRODUCERS or node.domain not in STANDARD:
-                    continue
-                match = self._match(node, ctx)
-                if match is None:
-                    continue
-                consumer, vector = match
-                rule = f"{node.op_type.lower()}-{consumer.op_type.lower()}"
-                if not ctx.rewrite(rule):
-                    return changed
-                is_mul = consumer.op_type == "Mul"
-                fold_affine(sub, ctx, rule, node, consumer, vector if is_mul else None, None if is_mul else vector)
-                ctx.stats["fused"] += 1
-                changed = True
-        return changed
-
-    @staticmethod
-    def _match(producer: Node, ctx: PassContext) -> tuple[Node, np.ndarray] | None:
-        out = producer.outputs[0]
-        if out is None:
-            return None
-        consumers = [n for n in out.consumers if n.op_type in _AFFINE_OPS and n.domain in STANDARD]
-        if not consumers:
-            return None  # not a candidate: nothing to fold
-        why = reader_problem(out)
-        if why is not None:
-            ctx.remark(f"{label(producer)}: not fused, {why}")
-            return None
-        consumer = consumers[0]
-        if consumer.graph is not producer.graph:
-            ctx.remark(f"{label(producer)}: not fused, {label(consumer)} is in a sub-graph")
-            return None
-        other = consumer.inputs[1] if consumer.inputs[0] is out else consumer.inputs[0]
-        c = const_array(other)
-        if c is None:
-            ctx.remark(f"{label(producer)}: not fused with {label(consumer)}, its other operand is not a constant")
-            return None
-        rank, channels = _output_rank(producer), out_channels(producer)
-        if rank is None or channels is None:
-            ctx.remark(f"{label(producer)}: not fused with {label(consumer)}, its output rank or channel count "
-                       "is unknown")
-            return None
-        axis = 1 if producer.op_type == "Conv" else rank - 1
-        vector = per_channel(c, rank, axis, channels)
-        if vector is None:
-            ctx.remark(f"{label(producer)}: not fused with {label(consumer)}, the constant of shape {list(c.shape)} "
-                       f"is not per output channel (axis {axis} of {channels})")
-            return None
-        is_mul = consumer.op_type == "Mul"
-        why = fold_problem(producer, channels, scales=is_mul, shifts=not is_mul)
-        if why is None:
-            why = affine_fold_loss(producer, vector if is_mul else None, None if is_mul else vector)
-        if why is not None:
-            ctx.remark(f"{label(producer)}: not fused with {label(consumer)}, {why}")
-            return None
-        return consumer, vector
+    rules = (AffineIntoProducer(),)

@@ -53,7 +53,7 @@ def _match(rule: Rule, node: Node) -> Match | Reject | None:
 def _sweep(graph: Graph, rules: Sequence[Rule], ctx: PassContext, rejects: dict[tuple[str, str], Reject]) -> bool:
     changed = False
     for sub in list(graph.all_graphs()):
-        for node in list(sub):
+        for node in sub:  # live: a node a rewrite inserts ahead is visited in this sweep too
             if node.graph is not sub:  # removed by an earlier rewrite in this sweep
                 continue
             for rule in rules:

@@ -80,7 +80,8 @@ def test_gemm_and_matmul_per_column() -> None:
   %y: f32[2,3,2] = Add(%g, %t)
   return %y
 }''', fused=1)
-    assert any("MatMul 'mm': not fused with Add" in r and "fuse-matmul-add" in r for r in ctx.remarks), ctx.remarks
+    assert any("affine at 'mm': not applied, with Add" in r and "fuse-matmul-add" in r
+               for r in ctx.remarks), ctx.remarks
 
 
 def _unchanged(before: str, remark: str) -> None:
@@ -90,13 +91,14 @@ def _unchanged(before: str, remark: str) -> None:
 
 def test_must_not_change() -> None:
     read_twice = CONV_MUL_ADD.replace("  return %y", "  %r: f32[1,2,3,3] = Relu(%c)\n  return %y, %r")
-    _unchanged(read_twice, "Conv 'c1': not fused, its output has 2 readers")
+    _unchanged(read_twice, "affine at 'c1': not applied, its output has 2 readers")
     per_pixel = CONV_MUL_ADD.replace("const %s = dense<f32[2,1,1]> [0.5, 4.0]",
                                      "const %s = dense<f32[3]> [0.5, 4.0, 2.0]").replace(
         '''  const %t = dense<f32[1,2,1,1]> [1.0, -1.0]
   %y: f32[1,2,3,3] = Add(%t, %m) name="add"
   return %y''', "  return %m")
-    _unchanged(per_pixel, "Conv 'c1': not fused with Mul 'mul', the constant of shape [3] is not per output channel")
+    _unchanged(per_pixel, "affine at 'c1': not applied, with Mul 'mul', the constant of shape [3] is not per "
+               "output channel")
     enlarging = '''graph "g" (%x: f32[1,2,3]) {
   const %w = dense<f32[2,2,1]> [1.0, 2.0, 3.0, 4.0]
   %c: f32[1,2,3] = Conv(%x, %w) {kernel_shape=[1]} name="c1"
@@ -107,13 +109,13 @@ def test_must_not_change() -> None:
     _unchanged(enlarging, "is not per output channel")  # a 4-D constant after a 3-D Conv adds an axis
     variable = CONV_MUL_ADD.replace('(%x: f32[1,2,3,3])', '(%x: f32[1,2,3,3], %s: f32[2,1,1])').replace(
         "  const %s = dense<f32[2,1,1]> [0.5, 4.0]\n", "")
-    _unchanged(variable, "Conv 'c1': not fused with Mul 'mul', its other operand is not a constant")
+    _unchanged(variable, "affine at 'c1': not applied, with Mul 'mul', its other operand is not a constant")
     dynamic_weight = CONV_MUL_ADD.replace('(%x: f32[1,2,3,3])', '(%x: f32[1,2,3,3], %w: f32[2,2,1,1])').replace(
         "  const %w = dense<f32[2,2,1,1]> [1.0, 2.0, 3.0, 4.0]\n", "").replace(
         '''  const %t = dense<f32[1,2,1,1]> [1.0, -1.0]
   %y: f32[1,2,3,3] = Add(%t, %m) name="add"
   return %y''', "  return %m")
-    _unchanged(dynamic_weight, "Conv 'c1': not fused with Mul 'mul', its weight is not a constant")
+    _unchanged(dynamic_weight, "affine at 'c1': not applied, with Mul 'mul', its weight is not a constant")
 
 
 def test_random_weights() -> None:
