@@ -30,9 +30,8 @@ import numpy as np
 
 from mlc.ir.core import Graph, Node, Value
 from mlc.ir.types import Dim, TensorType
-from mlc.pass_api import Numerics, Pass, PassContext, register_pass
+from mlc.pass_api import Numerics, PassContext, register_pass
 from mlc.passes._patterns import (
-    STANDARD,
     const_array,
     const_ints,
     dim_source,
@@ -45,10 +44,7 @@ from mlc.passes._patterns import (
     same_dim,
     sole_reader,
 )
-
-
-class _NoMatch(Exception):
-    """Why a Gemm is not a flattened N-D linear layer (the remark's text)."""
+from mlc.rewrite import IRBuilder, Match, Reject, Rule, RulePass
 
 
 def _restores_leading_dims(target: Value, x: Value, n: int) -> bool:
@@ -83,37 +79,39 @@ def _restores_leading_dims(target: Value, x: Value, n: int) -> bool:
     return position == len(dims)
 
 
+class UnflattenRule(Rule):
+    name = "unflatten-gemm"
+    law = "Reshape(Gemm(Reshape(x, [-1, K]), W, b), x's leading dims + [N]) -> Add(MatMul(x, W), b)"
+    ops = ("Gemm",)
+
+    def match(self, gemm: Node) -> Match | Reject | None:
+        found = UnflattenGemm.plan(gemm)
+        if isinstance(found, str):
+            return self.reject(gemm, found)
+        if found is None:
+            return None
+        flatten, restore, x, weight, bias = found
+        return Match(gemm, nodes=(flatten, gemm, restore), values={"x": x, "weight": weight, "bias": bias})
+
+    def rewrite(self, match: Match, builder: IRBuilder) -> None:
+        flatten, gemm, restore = match.nodes
+        UnflattenGemm.unflatten(builder.graph, gemm, flatten, restore, match["x"], match["weight"],
+                                match.values["bias"], builder.ctx)
+        builder.ctx.stats["unflattened"] += 1
+
+
 @register_pass
-class UnflattenGemm(Pass):
+class UnflattenGemm(RulePass):
     name = "unflatten-gemm"
     description = "Reshape(Gemm(Reshape(x, [-1, K])), x's leading dims + [N]) -> Add(MatMul(x, W), b)"
     numerics = Numerics.TOLERANCE
     statistics = ("unflattened",)
-
-    def run(self, graph: Graph, ctx: PassContext) -> bool:
-        changed = False
-        for sub in list(graph.all_graphs()):
-            for node in sub:
-                if node.op_type != "Gemm" or node.domain not in STANDARD:
-                    continue
-                try:
-                    match = self._match(node)
-                except _NoMatch as why:
-                    ctx.remark(f"{label(node)}: kept, {why}")
-                    continue
-                if match is None:
-                    continue
-                if not ctx.rewrite("unflatten-gemm"):
-                    return changed
-                self._rewrite(sub, node, *match, ctx)
-                ctx.stats["unflattened"] += 1
-                changed = True
-        return changed
+    rules = (UnflattenRule(),)
 
     @staticmethod
-    def _match(gemm: Node) -> tuple[Node, Node, Value, Value, Value | None] | None:
-        """(flatten Reshape, restore Reshape, x, weight, bias) or None when this Gemm is an
-        ordinary 2-D one (no remark); _NoMatch when it is flattened but cannot be rewritten."""
+    def plan(gemm: Node) -> tuple[Node, Node, Value, Value, Value | None] | str | None:
+        """(flatten Reshape, restore Reshape, x, weight, bias), None when this Gemm is an ordinary
+        2-D one (no remark), or why it is flattened but cannot be rewritten."""
         flatten = producer(gemm.inputs[0], "Reshape")
         out = gemm.outputs[0]
         restore = sole_reader(out, "Reshape")
@@ -129,27 +127,27 @@ class UnflattenGemm(Pass):
         weight, bias = gemm.inputs[1], input_at(gemm, 2)
         w_dims = dims_of(weight)
         if weight is None or w_dims is None or len(w_dims) != 2:
-            raise _NoMatch("its weight's shape is unknown")
+            return ("its weight's shape is unknown")
         trans_b = gemm.attr("transB", 0)
         n = w_dims[0] if trans_b else w_dims[1]
         if not isinstance(n, int):
-            raise _NoMatch("its output width is not static")
+            return ("its output width is not static")
         if not _restores_leading_dims(restore.inputs[1], x, n):
-            raise _NoMatch(f"{label(restore)} does not restore the flattened input's leading dims")
+            return (f"{label(restore)} does not restore the flattened input's leading dims")
         if gemm.attr("transA", 0):
-            raise _NoMatch("transA=1 transposes the flattened rows")
+            return ("transA=1 transposes the flattened rows")
         if (trans_b or gemm.attr("alpha", 1.0) != 1.0) and const_array(weight) is None:
-            raise _NoMatch("transB/alpha on a weight that is not constant")
+            return ("transB/alpha on a weight that is not constant")
         if bias is not None:
             b_dims = dims_of(bias)
             if b_dims is None or len(b_dims) > 2 or (len(b_dims) == 2 and b_dims[0] != 1):
-                raise _NoMatch("its bias is not a row vector ([N], [1, N] or a scalar)")
+                return ("its bias is not a row vector ([N], [1, N] or a scalar)")
             if gemm.attr("beta", 1.0) != 1.0 and const_array(bias) is None:
-                raise _NoMatch("beta on a bias that is not constant")
+                return ("beta on a bias that is not constant")
         return flatten, restore, x, weight, bias
 
     @staticmethod
-    def _rewrite(graph: Graph, gemm: Node, flatten: Node, restore: Node, x: Value, weight: Value,
+    def unflatten(graph: Graph, gemm: Node, flatten: Node, restore: Node, x: Value, weight: Value,
                  bias: Value | None, ctx: PassContext) -> None:
         rule = "unflatten-gemm"
         leftovers = [weight, bias, input_at(flatten, 1), input_at(restore, 1)]
