@@ -564,7 +564,7 @@ def remove_path(path: Path) -> None:
         pass
 
 
-def write_file_atomically(destination: Path, write: Callable[[Path], None]) -> Path:
+def write_file_atomically(destination: Path, write: Callable[[Path], object]) -> Path:
     """`write(tmp)` writes a temporary file `.NAME.tmp-PID` beside `destination`, which is
     flushed to disk and then replaces the destination in one rename: readers see the old file or
     the new one, never half of one, and a failed write leaves the old file untouched. What a

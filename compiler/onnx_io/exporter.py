@@ -235,9 +235,9 @@ class Exporter:
         proto.name = graph.name
         if graph.doc_string:
             proto.doc_string = graph.doc_string
-        for key, value in graph.metadata_props.items():
+        for key, text in graph.metadata_props.items():
             entry = proto.metadata_props.add()
-            entry.key, entry.value = key, value
+            entry.key, entry.value = key, text
         input_ids = set()
         for value in graph.inputs:
             input_ids.add(id(value))
@@ -273,11 +273,11 @@ class Exporter:
             if value.doc_string and value.producer is not None:
                 vi.doc_string = value.doc_string
         for node in graph if self.value_info else ():
-            for value in node.outputs:
-                if value is not None and value.type is not None and id(value) not in output_ids:
+            for out in node.outputs:
+                if out is not None and out.type is not None and id(out) not in output_ids:
                     vi = proto.value_info.add()
-                    vi.name = names(value)
-                    type_to_proto(value.type, vi.type)
+                    vi.name = names(out)
+                    type_to_proto(out.type, vi.type)
         names.taken = saved_taken | set()  # sibling sub-graphs may reuse names
 
     def function(self, fn: Function, proto: onnx.FunctionProto) -> None:
@@ -294,9 +294,9 @@ class Exporter:
         for domain, version in fn.opset_imports.items():
             opset = proto.opset_import.add()
             opset.domain, opset.version = domain, version
-        for key, value in fn.metadata_props.items():
+        for key, text in fn.metadata_props.items():
             entry = proto.metadata_props.add()
-            entry.key, entry.value = key, value
+            entry.key, entry.value = key, text
         for node in body:
             self.node(node, proto.node.add())
         proto.output.extend(self.names(v) for v in body.outputs)
