@@ -191,14 +191,14 @@ class _Planner:
         if why:
             return why
         if op == "MatMul":
-            a, b = input_at(node, 0), input_at(node, 1)
-            if const_array(a) is not None and const_array(b) is not None:
+            left, right = input_at(node, 0), input_at(node, 1)
+            if const_array(left) is not None and const_array(right) is not None:
                 return "both operands are constants (fold-constants' work)"
-            for value in (a, b):
+            for value in (left, right):
                 why = self._range_problem(value)
                 if why:
                     return why
-            for index, value in enumerate((a, b)):
+            for index, value in enumerate((left, right)):
                 w = const_array(value)
                 if w is not None:
                     axis = 1 if self.per_channel and index == 1 and w.ndim == 2 else None

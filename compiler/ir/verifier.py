@@ -90,30 +90,30 @@ class _Verifier:
         for node in graph:
             if node.graph is not graph:
                 raise self.fail(graph, node, "node's graph pointer is wrong")
-            for i, value in enumerate(node.inputs):
-                if value is None:
+            for i, read in enumerate(node.inputs):
+                if read is None:
                     continue
-                if id(value) not in visible:
-                    if value.producer is not None and value.producer.graph is graph:
-                        raise self.fail(graph, node, f"input %{value.name} is used before it is defined")
-                    raise self.fail(graph, node, f"input %{value.name} is not defined in this scope")
-                if (node, i) not in value._uses:
-                    raise self.fail(graph, node, f"use of %{value.name} at input {i} is not recorded")
+                if id(read) not in visible:
+                    if read.producer is not None and read.producer.graph is graph:
+                        raise self.fail(graph, node, f"input %{read.name} is used before it is defined")
+                    raise self.fail(graph, node, f"input %{read.name} is not defined in this scope")
+                if (node, i) not in read._uses:
+                    raise self.fail(graph, node, f"use of %{read.name} at input {i} is not recorded")
             for sub in node.subgraphs():
                 if sub.parent is not node:
                     raise self.fail(graph, node, f"sub-graph {sub.name!r} does not point back to its node")
                 self.graph(sub, visible)
-            for i, value in enumerate(node.outputs):
-                if value is None:
+            for i, written in enumerate(node.outputs):
+                if written is None:
                     continue
-                if value.producer is not node or value.index != i:
-                    raise self.fail(graph, node, f"output %{value.name} does not point back to its producer")
-                self.define(graph, node, value, visible)
-                for user, j in value._uses:
+                if written.producer is not node or written.index != i:
+                    raise self.fail(graph, node, f"output %{written.name} does not point back to its producer")
+                self.define(graph, node, written, visible)
+                for user, j in written._uses:
                     if user.graph is None:
-                        raise self.fail(graph, node, f"%{value.name} is read by a removed node {user!r}")
-                    if j >= len(user.inputs) or user.inputs[j] is not value:
-                        raise self.fail(graph, node, f"stale use of %{value.name} by {user!r}")
+                        raise self.fail(graph, node, f"%{written.name} is read by a removed node {user!r}")
+                    if j >= len(user.inputs) or user.inputs[j] is not written:
+                        raise self.fail(graph, node, f"stale use of %{written.name} by {user!r}")
         for value in graph.outputs:
             if id(value) not in visible:
                 raise self.fail(graph, None, f"graph output %{value.name} is not defined")

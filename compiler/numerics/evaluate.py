@@ -66,11 +66,11 @@ class SubgraphEvaluator:
         exporter = Exporter(inline_sink, legacy_inputs=False, opsets=opsets)
         graph = onnx.GraphProto(name="cut")
         self.input_names: list[str] = []
-        for index, value in enumerate(inputs):
+        for index, given in enumerate(inputs):
             name = exporter.names.assign(Value(f"in{index}"))
-            exporter.names.names[id(value)] = name
+            exporter.names.names[id(given)] = name
             self.input_names.append(name)
-            dtype = value.type.dtype if isinstance(value.type, TensorType) else None
+            dtype = given.type.dtype if isinstance(given.type, TensorType) else None
             graph.input.append(helper.make_tensor_value_info(name, int(dtype), None) if dtype is not None
                                else helper.make_empty_tensor_value_info(name))
         for node in nodes:

@@ -230,9 +230,9 @@ class Importer:
                 if not name:
                     outs.append(None)
                     continue
-                value = Value(name, types.get(name))
-                define(name, value, f"output of node {_label(node_proto, index)}")
-                outs.append(value)
+                created = Value(name, types.get(name))
+                define(name, created, f"output of node {_label(node_proto, index)}")
+                outs.append(created)
             outputs_of.append(outs)
 
         # Pass 2: nodes with their inputs and attributes (sub-graphs see this graph's scope).
@@ -243,11 +243,11 @@ class Importer:
                 if not name:
                     inputs.append(None)
                     continue
-                value = _lookup(scopes, name)
-                if value is None:
+                read = _lookup(scopes, name)
+                if read is None:
                     raise self.fail(f"{where}: node {_label(node_proto, index)} reads {name!r}, "
                                     "which is not defined")
-                inputs.append(value)
+                inputs.append(read)
             attrs = [self.attribute(a, scopes) for a in node_proto.attribute]
             meta = {p.key: p.value for p in node_proto.metadata_props}
             source, created_by = _provenance(meta)
@@ -262,15 +262,15 @@ class Importer:
 
         output_names = function.output if function is not None else [vi.name for vi in proto.output]
         for name in output_names:
-            value = _lookup(scopes, name)
-            if value is None:
+            output = _lookup(scopes, name)
+            if output is None:
                 raise self.fail(f"{where}: output {name!r} is not defined")
-            graph.outputs.append(value)
+            graph.outputs.append(output)
         if function is None:
             for vi in proto.output:
-                value = _lookup(scopes, vi.name)
-                if value is not None and vi.doc_string and value.producer is not None:
-                    value.doc_string = vi.doc_string
+                output = _lookup(scopes, vi.name)
+                if output is not None and vi.doc_string and output.producer is not None:
+                    output.doc_string = vi.doc_string
         return graph
 
     def _order(self, graph: Graph, nodes: list[Node], where: str) -> None:

@@ -189,17 +189,17 @@ def check_sizes(graph: Graph, shown: str, limit: int | None = None) -> None:
     carries a weight larger than `limit` may make tensors as large as that weight (a transposed
     embedding is no bomb)."""
     limit = max(max_tensor_bytes() if limit is None else limit, _largest_stored(graph))
-    for value in graph.inputs:
-        if value.const is not None:
+    for given in graph.inputs:
+        if given.const is not None:
             continue  # an overridable initializer: its bytes are in the file
-        size = _value_bytes(value)
+        size = _value_bytes(given)
         if size is None:
             continue
         nbytes, _, dims = size
         if any(isinstance(d, int) and d < 0 for d in dims):
-            raise BadInputError(f"{shown}: input {value.name!r} has a negative dimension {_type_text(value, dims)}")
+            raise BadInputError(f"{shown}: input {given.name!r} has a negative dimension {_type_text(given, dims)}")
         if nbytes > limit:
-            raise BadInputError(f"{shown}: input {value.name!r} is {_type_text(value, dims)}: {human(nbytes)}, more "
+            raise BadInputError(f"{shown}: input {given.name!r} is {_type_text(given, dims)}: {human(nbytes)}, more "
                                 f"than the {human(limit)} mlc makes for one tensor (raise it with "
                                 f"{TENSOR_LIMIT_VARIABLE})")
     for sub in graph.all_graphs():

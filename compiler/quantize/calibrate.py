@@ -69,8 +69,8 @@ def calibrated_values(graph: Graph) -> list[Value]:
             seen.add(id(value))
             chosen.append(value)
 
-    for value in graph.inputs:
-        take(value)
+    for given in graph.inputs:
+        take(given)
     for node in graph:
         if node.op_type == "Constant" and node.domain in ("", "ai.onnx"):
             continue
