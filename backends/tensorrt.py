@@ -137,10 +137,11 @@ class TensorRTBackend(Backend):
         return {"activations": "s8", "symmetric_activations": "true", "int32_bias": "false"}
 
     def check_runnable(self, target: str, requirements: dict[str, Any]) -> Availability:
-        refusal = portability_refusal(requirements, current_gpu(), _tensorrt_version())
+        probe = current_gpu()
+        refusal = portability_refusal(requirements, probe, _tensorrt_version())
         if refusal is not None:
             return Availability(False, refusal)
-        here = current_gpu().gpu
+        here = probe.gpu
         if here is not None and requirements.get("gpu") not in (None, here.name):
             log.warning("the plan was built on %s and runs on %s (same compute capability %s): its tactics were "
                         "timed on the other GPU", requirements.get("gpu"), here.name, here.compute_capability)

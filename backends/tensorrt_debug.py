@@ -86,7 +86,7 @@ def _debug_in(folder: Path, graph: Graph, reference_sets: list[tuple[dict[str, n
     from mlc.backends.tensorrt_profiles import derive_profiles
     from mlc.numerics.reference import run_graph
 
-    compiled = TensorRTBackend().compile(graph, "tensorrt", {"input_profiles": flags}, folder)
+    TensorRTBackend().compile(graph, "tensorrt", {"input_profiles": flags}, folder)
     output_names = [v.name for v in graph.outputs]
     runner = TensorRTRunner((folder / "model.plan").read_bytes(), output_names)
     for feeds, expected in reference_sets:
@@ -108,5 +108,4 @@ def _debug_in(folder: Path, graph: Graph, reference_sets: list[tuple[dict[str, n
                            first_divergence=None if divergence is None else
                            {"tensor": divergence.tensor, "layer": divergence.layer, "where": where,
                             "detail": divergence.detail})
-    del compiled
     return EngineDebug(True, "ok")

@@ -17,18 +17,18 @@ def _wire_layers() -> None:
     """The composition root: lower layers define a hook, this installs what a higher layer
     provides, so that no module imports a layer above its own (tests/test_layers.py)."""
     from mlc.pass_api import set_pass_loader
-    from mlc.pipelines import set_target_passes
+    from mlc.pipelines import TargetPasses, set_target_passes
 
     def load_builtin_passes() -> None:
         import mlc.passes  # noqa: F401 - importing registers every built-in pass
 
-    def target_passes(target: str) -> object:
+    def target_passes(target: str) -> TargetPasses:
         from mlc.targets import backend_for
 
         return backend_for(target)
 
     set_pass_loader(load_builtin_passes)
-    set_target_passes(target_passes)  # type: ignore[arg-type]
+    set_target_passes(target_passes)
 
 
 _wire_layers()
