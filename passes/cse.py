@@ -3,8 +3,10 @@
     a = Op(x, y){attrs};  b = Op(x, y){attrs}   ->   b's readers read a
 
 Two nodes are the same expression when op, domain, overload, inputs (the same values) and
-attributes are equal. Nodes with sub-graphs, random ops and ops of unknown domains are left alone;
-so is a duplicate whose output is a graph output (the interface keeps two names).
+attributes are equal; the rule keeps a table of the expressions seen while the driver walks a
+graph, in order, so the first of equal nodes stays. Nodes with sub-graphs, random ops and ops of
+unknown domains are left alone; so is a duplicate whose output is a graph output (the interface
+keeps two names).
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from collections.abc import Hashable
 from mlc.ir.attributes import Attr, AttrType
 from mlc.ir.core import Graph, Node
 from mlc.ir.tensor import Tensor
-from mlc.pass_api import Numerics, Pass, PassContext, register_pass
+from mlc.pass_api import Numerics, register_pass
+from mlc.rewrite import ANY_OP, IRBuilder, Match, Reject, Rule, RulePass
 
 _DOMAINS = {"", "ai.onnx", "ai.onnx.ml"}
 _NONDETERMINISTIC = {"RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike", "Multinomial",
@@ -46,36 +49,43 @@ def expression_key(node: Node) -> Hashable | None:
             len(node.outputs), tuple(attrs))
 
 
+class SameExpression(Rule):
+    name = "same-expression"
+    law = "a = Op(x, y){attrs}; b = Op(x, y){attrs} -> b's readers read a"
+    ops = ANY_OP
+    domains = tuple(_DOMAINS)
+
+    def start(self, graph: Graph) -> None:
+        self.seen: dict[Hashable, Node] = {}
+
+    def match(self, node: Node) -> Match | Reject | None:
+        key = expression_key(node)
+        if key is None:
+            return None
+        first = self.seen.setdefault(key, node)
+        if first is node:
+            return None
+        if any(v is not None and v.is_graph_output for v in node.outputs):
+            return self.reject(node, "its output is a graph output (the interface keeps both names)")
+        return Match(node, facts={"first": first})
+
+    def rewrite(self, match: Match, builder: IRBuilder) -> None:
+        node, first = match.root, match.facts["first"]
+        for mine, theirs in zip(node.outputs, first.outputs, strict=True):
+            if mine is not None and theirs is not None:
+                mine.replace_all_uses_with(theirs)
+        if any(v is not None and v.uses for v in node.outputs):
+            return  # an output the first node omits is still read: keep this node
+        builder.graph.remove(node)
+        builder.ctx.stats["merged"] += 1
+
+
 @register_pass
-class CommonSubexpressionElimination(Pass):
+class CommonSubexpressionElimination(RulePass):
     name = "cse"
     description = "Merge nodes that compute the same expression from the same inputs"
     numerics = Numerics.EXACT
     statistics = ("merged",)
 
-    def run(self, graph: Graph, ctx: PassContext) -> bool:
-        changed = False
-        for sub in graph.all_graphs():
-            seen: dict[Hashable, Node] = {}
-            for node in sub:
-                key = expression_key(node)
-                if key is None:
-                    continue
-                first = seen.get(key)
-                if first is None:
-                    seen[key] = node
-                    continue
-                if any(v is not None and v.is_graph_output for v in node.outputs):
-                    ctx.remark(f"{node.name or node.op_type}: duplicate kept, its output is a graph output")
-                    continue
-                if not ctx.rewrite("same-expression"):
-                    return changed
-                for mine, theirs in zip(node.outputs, first.outputs, strict=True):
-                    if mine is not None and theirs is not None:
-                        mine.replace_all_uses_with(theirs)
-                if any(v is not None and v.uses for v in node.outputs):
-                    continue  # an output the first node omits is still read: keep this node
-                sub.remove(node)
-                ctx.stats["merged"] += 1
-                changed = True
-        return changed
+    def rule_set(self) -> tuple[Rule, ...]:
+        return (SameExpression(),)  # a fresh table per run

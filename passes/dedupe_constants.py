@@ -2,51 +2,60 @@
 
     c1 = const T;  c2 = const T (same dtype, shape and bytes)   ->   c2's readers read c1
 
-Candidates are grouped by dtype and shape first, so only tensors that could be equal are hashed.
+Candidates are grouped by dtype and shape first (when the driver starts a graph), so only tensors
+that could be equal are hashed; the first of equal constants stays.
 Graph inputs with defaults are overridable and never merged.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter
 
 from mlc.ir.core import Graph, Value
 from mlc.ir.tensor import Tensor
-from mlc.pass_api import Numerics, Pass, PassContext, register_pass
+from mlc.pass_api import Numerics, register_pass
+from mlc.rewrite import IRBuilder, RulePass, ValueMatch, ValueRule
+
+
+def _shared_tensor(value: Value) -> Tensor | None:
+    """The tensor of a constant that may be shared: not an overridable input, not a graph output."""
+    tensor = value.const
+    return tensor if isinstance(tensor, Tensor) and value.is_constant and not value.is_graph_output else None
+
+
+class EqualConstant(ValueRule):
+    name = "equal-constant"
+    law = "c1 = const T; c2 = const T (same dtype, shape and bytes) -> c2's readers read c1"
+
+    def start(self, graph: Graph) -> None:
+        self.group_sizes = Counter((t.dtype, t.shape) for v in graph.initializers.values()
+                                   if (t := _shared_tensor(v)) is not None)
+        self.by_digest: dict[tuple[object, ...], Value] = {}
+
+    def match(self, value: Value) -> ValueMatch | None:
+        tensor = _shared_tensor(value)
+        if tensor is None or self.group_sizes[(tensor.dtype, tensor.shape)] < 2:
+            return None
+        first = self.by_digest.setdefault((tensor.dtype, tensor.shape, tensor.digest()), value)
+        if first is value or value.type != first.type or not tensor.equals(first.const):
+            return None
+        return ValueMatch(value, facts={"first": first})
+
+    def rewrite(self, match: ValueMatch, builder: IRBuilder) -> None:
+        value = match.value
+        assert isinstance(value.const, Tensor)
+        value.replace_all_uses_with(match.facts["first"])
+        builder.graph.remove_initializer(value)
+        builder.ctx.stats["merged"] += 1
+        builder.ctx.stats["bytes_saved"] += value.const.nbytes
 
 
 @register_pass
-class DedupeConstants(Pass):
+class DedupeConstants(RulePass):
     name = "dedupe-constants"
     description = "Make equal constants one shared constant"
     numerics = Numerics.EXACT
     statistics = ("merged", "bytes_saved")
 
-    def run(self, graph: Graph, ctx: PassContext) -> bool:
-        changed = False
-        for sub in graph.all_graphs():
-            groups: dict[tuple[object, ...], list[Value]] = defaultdict(list)
-            for value in sub.initializers.values():
-                if isinstance(value.const, Tensor) and value.is_constant and not value.is_graph_output:
-                    groups[(value.const.dtype, value.const.shape)].append(value)
-            for members in groups.values():
-                if len(members) < 2:
-                    continue
-                by_digest: dict[str, Value] = {}
-                for value in members:
-                    tensor = value.const
-                    assert isinstance(tensor, Tensor)
-                    first = by_digest.setdefault(tensor.digest(), value)
-                    if first is value:
-                        continue
-                    assert isinstance(first.const, Tensor)
-                    if not first.const.equals(tensor) or value.type != first.type:
-                        continue
-                    if not ctx.rewrite("equal-constant"):
-                        return changed
-                    value.replace_all_uses_with(first)
-                    sub.remove_initializer(value)
-                    ctx.stats["merged"] += 1
-                    ctx.stats["bytes_saved"] += tensor.nbytes
-                    changed = True
-        return changed
+    def rule_set(self) -> tuple[EqualConstant]:
+        return (EqualConstant(),)

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from mlc.errors import InternalError
 from mlc.ir.core import Graph, Node, Value
 from mlc.ir.tensor import Tensor
 from mlc.ir.types import Type
@@ -21,15 +22,18 @@ from mlc.pass_api import PassContext
 
 
 class IRBuilder:
-    def __init__(self, graph: Graph, ctx: PassContext, anchor: Node, rule: str,
+    def __init__(self, graph: Graph, ctx: PassContext, anchor: Node | None, rule: str,
                  replaced: Sequence[Node] = ()) -> None:
+        """`anchor` is the matched root, where new nodes go; None for a value rule (no nodes to emit)."""
         self.graph, self.ctx, self.anchor, self.rule = graph, ctx, anchor, rule
-        self.replaced = tuple(replaced) or (anchor,)
+        self.replaced = tuple(replaced) or ((anchor,) if anchor is not None else ())
         self.created: list[Node] = []
 
     def op(self, op_type: str, inputs: Sequence[Value | None], attributes: Mapping[str, Any] | None = None, *,
            type: Type | None = None, name: str = "", domain: str = "", outputs: int = 1) -> Value:
         """A new node before the root; returns its (first) output, of `type` when given."""
+        if self.anchor is None:
+            raise InternalError(f"{self.ctx.pass_name}: rule {self.rule} emits a node but matched no node")
         base = name or f"{self.anchor.name or op_type}/{op_type}"
         node = Node(op_type, list(inputs), [self.graph.unique_name(f"{base}_out{i}" if outputs > 1 else base)
                                             for i in range(outputs)],

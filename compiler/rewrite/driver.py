@@ -14,10 +14,10 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from mlc.errors import InternalError
-from mlc.ir.core import Graph, Node
+from mlc.ir.core import Graph, Node, Value
 from mlc.pass_api import Pass, PassContext
 from mlc.rewrite.builder import IRBuilder
-from mlc.rewrite.rule import COMMUTATIVE, Match, Reject, Rule
+from mlc.rewrite.rule import COMMUTATIVE, Match, Reject, Rule, ValueMatch, ValueRule
 
 MAX_SWEEPS = 32
 
@@ -50,64 +50,123 @@ def _match(rule: Rule, node: Node) -> Match | Reject | None:
     return found if found is not None else again
 
 
-def _sweep(graph: Graph, rules: Sequence[Rule], ctx: PassContext, rejects: dict[tuple[str, str], Reject]) -> bool:
-    changed = False
-    for sub in list(graph.all_graphs()):
-        for node in sub:  # live: a node a rewrite inserts ahead is visited in this sweep too
-            if node.graph is not sub:  # removed by an earlier rewrite in this sweep
-                continue
+AnyRule = Rule | ValueRule
+
+
+def _nodes(graph: Graph, reverse: bool) -> Iterator[Node]:
+    if reverse:  # a snapshot, last node first: a chain of dead nodes goes in one sweep
+        yield from reversed(list(graph.nodes))
+    else:  # live: a node a rewrite inserts ahead is visited in this sweep too
+        yield from graph
+
+
+def _values(graph: Graph, rule: ValueRule, main: Graph) -> list[Value]:
+    if rule.offers == "inputs":
+        return list(graph.inputs) if graph is main else []
+    return [*graph.initializers.values(), *graph.sparse_initializers.values()]
+
+
+class _Sweep:
+    """One pass of every phase over every graph; `changed` says whether anything was rewritten,
+    `stopped` whether `--max-rewrites` ran out."""
+
+    def __init__(self, ctx: PassContext, rejects: dict[tuple[str, str], Reject]) -> None:
+        self.ctx, self.rejects = ctx, rejects
+        self.changed = self.stopped = False
+
+    def _answer(self, found: Match | ValueMatch | Reject | None, rule: AnyRule) -> Match | ValueMatch | None:
+        if isinstance(found, Reject):
+            self.rejects.setdefault((found.rule, found.node), found)
+            if found.count:
+                self.ctx.stats[found.count] += 1
+            return None
+        if found is not None and not self.ctx.rewrite(getattr(found, "rule", "") or rule.name):
+            self.stopped = True
+            return None
+        return found
+
+    def nodes(self, sub: Graph, rules: Sequence[Rule], reverse: bool) -> None:
+        for node in _nodes(sub, reverse):
             for rule in rules:
+                if node.graph is not sub:  # removed by an earlier rewrite: nothing left to look at
+                    break
                 if not rule.applies_to(node):
                     continue
-                found = _match(rule, node)
-                if isinstance(found, Reject):
-                    rejects.setdefault((found.rule, found.node), found)
-                    continue
-                if found is None:
-                    continue
-                name = found.rule or rule.name
-                if not ctx.rewrite(name):
-                    return changed
-                rule.rewrite(found, IRBuilder(sub, ctx, node, name, found.nodes or (node,)))
-                changed = True
-                if node.graph is not sub:  # rewritten away: the later rules have nothing to look at
-                    break
-    return changed
+                found = self._answer(_match(rule, node), rule)
+                if self.stopped:
+                    return
+                if isinstance(found, Match):
+                    rule.rewrite(found, IRBuilder(sub, self.ctx, node, found.rule or rule.name, found.nodes or (node,)))
+                    self.changed = True
+
+    def values(self, sub: Graph, main: Graph, rules: Sequence[ValueRule]) -> None:
+        for rule in rules:
+            for value in _values(sub, rule, main):
+                found = self._answer(rule.match(value), rule)
+                if self.stopped:
+                    return
+                if isinstance(found, ValueMatch):
+                    rule.rewrite(found, IRBuilder(sub, self.ctx, None, rule.name))
+                    self.changed = True
+
+    def run(self, graph: Graph, phases: Sequence[Sequence[AnyRule]], reverse: bool) -> None:
+        graphs = list(graph.all_graphs())
+        for sub in reversed(graphs) if reverse else graphs:  # reverse: inner graphs first
+            for phase in phases:
+                for rule in phase:
+                    rule.start(sub)
+                self.nodes(sub, [r for r in phase if isinstance(r, Rule)], reverse)
+                if not self.stopped:
+                    self.values(sub, graph, [r for r in phase if isinstance(r, ValueRule)])
+                if self.stopped:
+                    return
 
 
-def apply_rules(graph: Graph, rules: Sequence[Rule], ctx: PassContext, *, fixpoint: bool = False) -> bool:
+def apply_rules(graph: Graph, rules: Sequence[AnyRule], ctx: PassContext, *, fixpoint: bool = False,
+                reverse: bool = False, then: Sequence[Sequence[AnyRule]] = ()) -> bool:
     """Apply `rules` over `graph` and its sub-graphs; True when anything was rewritten. Rejects
-    become remarks (`mlc debug -v`) in one format, once per rule and node."""
+    become remarks (`mlc debug -v`) in one format, once per rule and node.
+
+    `reverse` walks each graph's nodes last to first and inner graphs before outer ones (what
+    dead-code elimination needs to remove a chain in one sweep). `then` lists later phases: each
+    graph is walked by `rules`, then by each phase of `then`, before the next graph (fold-constants
+    folds single nodes first, then the constant regions of what it had to refuse)."""
+    phases = [rules, *then]
     rejects: dict[tuple[str, str], Reject] = {}
     changed = False
     for _ in range(MAX_SWEEPS if fixpoint else 1):
-        swept = _sweep(graph, rules, ctx, rejects)
-        changed |= swept
-        if not swept or ctx.exhausted:
+        sweep = _Sweep(ctx, rejects)
+        sweep.run(graph, phases, reverse)
+        changed |= sweep.changed
+        if not sweep.changed or sweep.stopped or ctx.exhausted:
             break
     else:
         if fixpoint:
             raise InternalError(f"{ctx.pass_name}: rules still rewriting after {MAX_SWEEPS} sweeps "
-                                f"({', '.join(r.name for r in rules)}): two of them undo each other")
+                                f"({', '.join(r.name for p in phases for r in p)}): two of them undo each other")
     for reject in rejects.values():
         ctx.remark(reject.text())
     return changed
-
-
 
 
 class RulePass(Pass):
     """A pass that is a rule set: declare `rules` (or build them from the options in `rule_set`)
     and, where rewrites enable each other, `fixpoint = True`; the driver does the rest."""
 
-    rules: tuple[Rule, ...] = ()
+    rules: tuple[AnyRule, ...] = ()
     fixpoint: bool = False
+    reverse: bool = False
 
-    def rule_set(self) -> Sequence[Rule]:
+    def rule_set(self) -> Sequence[AnyRule]:
         return self.rules
 
+    def later_phases(self) -> Sequence[Sequence[AnyRule]]:
+        """Rule sets that walk each graph after `rule_set` has (see `apply_rules`' `then`)."""
+        return ()
+
     def run(self, graph: Graph, ctx: PassContext) -> bool:
-        return apply_rules(graph, self.rule_set(), ctx, fixpoint=self.fixpoint)
+        return apply_rules(graph, self.rule_set(), ctx, fixpoint=self.fixpoint, reverse=self.reverse,
+                           then=self.later_phases())
 
 
-__all__ = ["RulePass", "apply_rules"]
+__all__ = ["AnyRule", "RulePass", "apply_rules"]

@@ -16,7 +16,13 @@ candidate at all: silent). The driver (`mlc.rewrite.driver.apply_rules`) reports
 same way, as `rule at 'node': not applied, why` in `mlc debug -v` and as {rule, node, why} in the
 JSON report, so that no pass invents its own format. A rule on a commutative op (Add, Mul, ...)
 declares `commutative = True` and matches operands in the written order only: the driver tries
-the swapped order too.
+the swapped order too. A rule that looks at every node (dead-code elimination, CSE) says
+`ops = ANY_OP`; one that keeps a table while the driver walks a graph (CSE's expressions seen)
+resets it in `start(graph)`.
+
+Some cleanups are about values, not nodes: an unused constant, two equal constants, a graph input
+nobody reads. A `ValueRule` is offered the graph's initializers (or, `offers = "inputs"`, the main
+graph's inputs) after the nodes, and answers a `ValueMatch` the same three ways.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from mlc.ir.core import Node, Value
+from mlc.ir.core import Graph, Node, Value
 
 if TYPE_CHECKING:
     from mlc.rewrite.builder import IRBuilder
@@ -33,6 +39,7 @@ if TYPE_CHECKING:
 COMMUTATIVE = frozenset({"Add", "Mul", "Max", "Min", "Sum", "Mean", "And", "Or", "Xor", "Equal", "BitwiseAnd",
                          "BitwiseOr", "BitwiseXor"})
 STANDARD_DOMAINS = ("", "ai.onnx")
+ANY_OP = ("*",)  # `ops` of a rule offered every node
 
 
 def label(node: Node) -> str:
@@ -64,6 +71,7 @@ class Reject:
     rule: str
     node: str
     why: str
+    count: str = ""  # a pass statistic the driver counts this reject under (fold-constants' skipped_size)
 
     def text(self) -> str:
         return f"{self.rule} at {self.node!r}: not applied, {self.why}"
@@ -91,7 +99,10 @@ class Rule:
 
     def applies_to(self, node: Node) -> bool:
         """Whether the driver offers `node` to this rule (its op and domain)."""
-        return node.op_type in self.ops and node.domain in self.domains
+        return (self.ops is ANY_OP or node.op_type in self.ops) and node.domain in self.domains
+
+    def start(self, graph: Graph) -> None:
+        """Called before the driver walks `graph` (each sweep): where a rule resets per-graph state."""
 
     def reject(self, node: Node, why: str) -> Reject:
         return Reject(self.name, label(node), why)
@@ -103,4 +114,33 @@ class Rule:
         raise NotImplementedError
 
 
-__all__ = ["COMMUTATIVE", "STANDARD_DOMAINS", "Match", "Reject", "Rule", "label"]
+@dataclass
+class ValueMatch:
+    """What a value rule found: the value and the facts its rewrite reads."""
+
+    value: Value
+    facts: Mapping[str, Any] = field(default_factory=dict)
+
+
+class ValueRule:
+    """Base of rules over values (constants, graph inputs) rather than nodes; see the module docstring."""
+
+    name: str = ""
+    law: str = ""
+    offers: str = "initializers"  # or "inputs": the main graph's inputs
+
+    def start(self, graph: Graph) -> None:
+        """Called before the driver offers `graph`'s values (each sweep)."""
+
+    def reject(self, value: Value, why: str) -> Reject:
+        return Reject(self.name, value.name, why)
+
+    def match(self, value: Value) -> ValueMatch | Reject | None:
+        raise NotImplementedError
+
+    def rewrite(self, match: ValueMatch, builder: IRBuilder) -> None:
+        raise NotImplementedError
+
+
+__all__ = ["ANY_OP", "COMMUTATIVE", "STANDARD_DOMAINS", "Match", "Reject", "Rule", "ValueMatch", "ValueRule",
+           "label"]
