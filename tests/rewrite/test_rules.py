@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from mlc.errors import InternalError
-from mlc.ir.core import Node
+from mlc.ir.core import Graph, Node, Value
 from mlc.ir.parser import parse_ir
 from mlc.ir.printer import print_ir
 from mlc.pass_api import PassContext
-from mlc.rewrite import IRBuilder, Match, Reject, Rule, apply_rules
+from mlc.rewrite import ANY_OP, IRBuilder, Match, Reject, Rule, ValueMatch, ValueRule, apply_rules
 from tests.cli.helpers import mlc
 
 
@@ -153,3 +153,69 @@ def test_mlc_debug_verbose_prints_rejects_in_the_uniform_format(tmp_path, capfd)
     assert code == 0, err
     assert ("remark [eliminate-identity]: identity at 'keep_me': not applied, its output names a graph output "
             "its input cannot take") in out
+
+
+# --------------------------------------------------------------- what the cleanup passes need of the driver
+class Unread(Rule):
+    """Any node nobody reads goes: offered every op (ANY_OP), last node first when `reverse`."""
+
+    name = "unread"
+    law = "Op(...) unread -> removed"
+    ops = ANY_OP
+
+    def match(self, node: Node) -> Match | Reject | None:
+        return Match(node) if all(not v.uses and not v.is_graph_output for v in node.outputs if v) else None
+
+    def rewrite(self, match: Match, builder: IRBuilder) -> None:
+        builder.graph.remove(match.root)
+
+
+CHAIN = '''graph "g" (%x: f32[4]) {
+  %a: f32[4] = Neg(%x) name="first"
+  %b: f32[4] = Abs(%a) name="second"
+  %c: f32[4] = Exp(%b) name="third"
+  return %x
+}'''
+
+
+def test_a_reverse_walk_removes_a_dead_chain_in_one_sweep() -> None:
+    forward, _ = _run([Unread()], CHAIN)
+    backward, ctx = _run([Unread()], CHAIN, reverse=True)
+    assert "second" in forward and "third" not in forward  # forward: only the chain's end was dead
+    assert "Neg" not in backward and ctx.rewrites == 3
+
+
+class SeenTwice(Rule):
+    """Counts nodes of one op per graph: a table reset by `start`, and a reject counted as a statistic."""
+
+    name = "seen-twice"
+    law = "(test) the second Add of a graph is rejected"
+    ops = ("Add",)
+
+    def start(self, graph: Graph) -> None:
+        self.seen = 0
+
+    def match(self, node: Node) -> Match | Reject | None:
+        self.seen += 1
+        return Reject(self.name, node.name, "second", count="second_adds") if self.seen == 2 else None
+
+
+class DropUnreadConstant(ValueRule):
+    name = "drop-constant"
+    law = "constant unread -> removed"
+
+    def match(self, value: Value) -> ValueMatch | Reject | None:
+        return ValueMatch(value) if not value.uses else self.reject(value, "read")
+
+    def rewrite(self, match: ValueMatch, builder: IRBuilder) -> None:
+        builder.graph.remove_initializer(match.value)
+
+
+def test_start_hook_value_rules_phases_and_counted_rejects() -> None:
+    text = GRAPH.replace("const %one", "const %spare = dense<f32[]> [3.0]\n  const %one")
+    graph = parse_ir(text)
+    ctx = PassContext("test")
+    apply_rules(graph, [SeenTwice()], ctx, then=[[DropUnreadConstant()]])
+    assert ctx.stats["second_adds"] == 1 and "seen-twice at 'adds_one': not applied, second" in ctx.remarks
+    assert set(graph.initializers) == {"zero", "one"}  # the value phase ran after the node phase
+    assert "drop-constant at 'one': not applied, read" in ctx.remarks
