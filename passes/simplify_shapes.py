@@ -31,23 +31,22 @@ every shape the model accepts. With the analysis built, the pass first gives eve
 it derives, as `infer-shapes` does (option `refine_types`, on by default), so that the passes
 after it compare dims by one name. The Shape→Gather→Concat chains its rewrites orphan go with it
 (a dead Shape still reads its tensor, and a layout merge after this pass would count it as a
-reader); unused constants are left to `dce`.
+reader); unused constants are left to `dce`. The per-graph analysis and fold-shape-value are
+`mlc.passes._shape_folding`, the Reshape and Expand rules `mlc.passes._reshape_rules`.
 """
 
 from __future__ import annotations
 
-import numpy as np
-
-from mlc.ir.core import Graph, Node, Value
-from mlc.ir.types import TensorType
-from mlc.pass_api import Numerics, Pass, PassContext, PassOption, register_pass
-from mlc.passes._patterns import label, output_name_blocked, remove_dead_producers
-from mlc.passes._symbolic import INT_DTYPES, ShapeInfo, broadcast, elems_array, reshape_dims
-from mlc.passes.infer_shapes import refine_types
+from mlc.ir.core import Graph
+from mlc.pass_api import Numerics, PassContext, PassOption, register_pass
+from mlc.passes._patterns import remove_dead_producers
+from mlc.passes._reshape_rules import ExpandNoop, ReshapeTarget
+from mlc.passes._shape_folding import FoldShapeValue, GraphShapes
+from mlc.rewrite import RulePass, apply_rules
 
 
 @register_pass
-class SimplifyShapes(Pass):
+class SimplifyShapes(RulePass):
     name = "simplify-shapes"
     description = "Turn Shape→Gather→Concat→Reshape chains into constant Reshape targets where dims allow"
     numerics = Numerics.EXACT
@@ -57,141 +56,11 @@ class SimplifyShapes(Pass):
                   "dims_refined", "dead_nodes_removed")
 
     def run(self, graph: Graph, ctx: PassContext) -> bool:
-        changed = False
-        self._orphans: list[Value] = []  # values whose readers moved away: their chains may be dead now
+        """The rules share one run's analyses (they need the context to refine types) and its
+        orphans, whose dead chains go at the end."""
+        shapes = GraphShapes(ctx, bool(self.option("refine_types")))
         try:
-            changed = self._run(graph, ctx)
+            changed = apply_rules(graph, (FoldShapeValue(shapes), ReshapeTarget(shapes), ExpandNoop(shapes)), ctx)
         finally:
-            ctx.stats["dead_nodes_removed"] += remove_dead_producers(self._orphans)
-            self._orphans = []
-        return changed
-
-    def _run(self, graph: Graph, ctx: PassContext) -> bool:
-        changed = False
-        for sub in list(graph.all_graphs()):
-            info = ShapeInfo(sub)
-            if self.option("refine_types"):
-                changed |= refine_types(sub, info, ctx)
-            foldable = _foldable(sub, info)
-            for node in sub:
-                if node.domain not in ("", "ai.onnx"):
-                    continue
-                if node in foldable and self._fold(sub, node, info, foldable, ctx):
-                    changed = True
-                elif node.op_type == "Reshape" and self._simplify_reshape(sub, node, info, ctx):
-                    changed = True
-                elif node.op_type == "Expand" and self._expand_noop(sub, node, info, ctx):
-                    changed = True
-                if ctx.exhausted:
-                    return changed
-        return changed
-
-    def _fold(self, graph: Graph, node: Node, info: ShapeInfo, foldable: dict[Node, dict[Value, np.ndarray]],
-              ctx: PassContext) -> bool:
-        """Replace the node's outputs whose values are all known constants, where a node that is not
-        folded itself reads them (the rest of a folded chain is left to dce)."""
-        done = False
-        for out, array in foldable[node].items():
-            if all(user in foldable for user, _ in out.uses):
-                continue
-            if not ctx.rewrite("fold-shape-value"):
-                return done
-            out.replace_all_uses_with(graph.make_constant(array, out.name))
-            self._orphans.append(out)
-            ctx.stats["dims_folded"] += 1
-            done = True
-        return done
-
-    def _simplify_reshape(self, graph: Graph, node: Node, info: ShapeInfo, ctx: PassContext) -> bool:
-        data, target, out = node.inputs[0], node.inputs[1] if len(node.inputs) > 1 else None, node.outputs[0]
-        if data is None or target is None or out is None:
-            return False
-        allowzero = bool(node.attr("allowzero", 0))
-        x = info.shape(data)
-        elems = info.elems(target)
-        if x is None or elems is None:
-            return False
-        dims = reshape_dims(x, elems, allowzero)
-        if dims is None:
-            return False
-        if len(dims) == len(x) and all(d is not None and d == e for d, e in zip(dims, x, strict=True)):
-            if output_name_blocked(out, data, graph):
-                ctx.remark(f"{label(node)}: a no-op kept, it names a graph output its input cannot take")
-                return False
-            if not ctx.rewrite("reshape-noop"):
-                return False
-            out.replace_all_uses_with(data, replace_graph_outputs=True)
-            graph.remove(node)
-            self._orphans.append(target)
-            ctx.stats["reshapes_removed"] += 1
-            return True
-        if target.is_constant:
-            return False
-        # A 0 entry copies the input's dim unless allowzero: where no output dim is a literal 0,
-        # allowzero makes no difference but to forbid the copy, and it is dropped for one.
-        copy = not allowzero or not any(d is not None and d.is_const and d.value == 0 for d in dims)
-        entries: list[int | None] = []
-        for i, d in enumerate(dims):
-            if d is not None and d.is_const and (d.value != 0 or allowzero):
-                entries.append(d.value)
-            elif copy and d is not None and i < len(x) and x[i] == d:
-                entries.append(0)
-            else:
-                entries.append(None)
-        unknown = [i for i, e in enumerate(entries) if e is None]
-        if len(unknown) > 1:
-            ctx.remark(f"Reshape {node.name!r}: kept, {len(unknown)} target dims are neither constant nor copied")
-            return False
-        if unknown:
-            entries[unknown[0]] = -1
-        if not ctx.rewrite("reshape-copy-dims"):
-            return False
-        node.set_input(1, graph.make_constant(np.array(entries, dtype=np.int64), "shape"))
-        self._orphans.append(target)
-        if allowzero and 0 in entries:
-            del node.attributes["allowzero"]
-        ctx.stats["reshapes_simplified"] += 1
-        return True
-
-    def _expand_noop(self, graph: Graph, node: Node, info: ShapeInfo, ctx: PassContext) -> bool:
-        data, shape, out = node.inputs[0], node.inputs[1] if len(node.inputs) > 1 else None, node.outputs[0]
-        if data is None or shape is None or out is None or shape.is_constant:
-            return False  # a constant shape is eliminate-noop's
-        x, elems = info.shape(data), info.elems(shape)
-        if x is None or elems is None:
-            return False
-        result = broadcast([x, elems])
-        if result is None or len(result) != len(x) or any(r is None or r != d for r, d in zip(result, x, strict=True)):
-            return False
-        if any(e is None for e in elems):
-            return False
-        if output_name_blocked(out, data, graph):
-            return False
-        if not ctx.rewrite("expand-noop"):
-            return False
-        out.replace_all_uses_with(data, replace_graph_outputs=True)
-        graph.remove(node)
-        self._orphans.append(shape)
-        ctx.stats["expands_removed"] += 1
-        return True
-
-
-def _foldable(graph: Graph, info: ShapeInfo) -> dict[Node, dict[Value, np.ndarray]]:
-    """The nodes with outputs whose values are all known constants (and those values)."""
-    found: dict[Node, dict[Value, np.ndarray]] = {}
-    for node in graph:
-        if node.domain not in ("", "ai.onnx") or node.op_type == "Constant":
-            continue
-        arrays = {}
-        for out in node.outputs:
-            if out is None or out.is_graph_output or not isinstance(out.type, TensorType):
-                continue
-            if out.type.dtype not in INT_DTYPES:
-                continue
-            elems, shape = info.elems(out), info.shape(out)
-            array = elems_array(elems, out.type.dtype, shape) if elems is not None and shape is not None else None
-            if array is not None:
-                arrays[out] = array
-        if arrays:
-            found[node] = arrays
-    return found
+            ctx.stats["dead_nodes_removed"] += remove_dead_producers(shapes.orphans)
+        return changed or shapes.refined

@@ -263,27 +263,27 @@ def test_must_not_change() -> None:
   %a: f32[N,?] = Reshape(%x, %s1)
   %y: f32[N,?,1] = Reshape(%a, %s2)
   return %y
-}''', "Reshape '': kept, its shape's 0 at 1 copies a dim of the Reshape's output")
+}''', "reshape-reshape at '<Reshape>': not applied, its shape's 0 at 1 copies a dim of the Reshape's output")
     # The first Transpose has a second reader: merging would save nothing.
     _kept('''graph "g" (%x: f32[2,3]) {
   %a: f32[3,2] = Transpose(%x) {perm = [1, 0]}
   %b: f32[2,3] = Transpose(%a) {perm = [1, 0]}
   %y: f32[3,2] = Relu(%a)
   return %b, %y
-}''', "Transpose '': kept, the Transpose '' before it has 2 readers")
+}''', "transpose-cancel at '<Transpose>': not applied, the Transpose '' before it has 2 readers")
     # The middle value is a graph output.
     _kept('''graph "g" (%x: f32[2,3]) {
   %a: f32[3,2] = Transpose(%x) {perm = [1, 0]}
   %b: f32[2,3] = Transpose(%a) {perm = [1, 0]}
   return %a, %b
-}''', "Transpose '': kept, the Transpose '' before it names a graph output")
+}''', "transpose-cancel at '<Transpose>': not applied, the Transpose '' before it names a graph output")
     # A Squeeze without axes, with a symbolic result: no merge is provable.
     _kept('''graph "g" (%x: f32[1,N,1]) {
   const %a = dense<i64[1]> [0]
   %s: f32[N,1] = Squeeze(%x, %a)
   %y: f32[*] = Squeeze(%s)
   return %y
-}''', "Squeeze '': kept, a Squeeze without axes removes whichever dims are 1")
+}''', "squeeze-squeeze at '<Squeeze>': not applied, a Squeeze without axes removes whichever dims are 1")
     # Not layout pairs at all.
     _kept('''graph "g" (%x: f32[2,3]) {
   const %s = dense<i64[2]> [3, 2]
