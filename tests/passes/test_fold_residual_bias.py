@@ -65,7 +65,7 @@ def test_gemm_and_attention_readers() -> None:
         .replace("  const %b =", "  const %flat = dense<i64[2]> [6, 4]\n  const %b =")
     # a Reshape reads r: not a linear layer, so nothing moves
     ctx = assert_pass("fold-residual-bias", gemm, gemm)
-    assert ctx.remarks == ["Residual bias at 'ln': kept, it is also read by Reshape, not a linear layer"]
+    assert ctx.remarks == ["fold-residual-bias at 'ln': not applied, it is also read by Reshape, not a linear layer"]
     direct = '''graph "g" (%z: f32[5,4], %h: f32[5,4]) {
   const %gamma = GAMMA
   const %beta = BETA
@@ -108,7 +108,7 @@ def test_gemm_and_attention_readers() -> None:
 def test_must_not_change(variant, why) -> None:
     before = _graph(**variant)
     ctx = assert_pass("fold-residual-bias", before, before)
-    assert ctx.remarks == [f"Residual bias at 'ln': kept, {why}"]
+    assert ctx.remarks == [f"fold-residual-bias at 'ln': not applied, {why}"]
 
 
 def test_bert_loses_every_residual_bias_add_and_keeps_its_numbers() -> None:

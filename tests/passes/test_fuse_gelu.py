@@ -114,21 +114,21 @@ def test_contrib_ops_at_any_opset() -> None:
 
 @pytest.mark.parametrize(("text", "opset", "why"), [
     (_edit(ERF, {'const %half = dense<f32[]> [0.5]': 'const %half = dense<f32[]> [0.6]'}), 20,
-     "GELU at '/act/Erf': not fused, x * (1 + f(x)) is not halved"),
+     "gelu-erf at '/act/Erf': not applied, x * (1 + f(x)) is not halved"),
     (_edit(TANH, {'const %cubic = dense<f32[]> [0.044715]': 'const %cubic = dense<f32[]> [0.6]'}), 20,
-     "GELU at '/mlp/act/Tanh': not fused, its input is not 0.7978846 * (x + 0.044715 * x^3)"),
+     "gelu-tanh at '/mlp/act/Tanh': not applied, its input is not 0.7978846 * (x + 0.044715 * x^3)"),
     (_edit(ERF, {"return %y": "return %y, %e"}), 20,
-     "GELU at '/act/Erf': not fused, its output %e is also read outside the GELU"),
+     "gelu-erf at '/act/Erf': not applied, its output %e is also read outside the GELU"),
     (_edit(TANH, {"return %y": "return %y, %cube"}), 20,
-     "GELU at '/mlp/act/Tanh': not fused, %cube is also read outside the GELU"),
+     "gelu-tanh at '/mlp/act/Tanh': not applied, %cube is also read outside the GELU"),
     (_edit(TANH, {"return %y": "return %y, %h"}), 20,
-     "GELU at '/mlp/act/Tanh': not fused, x * 0.5 is also read elsewhere"),
-    (ERF, 17, "GELU at '/act/Erf': not fused, ai.onnx opset 17 has no Gelu (it needs 20); the option "
+     "gelu-tanh at '/mlp/act/Tanh': not applied, x * 0.5 is also read elsewhere"),
+    (ERF, 17, "gelu-erf at '/act/Erf': not applied, ai.onnx opset 17 has no Gelu (it needs 20); the option "
               "fuse-gelu{contrib=true} emits onnxruntime's com.microsoft::Gelu/FastGelu instead"),
     ('''graph "g" (%x: f32[2,8]) {
   %y: f32[2,8] = Tanh(%x) name="/pooler/Tanh"
   return %y
-}''', 20, "GELU at '/pooler/Tanh': not fused, its input is not 0.7978846 * (x + 0.044715 * x^3)"),
+}''', 20, "gelu-tanh at '/pooler/Tanh': not applied, its input is not 0.7978846 * (x + 0.044715 * x^3)"),
 ], ids=["half-is-0.6", "cubic-is-0.6", "erf-read", "cube-read", "half-x-read", "opset-17", "plain-tanh"])
 def test_must_not_change(text: str, opset: int, why: str) -> None:
     ctx = assert_pass("fuse-gelu", _model(text, opset), _model(text, opset))
@@ -139,7 +139,7 @@ def test_must_not_change(text: str, opset: int, why: str) -> None:
 def test_contrib_needs_float32_or_float16() -> None:
     text = ERF.replace("f32", "f64")
     ctx = assert_pass("fuse-gelu{contrib=true}", _model(text, 17), _model(text, 17), numeric=False)
-    assert ctx.remarks == ["GELU at '/act/Erf': not fused, x is not float32/float16 (onnxruntime's Gelu/FastGelu "
+    assert ctx.remarks == ["gelu-erf at '/act/Erf': not applied, x is not float32/float16 (onnxruntime's Gelu/FastGelu "
                            "kernels)"]
 
 
@@ -150,9 +150,9 @@ def test_bert_erf_gelu_becomes_contrib_gelu() -> None:
     assert counts["com.microsoft::Gelu"] == 2 and "Erf" not in counts, counts
     assert graph.model is not None and graph.model.opset_imports == {"": 17, "com.microsoft": 1}
     # without the option, opset 17 keeps both; the pooler's Tanh is an activation, not a GELU
-    assert len(remarks(contexts["fuse-gelu"], "GELU at '/encoder/layer.")) == 2
-    assert remarks(contexts["fuse-gelu{contrib=true}"], "GELU") == [
-        "GELU at '/pooler/activation/Tanh': not fused, its input is not 0.7978846 * (x + 0.044715 * x^3)"]
+    assert len(remarks(contexts["fuse-gelu"], "gelu-erf at '/encoder/layer.")) == 2
+    assert remarks(contexts["fuse-gelu{contrib=true}"], "gelu") == [
+        "gelu-tanh at '/pooler/activation/Tanh': not applied, its input is not 0.7978846 * (x + 0.044715 * x^3)"]
     assert_model_numbers("bert", graph)
 
 

@@ -108,7 +108,7 @@ def test_dims_lost_by_shape_inference_are_rederived() -> None:
     assert [n.op_type for n in graph][-1] == "SkipLayerNormalization", ctx.remarks
     unknown = before.replace("Concat(%n1, %s1, %four)", "Concat(%s1, %n1, %four)")  # [S,N,4] + [N,S,4]
     graph, ctx = run_pass("fuse-skip-layernorm", unknown)
-    assert ctx.remarks == ["SkipLayerNorm at '/l/LayerNorm': not fused, the Add's operands are not provably of one "
+    assert ctx.remarks == ["skip-layernorm at '/l/LayerNorm': not applied, the Add's operands are not provably of one "
                            "batch size ([S,N,4] + [N,S,4]): with a broadcast batch, SkipLayerNormalization would "
                            "silently return the input's shape"]
 
@@ -138,13 +138,13 @@ def test_must_not_change(edit: dict[str, str], why: str) -> None:
     text = _edit(SKIP, edit)
     ctx = assert_pass("fuse-skip-layernorm", text, text)
     (remark,) = ctx.remarks
-    assert remark.startswith("SkipLayerNorm at '/l/LayerNorm': not fused, ") and why in remark, remark
+    assert remark.startswith("skip-layernorm at '/l/LayerNorm': not applied, ") and why in remark, remark
 
 
 def test_float64_is_left_alone() -> None:
     text = SKIP.replace("f32", "f64")
     ctx = assert_pass("fuse-skip-layernorm", text, text, numeric=False)
-    assert ctx.remarks == ["SkipLayerNorm at '/l/LayerNorm': not fused, the input is not float32/float16 "
+    assert ctx.remarks == ["skip-layernorm at '/l/LayerNorm': not applied, the input is not float32/float16 "
                            "(onnxruntime's SkipLayerNormalization kernels)"]
 
 
@@ -158,8 +158,8 @@ def test_bert() -> None:
     assert counts["com.microsoft::SkipLayerNormalization"] == 4, counts  # 2 per layer
     assert counts["LayerNormalization"] == 1  # the embeddings': word + token type + a [1, S, H] position table
     assert dict(contexts["fuse-skip-layernorm"].rules) == {"skip-layernorm-bias": 4}  # the dense layers' biases
-    (remark,) = remarks(contexts["fuse-skip-layernorm"], "SkipLayerNorm")
-    assert remark.startswith("SkipLayerNorm at '/embeddings/LayerNorm/LayerNormalization': not fused, the Add's "
+    (remark,) = remarks(contexts["fuse-skip-layernorm"], "skip-layernorm")
+    assert remark.startswith("skip-layernorm at '/embeddings/LayerNorm/LayerNormalization': not applied, the Add's "
                              "operands are not provably of one batch size ([batch,sequence,64] + [1,"), remark
     assert (folded, len(graph)) == (183, 125)
     assert_model_numbers("bert", graph)
@@ -175,8 +175,8 @@ def test_gpt(linear: str) -> None:
     assert len(sums) == 3
     bias = "-bias" if linear == "matmul" else ""
     assert dict(contexts["fuse-skip-layernorm"].rules) == {f"skip-layernorm{bias}-sum": 3, f"skip-layernorm{bias}": 1}
-    (remark,) = remarks(contexts["fuse-skip-layernorm"], "SkipLayerNorm")
-    assert remark.startswith("SkipLayerNorm at '/transformer/h.0/ln_1/LayerNormalization': not fused"), remark
+    (remark,) = remarks(contexts["fuse-skip-layernorm"], "skip-layernorm")
+    assert remark.startswith("skip-layernorm at '/transformer/h.0/ln_1/LayerNormalization': not applied"), remark
     assert_model_numbers("gpt", graph, linear)
 
 
