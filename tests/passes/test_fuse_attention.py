@@ -244,7 +244,7 @@ def test_causal_block_becomes_onnx_attention_with_is_causal() -> None:
 def test_causal_select_left_alone_with_a_remark(variant, why) -> None:
     before = _block(**{"causal": "buffer", "mask": None, **variant})
     ctx = assert_pass("fuse-attention", before, before, numeric=False)  # unchanged (one cannot even run)
-    assert len(ctx.remarks) == 1 and ctx.remarks[0].startswith("Attention at Softmax: not fused, ")
+    assert len(ctx.remarks) == 1 and ctx.remarks[0].startswith("attention-contrib at '<Softmax>': not applied, ")
     assert why in ctx.remarks[0], ctx.remarks
 
 
@@ -262,7 +262,8 @@ def test_left_alone_with_a_remark(variant, form, why) -> None:
     before = _block(**variant)
     feeds = _feeds(2, 5, x2="x2" in before)
     ctx = assert_pass(f"fuse-attention{{form={form}}}", before, before, feeds=feeds)
-    assert ctx.remarks == [f"Attention at Softmax: not fused, {why}"]
+    rule = "attention-onnx" if form == "onnx" else "attention-contrib"
+    assert ctx.remarks == [f"{rule} at '<Softmax>': not applied, {why}"]
 
 
 def _expected_mha() -> str:
