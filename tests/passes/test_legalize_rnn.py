@@ -105,7 +105,7 @@ def test_must_not_change() -> None:
   return %h
 }'''
     ctx = assert_pass(P, dynamic_seq, dynamic_seq)
-    assert ctx.remarks == ["LSTM: kept, the sequence length is not static (X is f32[S,1,2])"]
+    assert ctx.remarks == ["lstm at '<LSTM>': not applied, the sequence length is not static (X is f32[S,1,2])"]
     seq_lens_input = '''graph "g" (%x: f32[2,3,2], %lens: i32[3]) {
   const %w = dense<f32[1,6,2]> [0.1, -0.2, 0.3, -0.4, 0.5, -0.6, 0.7, -0.8, 0.8, 0.7, 0.6, 0.5]
   const %r = dense<f32[1,6,2]> [0.5, 0.25, -0.5, 0.25, 0.5, -0.25, -0.5, -0.25, 0.1, 0.7, -0.1, 0.7]
@@ -114,11 +114,13 @@ def test_must_not_change() -> None:
 }'''
     feeds = {"x": np.ones((2, 3, 2), np.float32), "lens": np.array([2, 1, 2], np.int32)}
     ctx = assert_pass(P, seq_lens_input, seq_lens_input, feeds=feeds)
-    assert ctx.remarks == ["gru: kept, sequence_lens %lens is not a constant (padded batches are not unrolled)"]
+    assert ctx.remarks == ["gru at 'gru': not applied, sequence_lens %lens is not a constant (padded batches are "
+                           "not unrolled)"]
     short = seq_lens_input.replace('(%x: f32[2,3,2], %lens: i32[3]) {', '''(%x: f32[2,3,2]) {
   const %lens = dense<i32[3]> [2, 1, 2]''')
     ctx = assert_pass(P, short, short)
-    assert ctx.remarks == ["gru: kept, sequence_lens [2, 1, 2] is not the full length 2 for every batch item"]
+    assert ctx.remarks == ["gru at 'gru': not applied, sequence_lens [2, 1, 2] is not the full length 2 for every "
+                           "batch item"]
     affine_without_alpha = '''graph "g" (%x: f32[2,1,2]) {
   const %w = splat<f32[1,8,2]> 0.25
   const %r = splat<f32[1,8,2]> -0.5
@@ -126,8 +128,8 @@ def test_must_not_change() -> None:
   return %y
 }'''
     ctx = assert_pass(P, affine_without_alpha, affine_without_alpha)
-    assert ctx.remarks == ["LSTM: kept, activation 'Affine' has no activation_alpha/activation_beta value and "
-                           "runtimes disagree on its default"]
+    assert ctx.remarks == ["lstm at '<LSTM>': not applied, activation 'Affine' has no activation_alpha/activation_beta "
+                           "value and runtimes disagree on its default"]
     unknown = '''graph "g" (%x: f32[2,1,2]) {
   const %w = dense<f32[1,2,2]> [0.1, -0.2, 0.3, -0.4]
   const %r = dense<f32[1,2,2]> [0.5, 0.25, -0.5, 0.25]
@@ -135,7 +137,7 @@ def test_must_not_change() -> None:
   return %y
 }'''
     ctx = assert_pass(P, unknown, unknown, numeric=False)  # onnxruntime refuses the activation too
-    assert ctx.remarks == ["RNN: kept, activation 'Gelu' is not supported"]
+    assert ctx.remarks == ["rnn at '<RNN>': not applied, activation 'Gelu' is not supported"]
 
 
 def test_full_length_sequence_lens_from_a_constant_node_and_symbolic_batch() -> None:
@@ -334,8 +336,8 @@ def test_default_alpha_of_leaky_relu_hard_sigmoid_and_elu() -> None:
 # ===================================================================== ONNX node test cases
 _KEPT = {
     # sequence_lens is a graph input (the padded-batch case): the loop length depends on data.
-    "test_lstm_with_peepholes": "LSTM: kept, sequence_lens %sequence_lens is not a constant (padded batches are not "
-                                "unrolled)",
+    "test_lstm_with_peepholes": "lstm at '<LSTM>': not applied, sequence_lens %sequence_lens is not a "
+                                "constant (padded batches are not unrolled)",
 }
 
 
