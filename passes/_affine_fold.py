@@ -8,10 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from mlc.ir.core import Graph, Node, Value
-from mlc.pass_api import PassContext
-from mlc.passes._graph_edits import drop_dead_constants, new_constant, replace_chain
+from mlc.ir.core import Node, Value
+from mlc.passes._graph_edits import drop_dead_constants, new_constant
 from mlc.passes._match_basics import FLOAT_DTYPES, const_array, dtype_of, input_at, static_shape
+from mlc.rewrite import IRBuilder
 
 
 def out_channels(producer: Node) -> int | None:
@@ -76,12 +76,12 @@ def channel_factor(producer: Node, w: np.ndarray, s: np.ndarray) -> np.ndarray:
     return s.reshape(1, -1)  # Gemm (B is [K, N]) and MatMul
 
 
-def fold_affine(graph: Graph, ctx: PassContext, rule: str, producer: Node, consumer: Node,
-                scale: np.ndarray | None, shift: np.ndarray | None) -> None:
+def fold_affine(builder: IRBuilder, producer: Node, consumer: Node, scale: np.ndarray | None,
+                shift: np.ndarray | None) -> None:
     """Replace `consumer(producer(...))`, which computes producer(...)*scale + shift per output
     channel, by one producer with new constants. Check `fold_problem` first. `scale` / `shift`
     are float64 vectors of the channel count (None: 1 / 0)."""
-    op = producer.op_type
+    op, graph = producer.op_type, builder.graph
     inputs: list[Value | None] = list(producer.inputs)
     attributes: dict[str, Any] = dict(producer.attributes)
     w = inputs[1]
@@ -98,7 +98,7 @@ def fold_affine(graph: Graph, ctx: PassContext, rule: str, producer: Node, consu
 
     if op == "MatMul":
         assert shift is None
-        replace_chain(graph, ctx, rule, [producer, consumer], "MatMul", inputs, attributes)
+        builder.fuse_chain([producer, consumer], "MatMul", inputs, attributes)
         drop_dead_constants(old)
         return
 
@@ -123,5 +123,5 @@ def fold_affine(graph: Graph, ctx: PassContext, rule: str, producer: Node, consu
         inputs[2] = new_constant(graph, np.ascontiguousarray(new_bias).astype(np_dtype), bias_value, "bias")
         if op == "Gemm":
             attributes.pop("beta", None)  # beta*C is folded in: the default 1.0 applies
-    replace_chain(graph, ctx, rule, [producer, consumer], op, inputs, attributes)
+    builder.fuse_chain([producer, consumer], op, inputs, attributes)
     drop_dead_constants(old)

@@ -21,7 +21,7 @@ from mlc.ir.core import Node, Value
 from mlc.ir.dtypes import DType
 from mlc.ir.types import Dim, TensorType
 from mlc.passes._attention_block import Block, ExtendedMask, first_output
-from mlc.passes._patterns import MS_DOMAIN, dims_of, drop_dead_constants, dtype_of, ensure_ms_opset, replace_pattern
+from mlc.passes._patterns import MS_DOMAIN, dims_of, drop_dead_constants, dtype_of, ensure_ms_opset
 from mlc.rewrite import IRBuilder
 
 MaskCasts = dict[tuple[int, int], Value]  # (graph, raw mask) -> its int32 Cast, for one run of the pass
@@ -35,8 +35,8 @@ def _fused_name(block: Block, op_type: str) -> str:
 
 def _replace_block(builder: IRBuilder, block: Block, op_type: str, inputs: Sequence[Value | None],
                    attributes: dict[str, Any], *, domain: str = "") -> Node:
-    return replace_pattern(builder.graph, builder.ctx, builder.rule, builder.replaced, op_type, inputs, [block.out],
-                           attributes, domain=domain, name=_fused_name(block, op_type), before=block.inner[-1])
+    return builder.fuse(builder.replaced, op_type, inputs, [block.out], attributes, domain=domain,
+                        name=_fused_name(block, op_type), before=block.inner[-1])
 
 
 def _same_rows(x: Value, out: Value) -> TensorType | None:

@@ -16,7 +16,6 @@ from mlc.ir.core import Graph, Node, Value
 from mlc.ir.declared_dims import declared_dims
 from mlc.ir.types import TensorType
 from mlc.passes._concat_plan import ConcatPlan, GroupPlan, plan_concat
-from mlc.passes._emit import emit
 from mlc.passes._patterns import output_name_blocked, remove_dead_producers
 from mlc.passes._slice_bounds import SliceRule
 from mlc.passes._slice_shape_rule import make_shape, shape_for_slice, slice_shape_plan
@@ -95,7 +94,8 @@ class ConcatRule(SliceRule):
                 return
             group = plan.parts[i:j]
             if value.producer is not None and value.producer.graph is None:
-                emit(builder, value.producer, [p.producer for p in group if p.producer is not None], made.rule)
+                builder.insert(value.producer, replaced=[p.producer for p in group if p.producer is not None],
+                               rule=made.rule)
                 if value.producer.op_type == "Slice":
                     new_slices.append((value.producer, group))
             inputs.append(value)
@@ -123,8 +123,8 @@ class ConcatRule(SliceRule):
             out.replace_all_uses_with(inputs[0], replace_graph_outputs=True)
             graph.remove(node)
             return
-        new = emit(builder, Node("Concat", inputs, [Value(graph.unique_name(out.name or "concat"), out.type)],
-                                 dict(node.attributes), name=node.name), replaced, None)
+        new = builder.insert(Node("Concat", inputs, [Value(graph.unique_name(out.name or "concat"), out.type)],
+                                  dict(node.attributes), name=node.name), replaced=replaced, rule=None)
         out.replace_all_uses_with(new, replace_graph_outputs=True)
         graph.remove(node)
 

@@ -21,7 +21,6 @@ from mlc.passes._patterns import (
     input_at,
     label,
     reader_problem,
-    replace_chain,
 )
 from mlc.rewrite import IRBuilder, Match, Reject, Rule
 
@@ -72,8 +71,8 @@ class ContribActivation(Rule):
         root, act = match.nodes
         ensure_ms_opset(builder.graph)
         operands = list(act.inputs[1:])  # Clip's bounds: dropped once nothing reads them
-        replace_chain(builder.graph, builder.ctx, self.name, [root, act], self.fused, list(root.inputs),
-                      {**root.attributes, **match.facts["attributes"]}, domain=MS_DOMAIN)
+        builder.fuse_chain([root, act], self.fused, list(root.inputs), {**root.attributes, **match.facts["attributes"]},
+                           domain=MS_DOMAIN)
         drop_dead_constants(operands)
         builder.ctx.stats["fused"] += 1
 

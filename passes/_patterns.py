@@ -9,9 +9,6 @@ from mlc.passes._graph_edits import (  # noqa: F401
     fused_name,
     new_constant,
     remove_dead_producers,
-    remove_nodes,
-    replace_chain,
-    replace_pattern,
 )
 from mlc.passes._match_basics import (  # noqa: F401
     AFFINE_PRODUCERS,

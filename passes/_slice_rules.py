@@ -10,7 +10,6 @@ from __future__ import annotations
 import numpy as np
 
 from mlc.ir.core import Graph, Node, Value
-from mlc.passes._emit import emit
 from mlc.passes._patterns import STANDARD, output_name_blocked
 from mlc.passes._slice_bounds import SliceRule, slice_axes
 from mlc.passes._symbolic import HUGE, ZERO, Expr, as_int, slice_range
@@ -79,9 +78,9 @@ class SliceSlice(SliceRule):
                 return
             out = reader.outputs[0]
             assert out is not None
-            new = emit(builder, Node("Slice", [inner.inputs[0], *merged_bounds(graph, merged)],
-                                     [Value(graph.unique_name(out.name or "slice"), out.type)], name=reader.name),
-                       (inner, reader), self.name, before=reader)
+            new = builder.insert(Node("Slice", [inner.inputs[0], *merged_bounds(graph, merged)],
+                                      [Value(graph.unique_name(out.name or "slice"), out.type)], name=reader.name),
+                                 replaced=(inner, reader), rule=self.name, before=reader)
             out.replace_all_uses_with(new, replace_graph_outputs=True)
             graph.remove(reader)
             builder.ctx.stats["slices_merged"] += 1

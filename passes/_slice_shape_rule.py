@@ -10,7 +10,6 @@ from mlc.ir.core import Graph, Node, Value
 from mlc.ir.declared_dims import declared_dims
 from mlc.ir.dtypes import DType
 from mlc.ir.types import TensorType
-from mlc.passes._emit import emit
 from mlc.passes._patterns import STANDARD, sole_reader
 from mlc.passes._slice_bounds import SliceRule, range_on, shape_bounds
 from mlc.passes._symbolic import ShapeInfo, as_int
@@ -60,8 +59,8 @@ def shape_for_slice(builder: IRBuilder, node: Node, shape_node: Node, start: int
     """Slice(Shape(x)) -> Shape(x, start, end), in place of both."""
     out, graph = node.outputs[0], builder.graph
     assert out is not None
-    new = emit(builder, make_shape(graph, shape_node, start, end, out), (shape_node, node), "slice-shape",
-               before=node)
+    new = builder.insert(make_shape(graph, shape_node, start, end, out), replaced=(shape_node, node),
+                         rule="slice-shape", before=node)
     out.replace_all_uses_with(new, replace_graph_outputs=True)
     graph.remove(node)
     graph.remove(shape_node)

@@ -50,7 +50,6 @@ from mlc.passes._patterns import (
     label,
     new_constant,
     reader_problem,
-    replace_chain,
 )
 from mlc.passes.fuse_conv_affine import affine_fold_loss
 from mlc.rewrite import IRBuilder, Match, Reject, Rule, RulePass
@@ -111,12 +110,12 @@ class BatchNormIntoProducer(Rule):
 
     def rewrite(self, match: Match, builder: IRBuilder) -> None:
         producer, bn = match.nodes
-        graph, ctx, rule = builder.graph, builder.ctx, builder.rule
+        graph, ctx = builder.graph, builder.ctx
         scale, shift = match.facts["scale"], match.facts["shift"]
         ctx.stats["fused"] += 1
         params = list(bn.inputs[1:])
         if producer.op_type != "MatMul":
-            fold_affine(graph, ctx, rule, producer, bn, scale, shift)
+            fold_affine(builder, producer, bn, scale, shift)
             return
         # MatMul has no bias: MatMul(A, W*s) then Add(t), the Add standing where the BN was.
         a, w = producer.inputs[0], producer.inputs[1]
@@ -128,12 +127,9 @@ class BatchNormIntoProducer(Rule):
         scaled = (weight.astype(np.float64) * scale.reshape(1, -1)).astype(wdtype.numpy)
         matmul = Node("MatMul", [a, new_constant(graph, scaled, w, "weight")],
                       [Value(graph.unique_name("matmul"), out.type)], name=producer.name)
-        ctx.created(matmul, [producer], rule)
-        graph.insert_before(bn, matmul)
-        product = matmul.outputs[0]
-        assert product is not None
+        product = builder.insert(matmul, replaced=[producer], before=bn)
         bias = graph.make_constant(shift.astype(wdtype.numpy), "bias")
-        replace_chain(graph, ctx, rule, [producer, bn], "Add", [product, bias], {}, name=bn.name)
+        builder.fuse_chain([producer, bn], "Add", [product, bias], name=bn.name)
         drop_dead_constants([w, *params])
 
 

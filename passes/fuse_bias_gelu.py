@@ -37,7 +37,6 @@ from mlc.passes._patterns import (
     fused_name,
     is_op,
     other_input,
-    replace_pattern,
     sole_reader,
 )
 from mlc.rewrite import IRBuilder, Match, Reject, Rule, RulePass
@@ -112,9 +111,8 @@ class BiasGelu(Rule):
     def rewrite(self, match: Match, builder: IRBuilder) -> None:
         add, node = match.nodes
         ensure_ms_opset(builder.graph.root)
-        replace_pattern(builder.graph, builder.ctx, self.name, [add, node], self.fused,
-                        [match["x"], match["bias"]], [node.outputs[0]], {}, domain=MS_DOMAIN,
-                        name=fused_name(node, self.fused))
+        builder.fuse([add, node], self.fused, [match["x"], match["bias"]], [node.outputs[0]], domain=MS_DOMAIN,
+                     name=fused_name(node, self.fused))
         builder.ctx.stats["fused"] += 1
 
 

@@ -134,7 +134,7 @@ class AffineIntoProducer(Rule):
     def rewrite(self, match: Match, builder: IRBuilder) -> None:
         producer, consumer = match.nodes
         vector, is_mul = match.facts["vector"], consumer.op_type == "Mul"
-        fold_affine(builder.graph, builder.ctx, builder.rule, producer, consumer, vector if is_mul else None,
+        fold_affine(builder, producer, consumer, vector if is_mul else None,
                     None if is_mul else vector)
         builder.ctx.stats["fused"] += 1
 

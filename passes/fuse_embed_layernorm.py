@@ -28,7 +28,7 @@ from mlc.ir.dtypes import DType
 from mlc.ir.types import TensorType
 from mlc.pass_api import Numerics, PassContext, register_pass
 from mlc.passes._embed_sum import Embeddings, embedding_sum
-from mlc.passes._patterns import MS_DOMAIN, const_array, ensure_ms_opset, fused_name, replace_pattern
+from mlc.passes._patterns import MS_DOMAIN, const_array, ensure_ms_opset, fused_name
 from mlc.rewrite import IRBuilder, Match, Reject, Rule, RulePass
 
 
@@ -74,9 +74,9 @@ class EmbedLayerNormRule(Rule):
         assert total is not None
         if total.is_graph_output or any(user is not ln for user, _ in total.uses):
             outputs.append(total)  # GPT-2's residual stream reads the sum: output 2, embedding_sum
-        replace_pattern(graph, ctx, builder.rule, match.nodes, "EmbedLayerNormalization", inputs, outputs,
-                        {"epsilon": float(ln.attr("epsilon", 1e-5))}, domain=MS_DOMAIN,
-                        name=fused_name(ln, "EmbedLayerNormalization"))
+        builder.fuse(match.nodes, "EmbedLayerNormalization", inputs, outputs,
+                     {"epsilon": float(ln.attr("epsilon", 1e-5))}, domain=MS_DOMAIN,
+                     name=fused_name(ln, "EmbedLayerNormalization"))
         ctx.stats["fused"] += 1
 
 

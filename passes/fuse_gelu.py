@@ -44,7 +44,6 @@ from mlc.passes._patterns import (
     dtype_of,
     ensure_ms_opset,
     fused_name,
-    replace_pattern,
 )
 from mlc.rewrite import IRBuilder, Match, Reject, Rule, RulePass
 
@@ -128,8 +127,8 @@ class GeluForm(Rule):
         else:
             op_type, domain = "Gelu", ""
             attributes = {"approximate": "tanh"} if self.tanh else {}
-        replace_pattern(builder.graph, builder.ctx, builder.rule, match.nodes, op_type, [match["x"]],
-                        [match["out"]], attributes, domain=domain, name=fused_name(match.root, op_type))
+        builder.fuse(match.nodes, op_type, [match["x"]], [match["out"]], attributes, domain=domain,
+                     name=fused_name(match.root, op_type))
         builder.ctx.stats["fused"] += 1
 
 

@@ -45,7 +45,7 @@ import numpy as np
 from mlc.ir.core import Node, Value
 from mlc.pass_api import Numerics, register_pass
 from mlc.passes._layernorm_match import LayerNormPattern, centering_sub, match_layernorm
-from mlc.passes._patterns import dims_of, dtype_of, fused_name, replace_pattern
+from mlc.passes._patterns import dims_of, dtype_of, fused_name
 from mlc.rewrite import IRBuilder, Match, Reject, Rule, RulePass
 
 LAYERNORM_OPSET = 17
@@ -76,9 +76,8 @@ class FuseLayerNormRule(Rule):
         gamma = _gamma(found, builder)
         beta = _beta(found, builder)
         inputs = [found.x, gamma] if beta is None else [found.x, gamma, beta]
-        replace_pattern(builder.graph, builder.ctx, builder.rule, found.nodes, "LayerNormalization", inputs,
-                        [found.out], {"axis": -found.axes, "epsilon": found.eps},
-                        name=fused_name(found.nodes[0], "LayerNormalization"))
+        builder.fuse(found.nodes, "LayerNormalization", inputs, [found.out],
+                     {"axis": -found.axes, "epsilon": found.eps}, name=fused_name(found.nodes[0], "LayerNormalization"))
         builder.ctx.stats["fused"] += 1
 
 

@@ -20,7 +20,7 @@ from mlc.ir.core import Node, Value
 from mlc.ir.dtypes import DType
 from mlc.ir.types import Dim, TensorType
 from mlc.pass_api import Numerics, register_pass
-from mlc.passes._patterns import STANDARD, label, reader_problem, replace_chain
+from mlc.passes._patterns import STANDARD, label, reader_problem
 from mlc.rewrite import IRBuilder, Match, Reject, Rule, RulePass
 
 _GEMM_DTYPES = (DType.FLOAT, DType.FLOAT16, DType.DOUBLE)
@@ -75,8 +75,7 @@ class MatMulAdd(Rule):
 
     def rewrite(self, match: Match, builder: IRBuilder) -> None:
         matmul, add = match.nodes
-        replace_chain(builder.graph, builder.ctx, self.name, [matmul, add], "Gemm",
-                      [matmul.inputs[0], matmul.inputs[1], match.values["bias"]], {})
+        builder.fuse_chain([matmul, add], "Gemm", [matmul.inputs[0], matmul.inputs[1], match.values["bias"]])
         builder.ctx.stats["fused"] += 1
 
 

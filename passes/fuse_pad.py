@@ -30,7 +30,7 @@ from mlc.ir.attributes import Attr, AttrType
 from mlc.ir.core import Node, Value
 from mlc.ir.types import TensorType
 from mlc.pass_api import Numerics, register_pass
-from mlc.passes._patterns import STANDARD, const_array, drop_dead_constants, input_at, label, replace_chain
+from mlc.passes._patterns import STANDARD, const_array, drop_dead_constants, input_at, label
 from mlc.rewrite import IRBuilder, Match, Reject, Rule, RulePass
 
 _CONSUMERS = ("Conv", "AveragePool", "MaxPool")
@@ -106,8 +106,8 @@ class PadIntoConsumer(Rule):
         attributes = dict(consumer.attributes)
         attributes["pads"] = Attr("pads", AttrType.INTS, match.facts["pads"])
         old = list(pad.inputs[1:])
-        replace_chain(builder.graph, builder.ctx, builder.rule, [pad, consumer], consumer.op_type,
-                      [pad.inputs[0], *consumer.inputs[1:]], attributes, name=consumer.name)
+        builder.fuse_chain([pad, consumer], consumer.op_type, [pad.inputs[0], *consumer.inputs[1:]], attributes,
+                           name=consumer.name)
         drop_dead_constants(old)
         builder.ctx.stats["fused"] += 1
 

@@ -40,7 +40,7 @@ from __future__ import annotations
 from mlc.ir.core import Graph, Node
 from mlc.pass_api import Numerics, register_pass
 from mlc.passes._contrib_shapes import ContribShapes
-from mlc.passes._patterns import MS_DOMAIN, const_array, dtype_of, ensure_ms_opset, fused_name, is_op, replace_pattern
+from mlc.passes._patterns import MS_DOMAIN, const_array, dtype_of, ensure_ms_opset, fused_name, is_op
 from mlc.passes._skip_layernorm_match import layernorm_problem, shape_problem, split_sum
 from mlc.passes._symbolic import as_int
 from mlc.rewrite import IRBuilder, Match, Reject, Rule, RulePass
@@ -112,9 +112,9 @@ class SkipLayerNormRule(Rule):
         outputs = [ln.outputs[0], None, None, match["total"]] if keep_total else [ln.outputs[0]]
         # With the sum kept, readers of it may precede the LayerNormalization: the fused node goes
         # where the Add was (gamma/beta are then constants or graph inputs).
-        replace_pattern(builder.graph, builder.ctx, builder.rule, match.nodes, "SkipLayerNormalization", inputs,
-                        outputs, {"epsilon": float(ln.attr("epsilon", 1e-5))}, domain=MS_DOMAIN,
-                        name=fused_name(ln, "SkipLayerNormalization"), before=match.nodes[-2] if keep_total else ln)
+        builder.fuse(match.nodes, "SkipLayerNormalization", inputs, outputs,
+                     {"epsilon": float(ln.attr("epsilon", 1e-5))}, domain=MS_DOMAIN,
+                     name=fused_name(ln, "SkipLayerNormalization"), before=match.nodes[-2] if keep_total else ln)
         builder.ctx.stats["fused"] += 1
 
 

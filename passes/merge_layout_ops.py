@@ -43,7 +43,6 @@ import numpy as np
 
 from mlc.ir.core import Node, Value
 from mlc.pass_api import Numerics, register_pass
-from mlc.passes._emit import emit
 from mlc.passes._layout_plans import RESHAPING, LayoutPlan
 from mlc.passes._layout_reshape_plans import pair_rule, plan_merge
 from mlc.rewrite import IRBuilder, Match, Reject, Rule, RulePass, label
@@ -108,8 +107,8 @@ class MergeLayoutPair(Rule):
         values = [sub.make_constant(v, "shape" if op == "Reshape" else "axes") if isinstance(v, np.ndarray)
                   else v for v in inputs]
         attributes = plan.attributes if plan.op is not None else []
-        out = emit(builder, Node(op, values, [Value(sub.unique_name(z.name or op), z.type)], attributes,
-                                 name=second.name), (first, second), plan.rule)
+        out = builder.insert(Node(op, values, [Value(sub.unique_name(z.name or op), z.type)], attributes,
+                                  name=second.name), replaced=(first, second), rule=plan.rule)
         z.replace_all_uses_with(out, replace_graph_outputs=True)
         sub.remove(second)
         sub.remove(first)
