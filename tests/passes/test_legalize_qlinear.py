@@ -248,8 +248,8 @@ graph "g" (%x: u8[1,2,3,3]) {
   return %y
 }'''
     ctx = assert_pass(P, per_axis_opset10, per_axis_opset10)
-    assert ctx.remarks == ["conv: kept, per-axis quantization needs the axis attribute of DequantizeLinear (opset 13), "
-                           "the model imports ai.onnx opset 10"]
+    assert ctx.remarks == ["qlinearconv at 'conv': not applied, per-axis quantization needs the axis attribute of "
+                           "DequantizeLinear (opset 13), the model imports ai.onnx opset 10"]
     float8 = '''model ir_version=9 opset_import={"": 21}
 graph "g" (%a: f8e4m3fn[2,2], %b: f8e4m3fn[2,2]) {
   const %s = dense<f32[]> [1.0]
@@ -258,14 +258,15 @@ graph "g" (%a: f8e4m3fn[2,2], %b: f8e4m3fn[2,2]) {
   return %y
 }'''
     ctx = assert_pass(P, float8, float8, numeric=False)  # onnxruntime has no float8 QLinearMatMul
-    assert ctx.remarks == ["QLinearMatMul: kept, a %a is f8e4m3fn, not int8/uint8"]
+    assert ctx.remarks == ["qlinearmatmul at '<QLinearMatMul>': not applied, a %a is f8e4m3fn, not int8/uint8"]
     unknown_weight_shape = '''graph "g" (%x: u8[1,2,3,3], %w: u8[?,2,1,1]) {
   %y: i32[1,?,3,3] = ConvInteger(%x, %w)
   return %y
 }'''
     _, ctx = run_pass(P, unknown_weight_shape)
     assert ctx.rewrites == 0 and ctx.remarks == [
-        "ConvInteger: kept, the shape of w %w is not known, so the exactness of float32 cannot be bounded"]
+        "convinteger at '<ConvInteger>': not applied, the shape of w %w is not known, so the exactness of float32 "
+        "cannot be bounded"]
     scale_shape = '''graph "g" (%a: u8[2,4], %b: u8[4,3], %sa: f32[2,1]) {
   const %s = dense<f32[]> [0.5]
   const %z = dense<u8[]> [3]
@@ -277,7 +278,8 @@ graph "g" (%a: f8e4m3fn[2,2], %b: f8e4m3fn[2,2]) {
     bad = scale_shape.replace("%sa: f32[2,1]", "%sa: f32[2,4]")
     _, ctx = run_pass(P, bad)
     assert ctx.rewrites == 0 and ctx.remarks == [
-        "QLinearMatMul: kept, a scale %sa has shape [2, 4], neither one element nor along axis 0"]
+        "qlinearmatmul at '<QLinearMatMul>': not applied, a scale %sa has shape [2, 4], neither one element nor "
+        "along axis 0"]
 
 
 def test_rewrite_budget_and_subgraphs() -> None:
