@@ -124,6 +124,12 @@ _GRAPH_ATTRS = (AttrType.GRAPH, AttrType.GRAPHS)
 
 
 # ===================================================================== nodes
+def canonical_domain(domain: str) -> str:
+    """The standard domain has two spellings in ONNX, "" and "ai.onnx"; the IR keeps only "", so that
+    a pass asks `node.domain == ""` and never has to know the other."""
+    return "" if domain == "ai.onnx" else domain
+
+
 class Node:
     """One operation. Inputs may hold `None` for an omitted optional input; outputs likewise."""
 
@@ -146,7 +152,7 @@ class Node:
         created_by: str = "",
     ) -> None:
         self.op_type = op_type
-        self.domain = domain
+        self.domain = canonical_domain(domain)
         self.overload = overload
         self.name = name
         self.doc_string = doc_string
@@ -489,9 +495,7 @@ class Graph:
         model = self.root.model
         if model is None:
             return None
-        if domain in ("ai.onnx",):
-            domain = ""
-        return model.opset_imports.get(domain)
+        return model.opset_imports.get(canonical_domain(domain))
 
     def all_nodes(self) -> Iterator[Node]:
         """Every node of this graph and, depth-first, of its sub-graphs."""

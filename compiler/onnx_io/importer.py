@@ -28,7 +28,7 @@ from onnx import numpy_helper
 from mlc.errors import BadInputError
 from mlc.gc_pause import gc_paused
 from mlc.ir.attributes import Attr, AttrType
-from mlc.ir.core import Function, Graph, ModelInfo, Node, Value
+from mlc.ir.core import Function, Graph, ModelInfo, Node, Value, canonical_domain
 from mlc.ir.dtypes import DType
 from mlc.ir.tensor import SparseTensor, Tensor
 from mlc.ir.types import MapType, OpaqueType, OptionalType, SequenceType, SparseTensorType, TensorType, Type
@@ -308,7 +308,7 @@ class Importer:
         defaults = {a.name: self.attribute(a, []) for a in proto.attribute_proto}
         return Function(proto.name, proto.domain, body, overload=proto.overload,
                         attributes=list(proto.attribute), attribute_defaults=defaults,
-                        opset_imports={o.domain: o.version for o in proto.opset_import},
+                        opset_imports={canonical_domain(o.domain): o.version for o in proto.opset_import},
                         doc_string=proto.doc_string,
                         metadata_props={p.key: p.value for p in proto.metadata_props})
 
@@ -319,7 +319,7 @@ class Importer:
                 log.warning("%s: %s is not imported (inference graphs only)", self.model_path, unsupported)
         info = ModelInfo(
             ir_version=proto.ir_version,
-            opset_imports={("" if o.domain == "ai.onnx" else o.domain): o.version for o in proto.opset_import},
+            opset_imports={canonical_domain(o.domain): o.version for o in proto.opset_import},
             producer_name=proto.producer_name,
             producer_version=proto.producer_version,
             domain=proto.domain,

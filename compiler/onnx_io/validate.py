@@ -395,12 +395,16 @@ def _as_checked(node: onnx.NodeProto, known: set[str]) -> onnx.NodeProto:
     are checked apart), each external tensor by an empty one (the checker would look for its
     file relative to the working folder; mlc resolves external data itself), and without the
     attributes its schema does not know (they import and round-trip untouched; a runtime that
-    cannot run them says so)."""
-    if not any(a.HasField("g") or len(a.graphs) or (a.HasField("t") and _external(a.t)) or a.name not in known
-               or not a.type or any(_external(t) for t in a.tensors) for a in node.attribute):
+    cannot run them says so). The standard domain spelled "ai.onnx" is checked as "": the checker
+    wants an opset import of that exact name, which the model cannot also have beside "" (one
+    domain imported twice), and onnxruntime runs either spelling."""
+    if node.domain != "ai.onnx" and not any(
+            a.HasField("g") or len(a.graphs) or (a.HasField("t") and _external(a.t)) or a.name not in known
+            or not a.type or any(_external(t) for t in a.tensors) for a in node.attribute):
         return node
     copy = onnx.NodeProto()
     copy.CopyFrom(node)
+    copy.domain = "" if node.domain == "ai.onnx" else node.domain
     for attribute in copy.attribute:  # an old model's untyped attribute, typed as the importer reads it
         if not attribute.type and not attribute.ref_attr_name:
             attribute.type = guess_attribute_type(attribute)

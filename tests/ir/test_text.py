@@ -50,7 +50,7 @@ graph "main" (%x: f32[N,3,"seq len",?], %w: f32[3] = dense<f32[3]> [1.0, -2.5, 1
   %p, none, %q: i64[2] = Custom(%z, none, %big) {f=1.5, i=-3, s="text", b=hex"80ff", t=dense<i32[2]> [1, 2], fs=[1.0, inf, -inf, nan], is=[1, 2, 3], ss=["a", "b"], ts=[dense<i8[1]> [7], splat<u8[2]> 3], gs=[graph "g1" () {
     return %x
   }], sp=sparse<f32[3,4]> values=dense<f32[2]> [1.0, 2.0] indices=dense<i64[2]> [1, 7], tp=type<seq<f32[2]>>, tps=[type<f32[1]>, type<opt<i64[*]>>], empty_i=ints[], empty_f=floats[], empty_s=strings[], empty_t=tensors[], empty_g=graphs[], empty_sp=sparse_tensors[], empty_tp=types[]} name="odd name:1" doc="custom op" meta={"source": "x"}
-  %"a:b c" = ai.onnx::Identity(%q)
+  %"a:b c" = Identity(%q)
   %r = com.ms::Op<"v2">(%"a:b c")
   Print(%r)
   return %z, %p, %r
@@ -62,6 +62,13 @@ def test_canonical_text_is_a_fixpoint() -> None:
     graph = parse_ir(CANONICAL)
     assert print_ir(graph) == CANONICAL
     assert print_ir(parse_ir(print_ir(graph))) == CANONICAL
+
+
+def test_the_standard_domain_has_one_spelling() -> None:
+    """`ai.onnx::Identity` is read as `Identity`: the IR keeps "" for the standard domain."""
+    spelled_out = parse_ir(CANONICAL.replace('%"a:b c" = Identity', '%"a:b c" = ai.onnx::Identity'))
+    assert print_ir(spelled_out) == CANONICAL
+    assert next(n for n in spelled_out if n.op_type == "Identity").domain == ""
 
 
 def test_parsed_values_and_kinds() -> None:

@@ -169,3 +169,16 @@ def test_shape_inference_runs_without_the_weights_and_leaves_the_callers_model_a
     assert types["h"] == TensorType(DType.FLOAT, ("N", 512))
     assert types["r"] == TensorType(DType.FLOAT, ("N", 16, 32)) and types["y"] == types["r"]
     assert [v.name for v in graph.inputs] == ["x"] and graph.initializers["w"].const is not None
+
+
+def test_the_standard_domain_spelled_ai_onnx_imports_as_the_empty_domain() -> None:
+    """ONNX allows "ai.onnx" for the default domain (in nodes and opset imports); the IR has one
+    spelling, so passes that match `domain == ""` see these nodes too (fuse-* and cleanups)."""
+    nodes = [helper.make_node("Relu", ["x"], ["r"], domain="ai.onnx"),
+             helper.make_node("Neg", ["r"], ["y"], domain="ai.onnx")]
+    model = make_model(nodes, [x_info()], [x_info("y")], opsets={"ai.onnx": 17})
+    graph = mlc.import_onnx(model)
+    feeds = {"x": np.array([[-1, 2, -3, 4]], np.float32)}
+    assert_bitwise(run_ort(model, feeds), run_ort(mlc.export_onnx(graph), feeds))
+    assert [n.domain for n in graph] == ["", ""]
+    assert graph.opset_version("ai.onnx") == graph.opset_version("")
