@@ -26,7 +26,8 @@ def static_bytes(t: object) -> int | None:
     """The bytes a value of static tensor type `t` takes, or None when its size is not known."""
     if not isinstance(t, TensorType) or t.shape is None or not t.is_static or t.dtype == DType.STRING:
         return None
-    return int(np.prod([int(d) for d in t.shape], dtype=np.int64)) * max(t.dtype.bits // 8, 1)
+    dims = [d for d in t.shape if isinstance(d, int)]  # all of them: the type is static
+    return int(np.prod(dims, dtype=np.int64)) * max(t.dtype.bits // 8, 1)
 
 
 def model_constant_bytes(graph: Graph) -> int:

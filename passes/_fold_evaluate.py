@@ -63,9 +63,11 @@ def _without_inputs(node: Node) -> Folded | None:
         dims = shape_dims(node)
         return None if dims is None else [Tensor.from_array(dims)]
     source = node.inputs[0]
-    if source is None or not isinstance(source.type, TensorType) or not source.type.is_static:
+    t = source.type if source is not None else None
+    if not isinstance(t, TensorType) or t.shape is None or not t.is_static:
         return None
-    return [Tensor.from_array(np.array(int(np.prod(source.type.shape, dtype=np.int64)), dtype=np.int64))]
+    extents = [d for d in t.shape if isinstance(d, int)]  # all of them: the type is static
+    return [Tensor.from_array(np.array(int(np.prod(extents, dtype=np.int64)), dtype=np.int64))]
 
 
 def evaluate(node: Node, opsets: dict[str, int], limit: int, env: dict[Value, Tensor] | None = None

@@ -37,7 +37,8 @@ class EqualConstant(ValueRule):
         if tensor is None or self.group_sizes[(tensor.dtype, tensor.shape)] < 2:
             return None
         first = self.by_digest.setdefault((tensor.dtype, tensor.shape, tensor.digest()), value)
-        if first is value or value.type != first.type or not tensor.equals(first.const):
+        if first is value or value.type != first.type or not isinstance(first.const, Tensor) \
+                or not tensor.equals(first.const):
             return None
         return ValueMatch(value, facts={"first": first})
 
