@@ -251,8 +251,8 @@ def unsupported_ops(graph: Graph) -> list[str]:
     missing = set()
     known = convertible_ops()
     for node in graph.all_nodes():
-        if node.domain not in ("", "ai.onnx") or node.op_type not in known:
-            missing.add(f"{node.domain}::{node.op_type}" if node.domain not in ("", "ai.onnx") else node.op_type)
+        if node.domain != "" or node.op_type not in known:
+            missing.add(f"{node.domain}::{node.op_type}" if node.domain != "" else node.op_type)
     return sorted(missing)
 
 
@@ -301,7 +301,7 @@ def untrusted(graph: Graph) -> list[str]:
             elif isinstance(t, OptionalType) and isinstance(t.elem, SequenceType):
                 found["optional sequences (TVM drops them)"] = None
         for node in sub:
-            if node.domain not in ("", "ai.onnx"):
+            if node.domain != "":
                 continue
             op = node.op_type
             first = node.inputs[0] if node.inputs else None
@@ -381,7 +381,7 @@ def needs_fixed_shapes(graph: Graph, target: str = LLVM) -> str | None:
     (a dynamic sequence) is refused that way. Other dynamic dims TVM cannot follow are found by
     TVM itself: its failure then names the dims to fix (`_dynamic_hint`)."""
     for node in graph.all_nodes():
-        if node.domain not in ("", "ai.onnx") or node.op_type not in _RECURRENT:
+        if node.domain != "" or node.op_type not in _RECURRENT:
             continue
         x = node.inputs[0] if node.inputs else None
         reason = (_recurrence_refusal(node, x.type if x is not None else None) if target == LLVM

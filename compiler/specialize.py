@@ -32,7 +32,7 @@ def shape_inputs(graph: Graph) -> list[str]:
     in the graph's input order. Inputs larger than MAX_BOUND_ELEMENTS are not listed."""
     reaching: set[int] = set()
     for node in graph.all_nodes():
-        for index in SHAPE_OPERANDS.get(node.op_type, ()) if node.domain in ("", "ai.onnx") else ():
+        for index in SHAPE_OPERANDS.get(node.op_type, ()) if node.domain == "" else ():
             if index < len(node.inputs) and node.inputs[index] is not None:
                 reaching.add(id(node.inputs[index]))
     # walk backwards: a value reaches a shape operand when a node reading it produces one that does

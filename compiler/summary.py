@@ -47,7 +47,7 @@ class GraphSummary:
 
 
 def _op_name(domain: str, op_type: str) -> str:
-    return f"{domain}::{op_type}" if domain and domain != "ai.onnx" else op_type
+    return f"{domain}::{op_type}" if domain else op_type
 
 
 def _tensor_size(const: Tensor | SparseTensor) -> tuple[int, int]:
@@ -92,7 +92,7 @@ def summarize(graph: Graph) -> GraphSummary:
             summary.ops[_op_name(node.domain, node.op_type)] += 1
             if sub is not graph:
                 summary.subgraph_nodes += 1
-            if node.op_type == "Constant" and node.domain in ("", "ai.onnx"):
+            if node.op_type == "Constant" and node.domain == "":
                 for attr in node.attributes.values():
                     if attr.type in (AttrType.TENSOR, AttrType.SPARSE_TENSOR) and attr.value is not None:
                         size, nbytes = _tensor_size(attr.value)

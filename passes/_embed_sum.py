@@ -36,7 +36,7 @@ class Embeddings:
 def _terms(value: Value, adds: list[Node]) -> list[Value]:
     """The leaves of a tree of single-reader Adds rooted at `value`."""
     node = value.producer
-    if node is not None and node.op_type == "Add" and node.domain in ("", "ai.onnx") and (
+    if node is not None and node.op_type == "Add" and node.domain == "" and (
             len(value.uses) == 1 or not adds):
         adds.append(node)
         return [leaf for operand in node.inputs if operand is not None for leaf in _terms(operand, adds)]

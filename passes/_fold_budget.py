@@ -39,7 +39,7 @@ def model_constant_bytes(graph: Graph) -> int:
 def foldable(node: Node) -> bool:
     """A node folding may evaluate: deterministic standard ops with tensor outputs, none of them a
     graph output (a graph output cannot be an initializer for every consumer)."""
-    if node.domain not in ("", "ai.onnx") or node.op_type in NONDETERMINISTIC or node.subgraphs():
+    if node.domain != "" or node.op_type in NONDETERMINISTIC or node.subgraphs():
         return False
     outputs = [v for v in node.outputs if v is not None]
     if not outputs or any(v.is_graph_output for v in outputs):

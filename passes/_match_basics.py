@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from mlc.ir.core import Graph, Node, Value
+from mlc.ir.core import STANDARD_DOMAINS, Graph, Node, Value
 from mlc.ir.dtypes import DType
 from mlc.ir.tensor import Tensor, TensorDataUnavailable
 from mlc.ir.types import TensorType
 
-STANDARD = ("", "ai.onnx")
+STANDARD = STANDARD_DOMAINS  # ("",): the importer spells the standard domain one way
 FLOAT_DTYPES = (DType.FLOAT, DType.FLOAT16, DType.DOUBLE, DType.BFLOAT16)
 AFFINE_PRODUCERS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 

@@ -29,7 +29,7 @@ ARITHMETIC = {"Mul", "Div", "Add", "Sub", "And", "Or"}
 
 def match_noop(node: Node, signed_zeros: bool = True, signs: ZeroSigns | None = None) -> Found:
     """The rule that removes `node` and the input taking its place, a reason it is kept, or None."""
-    if node.domain not in ("", "ai.onnx") or not node.inputs or node.inputs[0] is None:
+    if node.domain != "" or not node.inputs or node.inputs[0] is None:
         return None
     if any(a.ref is not None for a in node.attributes.values()):
         return None  # a function body's attribute reference: the value is not known here

@@ -33,7 +33,7 @@ def splat(value: Value | None, depth: int = 0) -> tuple[np.ndarray, DType, tuple
             return None
         assert isinstance(value.const, Tensor)
         return array, value.const.dtype, tuple(value.const.shape)
-    if node.op_type not in SPLAT_OPS or node.domain not in ("", "ai.onnx"):
+    if node.op_type not in SPLAT_OPS or node.domain != "":
         return None
     dims, dtype = dims_of(value), dtype_of(value)
     if dims is None or dtype is None:

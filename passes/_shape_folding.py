@@ -43,7 +43,7 @@ def foldable_values(graph: Graph, info: ShapeInfo) -> Foldable:
     """The nodes with outputs whose values are all known constants (and those values)."""
     found: Foldable = {}
     for node in graph:
-        if node.domain not in ("", "ai.onnx") or node.op_type == "Constant":
+        if node.domain != "" or node.op_type == "Constant":
             continue
         arrays = {}
         for out in node.outputs:

@@ -37,7 +37,7 @@ SIGN_BLIND = {
 
 def sign_use(node: Node, index: int) -> str:
     """How `node` treats a zero's sign arriving at input `index`: "blind", "passes" or "observes"."""
-    if node.domain not in ("", "ai.onnx") or node.subgraphs():
+    if node.domain != "" or node.subgraphs():
         return "observes"
     op = node.op_type
     if op in ("Cast", "CastLike"):

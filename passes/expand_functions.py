@@ -100,7 +100,7 @@ class ExpandFunctions(Pass):
         if not wanted or model is None:
             return False
         every = "*" in wanted
-        opsets = {("" if d == "ai.onnx" else d): v for d, v in model.opset_imports.items()}
+        opsets = model.opset_imports  # the importer spells the standard domain ""
         local = {(f.domain, f.name) for f in model.functions}
         fresh = _Names(graph)
 
@@ -111,7 +111,7 @@ class ExpandFunctions(Pass):
                 return True
             if not every:
                 return False
-            version = opsets.get("" if node.domain == "ai.onnx" else node.domain)
+            version = opsets.get(node.domain)
             return (node.op_type not in _RANDOM and version is not None
                     and has_function_body(node.op_type, node.domain, version))
 

@@ -52,12 +52,12 @@ LAYOUT_OPS = ("Transpose", *sorted(RESHAPING))
 
 def producer_pair(node: Node) -> Node | None:
     """The layout op feeding `node`'s data input, when both are plain ONNX ops of this graph."""
-    if node.domain not in ("", "ai.onnx") or node.op_type not in LAYOUT_OPS:
+    if node.domain != "" or node.op_type not in LAYOUT_OPS:
         return None
     if not node.inputs or node.inputs[0] is None or len(node.outputs) != 1 or node.outputs[0] is None:
         return None
     first = node.inputs[0].producer
-    if first is None or first.graph is not node.graph or first.domain not in ("", "ai.onnx"):
+    if first is None or first.graph is not node.graph or first.domain != "":
         return None
     if first.op_type not in LAYOUT_OPS or not first.inputs or first.inputs[0] is None:
         return None

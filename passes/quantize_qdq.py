@@ -158,8 +158,7 @@ class QuantizeQDQ(Pass):
             raise BadInputError(f"quantize-qdq: the model's opset {opset} is below {QDQ_OPSET} (per-channel "
                                 f"QuantizeLinear/DequantizeLinear) and {', '.join(changed)} change meaning by "
                                 f"{QDQ_OPSET}; convert the model to opset {QDQ_OPSET} or later first")
-        key = "ai.onnx" if "ai.onnx" in model.opset_imports and "" not in model.opset_imports else ""
-        model.opset_imports[key] = QDQ_OPSET
+        model.opset_imports[""] = QDQ_OPSET  # the importer spells the standard domain ""
 
 
 __all__ = ["CANDIDATES", "QDQ_OPSET", "QuantizeQDQ", "plan_node"]

@@ -130,6 +130,9 @@ def canonical_domain(domain: str) -> str:
     return "" if domain == "ai.onnx" else domain
 
 
+STANDARD_DOMAINS = ("",)  # what `domain in STANDARD_DOMAINS` checks: the one spelling the IR keeps
+
+
 class Node:
     """One operation. Inputs may hold `None` for an omitted optional input; outputs likewise."""
 

@@ -17,13 +17,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 
-from mlc.ir.core import Graph, Node, Value
+from mlc.ir.core import STANDARD_DOMAINS, Graph, Node, Value
 from mlc.ir.declared_dims import DeclaredDims, tensor_dtype
 from mlc.ir.symbolic_dims import Expr
 from mlc.ir.symbolic_shapes import INT_DTYPES, MAX_ELEMENTS, Elems, Shape, product
 from mlc.ir.tensor import Tensor, TensorDataUnavailable
-
-STANDARD_DOMAINS = ("", "ai.onnx")
 
 ShapeResult = tuple[list[Shape | None], list[Elems | None]] | None
 ShapeRule = Callable[["ShapeAnalysis", Node], ShapeResult]

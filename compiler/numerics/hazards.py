@@ -221,7 +221,7 @@ def _constants(graph: Graph, context: str = "") -> Iterator[_Constant]:
                         continue
                     seen.add(id(item))
                     out = node.outputs[0] if node.outputs else None
-                    is_constant = node.op_type == "Constant" and node.domain in ("", "ai.onnx")
+                    is_constant = node.op_type == "Constant" and node.domain == ""
                     name = out.name if is_constant and out is not None else f"{_node_label(node)}.{key}"
                     where = (f"Constant node {node.name!r}" if is_constant and node.name else
                              "Constant node" if is_constant else f"attribute {key} of {_node_label(node)}")
@@ -235,7 +235,7 @@ def _constant_tensor(value: Value | None) -> Tensor | None:
     if isinstance(value.const, Tensor):
         return value.const
     producer = value.producer
-    if producer is not None and producer.op_type == "Constant" and producer.domain in ("", "ai.onnx"):
+    if producer is not None and producer.op_type == "Constant" and producer.domain == "":
         held = producer.attr("value")
         return held if isinstance(held, Tensor) else None
     return None
@@ -252,7 +252,7 @@ def _cast_targets(graph: Graph) -> dict[int, tuple[DType, str]]:
     """id(tensor) -> (narrower float type, `Cast 'c'`) for constants a Cast/CastLike narrows."""
     targets: dict[int, tuple[DType, str]] = {}
     for node in graph.all_nodes():
-        if node.op_type not in ("Cast", "CastLike") or node.domain not in ("", "ai.onnx") or not node.inputs:
+        if node.op_type not in ("Cast", "CastLike") or node.domain != "" or not node.inputs:
             continue
         tensor = _constant_tensor(node.inputs[0])
         if tensor is None or tensor.dtype not in _SCANNED:

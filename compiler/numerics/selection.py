@@ -150,7 +150,7 @@ class _Walk:
             self.graph(sub)
         op = node.op_type
         outs = [v for v in node.outputs if v is not None]
-        if op in SOURCES and node.domain in ("", "ai.onnx"):
+        if op in SOURCES and node.domain == "":
             self.source(node)
             return
         marks = [self.sel(v) for v in node.inputs]

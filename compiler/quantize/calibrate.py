@@ -72,7 +72,7 @@ def calibrated_values(graph: Graph) -> list[Value]:
     for given in graph.inputs:
         take(given)
     for node in graph:
-        if node.op_type == "Constant" and node.domain in ("", "ai.onnx"):
+        if node.op_type == "Constant" and node.domain == "":
             continue
         for value in node.outputs:
             take(value)

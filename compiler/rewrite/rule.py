@@ -31,14 +31,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from mlc.ir.core import Graph, Node, Value
+from mlc.ir.core import STANDARD_DOMAINS, Graph, Node, Value
 
 if TYPE_CHECKING:
     from mlc.rewrite.builder import IRBuilder
 
 COMMUTATIVE = frozenset({"Add", "Mul", "Max", "Min", "Sum", "Mean", "And", "Or", "Xor", "Equal", "BitwiseAnd",
                          "BitwiseOr", "BitwiseXor"})
-STANDARD_DOMAINS = ("", "ai.onnx")
 ANY_OP = ("*",)  # `ops` of a rule offered every node
 
 
