@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mlc.ir.core import Node, Value
-from mlc.passes._patterns import input_at, label
+from mlc.passes._match_basics import input_at, label
 
 
 @dataclass

@@ -11,7 +11,7 @@ from __future__ import annotations
 from mlc.ir.core import Node, Value
 from mlc.passes._attention_block import Block, Causal, fmt, operand
 from mlc.passes._attention_causal_eval import BlockShapes, evaluator, triangle_problem
-from mlc.passes._patterns import STANDARD, const_array, label
+from mlc.passes._match_basics import STANDARD, const_array, label
 
 FILL_MAX = -1e4  # Attention's own causal fill is at least this strong
 CONE_LIMIT = 64

@@ -14,7 +14,8 @@ import numpy as np
 from mlc.ir.core import Node, Value
 from mlc.numerics.evaluate import EvaluationError, SubgraphEvaluator
 from mlc.passes._attention_block import Block, first_output, operand
-from mlc.passes._patterns import dims_of, label
+from mlc.passes._match_basics import label
+from mlc.passes._transformer_match import dims_of
 
 LENGTHS = (*range(1, 17), 32, 64, 128, 256, 512, 1024)
 

@@ -21,7 +21,9 @@ from mlc.ir.core import Node, Value
 from mlc.ir.dtypes import DType
 from mlc.ir.types import Dim, TensorType
 from mlc.passes._attention_block import Block, ExtendedMask, first_output
-from mlc.passes._patterns import MS_DOMAIN, dims_of, drop_dead_constants, dtype_of, ensure_ms_opset
+from mlc.passes._graph_edits import drop_dead_constants, ensure_ms_opset
+from mlc.passes._match_basics import dtype_of
+from mlc.passes._transformer_match import MS_DOMAIN, dims_of
 from mlc.rewrite import IRBuilder
 
 MaskCasts = dict[tuple[int, int], Value]  # (graph, raw mask) -> its int32 Cast, for one run of the pass

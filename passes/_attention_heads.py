@@ -12,7 +12,8 @@ from __future__ import annotations
 from mlc.ir.core import Node, Value
 from mlc.ir.types import Dim
 from mlc.passes._attention_block import HeadSplit, operand
-from mlc.passes._patterns import const_array, dims_of, label, producer
+from mlc.passes._match_basics import const_array, label
+from mlc.passes._transformer_match import dims_of, producer
 
 
 def reshape_copies(entry: int, dim: Dim) -> bool:

@@ -13,7 +13,8 @@ import numpy as np
 from mlc.ir.core import Node, Value
 from mlc.ir.dtypes import DType
 from mlc.passes._attention_block import ExtendedMask, operand
-from mlc.passes._patterns import const_array, dims_of, dtype_of, label, producer
+from mlc.passes._match_basics import const_array, dtype_of, label
+from mlc.passes._transformer_match import dims_of, producer
 
 MASK_DTYPES = (DType.INT64, DType.INT32, DType.INT16, DType.INT8, DType.UINT8, DType.BOOL)
 

@@ -17,7 +17,7 @@ from mlc.passes._attention_block import Block, HeadSplit, first_output, fmt, ope
 from mlc.passes._attention_causal import causal_select
 from mlc.passes._attention_heads import head_merge_problem, head_split
 from mlc.passes._attention_scores import masked_scores
-from mlc.passes._patterns import STANDARD, label
+from mlc.passes._match_basics import STANDARD, label
 
 
 def _readers(value: Value, op_type: str) -> list[Node]:

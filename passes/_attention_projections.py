@@ -11,7 +11,8 @@ import numpy as np
 
 from mlc.ir.core import Node, Value
 from mlc.passes._attention_block import Block, HeadSplit, MhaInputs, Projection, operand
-from mlc.passes._patterns import const_array, dims_of, dtype_of, input_at, label, producer
+from mlc.passes._match_basics import const_array, dtype_of, input_at, label
+from mlc.passes._transformer_match import dims_of, producer
 
 
 def _bias_add(add: Node, split: HeadSplit, what: str) -> tuple[Node, np.ndarray, Value] | str:

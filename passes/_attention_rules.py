@@ -17,7 +17,8 @@ from mlc.passes._attention_emit import MaskCasts, emit_multihead, emit_onnx, emi
 from mlc.passes._attention_mask import extended_mask
 from mlc.passes._attention_match import match_block, readers_problem
 from mlc.passes._attention_projections import mha_inputs, packed_projections
-from mlc.passes._patterns import CONTRIB_DTYPES, dims_of, dtype_of
+from mlc.passes._match_basics import dtype_of
+from mlc.passes._transformer_match import CONTRIB_DTYPES, dims_of
 from mlc.rewrite import IRBuilder, Match, Reject, Rule
 
 ONNX_ATTENTION_OPSET = 23

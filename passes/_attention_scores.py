@@ -12,7 +12,8 @@ from typing import NamedTuple
 
 from mlc.ir.core import Node, Value
 from mlc.passes._attention_block import operand
-from mlc.passes._patterns import const_array, label, producer
+from mlc.passes._match_basics import const_array, label
+from mlc.passes._transformer_match import producer
 
 
 class Scores(NamedTuple):

@@ -8,7 +8,7 @@ from __future__ import annotations
 from mlc.ir.core import Node
 from mlc.passes._channel_state import ChannelState
 from mlc.passes._channel_types import Layout, SliceConstant, dim_of, rank_of
-from mlc.passes._patterns import const_array, label
+from mlc.passes._match_basics import const_array, label
 
 
 def follow_elementwise(state: ChannelState, node: Node) -> None:

@@ -8,7 +8,8 @@ from __future__ import annotations
 from mlc.ir.core import Node
 from mlc.passes._channel_state import ChannelState
 from mlc.passes._channel_types import POOLS, SliceConstant
-from mlc.passes._patterns import const_array, const_ints, input_at, label
+from mlc.passes._match_basics import const_array, input_at, label
+from mlc.passes._shape_trace import const_ints
 
 
 def follow_passthrough(state: ChannelState, node: Node) -> None:

@@ -65,7 +65,7 @@ from mlc.passes._channel_types import (
     dim_of,
     rank_of,
 )
-from mlc.passes._patterns import STANDARD, label
+from mlc.passes._match_basics import STANDARD, label
 
 Handler = Callable[[ChannelState, Node], None]
 HANDLERS: dict[str, Handler] = {

@@ -8,7 +8,7 @@ from __future__ import annotations
 from mlc.ir.core import Node
 from mlc.passes._channel_state import ChannelState
 from mlc.passes._channel_types import Layout, SetGroup, SliceConstant, rank_of
-from mlc.passes._patterns import const_array, input_at, label
+from mlc.passes._match_basics import const_array, input_at, label
 
 
 def follow_conv(state: ChannelState, node: Node) -> None:

@@ -9,7 +9,8 @@ from mlc.ir.core import Node
 from mlc.ir.types import TensorType
 from mlc.passes._channel_state import ChannelState
 from mlc.passes._channel_types import REDUCE, Layout, ReshapeTarget, dim_of, rank_of, static_tail
-from mlc.passes._patterns import const_ints, input_at, label
+from mlc.passes._match_basics import input_at, label
+from mlc.passes._shape_trace import const_ints
 
 
 def follow_flatten(state: ChannelState, node: Node) -> None:

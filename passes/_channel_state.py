@@ -12,7 +12,7 @@ import numpy as np
 
 from mlc.ir.core import Graph, Node, Value
 from mlc.passes._channel_types import Action, Group, Layout, SliceConstant, Space
-from mlc.passes._patterns import FLOAT_DTYPES, const_array, dtype_of, input_at, label
+from mlc.passes._match_basics import FLOAT_DTYPES, const_array, dtype_of, input_at, label
 
 
 class ChannelState:

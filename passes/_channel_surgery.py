@@ -25,7 +25,8 @@ from mlc.ir.attributes import Attr
 from mlc.ir.core import Graph, Node
 from mlc.ir.types import TensorType
 from mlc.passes._channel_groups import ChannelAnalysis, ReshapeTarget, SetGroup, SliceConstant
-from mlc.passes._patterns import const_array, drop_dead_constants
+from mlc.passes._graph_edits import drop_dead_constants
+from mlc.passes._match_basics import const_array
 
 
 def _replace_constant(graph: Graph, node: Node, index: int, array: np.ndarray) -> None:

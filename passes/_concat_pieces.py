@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mlc.ir.core import Graph, Node, Value
-from mlc.passes._patterns import STANDARD
+from mlc.passes._match_basics import STANDARD
 from mlc.passes._slice_bounds import range_on, shape_bounds, split_offsets
 from mlc.passes._symbolic import Expr, ShapeInfo, as_int
 

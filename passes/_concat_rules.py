@@ -16,7 +16,8 @@ from mlc.ir.core import Graph, Node, Value
 from mlc.ir.declared_dims import declared_dims
 from mlc.ir.types import TensorType
 from mlc.passes._concat_plan import ConcatPlan, GroupPlan, plan_concat
-from mlc.passes._patterns import output_name_blocked, remove_dead_producers
+from mlc.passes._graph_edits import remove_dead_producers
+from mlc.passes._match_basics import output_name_blocked
 from mlc.passes._slice_bounds import SliceRule
 from mlc.passes._slice_shape_rule import make_shape, shape_for_slice, slice_shape_plan
 from mlc.passes._symbolic import ShapeInfo, as_int

@@ -13,15 +13,9 @@ from typing import Any
 from mlc.ir.core import Node
 from mlc.ir.dtypes import DType
 from mlc.ir.types import TensorType
-from mlc.passes._patterns import (
-    MS_DOMAIN,
-    STANDARD,
-    drop_dead_constants,
-    ensure_ms_opset,
-    input_at,
-    label,
-    reader_problem,
-)
+from mlc.passes._graph_edits import drop_dead_constants, ensure_ms_opset
+from mlc.passes._match_basics import STANDARD, input_at, label, reader_problem
+from mlc.passes._transformer_match import MS_DOMAIN
 from mlc.rewrite import IRBuilder, Match, Reject, Rule
 
 

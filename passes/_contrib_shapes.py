@@ -13,8 +13,8 @@ a pass creates after the analysis (its outputs are new values) gets its shape fr
 from __future__ import annotations
 
 from mlc.ir.core import Graph, Node, Value
-from mlc.passes._patterns import MS_DOMAIN
 from mlc.passes._symbolic import Shape, ShapeInfo, broadcast
+from mlc.passes._transformer_match import MS_DOMAIN
 
 SAME_AS_INPUT = ("Gelu", "FastGelu", "SkipLayerNormalization")  # outputs 0 (and the sum, 3) keep x's shape
 QUERY_SHAPED = ("Attention", "MultiHeadAttention", "EmbedLayerNormalization")  # [batch, sequence, hidden]

@@ -13,7 +13,7 @@ import numpy as np
 
 from mlc.ir.core import Node, Value
 from mlc.ir.types import TensorType
-from mlc.passes._patterns import const_array
+from mlc.passes._match_basics import const_array
 
 
 def is_arange(array: np.ndarray) -> bool:

@@ -17,7 +17,7 @@ from mlc.ir.core import Node, Value
 from mlc.ir.dtypes import DType
 from mlc.ir.types import TensorType
 from mlc.passes._embed_positions import positions_of
-from mlc.passes._patterns import const_array
+from mlc.passes._match_basics import const_array
 
 INT_IDS = (DType.INT64, DType.INT32)
 

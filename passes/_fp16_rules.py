@@ -15,7 +15,8 @@ from mlc.errors import BadInputError
 from mlc.ir.core import Graph, Node, Value
 from mlc.ir.dtypes import DType
 from mlc.ir.types import TensorType
-from mlc.passes._patterns import STANDARD, const_array, is_close, is_op, label, other_input, producer
+from mlc.passes._match_basics import STANDARD, const_array, label
+from mlc.passes._transformer_match import is_close, is_op, other_input, producer
 
 FP16_MAX = 65504.0  # float16's largest finite value
 FP16_SMALLEST_NORMAL = 2.0 ** -14  # 6.1e-5: below it float16 is subnormal (fewer than 10 bits), below 2**-25 zero

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from mlc.ir.core import Node, Value
 from mlc.passes._chain_match import output_of, read_outside
-from mlc.passes._patterns import is_close, is_op, other_input, producer, sole_reader
+from mlc.passes._transformer_match import is_close, is_op, other_input, producer, sole_reader
 
 SQRT2 = math.sqrt(2.0)
 SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)

@@ -15,7 +15,7 @@ import numpy as np
 
 from mlc.ir.core import Graph, Node, Value
 from mlc.ir.dtypes import DType
-from mlc.passes._patterns import input_at
+from mlc.passes._match_basics import input_at
 from mlc.passes._qlinear_emit import QuantEmitter, decompose, match_plan
 from mlc.passes._qlinear_params import Unsupported, check_int8, constant, nonzero_point, rank_of, required, shape_of
 from mlc.rewrite import IRBuilder, Match, Reject, Rule

@@ -17,7 +17,8 @@ from mlc.ir.core import Node, Value
 from mlc.ir.dtypes import DType
 from mlc.ir.types import Dim
 from mlc.passes._chain_match import output_of
-from mlc.passes._patterns import const_array, dtype_of, other_input, sole_reader
+from mlc.passes._match_basics import const_array, dtype_of
+from mlc.passes._transformer_match import other_input, sole_reader
 
 
 @dataclass

@@ -19,7 +19,8 @@ from mlc.ir.types import Dim
 from mlc.passes._chain_match import output_of
 from mlc.passes._layernorm_affine import match_affine
 from mlc.passes._layernorm_stats import mean_axes, next_in_chain, variance_root
-from mlc.passes._patterns import FLOAT_DTYPES, dims_of, dtype_of, is_op, other_input, read_only_by
+from mlc.passes._match_basics import FLOAT_DTYPES, dtype_of
+from mlc.passes._transformer_match import dims_of, is_op, other_input, read_only_by
 
 
 @dataclass

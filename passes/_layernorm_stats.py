@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from mlc.ir.core import Node, Value
 from mlc.passes._chain_match import output_of, read_outside
-from mlc.passes._patterns import const_array, const_scalar, is_close, is_op, other_input, read_only_by, sole_reader
+from mlc.passes._match_basics import const_array
+from mlc.passes._transformer_match import const_scalar, is_close, is_op, other_input, read_only_by, sole_reader
 
 
 def reduce_axes(node: Node, rank: int | None) -> list[int] | str:

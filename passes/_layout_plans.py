@@ -17,7 +17,7 @@ from mlc.ir.attributes import Attr, AttrType
 from mlc.ir.core import Node, Value
 from mlc.ir.tensor import Tensor, TensorDataUnavailable
 from mlc.ir.types import Dim
-from mlc.passes._patterns import dims_of
+from mlc.passes._transformer_match import dims_of
 
 RESHAPING = {"Reshape", "Squeeze", "Unsqueeze", "Flatten"}
 

@@ -25,7 +25,7 @@ from mlc.passes._layout_plans import (
     plan_unsqueezes,
     same_dim,
 )
-from mlc.passes._patterns import dims_of
+from mlc.passes._transformer_match import dims_of
 
 
 def plan_into_reshape(first: Node, second: Node) -> LayoutPlan | str:

@@ -14,7 +14,8 @@ import numpy as np
 
 from mlc.ir.core import Node, Value
 from mlc.numerics.narrowing import narrowing_problem
-from mlc.passes._patterns import MS_DOMAIN, const_array, input_at, is_op, label, sole_reader
+from mlc.passes._match_basics import const_array, input_at, label
+from mlc.passes._transformer_match import MS_DOMAIN, is_op, sole_reader
 
 BIASED_ACTIVATIONS = ("BiasGelu", "FastGelu")
 

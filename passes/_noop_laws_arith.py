@@ -14,7 +14,7 @@ from mlc.ir.core import Node
 from mlc.ir.dtypes import DType
 from mlc.passes._noop_facts import Found, broadcast_keeps, dtype_of
 from mlc.passes._noop_splats import splat
-from mlc.passes._patterns import dims_of
+from mlc.passes._transformer_match import dims_of
 from mlc.passes._zero_signs import ZeroSigns
 
 ZERO_SIGN = "zero-sign: "  # prefix of the reason an identity is exact but for the sign of zero

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from mlc.ir.core import Node
 from mlc.passes._noop_facts import Found, const_ints, is_int
-from mlc.passes._patterns import dims_of
+from mlc.passes._transformer_match import dims_of
 
 
 def noop_transpose(node: Node) -> Found:

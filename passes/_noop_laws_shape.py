@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from mlc.ir.core import Node
 from mlc.passes._noop_facts import Found, broadcast_keeps, const_ints, is_int
-from mlc.passes._patterns import dims_of
+from mlc.passes._transformer_match import dims_of
 
 # A Slice end at least this large covers any dim a tensor can have (INT64_MAX and its kin), so it
 # selects to the end even where the dim is symbolic; smaller ends are compared with static dims.

@@ -14,7 +14,7 @@ from mlc.ir.dtypes import DType
 from mlc.ir.tensor import Tensor
 from mlc.ir.types import Dim
 from mlc.passes._noop_facts import const_array, dtype_of
-from mlc.passes._patterns import dims_of
+from mlc.passes._transformer_match import dims_of
 
 SPLAT_LAYOUT = {"Identity", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Slice", "Expand", "Tile",
                  "Gather"}

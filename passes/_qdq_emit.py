@@ -12,7 +12,7 @@ from mlc.ir.dtypes import DType
 from mlc.ir.tensor import Tensor
 from mlc.ir.types import TensorType
 from mlc.pass_api import PassContext
-from mlc.passes._patterns import const_array
+from mlc.passes._match_basics import const_array
 from mlc.passes._qdq_placement import Planner
 from mlc.passes._quant_math import QParams, activation_qparams, constant_qparams
 

@@ -6,7 +6,8 @@ the range's low end is the activation), unless activations are symmetric; else Q
 from __future__ import annotations
 
 from mlc.ir.core import Node
-from mlc.passes._patterns import const_array, drop_dead_constants, input_at
+from mlc.passes._graph_edits import drop_dead_constants
+from mlc.passes._match_basics import const_array, input_at
 from mlc.passes._qdq_placement import Planner
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from mlc.ir.core import Graph, Node, Value
 from mlc.ir.dtypes import DType
 from mlc.pass_api import PassContext
-from mlc.passes._patterns import const_array, input_at
+from mlc.passes._match_basics import const_array, input_at
 from mlc.passes._qdq_marks import ActMark, BiasMark, WeightMark, is_f32
 from mlc.quantize.cache import CalibrationTable
 

@@ -12,7 +12,8 @@ from mlc.ir.core import Value
 from mlc.ir.dtypes import DType
 from mlc.ir.tensor import Tensor
 from mlc.ir.types import TensorType
-from mlc.passes._patterns import const_array, drop_dead_constants
+from mlc.passes._graph_edits import drop_dead_constants
+from mlc.passes._match_basics import const_array
 from mlc.passes._qdq_marks import ActMark
 from mlc.passes._qdq_weights import WeightQuantizer
 from mlc.passes._quant_math import fit_bias, quantize

@@ -5,7 +5,7 @@ a constant weight is stored int8 (per output channel with `per_channel`), a cons
 from __future__ import annotations
 
 from mlc.ir.core import Node
-from mlc.passes._patterns import const_array, input_at
+from mlc.passes._match_basics import const_array, input_at
 from mlc.passes._qdq_marks import BiasMark, WeightMark, is_f32
 from mlc.passes._qdq_placement import Planner
 

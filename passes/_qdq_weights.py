@@ -10,7 +10,7 @@ import numpy as np
 from mlc.ir.dtypes import DType
 from mlc.ir.tensor import Tensor
 from mlc.ir.types import TensorType
-from mlc.passes._patterns import const_array
+from mlc.passes._match_basics import const_array
 from mlc.passes._qdq_emit import QdqEmitter
 from mlc.passes._qdq_marks import BiasMark, WeightMark
 from mlc.passes._quant_math import quantize_bias, quantize_weight, weight_scales

@@ -16,7 +16,8 @@ import numpy as np
 from mlc.ir.core import Graph, Node, Value
 from mlc.ir.dtypes import DType
 from mlc.ir.types import Shape, TensorType
-from mlc.passes._patterns import drop_dead_constants, dtype_of
+from mlc.passes._graph_edits import drop_dead_constants
+from mlc.passes._match_basics import dtype_of
 from mlc.passes._qlinear_params import Param, Quant, Unsupported, shape_of
 from mlc.rewrite import IRBuilder, Match, Reject, Rule
 

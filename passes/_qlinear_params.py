@@ -18,7 +18,7 @@ import numpy as np
 from mlc.ir.core import Graph, Node, Value
 from mlc.ir.dtypes import DType
 from mlc.ir.types import Shape, TensorType
-from mlc.passes._patterns import const_array, dtype_of, input_at, static_shape
+from mlc.passes._match_basics import const_array, dtype_of, input_at, static_shape
 
 INT8_RANGES: dict[DType, tuple[int, int]] = {DType.UINT8: (0, 255), DType.INT8: (-128, 127)}
 SCALE_TYPES = (DType.FLOAT, DType.FLOAT16, DType.BFLOAT16)

@@ -21,7 +21,7 @@ import numpy as np
 
 from mlc.ir.core import Graph, Node, Value
 from mlc.ir.dtypes import DType
-from mlc.passes._patterns import dtype_of, input_at
+from mlc.passes._match_basics import dtype_of, input_at
 from mlc.passes._qlinear_emit import QuantEmitter, decompose, match_plan
 from mlc.passes._qlinear_params import (
     INT8_RANGES,

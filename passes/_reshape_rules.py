@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from mlc.ir.core import Node
-from mlc.passes._patterns import output_name_blocked
+from mlc.passes._match_basics import output_name_blocked
 from mlc.passes._shape_folding import GraphShapes
 from mlc.passes._symbolic import Shape, broadcast, reshape_dims
 from mlc.rewrite import IRBuilder, Match, Reject, Rule, label

@@ -13,10 +13,11 @@ import numpy as np
 from mlc.ir.core import Graph, Node, Value
 from mlc.ir.dtypes import DType
 from mlc.ir.types import Dim, Shape, TensorType
-from mlc.passes._patterns import dims_of, dtype_of
+from mlc.passes._match_basics import dtype_of
 from mlc.passes._resize_coordinates import Coordinates
 from mlc.passes._resize_plan import Axis, resize_plan, text
 from mlc.passes._shape_emit import ShapeEmitter
+from mlc.passes._transformer_match import dims_of
 from mlc.rewrite import IRBuilder, Match, Reject, Rule
 
 

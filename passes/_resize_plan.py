@@ -19,8 +19,9 @@ import numpy as np
 
 from mlc.ir.core import Node, Value
 from mlc.ir.types import Shape, TensorType
-from mlc.passes._patterns import STANDARD, const_array, dims_of, input_at
+from mlc.passes._match_basics import STANDARD, const_array, input_at
 from mlc.passes._shape_elements import DimOf, Element, partial_elements, rank_of
+from mlc.passes._transformer_match import dims_of
 
 RESIZE_MODES = ("nearest", "linear")
 COORDINATES = ("half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric")

@@ -17,7 +17,7 @@ from mlc.ir.core import Graph, Node, Value
 from mlc.ir.dtypes import DType
 from mlc.ir.printer import format_type
 from mlc.ir.types import Dim, TensorType
-from mlc.passes._patterns import const_array
+from mlc.passes._match_basics import const_array
 from mlc.passes._rnn_activations import DEFAULT_ACTIVATIONS, Activation, parse_activations, text
 
 GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}

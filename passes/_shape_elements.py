@@ -15,7 +15,8 @@ import numpy as np
 
 from mlc.ir.core import Node, Value
 from mlc.ir.dtypes import DType
-from mlc.passes._patterns import STANDARD, const_array, dims_of
+from mlc.passes._match_basics import STANDARD, const_array
+from mlc.passes._transformer_match import dims_of
 
 DimOf: TypeAlias = tuple[Value, int]  # dim `axis` of a value, as its Shape reads it at run time
 Element: TypeAlias = int | DimOf  # one element of a shape-like int tensor

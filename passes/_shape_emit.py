@@ -17,8 +17,9 @@ from mlc.ir.core import Value
 from mlc.ir.dtypes import DType
 from mlc.ir.tensor import Tensor
 from mlc.ir.types import Shape, TensorType
-from mlc.passes._patterns import dims_of, dtype_of
+from mlc.passes._match_basics import dtype_of
 from mlc.passes._shape_elements import DimOf, Element, rank_of
+from mlc.passes._transformer_match import dims_of
 from mlc.rewrite import IRBuilder
 
 MIN_OPSET = 13

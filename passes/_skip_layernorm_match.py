@@ -11,8 +11,9 @@ from dataclasses import dataclass
 
 from mlc.ir.core import Node, Value
 from mlc.passes._contrib_shapes import ContribShapes
-from mlc.passes._patterns import CONTRIB_DTYPES, const_array, dtype_of, is_op, other_input, sole_reader
+from mlc.passes._match_basics import const_array, dtype_of
 from mlc.passes._symbolic import ONE, Shape, as_int
+from mlc.passes._transformer_match import CONTRIB_DTYPES, is_op, other_input, sole_reader
 
 
 @dataclass

@@ -10,7 +10,7 @@ the analysis of each graph the pass enters (none for a graph without candidates)
 from __future__ import annotations
 
 from mlc.ir.core import Graph, Node, Value
-from mlc.passes._patterns import STANDARD
+from mlc.passes._match_basics import STANDARD
 from mlc.passes._symbolic import ZERO, Expr, ShapeInfo, slice_range
 from mlc.rewrite import Rule
 

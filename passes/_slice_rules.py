@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from mlc.ir.core import Graph, Node, Value
-from mlc.passes._patterns import STANDARD, output_name_blocked
+from mlc.passes._match_basics import STANDARD, output_name_blocked
 from mlc.passes._slice_bounds import SliceRule, slice_axes
 from mlc.passes._symbolic import HUGE, ZERO, Expr, as_int, slice_range
 from mlc.rewrite import IRBuilder, Match

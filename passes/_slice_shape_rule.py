@@ -10,9 +10,10 @@ from mlc.ir.core import Graph, Node, Value
 from mlc.ir.declared_dims import declared_dims
 from mlc.ir.dtypes import DType
 from mlc.ir.types import TensorType
-from mlc.passes._patterns import STANDARD, sole_reader
+from mlc.passes._match_basics import STANDARD
 from mlc.passes._slice_bounds import SliceRule, range_on, shape_bounds
 from mlc.passes._symbolic import ShapeInfo, as_int
+from mlc.passes._transformer_match import sole_reader
 from mlc.rewrite import IRBuilder, Match
 
 

@@ -17,7 +17,7 @@ from mlc.ir.core import Node
 from mlc.ir.dtypes import DType
 from mlc.ir.tensor import Tensor
 from mlc.ir.types import TensorType
-from mlc.passes._patterns import const_array
+from mlc.passes._match_basics import const_array
 from mlc.passes._tvm_math_rules import scalar
 from mlc.rewrite import IRBuilder, Match, Reject, Rule
 

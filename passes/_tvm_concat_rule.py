@@ -14,9 +14,10 @@ from __future__ import annotations
 
 from mlc.ir.core import Graph, Node, Value
 from mlc.ir.types import Shape
-from mlc.passes._patterns import dims_of, dtype_of
+from mlc.passes._match_basics import dtype_of
 from mlc.passes._shape_elements import Element, rank_of
 from mlc.passes._shape_emit import ShapeEmitter
+from mlc.passes._transformer_match import dims_of
 from mlc.rewrite import IRBuilder, Match, Reject, Rule
 
 

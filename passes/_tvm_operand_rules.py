@@ -15,7 +15,7 @@ import numpy as np
 from mlc.ir.core import Node
 from mlc.ir.dtypes import DType
 from mlc.ir.types import TensorType
-from mlc.passes._patterns import const_array
+from mlc.passes._match_basics import const_array
 from mlc.passes._slicing import python_start
 from mlc.rewrite import IRBuilder, Match, Reject, Rule
 

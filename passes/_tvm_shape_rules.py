@@ -15,9 +15,10 @@ import numpy as np
 from mlc.ir.core import Node, Value
 from mlc.ir.dtypes import DType
 from mlc.ir.types import TensorType
-from mlc.passes._patterns import const_array, dims_of, input_at
+from mlc.passes._match_basics import const_array, input_at
 from mlc.passes._shape_elements import DimOf, Element, elements
 from mlc.passes._shape_emit import ShapeEmitter
+from mlc.passes._transformer_match import dims_of
 from mlc.rewrite import IRBuilder, Match, Reject, Rule
 
 INT64_MAX = int(np.iinfo(np.int64).max)

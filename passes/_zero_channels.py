@@ -14,7 +14,7 @@ import numpy as np
 
 from mlc.ir.core import Node, Value
 from mlc.passes._channel_groups import ChannelAnalysis, Layout, SliceConstant
-from mlc.passes._patterns import const_array, input_at
+from mlc.passes._match_basics import const_array, input_at
 
 KEEPS_ZERO = frozenset({
     "Relu", "LeakyRelu", "PRelu", "Elu", "Selu", "Celu", "HardSwish", "Tanh", "Erf", "Gelu", "Mish", "Softsign",

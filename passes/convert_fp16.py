@@ -100,7 +100,8 @@ from mlc.passes._fp16_rules import (
     plan,
     t_inputs,
 )
-from mlc.passes._patterns import const_array, is_op, label
+from mlc.passes._match_basics import const_array, label
+from mlc.passes._transformer_match import is_op
 
 log = logging.getLogger("mlc")
 _CATEGORIES = ("option", "unsupported", "shape", "op", "normalization", "constant", "range", "budget")

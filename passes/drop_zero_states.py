@@ -24,7 +24,7 @@ import numpy as np
 from mlc.ir.core import Node, Value
 from mlc.ir.tensor import Tensor, TensorDataUnavailable
 from mlc.pass_api import Numerics, register_pass
-from mlc.passes._patterns import STANDARD, input_at, label
+from mlc.passes._match_basics import STANDARD, input_at, label
 from mlc.rewrite import IRBuilder, Match, Reject, Rule, RulePass
 
 _STATES = {"LSTM": (5, 6), "GRU": (5,), "RNN": (5,)}

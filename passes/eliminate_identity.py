@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from mlc.ir.core import Node
 from mlc.pass_api import Numerics, register_pass
-from mlc.passes._patterns import output_name_blocked
+from mlc.passes._match_basics import output_name_blocked
 from mlc.rewrite import IRBuilder, Match, Reject, Rule, RulePass
 
 

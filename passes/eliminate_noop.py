@@ -55,8 +55,8 @@ from __future__ import annotations
 
 from mlc.ir.core import Graph, Node
 from mlc.pass_api import Numerics, PassOption, register_pass
+from mlc.passes._match_basics import output_name_blocked
 from mlc.passes._noop_laws import ARITHMETIC, LAWS, match_noop, type_mismatch
-from mlc.passes._patterns import output_name_blocked
 from mlc.passes._zero_signs import ZeroSigns
 from mlc.rewrite import IRBuilder, Match, Reject, Rule, RulePass
 

@@ -32,17 +32,10 @@ import numpy as np
 
 from mlc.ir.core import Node, Value
 from mlc.pass_api import Numerics, register_pass
+from mlc.passes._graph_edits import drop_dead_constants
 from mlc.passes._linear_readers import linear_reader, shift_overflow, shifted_bias
-from mlc.passes._patterns import (
-    const_array,
-    dims_of,
-    drop_dead_constants,
-    input_at,
-    is_op,
-    label,
-    other_input,
-    sole_reader,
-)
+from mlc.passes._match_basics import const_array, input_at, label
+from mlc.passes._transformer_match import dims_of, is_op, other_input, sole_reader
 from mlc.rewrite import IRBuilder, Match, Reject, Rule, RulePass
 
 

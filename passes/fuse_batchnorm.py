@@ -27,7 +27,7 @@ DenseNet's pre-activation blocks) is left as it is, with a remark: turning a sta
 BatchNormalization into Mul+Add is a different rule. The old weights and BatchNormalization
 parameters are removed when nothing else reads them.
 
-The per-channel folding itself (`fold_affine`) lives in `_patterns.py`, shared with the other
+The per-channel folding itself (`fold_affine`) lives in `_affine_fold.py`, shared with the other
 `fuse-*` passes, which fold the same affine map y = x*s + t.
 """
 
@@ -38,19 +38,9 @@ import numpy as np
 from mlc.ir.core import Node, Value
 from mlc.ir.types import TensorType
 from mlc.pass_api import Numerics, register_pass
-from mlc.passes._patterns import (
-    AFFINE_PRODUCERS,
-    STANDARD,
-    const_array,
-    drop_dead_constants,
-    dtype_of,
-    fold_affine,
-    fold_problem,
-    input_at,
-    label,
-    new_constant,
-    reader_problem,
-)
+from mlc.passes._affine_fold import fold_affine, fold_problem
+from mlc.passes._graph_edits import drop_dead_constants, new_constant
+from mlc.passes._match_basics import AFFINE_PRODUCERS, STANDARD, const_array, dtype_of, input_at, label, reader_problem
 from mlc.passes.fuse_conv_affine import affine_fold_loss
 from mlc.rewrite import IRBuilder, Match, Reject, Rule, RulePass
 

@@ -26,19 +26,9 @@ from __future__ import annotations
 
 from mlc.ir.core import Node, Value
 from mlc.pass_api import Numerics, register_pass
-from mlc.passes._patterns import (
-    CONTRIB_DTYPES,
-    MS_DOMAIN,
-    STANDARD,
-    const_array,
-    dims_of,
-    dtype_of,
-    ensure_ms_opset,
-    fused_name,
-    is_op,
-    other_input,
-    sole_reader,
-)
+from mlc.passes._graph_edits import ensure_ms_opset, fused_name
+from mlc.passes._match_basics import STANDARD, const_array, dtype_of
+from mlc.passes._transformer_match import CONTRIB_DTYPES, MS_DOMAIN, dims_of, is_op, other_input, sole_reader
 from mlc.rewrite import IRBuilder, Match, Reject, Rule, RulePass
 
 

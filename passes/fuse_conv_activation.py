@@ -31,7 +31,7 @@ from mlc.ir.attributes import Attr, AttrType
 from mlc.ir.core import Node
 from mlc.pass_api import Numerics, register_pass
 from mlc.passes._contrib_activation import ContribActivation
-from mlc.passes._patterns import const_array, input_at
+from mlc.passes._match_basics import const_array, input_at
 from mlc.rewrite import RulePass
 
 _ACTIVATIONS = ("Relu", "Clip", "Sigmoid", "HardSigmoid", "LeakyRelu", "Tanh")

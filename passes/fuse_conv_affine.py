@@ -29,18 +29,8 @@ from mlc.ir.core import Node, Value
 from mlc.ir.types import TensorType
 from mlc.numerics.narrowing import narrowing_problem
 from mlc.pass_api import Numerics, register_pass
-from mlc.passes._patterns import (
-    STANDARD,
-    channel_factor,
-    const_array,
-    dtype_of,
-    fold_affine,
-    fold_problem,
-    input_at,
-    label,
-    out_channels,
-    reader_problem,
-)
+from mlc.passes._affine_fold import channel_factor, fold_affine, fold_problem, out_channels
+from mlc.passes._match_basics import STANDARD, const_array, dtype_of, input_at, label, reader_problem
 from mlc.rewrite import IRBuilder, Match, Reject, Rule, RulePass
 
 _PRODUCERS = ("Conv", "Gemm", "MatMul")

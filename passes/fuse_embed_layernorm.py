@@ -28,7 +28,9 @@ from mlc.ir.dtypes import DType
 from mlc.ir.types import TensorType
 from mlc.pass_api import Numerics, PassContext, register_pass
 from mlc.passes._embed_sum import Embeddings, embedding_sum
-from mlc.passes._patterns import MS_DOMAIN, const_array, ensure_ms_opset, fused_name
+from mlc.passes._graph_edits import ensure_ms_opset, fused_name
+from mlc.passes._match_basics import const_array
+from mlc.passes._transformer_match import MS_DOMAIN
 from mlc.rewrite import IRBuilder, Match, Reject, Rule, RulePass
 
 

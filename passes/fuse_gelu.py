@@ -37,14 +37,9 @@ from mlc.ir.core import Graph, Node
 from mlc.ir.types import TensorType
 from mlc.pass_api import Numerics, PassOption, register_pass
 from mlc.passes._gelu_match import GeluPattern, match_erf, match_tanh
-from mlc.passes._patterns import (
-    CONTRIB_DTYPES,
-    FLOAT_DTYPES,
-    MS_DOMAIN,
-    dtype_of,
-    ensure_ms_opset,
-    fused_name,
-)
+from mlc.passes._graph_edits import ensure_ms_opset, fused_name
+from mlc.passes._match_basics import FLOAT_DTYPES, dtype_of
+from mlc.passes._transformer_match import CONTRIB_DTYPES, MS_DOMAIN
 from mlc.rewrite import IRBuilder, Match, Reject, Rule, RulePass
 
 GELU_OPSET = 20

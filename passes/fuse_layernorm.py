@@ -44,8 +44,10 @@ import numpy as np
 
 from mlc.ir.core import Node, Value
 from mlc.pass_api import Numerics, register_pass
+from mlc.passes._graph_edits import fused_name
 from mlc.passes._layernorm_match import LayerNormPattern, centering_sub, match_layernorm
-from mlc.passes._patterns import dims_of, dtype_of, fused_name
+from mlc.passes._match_basics import dtype_of
+from mlc.passes._transformer_match import dims_of
 from mlc.rewrite import IRBuilder, Match, Reject, Rule, RulePass
 
 LAYERNORM_OPSET = 17

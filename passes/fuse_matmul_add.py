@@ -20,7 +20,7 @@ from mlc.ir.core import Node, Value
 from mlc.ir.dtypes import DType
 from mlc.ir.types import Dim, TensorType
 from mlc.pass_api import Numerics, register_pass
-from mlc.passes._patterns import STANDARD, label, reader_problem
+from mlc.passes._match_basics import STANDARD, label, reader_problem
 from mlc.rewrite import IRBuilder, Match, Reject, Rule, RulePass
 
 _GEMM_DTYPES = (DType.FLOAT, DType.FLOAT16, DType.DOUBLE)

@@ -30,7 +30,8 @@ from mlc.ir.attributes import Attr, AttrType
 from mlc.ir.core import Node, Value
 from mlc.ir.types import TensorType
 from mlc.pass_api import Numerics, register_pass
-from mlc.passes._patterns import STANDARD, const_array, drop_dead_constants, input_at, label
+from mlc.passes._graph_edits import drop_dead_constants
+from mlc.passes._match_basics import STANDARD, const_array, input_at, label
 from mlc.rewrite import IRBuilder, Match, Reject, Rule, RulePass
 
 _CONSUMERS = ("Conv", "AveragePool", "MaxPool")

@@ -40,9 +40,11 @@ from __future__ import annotations
 from mlc.ir.core import Graph, Node
 from mlc.pass_api import Numerics, register_pass
 from mlc.passes._contrib_shapes import ContribShapes
-from mlc.passes._patterns import MS_DOMAIN, const_array, dtype_of, ensure_ms_opset, fused_name, is_op
+from mlc.passes._graph_edits import ensure_ms_opset, fused_name
+from mlc.passes._match_basics import const_array, dtype_of
 from mlc.passes._skip_layernorm_match import layernorm_problem, shape_problem, split_sum
 from mlc.passes._symbolic import as_int
+from mlc.passes._transformer_match import MS_DOMAIN, is_op
 from mlc.rewrite import IRBuilder, Match, Reject, Rule, RulePass
 
 

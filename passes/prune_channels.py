@@ -40,7 +40,7 @@ from mlc.ir.core import Graph
 from mlc.pass_api import Numerics, Pass, PassContext, PassOption, register_pass
 from mlc.passes._channel_groups import ChannelAnalysis, Group
 from mlc.passes._channel_surgery import parameter_count, remove_channels
-from mlc.passes._patterns import const_array
+from mlc.passes._match_basics import const_array
 
 SCOPES = ("layer", "global")
 NORMS = ("l1", "l2")

@@ -47,7 +47,8 @@ from mlc.ir.core import Graph, Node, Value
 from mlc.ir.dtypes import DType
 from mlc.ir.tensor import Tensor
 from mlc.pass_api import Numerics, Pass, PassContext, PassOption, register_pass
-from mlc.passes._patterns import FLOAT_DTYPES, MS_DOMAIN, STANDARD, const_array, input_at, label
+from mlc.passes._match_basics import FLOAT_DTYPES, STANDARD, const_array, input_at, label
+from mlc.passes._transformer_match import MS_DOMAIN
 
 # op type -> domains; the com.microsoft forms are what fuse-conv-activation/fuse-gemm-activation
 # make of them, so the pass prunes the same weights whether it runs before or after those fusions

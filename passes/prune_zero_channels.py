@@ -43,7 +43,7 @@ from mlc.ir.core import Graph
 from mlc.pass_api import Numerics, Pass, PassContext, register_pass
 from mlc.passes._channel_groups import ChannelAnalysis, Group, SliceConstant
 from mlc.passes._channel_surgery import parameter_count, remove_channels
-from mlc.passes._patterns import const_array, label
+from mlc.passes._match_basics import const_array, label
 from mlc.passes._zero_channels import ZeroMasks, per_channel
 
 

@@ -39,7 +39,8 @@ from mlc.ir.dtypes import DType
 from mlc.ir.tensor import Tensor
 from mlc.ir.types import TensorType
 from mlc.pass_api import Numerics, Pass, PassContext, PassOption, register_pass
-from mlc.passes._patterns import STANDARD, const_array, drop_dead_constants, input_at, label
+from mlc.passes._graph_edits import drop_dead_constants
+from mlc.passes._match_basics import STANDARD, const_array, input_at, label
 from mlc.passes._quant_math import quantize_weight, weight_scales
 
 CANDIDATES = ("MatMul", "Gemm")

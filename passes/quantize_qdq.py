@@ -57,7 +57,7 @@ from mlc.ir.core import Graph, Node
 from mlc.ir.dtypes import DType
 from mlc.onnx_io.functions import same_meaning
 from mlc.pass_api import Numerics, Pass, PassContext, PassOption, register_pass
-from mlc.passes._patterns import STANDARD, label
+from mlc.passes._match_basics import STANDARD, label
 from mlc.passes._qdq_fold import plan_removable
 from mlc.passes._qdq_marks import CANDIDATES, OWN_RANGES, QDQ_OPSET, SHARING, WEIGHTED, option_names
 from mlc.passes._qdq_placement import Planner

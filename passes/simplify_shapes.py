@@ -39,7 +39,7 @@ from __future__ import annotations
 
 from mlc.ir.core import Graph
 from mlc.pass_api import Numerics, PassContext, PassOption, register_pass
-from mlc.passes._patterns import remove_dead_producers
+from mlc.passes._graph_edits import remove_dead_producers
 from mlc.passes._reshape_rules import ExpandNoop, ReshapeTarget
 from mlc.passes._shape_folding import FoldShapeValue, GraphShapes
 from mlc.rewrite import RulePass, apply_rules

@@ -31,19 +31,10 @@ import numpy as np
 from mlc.ir.core import Graph, Node, Value
 from mlc.ir.types import Dim, TensorType
 from mlc.pass_api import Numerics, PassContext, register_pass
-from mlc.passes._patterns import (
-    const_array,
-    const_ints,
-    dim_source,
-    dims_of,
-    drop_dead_constants,
-    dtype_of,
-    input_at,
-    label,
-    producer,
-    same_dim,
-    sole_reader,
-)
+from mlc.passes._graph_edits import drop_dead_constants
+from mlc.passes._match_basics import const_array, dtype_of, input_at, label
+from mlc.passes._shape_trace import const_ints, dim_source, same_dim
+from mlc.passes._transformer_match import dims_of, producer, sole_reader
 from mlc.rewrite import IRBuilder, Match, Reject, Rule, RulePass
 
 
@@ -183,4 +174,4 @@ class UnflattenGemm(RulePass):
         graph.remove(gemm)
         if not any(v is not None and (v.uses or v.is_graph_output) for v in flatten.outputs):
             graph.remove(flatten)
-        drop_dead_constants(leftovers)  # replaced weights now, not at the next dce (see _patterns)
+        drop_dead_constants(leftovers)  # replaced weights now, not at the next dce (see _graph_edits)
