@@ -67,6 +67,8 @@ def removable_channels(group: Group, analysis: ChannelAnalysis, zeros: ZeroMasks
         if not isinstance(reader, SliceConstant) or reader.role != "in":
             continue
         layout = reader.layout
+        if members.isdisjoint(layout.spaces):
+            continue  # a reader of other groups' channels: nothing to learn here (and costly to ask)
         total = analysis.total(layout)
         mask = zeros.mask(reader.node.inputs[0], total)
         weight = const_array(reader.node.inputs[reader.input])
