@@ -112,17 +112,17 @@ def fit_bias(weight_scale: np.ndarray, x_scale: float, bias: np.ndarray) -> np.n
     if weight_scale.ndim == 0:
         b = np.asarray(b.max() if b.size else 0.0)
     need = np.maximum(_BIAS_MARGIN * b / _INT32_LIMIT, 2.0 * _F32_TINY) / float(x_scale)
-    return np.maximum(weight_scale, need)
+    return np.asarray(np.maximum(weight_scale, need))
 
 
 def quantize_weight(weight: np.ndarray, scales: np.ndarray, axis: int | None) -> np.ndarray:
     """int8 values of `weight` under symmetric `scales` (per slice along `axis`, or one)."""
     w = np.asarray(weight, dtype=np.float64)
     s = scales if axis is None else scales.reshape([-1 if i == axis else 1 for i in range(w.ndim)])
-    return np.clip(np.round(w / s), -127, 127).astype(np.int8)
+    return np.asarray(np.clip(np.round(w / s), -127, 127)).astype(np.int8)
 
 
 def quantize_bias(bias: np.ndarray, bias_scale: np.ndarray) -> np.ndarray:
     """int32 values of a 1-D bias under `bias_scale` (per element or one)."""
     q = np.round(np.asarray(bias, dtype=np.float64).reshape(-1) / bias_scale)
-    return np.clip(q, -_INT32_LIMIT, _INT32_LIMIT).astype(np.int32)
+    return np.asarray(np.clip(q, -_INT32_LIMIT, _INT32_LIMIT)).astype(np.int32)

@@ -101,7 +101,7 @@ class Emitter:
     def gather(self, x: Operand, index: int, axis: int, shape: Shape) -> Operand:
         """x[index] along `axis` (the axis goes away)."""
         if isinstance(x, np.ndarray):
-            return np.take(x, index, axis=axis)
+            return np.asarray(np.take(x, index, axis=axis))
         return self.op("Gather", [x, np.asarray(index, dtype=np.int64)], shape, {"axis": axis})
 
     def transpose(self, x: Operand, shape: Shape) -> Operand:

@@ -8,6 +8,7 @@ negative), `Where` picks by a known condition, `Mod` by a constant that divides 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
@@ -51,7 +52,8 @@ def _cast_elems(elems: Elems, to: DType | None) -> Elems | None:
     return None
 
 
-_BINARY_ARITH = {"Add": lambda a, b: a + b, "Sub": lambda a, b: a - b, "Mul": lambda a, b: a * b}
+_BINARY_ARITH: dict[str, Callable[[Expr, Expr], Expr]] = {
+    "Add": lambda a, b: a + b, "Sub": lambda a, b: a - b, "Mul": lambda a, b: a * b}
 
 
 @rule("Add", "Sub", "Mul", "Div", "Pow", "Mod", "Equal", "Less", "LessOrEqual", "Greater", "GreaterOrEqual",

@@ -101,10 +101,10 @@ class ZeroMasks:
         _, index, axis = space.weight
         weight = const_array(node.inputs[index])
         assert weight is not None
-        zero = (np.moveaxis(weight, axis, 0).reshape(count, -1) == 0).all(axis=1)
+        zero = np.asarray((np.moveaxis(weight, axis, 0).reshape(count, -1) == 0).all(axis=1))
         if node.op_type == "Gemm" and float(node.attr("beta", 1.0)) == 0.0:
             return zero
-        return zero & self._zero(node, 2, count)
+        return np.asarray(zero & self._zero(node, 2, count))
 
     def _clip(self, node: Node) -> bool:
         low, high = const_array(input_at(node, 1)), const_array(input_at(node, 2))
@@ -146,17 +146,17 @@ class ZeroMasks:
                 operands.append((i, self.mask(value, count)[:, None], True))
         zero = [z.all(axis=1) for _, z, _ in operands]
         if op in ("Add", "Sub", "Sum", "Max", "Min", "Mean"):
-            return np.logical_and.reduce(zero)
+            return np.asarray(np.logical_and.reduce(zero))
         if op == "Mul" and all(finite for _, _, finite in operands):
-            return np.logical_or.reduce(zero)
+            return np.asarray(np.logical_or.reduce(zero))
         if op == "Div" and len(operands) == 2:
             divisor = self._constant(node, 1, count)
             if divisor is not None and np.isfinite(divisor).all():
-                return zero[0] & (divisor != 0).all(axis=1)
+                return np.asarray(zero[0] & (divisor != 0).all(axis=1))
         if op == "Pow" and len(operands) == 2:
             exponent = self._constant(node, 1, count)
             if exponent is not None:
-                return zero[0] & (exponent > 0).all(axis=1)
+                return np.asarray(zero[0] & (exponent > 0).all(axis=1))
         return np.zeros(count, dtype=bool)
 
 

@@ -25,6 +25,7 @@ fused kernel adds and activates in its own order.
 from __future__ import annotations
 
 from mlc.ir.core import Node, Value
+from mlc.ir.tensor import Tensor
 from mlc.pass_api import Numerics, register_pass
 from mlc.passes._graph_edits import ensure_ms_opset, fused_name
 from mlc.passes._match_basics import STANDARD, const_array, dtype_of
@@ -64,7 +65,7 @@ def _match(gelu: Node) -> tuple[Node, Value, Value] | str:
     if const_array(x) is not None:
         return "both operands of the Add are constants"
     dims = dims_of(x)
-    length = bias.const.shape[0] if bias.const is not None else None
+    length = bias.const.shape[0] if isinstance(bias.const, Tensor) else None
     if dims is None or not dims or dims[-1] != length:
         last = "rank unknown" if not dims else "?" if dims[-1] is None else dims[-1]
         return f"x's last dim ({last}) is not known to be the bias length {length}"

@@ -96,7 +96,7 @@ def smallest(magnitudes: np.ndarray, k: int) -> np.ndarray:
         return mask
     magnitudes = np.where(np.isnan(magnitudes), np.inf, magnitudes)
     threshold = np.partition(magnitudes, k - 1)[k - 1]
-    mask = magnitudes < threshold
+    mask = np.asarray(magnitudes < threshold)
     mask[np.flatnonzero(magnitudes == threshold)[: k - int(mask.sum())]] = True
     return mask
 
@@ -128,7 +128,7 @@ def nm_mask(weight: np.ndarray, axis: int, n: int, m: int, groups: int = 1) -> t
 def _magnitudes(array: np.ndarray) -> np.ndarray:
     """|w| in a float type that orders the weight's values exactly (float64 for doubles)."""
     wide = np.float64 if array.dtype == np.float64 else np.float32
-    return np.abs(np.asarray(array, dtype=wide))
+    return np.asarray(np.abs(np.asarray(array, dtype=wide)))
 
 
 def target_count(sparsity: float, size: int) -> int:

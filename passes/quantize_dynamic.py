@@ -37,7 +37,7 @@ from mlc.errors import BadInputError
 from mlc.ir.core import Graph, Node, Value
 from mlc.ir.dtypes import DType
 from mlc.ir.tensor import Tensor
-from mlc.ir.types import TensorType
+from mlc.ir.types import TensorType, Type
 from mlc.pass_api import Numerics, Pass, PassContext, PassOption, register_pass
 from mlc.passes._graph_edits import drop_dead_constants
 from mlc.passes._match_basics import STANDARD, const_array, input_at, label
@@ -148,7 +148,7 @@ class QuantizeDynamic(Pass):
         hint = node.name or out.name
         rule = node.op_type.lower()
 
-        def make(op: str, inputs: list[Value | None], outputs: list[tuple[str, TensorType | None]],
+        def make(op: str, inputs: list[Value | None], outputs: list[tuple[str, Type | None]],
                  attributes: dict[str, object] | None = None) -> Node:
             made = Node(op, inputs, [Value(graph.unique_name(f"{hint}_{suffix}"), t) for suffix, t in outputs],
                         attributes, name=graph.unique_name(f"{hint}/{op}"))

@@ -123,7 +123,8 @@ class UnflattenGemm(RulePass):
         n = w_dims[0] if trans_b else w_dims[1]
         if not isinstance(n, int):
             return ("its output width is not static")
-        if not _restores_leading_dims(restore.inputs[1], x, n):
+        target = restore.inputs[1]
+        if target is None or not _restores_leading_dims(target, x, n):
             return (f"{label(restore)} does not restore the flattened input's leading dims")
         if gemm.attr("transA", 0):
             return ("transA=1 transposes the flattened rows")

@@ -65,7 +65,8 @@ def _tokenize(text: str) -> list[_Tok]:
 def _unquote(token: str) -> str | bytes:
     if token.startswith("hex"):
         return bytes.fromhex(token[4:-1])
-    return json.loads(token)
+    text: str = json.loads(token)  # a JSON string token
+    return text
 
 
 class Parser:
