@@ -70,13 +70,15 @@ class _Sweep:
     """One pass of every phase over every graph; `changed` says whether anything was rewritten,
     `stopped` whether `--max-rewrites` ran out."""
 
-    def __init__(self, ctx: PassContext, rejects: dict[tuple[str, str], Reject]) -> None:
+    def __init__(self, ctx: PassContext, rejects: dict[tuple[str, str, int], Reject]) -> None:
         self.ctx, self.rejects = ctx, rejects
         self.changed = self.stopped = False
 
-    def _answer(self, found: Match | ValueMatch | Reject | None, rule: AnyRule) -> Match | ValueMatch | None:
+    def _answer(self, found: Match | ValueMatch | Reject | None, rule: AnyRule, offered: object
+                ) -> Match | ValueMatch | None:
         if isinstance(found, Reject):
-            self.rejects.setdefault((found.rule, found.node), found)
+            # once per rule and node; unnamed nodes (labelled `<Op>`) are told apart by identity
+            self.rejects.setdefault((found.rule, found.node, id(offered) if found.node.startswith("<") else 0), found)
             if found.count:
                 self.ctx.stats[found.count] += 1
             return None
@@ -92,7 +94,7 @@ class _Sweep:
                     break
                 if not rule.applies_to(node):
                     continue
-                found = self._answer(_match(rule, node), rule)
+                found = self._answer(_match(rule, node), rule, node)
                 if self.stopped:
                     return
                 if isinstance(found, Match):
@@ -102,7 +104,7 @@ class _Sweep:
     def values(self, sub: Graph, main: Graph, rules: Sequence[ValueRule]) -> None:
         for rule in rules:
             for value in _values(sub, rule, main):
-                found = self._answer(rule.match(value), rule)
+                found = self._answer(rule.match(value), rule, value)
                 if self.stopped:
                     return
                 if isinstance(found, ValueMatch):
@@ -132,7 +134,7 @@ def apply_rules(graph: Graph, rules: Sequence[AnyRule], ctx: PassContext, *, fix
     graph is walked by `rules`, then by each phase of `then`, before the next graph (fold-constants
     folds single nodes first, then the constant regions of what it had to refuse)."""
     phases = [rules, *then]
-    rejects: dict[tuple[str, str], Reject] = {}
+    rejects: dict[tuple[str, str, int], Reject] = {}
     changed = False
     for _ in range(MAX_SWEEPS if fixpoint else 1):
         sweep = _Sweep(ctx, rejects)

@@ -219,3 +219,15 @@ def test_start_hook_value_rules_phases_and_counted_rejects() -> None:
     assert ctx.stats["second_adds"] == 1 and "seen-twice at 'adds_one': not applied, second" in ctx.remarks
     assert set(graph.initializers) == {"zero", "one"}  # the value phase ran after the node phase
     assert "drop-constant at 'one': not applied, read" in ctx.remarks
+
+
+def test_rejects_of_unnamed_nodes_are_not_merged() -> None:
+    """Two unnamed Adds rejected by one rule give two remarks: `<Add>` names neither uniquely."""
+    text = '''graph "g" (%x: f32[4]) {
+  const %one = dense<f32[]> [1.0]
+  %a: f32[4] = Add(%x, %one)
+  %b: f32[4] = Add(%a, %one)
+  return %b
+}'''
+    _, ctx = _run([AddZero()], text)
+    assert ctx.remarks == ["add-zero at '<Add>': not applied, the constant is not 0"] * 2
