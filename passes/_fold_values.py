@@ -14,7 +14,7 @@ from mlc.ir.core import Node, Value
 from mlc.ir.dtypes import DType
 from mlc.ir.tensor import Tensor
 from mlc.ir.types import TensorType
-from mlc.passes._slicing import python_start
+from mlc.passes._slicing import python_start, shape_range
 
 LAYOUT_OPS = {"Identity", "Unsqueeze", "Squeeze", "Flatten", "Reshape"}
 _CONSTANT_ATTRS = {"value_float": np.float32, "value_floats": np.float32, "value_int": np.int64,
@@ -34,11 +34,7 @@ def shape_dims(node: Node) -> np.ndarray | None:
     if source is None or not isinstance(source.type, TensorType) or source.type.shape is None:
         return None
     dims = source.type.shape
-    rank = len(dims)
-    start = node.attr("start", 0)
-    end = node.attr("end", rank)
-    start = min(max(start + rank if start < 0 else start, 0), rank)
-    end = min(max(end + rank if end < 0 else end, 0), rank)
+    start, end = shape_range(node, len(dims))
     wanted = dims[start:end]
     if not all(isinstance(d, int) for d in wanted):
         return None

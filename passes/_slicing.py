@@ -11,6 +11,8 @@ as 0 makes every reading agree.
 
 from __future__ import annotations
 
+from mlc.ir.core import Node
+
 
 def python_start(start: int, step: int, dim: int) -> int:
     """A start that Python's slicing reads as ONNX reads `start` (for an axis of `dim` elements)."""
@@ -20,3 +22,11 @@ def python_start(start: int, step: int, dim: int) -> int:
 def slice_indices(start: int, end: int, step: int, dim: int) -> range:
     """The indices a Slice takes from an axis of `dim` elements, by ONNX's rules."""
     return range(*slice(python_start(start, step, dim), end, step).indices(dim))
+
+
+def shape_range(node: Node, rank: int) -> tuple[int, int]:
+    """The dims [start, end) a Shape node (opset 15's start/end attributes) takes of a rank-`rank`
+    input: negative ends count from the back, both clamp into [0, rank]."""
+    start, end = node.attr("start", 0), node.attr("end", rank)
+    start = min(max(start + rank if start < 0 else start, 0), rank)
+    return start, min(max(end + rank if end < 0 else end, 0), rank)

@@ -12,6 +12,7 @@ from mlc.ir.shape_analysis import ShapeAnalysis, ShapeResult, ShapeRule
 from mlc.ir.symbolic_dims import ZERO, Expr
 from mlc.ir.symbolic_shapes import INT_DTYPES, MAX_ELEMENTS, as_int, broadcast, product
 from mlc.ir.tensor import Tensor
+from mlc.passes._slicing import shape_range
 from mlc.passes._symbolic_common import input_at, norm_axis, registrar
 
 RULES: dict[str, ShapeRule] = {}
@@ -75,11 +76,7 @@ def _shape(info: ShapeAnalysis, node: Node) -> ShapeResult:
     x = info.shape(node.inputs[0])
     if x is None:
         return None
-    rank = len(x)
-    start = node.attr("start", 0)
-    end = node.attr("end", rank)
-    start = min(max(start + rank if start < 0 else start, 0), rank)
-    end = min(max(end + rank if end < 0 else end, 0), rank)
+    start, end = shape_range(node, len(x))
     picked = x[start:end]
     return [(Expr.const(len(picked)),)], [picked]
 
