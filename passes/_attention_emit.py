@@ -134,9 +134,7 @@ def _query_broadcast_mask(builder: IRBuilder, block: Block) -> Value:
 
     def op(op_type: str, inputs: list[Value], type_: TensorType | None, **attributes: object) -> Value:
         node = Node(op_type, inputs, [Value(graph.unique_name(op_type.lower()), type_)], attributes or None)
-        builder.ctx.created(node, [block.softmax], builder.rule)
-        graph.insert_before(block.inner[-1], node)
-        return first_output(node)
+        return builder.insert(node, replaced=[block.softmax], before=block.inner[-1])
 
     seq = op("Shape", [block.q.src], TensorType(int64, (1,)), start=1, end=2)
     ones = builder.constant(np.array([1, 1], np.int64), "ones")

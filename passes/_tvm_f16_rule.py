@@ -37,8 +37,7 @@ def _wide_twin(builder: IRBuilder, node: Node, inputs: list[Value | None]) -> No
     graph = builder.graph
     outputs = [None if v is None else Value(graph.unique_name("f32"), _float32(v)) for v in node.outputs]
     wide = Node(node.op_type, inputs, outputs, list(node.attributes.values()), name=node.name)
-    builder.ctx.created(wide, builder.replaced, builder.rule)
-    graph.insert_before(node, wide)
+    builder.insert(wide, before=node)
     return wide
 
 

@@ -23,10 +23,10 @@ com.microsoft (version 1).
 
 from __future__ import annotations
 
-from mlc.ir.core import Graph, Node, Value
+from mlc.ir.core import Node, Value
 from mlc.ir.dtypes import DType
 from mlc.ir.types import TensorType
-from mlc.pass_api import Numerics, PassContext, register_pass
+from mlc.pass_api import Numerics, register_pass
 from mlc.passes._embed_sum import Embeddings, embedding_sum
 from mlc.passes._graph_edits import ensure_ms_opset, fused_name
 from mlc.passes._match_basics import const_array
@@ -61,10 +61,10 @@ class EmbedLayerNormRule(Rule):
         graph, ctx, ln = builder.graph, builder.ctx, match.root
         found: Embeddings = match.facts["embeddings"]
         ensure_ms_opset(graph)
-        inputs: list[Value | None] = [_as_int32(graph, ctx, ln, found.ids), None, found.word.inputs[0],
+        inputs: list[Value | None] = [_as_int32(builder, ln, found.ids), None, found.word.inputs[0],
                                       found.position.inputs[0], None, ln.inputs[1], ln.inputs[2]]
         if found.segment is not None and found.segment.inputs[1] is not None:
-            inputs[1] = _as_int32(graph, ctx, ln, found.segment.inputs[1])
+            inputs[1] = _as_int32(builder, ln, found.segment.inputs[1])
             inputs[4] = found.segment.inputs[0]
         # mask_index is optional in the schema, but onnxruntime's type inference writes output 1:
         # declare it (int32 [batch]); nothing reads it
@@ -82,7 +82,7 @@ class EmbedLayerNormRule(Rule):
         ctx.stats["fused"] += 1
 
 
-def _as_int32(graph: Graph, ctx: PassContext, ln: Node, value: Value) -> Value:
+def _as_int32(builder: IRBuilder, ln: Node, value: Value) -> Value:
     """`value` as int32 ids: itself, an existing Cast of it, or a new Cast at the top of the graph."""
     if isinstance(value.type, TensorType) and value.type.dtype == DType.INT32:
         return value
@@ -91,15 +91,10 @@ def _as_int32(graph: Graph, ctx: PassContext, ln: Node, value: Value) -> Value:
         if user.op_type == "Cast" and user.attr("to") == int(DType.INT32) and out is not None:
             return out
     shape = value.type.shape if isinstance(value.type, TensorType) else None
+    graph = builder.graph
     cast = Node("Cast", [value], [Value(graph.unique_name(f"{value.name}_int32"), TensorType(DType.INT32, shape))],
                 {"to": int(DType.INT32)})
-    ctx.created(cast, [ln], "embed-layernorm")
-    first = graph.first
-    assert first is not None
-    graph.insert_before(first, cast)
-    out = cast.outputs[0]
-    assert out is not None
-    return out
+    return builder.insert(cast, replaced=[ln], rule="embed-layernorm", before=graph.first)
 
 
 @register_pass

@@ -28,9 +28,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from mlc.ir.core import Graph, Node, Value
+from mlc.ir.core import Node, Value
 from mlc.ir.types import Dim, TensorType
-from mlc.pass_api import Numerics, PassContext, register_pass
+from mlc.pass_api import Numerics, register_pass
 from mlc.passes._graph_edits import drop_dead_constants
 from mlc.passes._match_basics import const_array, dtype_of, input_at, label
 from mlc.passes._shape_trace import const_ints, dim_source, same_dim
@@ -86,8 +86,7 @@ class UnflattenRule(Rule):
 
     def rewrite(self, match: Match, builder: IRBuilder) -> None:
         flatten, gemm, restore = match.nodes
-        UnflattenGemm.unflatten(builder.graph, gemm, flatten, restore, match["x"], match["weight"],
-                                match.values["bias"], builder.ctx)
+        UnflattenGemm.unflatten(builder, gemm, flatten, restore, match["x"], match["weight"], match.values["bias"])
         builder.ctx.stats["unflattened"] += 1
 
 
@@ -139,9 +138,9 @@ class UnflattenGemm(RulePass):
         return flatten, restore, x, weight, bias
 
     @staticmethod
-    def unflatten(graph: Graph, gemm: Node, flatten: Node, restore: Node, x: Value, weight: Value,
-                 bias: Value | None, ctx: PassContext) -> None:
-        rule = "unflatten-gemm"
+    def unflatten(builder: IRBuilder, gemm: Node, flatten: Node, restore: Node, x: Value, weight: Value,
+                  bias: Value | None) -> None:
+        graph = builder.graph
         leftovers = [weight, bias, input_at(flatten, 1), input_at(restore, 1)]
         alpha, beta = float(gemm.attr("alpha", 1.0)), float(gemm.attr("beta", 1.0))
         w = const_array(weight)
@@ -168,8 +167,7 @@ class UnflattenGemm(RulePass):
             result = Value(old.name, TensorType(dtype, shape))
             nodes.append(Node("Add", [product, bias], [result], name=f"{gemm.name}/Add" if gemm.name else ""))
         for node in nodes:
-            ctx.created(node, [flatten, gemm, restore], rule)
-            graph.insert_before(restore, node)
+            builder.insert(node, replaced=[flatten, gemm, restore], before=restore)
         old.replace_all_uses_with(result, replace_graph_outputs=True)
         graph.remove(restore)
         graph.remove(gemm)
