@@ -3,9 +3,11 @@
 It walks the main graph and every sub-graph, node by node in order, offers each node to the rules
 that name its op (in the order given), and for a `Match` asks `ctx.rewrite(rule)` (which counts it
 and stops the pass once `--max-rewrites` is spent, for the debugger's bisection) before rewriting;
-for a `Reject` it records the reason in the one uniform format. With `fixpoint`, it repeats until a
-sweep changes nothing (bounded, so that two rules undoing each other end with a clear error rather
-than a hang).
+for a `Reject` it records the reason in the one uniform format. After the nodes of a graph, its
+constants (or the main graph's inputs) go to the value rules the same way. Each graph is walked by
+every phase of the pass in turn (`then`), last node first where asked (`reverse`), with each rule's
+`start` hook called first. With `fixpoint`, it repeats until a sweep changes nothing (bounded, so
+that two rules undoing each other end with a clear error rather than a hang).
 """
 
 from __future__ import annotations
