@@ -97,6 +97,8 @@ class FoldBudget:
 def constant_regions(graph: Graph, seeds: list[Node]) -> dict[Node, list[Node]]:
     """The constant region (in graph order) of each seed not already in an earlier seed's: the
     nodes reachable from it through values, whose inputs are all constants or region outputs."""
+    if not seeds:
+        return {}  # nothing was refused for growth: no region to look for (a walk of the graph saved)
     constant_nodes: set[Node] = set()
     for node in graph:  # in order: a node is constant when every input is a constant or a constant node's
         if foldable(node) and all(v is None or v.is_constant or v.producer in constant_nodes for v in node.inputs):

@@ -28,12 +28,12 @@ class EqualConstant(ValueRule):
     law = "c1 = const T; c2 = const T (same dtype, shape and bytes) -> c2's readers read c1"
 
     def start(self, graph: Graph) -> None:
-        self.group_sizes = Counter((t.dtype, t.shape) for v in graph.initializers.values()
-                                   if (t := _shared_tensor(v)) is not None)
+        self.tensors = {id(v): t for v in graph.initializers.values() if (t := _shared_tensor(v)) is not None}
+        self.group_sizes = Counter((t.dtype, t.shape) for t in self.tensors.values())
         self.by_digest: dict[tuple[object, ...], Value] = {}
 
     def match(self, value: Value) -> ValueMatch | None:
-        tensor = _shared_tensor(value)
+        tensor = self.tensors.get(id(value))
         if tensor is None or self.group_sizes[(tensor.dtype, tensor.shape)] < 2:
             return None
         first = self.by_digest.setdefault((tensor.dtype, tensor.shape, tensor.digest()), value)

@@ -19,7 +19,7 @@ from mlc.errors import InternalError
 from mlc.ir.core import Graph, Node, Value
 from mlc.pass_api import Pass, PassContext
 from mlc.rewrite.builder import IRBuilder
-from mlc.rewrite.rule import COMMUTATIVE, Match, Reject, Rule, ValueMatch, ValueRule
+from mlc.rewrite.rule import ANY_OP, COMMUTATIVE, Match, Reject, Rule, ValueMatch, ValueRule
 
 MAX_SWEEPS = 32
 
@@ -90,8 +90,12 @@ class _Sweep:
         return found
 
     def nodes(self, sub: Graph, rules: Sequence[Rule], reverse: bool) -> None:
-        for node in _nodes(sub, reverse):
-            for rule in rules:
+        by_op: dict[str, list[Rule]] = {}  # the rules that name an op, in their order: a pass of many rules
+        for node in _nodes(sub, reverse):  # (eliminate-noop's laws) asks only those for each node
+            candidates = by_op.get(node.op_type)
+            if candidates is None:
+                candidates = by_op[node.op_type] = [r for r in rules if r.ops is ANY_OP or node.op_type in r.ops]
+            for rule in candidates:
                 if node.graph is not sub:  # removed by an earlier rewrite: nothing left to look at
                     break
                 if not rule.applies_to(node):
