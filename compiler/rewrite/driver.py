@@ -98,9 +98,12 @@ class _Sweep:
             for rule in candidates:
                 if node.graph is not sub:  # removed by an earlier rewrite: nothing left to look at
                     break
-                if not rule.applies_to(node):
+                if node.domain not in rule.domains:  # (the op was checked by `candidates`)
                     continue
-                found = self._answer(_match(rule, node), rule, node)
+                answer = rule.match(node) if not rule.commutative else _match(rule, node)
+                if answer is None:  # not a candidate: the common case, kept cheap
+                    continue
+                found = self._answer(answer, rule, node)
                 if self.stopped:
                     return
                 if isinstance(found, Match):

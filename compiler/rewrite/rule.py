@@ -96,10 +96,6 @@ class Rule:
         if cls.__dict__.get("match") is not None and not declared:
             raise TypeError(f"{cls.__name__}: a rule declares its name, its law and the ops it matches")
 
-    def applies_to(self, node: Node) -> bool:
-        """Whether the driver offers `node` to this rule (its op and domain)."""
-        return (self.ops is ANY_OP or node.op_type in self.ops) and node.domain in self.domains
-
     def start(self, graph: Graph) -> None:
         """Called before the driver walks `graph` (each sweep): where a rule resets per-graph state."""
 
