@@ -12,7 +12,7 @@ that two rules undoing each other end with a clear error rather than a hang).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
 from mlc.errors import InternalError
@@ -55,11 +55,10 @@ def _match(rule: Rule, node: Node) -> Match | Reject | None:
 AnyRule = Rule | ValueRule
 
 
-def _nodes(graph: Graph, reverse: bool) -> Iterator[Node]:
-    if reverse:  # a snapshot, last node first: a chain of dead nodes goes in one sweep
-        yield from reversed(list(graph.nodes))
-    else:  # live: a node a rewrite inserts ahead is visited in this sweep too
-        yield from graph
+def _nodes(graph: Graph, reverse: bool) -> Iterable[Node]:
+    """Last node first from a snapshot (a chain of dead nodes goes in one sweep), or the graph's live
+    order (a node a rewrite inserts ahead is visited in this sweep too)."""
+    return reversed(list(graph.nodes)) if reverse else graph
 
 
 def _values(graph: Graph, rule: ValueRule, main: Graph) -> list[Value]:
