@@ -28,13 +28,18 @@ class EqualConstant(ValueRule):
     law = "c1 = const T; c2 = const T (same dtype, shape and bytes) -> c2's readers read c1"
 
     def start(self, graph: Graph) -> None:
-        self.tensors = {id(v): t for v in graph.initializers.values() if (t := _shared_tensor(v)) is not None}
-        self.group_sizes = Counter((t.dtype, t.shape) for t in self.tensors.values())
+        shared = [(v, t) for v in graph.initializers.values() if (t := _shared_tensor(v)) is not None]
+        sizes = Counter((t.dtype, t.shape) for _, t in shared)
+        self.tensors = {id(v): t for v, t in shared if sizes[(t.dtype, t.shape)] > 1}  # only these can match
+        self.offered = [v for v, _ in shared if id(v) in self.tensors]
         self.by_digest: dict[tuple[object, ...], Value] = {}
+
+    def candidates(self, graph: Graph) -> list[Value]:
+        return self.offered
 
     def match(self, value: Value) -> ValueMatch | None:
         tensor = self.tensors.get(id(value))
-        if tensor is None or self.group_sizes[(tensor.dtype, tensor.shape)] < 2:
+        if tensor is None:
             return None
         first = self.by_digest.setdefault((tensor.dtype, tensor.shape, tensor.digest()), value)
         if first is value or value.type != first.type or not isinstance(first.const, Tensor) \

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
 from mlc.errors import InternalError
-from mlc.ir.core import Graph, Node, Value
+from mlc.ir.core import Graph, Node
 from mlc.pass_api import Pass, PassContext
 from mlc.rewrite.builder import IRBuilder
 from mlc.rewrite.rule import ANY_OP, COMMUTATIVE, Match, Reject, Rule, ValueMatch, ValueRule
@@ -61,12 +61,6 @@ def _nodes(graph: Graph, reverse: bool) -> Iterable[Node]:
     return reversed(list(graph.nodes)) if reverse else graph
 
 
-def _values(graph: Graph, rule: ValueRule, main: Graph) -> list[Value]:
-    if rule.offers == "inputs":
-        return list(graph.inputs) if graph is main else []
-    return [*graph.initializers.values(), *graph.sparse_initializers.values()]
-
-
 class _Sweep:
     """One pass of every phase over every graph; `changed` says whether anything was rewritten,
     `stopped` whether `--max-rewrites` ran out."""
@@ -97,7 +91,7 @@ class _Sweep:
             for rule in candidates:
                 if node.graph is not sub:  # removed by an earlier rewrite: nothing left to look at
                     break
-                if node.domain not in rule.domains:  # (the op was checked by `candidates`)
+                if node.domain not in rule.domains:  # (its op was checked when `candidates` was built)
                     continue
                 answer = rule.match(node) if not rule.commutative else _match(rule, node)
                 if answer is None:  # not a candidate: the common case, kept cheap
@@ -109,10 +103,13 @@ class _Sweep:
                     rule.rewrite(found, IRBuilder(sub, self.ctx, node, found.rule or rule.name, found.nodes or (node,)))
                     self.changed = True
 
-    def values(self, sub: Graph, main: Graph, rules: Sequence[ValueRule]) -> None:
+    def values(self, sub: Graph, rules: Sequence[ValueRule]) -> None:
         for rule in rules:
-            for value in _values(sub, rule, main):
-                found = self._answer(rule.match(value), rule, value)
+            for value in rule.candidates(sub):
+                answer = rule.match(value)
+                if answer is None:
+                    continue
+                found = self._answer(answer, rule, value)
                 if self.stopped:
                     return
                 if isinstance(found, ValueMatch):
@@ -127,7 +124,7 @@ class _Sweep:
                     rule.start(sub)
                 self.nodes(sub, [r for r in phase if isinstance(r, Rule)], reverse)
                 if not self.stopped:
-                    self.values(sub, graph, [r for r in phase if isinstance(r, ValueRule)])
+                    self.values(sub, [r for r in phase if isinstance(r, ValueRule)])
                 if self.stopped:
                     return
 

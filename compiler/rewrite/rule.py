@@ -127,6 +127,13 @@ class ValueRule:
     def start(self, graph: Graph) -> None:
         """Called before the driver offers `graph`'s values (each sweep)."""
 
+    def candidates(self, graph: Graph) -> list[Value]:
+        """The values the driver offers: by `offers`; a rule whose `start` already knows which few
+        can match (dedupe-constants: groups of equal dtype and shape) narrows this."""
+        if self.offers == "inputs":
+            return list(graph.inputs) if graph.parent is None else []  # a body's inputs are its parameters
+        return [*graph.initializers.values(), *graph.sparse_initializers.values()]
+
     def reject(self, value: Value, why: str) -> Reject:
         return Reject(self.name, value.name, why)
 
