@@ -77,13 +77,20 @@ def count_nodes(graph: Graph) -> int:
 
 def constant_bytes(graph: Graph) -> int:
     """Bytes of constant data the model would carry (a splat costs one element)."""
-    total = 0
+    return graph_figures(graph)[1]
+
+
+def graph_figures(graph: Graph) -> tuple[int, int]:
+    """(nodes, constant bytes) of the graph and its sub-graphs, in one walk: the manager counts
+    both after every pass that rewrote something."""
+    nodes = total = 0
     for sub in graph.all_graphs():
+        nodes += len(sub)
         for value in sub.initializers.values():
             const = value.const
             if isinstance(const, Tensor):
                 total += max(1, const.dtype.bits // 8) if const.is_splat else const.nbytes
-    return total
+    return nodes, total
 
 
 class PassManager:
@@ -101,50 +108,54 @@ class PassManager:
         with gc_paused():  # passes make many short-lived objects and no cycles worth collecting mid-way
             sizes: tuple[int, int] | None = None  # the graph's figures after the previous pass: no recount
             for index, pass_ in enumerate(passes):
-                record = self.run_one(index, pass_, graph, [p.spec() for p in passes[:index]], sizes)
+                record = self.run_one(index, pass_, graph, passes[:index], sizes)
                 records.append(record)
                 sizes = (record.nodes_after, record.constant_bytes_after)
                 if any(instrument.stop for instrument in self.instruments):
                     break
         return records
 
-    def run_one(self, index: int, pass_: Pass, graph: Graph, before: list[str],
+    def run_one(self, index: int, pass_: Pass, graph: Graph, before: Sequence[Pass],
                 sizes: tuple[int, int] | None = None) -> PassRecord:
-        """Run one pass under the instruments; `sizes` (nodes, constant bytes) are the graph's
-        figures when the caller knows them (the previous pass's record), else they are counted."""
-        nodes, const_bytes = sizes if sizes is not None else (count_nodes(graph), constant_bytes(graph))
+        """Run one pass under the instruments; `before` are the passes run ahead of it (named when
+        it fails); `sizes` (nodes, constant bytes) are the graph's figures when the caller knows
+        them (the previous pass's record), else they are counted."""
+        nodes, const_bytes = sizes if sizes is not None else graph_figures(graph)
         record = PassRecord(index, pass_.name, pass_.spec(), pass_.numerics.value,
                             nodes_before=nodes, constant_bytes_before=const_bytes)
         for instrument in self.instruments:
             instrument.before_pass(index, pass_, graph)
         ctx = PassContext(pass_.name, max_rewrites=self.max_rewrites.get(index))
-        where = f"pass #{index} {pass_.spec()}" + (f" (after {', '.join(before)})" if before else " (first pass)")
+        def where() -> str:  # only a failure is told where it happened: no text for a pass that succeeds
+            ran = ", ".join(p.spec() for p in before)
+            return f"pass #{index} {pass_.spec()}" + (f" (after {ran})" if before else " (first pass)")
+
         started = time.perf_counter()
         try:
             changed = pass_.run(graph, ctx)
         except MlcError:
             raise
         except Exception as error:
-            raise PassFailedError(f"{where} raised {type(error).__name__}: {error}", index) from error
+            raise PassFailedError(f"{where()} raised {type(error).__name__}: {error}", index) from error
         record.seconds = time.perf_counter() - started
         if not isinstance(changed, bool):
-            raise PassFailedError(f"{where} returned {changed!r}; run() must return True or False", index)
+            raise PassFailedError(f"{where()} returned {changed!r}; run() must return True or False", index)
         touched = changed or ctx.rewrites > 0
         if self.verify_each and touched:  # a pass that rewrote nothing left the verified graph as it was
             try:
                 verify(graph)
             except VerificationError as error:
-                raise PassFailedError(f"{where} broke the IR: {error}", index) from error
+                raise PassFailedError(f"{where()} broke the IR: {error}", index) from error
         record.changed = changed
-        record.nodes_after = count_nodes(graph) if touched else record.nodes_before
-        record.constant_bytes_after = constant_bytes(graph) if touched else record.constant_bytes_before
+        record.nodes_after, record.constant_bytes_after = (graph_figures(graph) if touched else
+                                                           (record.nodes_before, record.constant_bytes_before))
         record.rewrites = ctx.rewrites
         record.rules = dict(ctx.rules)
         record.stats = dict(ctx.stats)
         record.remarks = list(ctx.remarks)
         record.last_rule = ctx.last_rule
         if changed and ctx.rewrites == 0:
-            raise PassFailedError(f"{where} changed the graph without counting a rewrite (use ctx.rewrite)", index)
+            raise PassFailedError(f"{where()} changed the graph without counting a rewrite (use ctx.rewrite)", index)
         for instrument in self.instruments:
             try:
                 instrument.after_pass(index, pass_, graph, record)

@@ -56,6 +56,9 @@ class Attr:
     ref: str | None = None
     doc_string: str = ""
 
+    def __post_init__(self) -> None:
+        self.type = AttrType(self.type)  # the member itself, never a bare code: walks compare by identity
+
     @classmethod
     def infer(cls, name: str, value: Any) -> Attr:
         """Build an attribute from a Python value, guessing its kind (pass an `Attr` to be explicit)."""

@@ -121,6 +121,7 @@ def _check_value(value: object, what: str) -> None:
 
 
 _GRAPH_ATTRS = (AttrType.GRAPH, AttrType.GRAPHS)
+_GRAPH, _GRAPHS = _GRAPH_ATTRS
 
 
 # ===================================================================== nodes
@@ -244,9 +245,14 @@ class Node:
         return default if attr is None else attr.value
 
     def subgraphs(self) -> list[Graph]:
+        # asked of every node by every walk of all graphs: the common answer (none) is kept cheap,
+        # with the kinds compared by identity (`Attr` holds the members) and read from module globals
         if not self.attributes:
             return []
-        return [g for a in self.attributes.values() if a.type in _GRAPH_ATTRS for g in a.subgraphs()]
+        for attr in self.attributes.values():
+            if attr.type is _GRAPH or attr.type is _GRAPHS:
+                return [g for a in self.attributes.values() if a.type in _GRAPH_ATTRS for g in a.subgraphs()]
+        return []
 
     def drop_output(self, index: int) -> None:
         """Omit an optional output nobody reads (trailing ones are removed, others become None)."""
@@ -504,14 +510,17 @@ class Graph:
         """Every node of this graph and, depth-first, of its sub-graphs."""
         for node in self:
             yield node
-            for sub in node.subgraphs():
-                yield from sub.all_nodes()
+            if node.attributes:  # (a node without attributes has no sub-graph to ask for)
+                for sub in node.subgraphs():
+                    yield from sub.all_nodes()
 
     def all_graphs(self) -> Iterator[Graph]:
+        """This graph and, depth-first, its sub-graphs (every pass walks these)."""
         yield self
         for node in self:
-            for sub in node.subgraphs():
-                yield from sub.all_graphs()
+            if node.attributes:
+                for sub in node.subgraphs():
+                    yield from sub.all_graphs()
 
 
 class Function:

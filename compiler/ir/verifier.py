@@ -88,35 +88,48 @@ class _Verifier:
                 if id(value) not in input_ids:
                     self.define(graph, None, value, visible)
         for node in graph:
-            if node.graph is not graph:
-                raise self.fail(graph, node, "node's graph pointer is wrong")
-            for i, read in enumerate(node.inputs):
-                if read is None:
-                    continue
-                if id(read) not in visible:
-                    if read.producer is not None and read.producer.graph is graph:
-                        raise self.fail(graph, node, f"input %{read.name} is used before it is defined")
-                    raise self.fail(graph, node, f"input %{read.name} is not defined in this scope")
-                if (node, i) not in read._uses:
-                    raise self.fail(graph, node, f"use of %{read.name} at input {i} is not recorded")
+            self._node(graph, node, visible)
+        for value in graph.outputs:
+            if id(value) not in visible:
+                raise self.fail(graph, None, f"graph output %{value.name} is not defined")
+
+    def _node(self, graph: Graph, node: Node, visible: set[int]) -> None:
+        # The hot loop of every verification (it runs after each pass): it reads the IR's own
+        # fields rather than the properties that copy them, and defines outputs inline.
+        if node.graph is not graph:
+            raise self.fail(graph, node, "node's graph pointer is wrong")
+        for i, read in enumerate(node._inputs):
+            if read is None:
+                continue
+            if id(read) not in visible:
+                if read.producer is not None and read.producer.graph is graph:
+                    raise self.fail(graph, node, f"input %{read.name} is used before it is defined")
+                raise self.fail(graph, node, f"input %{read.name} is not defined in this scope")
+            if (node, i) not in read._uses:
+                raise self.fail(graph, node, f"use of %{read.name} at input {i} is not recorded")
+        if node.attributes:
             for sub in node.subgraphs():
                 if sub.parent is not node:
                     raise self.fail(graph, node, f"sub-graph {sub.name!r} does not point back to its node")
                 self.graph(sub, visible)
-            for i, written in enumerate(node.outputs):
-                if written is None:
-                    continue
-                if written.producer is not node or written.index != i:
-                    raise self.fail(graph, node, f"output %{written.name} does not point back to its producer")
-                self.define(graph, node, written, visible)
-                for user, j in written._uses:
-                    if user.graph is None:
-                        raise self.fail(graph, node, f"%{written.name} is read by a removed node {user!r}")
-                    if j >= len(user.inputs) or user.inputs[j] is not written:
-                        raise self.fail(graph, node, f"stale use of %{written.name} by {user!r}")
-        for value in graph.outputs:
-            if id(value) not in visible:
-                raise self.fail(graph, None, f"graph output %{value.name} is not defined")
+        names = self.names
+        for i, written in enumerate(node._outputs):
+            if written is None:
+                continue
+            if written._producer is not node or written._index != i:
+                raise self.fail(graph, node, f"output %{written.name} does not point back to its producer")
+            key = id(written)
+            other = names.get(written.name)
+            if key in visible or (other is not None and other is not written):
+                self.define(graph, node, written, visible)  # raises, naming what is wrong
+            names[written.name] = written
+            visible.add(key)
+            for user, j in written._uses:
+                if user.graph is None:
+                    raise self.fail(graph, node, f"%{written.name} is read by a removed node {user!r}")
+                inputs = user._inputs
+                if j >= len(inputs) or inputs[j] is not written:
+                    raise self.fail(graph, node, f"stale use of %{written.name} by {user!r}")
 
 
 def _position(graph: Graph, node: Node) -> int:
