@@ -4,12 +4,10 @@
 
 Candidates are grouped by dtype and shape first (when the driver starts a graph), so only tensors
 that could be equal are hashed; the first of equal constants stays.
-Graph inputs with defaults are overridable and never merged.
+Graph inputs with defaults are overridable and never merged, nor constants that are graph outputs.
 """
 
 from __future__ import annotations
-
-from collections import Counter
 
 from mlc.ir.core import Graph, Value
 from mlc.ir.tensor import Tensor
@@ -17,20 +15,18 @@ from mlc.pass_api import Numerics, register_pass
 from mlc.rewrite import IRBuilder, RulePass, ValueMatch, ValueRule
 
 
-def _shared_tensor(value: Value) -> Tensor | None:
-    """The tensor of a constant that may be shared: not an overridable input, not a graph output."""
-    tensor = value.const
-    return tensor if isinstance(tensor, Tensor) and value.is_constant and not value.is_graph_output else None
-
-
 class EqualConstant(ValueRule):
     name = "equal-constant"
     law = "c1 = const T; c2 = const T (same dtype, shape and bytes) -> c2's readers read c1"
 
     def start(self, graph: Graph) -> None:
-        shared = [(v, t) for v in graph.initializers.values() if (t := _shared_tensor(v)) is not None]
-        sizes = Counter((t.dtype, t.shape) for _, t in shared)
-        self.tensors = {id(v): t for v, t in shared if sizes[(t.dtype, t.shape)] > 1}  # only these can match
+        interface = {id(v) for v in graph.inputs} | {id(v) for v in graph.outputs}  # never merged
+        shared = [(v, t) for v in graph.initializers.values()
+                  if isinstance(t := v.const, Tensor) and id(v) not in interface]
+        sizes: dict[tuple[object, ...], int] = {}
+        for _, tensor in shared:
+            sizes[tensor.dtype, tensor.shape] = sizes.get((tensor.dtype, tensor.shape), 0) + 1
+        self.tensors = {id(v): t for v, t in shared if sizes[t.dtype, t.shape] > 1}  # only these can match
         self.offered = [v for v, _ in shared if id(v) in self.tensors]
         self.by_digest: dict[tuple[object, ...], Value] = {}
 

@@ -117,6 +117,9 @@ class FoldRegion(Rule):
     def start(self, graph: Graph) -> None:
         self.regions = constant_regions(graph, self.nodes.refused.get(graph, []))
 
+    def walks(self, graph: Graph) -> bool:
+        return bool(self.regions)
+
     def match(self, node: Node) -> Match | Reject | None:
         region = self.regions.get(node)
         budget = self.nodes.budget

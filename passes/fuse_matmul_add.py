@@ -56,12 +56,12 @@ class MatMulAdd(Rule):
         adds = [n for n in out.consumers if n.op_type == "Add" and n.domain in STANDARD] if out else []
         if out is None or not adds:
             return None  # not a candidate
-        add, opset = adds[0], (matmul.graph.opset_version("") if matmul.graph else None) or 1
+        add = adds[0]
         bias = add.inputs[1] if add.inputs[0] is out else add.inputs[0]
         why = reader_problem(out)
         if why is None and add.graph is not matmul.graph:
             why = f"{label(add)} is in a sub-graph"
-        if why is None and opset < 7:
+        if why is None and (opset := (matmul.graph.opset_version("") if matmul.graph else None) or 1) < 7:
             why = f"opset {opset} Gemm has the legacy broadcast attribute"
         why = why or _operand_problem(matmul)
         if why is None:

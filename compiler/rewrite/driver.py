@@ -12,7 +12,7 @@ that two rules undoing each other end with a clear error rather than a hang).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
 from mlc.errors import InternalError
@@ -58,7 +58,58 @@ AnyRule = Rule | ValueRule
 def _nodes(graph: Graph, reverse: bool) -> Iterable[Node]:
     """Last node first from a snapshot (a chain of dead nodes goes in one sweep), or the graph's live
     order (a node a rewrite inserts ahead is visited in this sweep too)."""
-    return reversed(list(graph.nodes)) if reverse else graph
+    return reversed(graph.nodes) if reverse else graph  # (`nodes` is a fresh list)
+
+
+Matcher = Callable[[Node], Match | Reject | None]
+Candidates = list[tuple[Rule, Matcher, tuple[str, ...]]]
+
+
+def _matcher(rule: Rule) -> Matcher:
+    return rule.match if not rule.commutative else lambda node: _match(rule, node)
+
+
+class _Dispatch:
+    """Which rules a node of each op type is offered, in the rules' order, with their matchers and
+    domains bound, built once per pass run by one walk over the rules: `by_op` for the ops some
+    rule names (a pass of many rules, eliminate-noop's laws, asks a node only those that name its
+    op), `default` (the rules offered every node) for the others."""
+
+    def __init__(self, rules: Sequence[Rule]) -> None:
+        self.rules = list(rules)
+        self.by_op: dict[str, Candidates] = {}
+        self.default: Candidates = []
+        for rule in rules:
+            entry = (rule, _matcher(rule), rule.domains)
+            if rule.ops is ANY_OP:
+                self.default.append(entry)
+                for listed in self.by_op.values():
+                    listed.append(entry)
+            else:
+                for op in rule.ops:
+                    self.by_op.setdefault(op, list(self.default)).append(entry)
+
+
+class _Phase:
+    """One phase's rules, split once per pass run: the node rules' dispatch, the value rules, and
+    the rules whose `start` or `walks` hooks are their own (the others need not be called)."""
+
+    def __init__(self, rules: Sequence[AnyRule]) -> None:
+        node_rules = [r for r in rules if isinstance(r, Rule)]
+        self.dispatch = _Dispatch(node_rules)
+        self.value_rules = [r for r in rules if isinstance(r, ValueRule)]
+        self.starting = [r for r in rules if type(r).start not in (Rule.start, ValueRule.start)]
+        self.choosy = [r for r in node_rules if type(r).walks is not Rule.walks]
+
+    def walking(self, sub: Graph) -> _Dispatch | None:
+        """The dispatch for `sub`: every node rule, or those whose `walks` says yes (None: none)."""
+        if not self.dispatch.rules or not self.choosy:
+            return self.dispatch if self.dispatch.rules else None
+        resting = {id(r) for r in self.choosy if not r.walks(sub)}
+        if not resting:
+            return self.dispatch
+        walking = [r for r in self.dispatch.rules if id(r) not in resting]
+        return _Dispatch(walking) if walking else None
 
 
 class _Sweep:
@@ -69,7 +120,7 @@ class _Sweep:
         self.ctx, self.rejects = ctx, rejects
         self.changed = self.stopped = False
 
-    def _answer(self, found: Match | ValueMatch | Reject | None, rule: AnyRule, offered: object
+    def _answer(self, found: Match | ValueMatch | Reject, rule: AnyRule, offered: object
                 ) -> Match | ValueMatch | None:
         if isinstance(found, Reject):
             # once per rule and node; unnamed nodes (labelled `<Op>`) are told apart by identity
@@ -77,23 +128,21 @@ class _Sweep:
             if found.count:
                 self.ctx.stats[found.count] += 1
             return None
-        if found is not None and not self.ctx.rewrite(getattr(found, "rule", "") or rule.name):
+        if not self.ctx.rewrite(getattr(found, "rule", "") or rule.name):
             self.stopped = True
             return None
         return found
 
-    def nodes(self, sub: Graph, rules: Sequence[Rule], reverse: bool) -> None:
-        by_op: dict[str, list[Rule]] = {}  # the rules that name an op, in their order: a pass of many rules
-        for node in _nodes(sub, reverse):  # (eliminate-noop's laws) asks only those for each node
-            candidates = by_op.get(node.op_type)
-            if candidates is None:
-                candidates = by_op[node.op_type] = [r for r in rules if r.ops is ANY_OP or node.op_type in r.ops]
-            for rule in candidates:
+    def nodes(self, sub: Graph, dispatch: _Dispatch, reverse: bool) -> None:
+        # The driver's hot loop: every node of every graph, in every rule pass.
+        by_op, default = dispatch.by_op, dispatch.default
+        for node in _nodes(sub, reverse):
+            for rule, match, domains in by_op.get(node.op_type, default):
                 if node.graph is not sub:  # removed by an earlier rewrite: nothing left to look at
                     break
-                if node.domain not in rule.domains:  # (its op was checked when `candidates` was built)
+                if node.domain not in domains:  # (its op was checked when `candidates` was built)
                     continue
-                answer = rule.match(node) if not rule.commutative else _match(rule, node)
+                answer = match(node)
                 if answer is None:  # not a candidate: the common case, kept cheap
                     continue
                 found = self._answer(answer, rule, node)
@@ -116,15 +165,17 @@ class _Sweep:
                     rule.rewrite(found, IRBuilder(sub, self.ctx, None, rule.name))
                     self.changed = True
 
-    def run(self, graph: Graph, phases: Sequence[Sequence[AnyRule]], reverse: bool) -> None:
+    def run(self, graph: Graph, phases: Sequence[_Phase], reverse: bool) -> None:
         graphs = list(graph.all_graphs())
         for sub in reversed(graphs) if reverse else graphs:  # reverse: inner graphs first
             for phase in phases:
-                for rule in phase:
+                for rule in phase.starting:
                     rule.start(sub)
-                self.nodes(sub, [r for r in phase if isinstance(r, Rule)], reverse)
-                if not self.stopped:
-                    self.values(sub, [r for r in phase if isinstance(r, ValueRule)])
+                dispatch = phase.walking(sub)
+                if dispatch is not None:  # a graph no rule has work in is not walked (fold-region, nothing refused)
+                    self.nodes(sub, dispatch, reverse)
+                if phase.value_rules and not self.stopped:
+                    self.values(sub, phase.value_rules)
                 if self.stopped:
                     return
 
@@ -138,7 +189,7 @@ def apply_rules(graph: Graph, rules: Sequence[AnyRule], ctx: PassContext, *, fix
     dead-code elimination needs to remove a chain in one sweep). `then` lists later phases: each
     graph is walked by `rules`, then by each phase of `then`, before the next graph (fold-constants
     folds single nodes first, then the constant regions of what it had to refuse)."""
-    phases = [rules, *then]
+    phases = [_Phase(rules), *map(_Phase, then)]
     rejects: dict[tuple[str, str, int], Reject] = {}
     changed = False
     for _ in range(MAX_SWEEPS if fixpoint else 1):
@@ -149,8 +200,9 @@ def apply_rules(graph: Graph, rules: Sequence[AnyRule], ctx: PassContext, *, fix
             break
     else:
         if fixpoint:
+            names = ", ".join(r.name for phase in (rules, *then) for r in phase)
             raise InternalError(f"{ctx.pass_name}: rules still rewriting after {MAX_SWEEPS} sweeps "
-                                f"({', '.join(r.name for p in phases for r in p)}): two of them undo each other")
+                                f"({names}): two of them undo each other")
     for reject in rejects.values():
         ctx.remark(reject.text())
     return changed

@@ -63,9 +63,11 @@ class Match:
         return value
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Reject:
-    """A candidate a rule does not rewrite, and why (words a user reads in `mlc debug -v`)."""
+    """A candidate a rule does not rewrite, and why (words a user reads in `mlc debug -v`). Made for
+    most candidates of most rules, so it is a plain slotted record (a frozen dataclass costs three
+    times as much to make)."""
 
     rule: str
     node: str
@@ -98,6 +100,12 @@ class Rule:
 
     def start(self, graph: Graph) -> None:
         """Called before the driver walks `graph` (each sweep): where a rule resets per-graph state."""
+
+    def walks(self, graph: Graph) -> bool:
+        """Whether the driver offers `graph`'s nodes to this rule, asked after `start`: a rule whose
+        `start` found nothing it could match (fold-region when no fold was refused) says False, and
+        a graph that no rule of a phase walks is not walked at all."""
+        return True
 
     def reject(self, node: Node, why: str) -> Reject:
         return Reject(self.name, label(node), why)
