@@ -82,12 +82,12 @@ class Value:
     @property
     def is_graph_input(self) -> bool:
         graph = self.graph
-        return graph is not None and self._producer is None and any(v is self for v in graph.inputs)
+        return graph is not None and self._producer is None and self in graph.inputs  # (identity: no __eq__)
 
     @property
     def is_graph_output(self) -> bool:
         graph = self.graph
-        return graph is not None and any(v is self for v in graph.outputs)
+        return graph is not None and self in graph.outputs
 
     def replace_all_uses_with(self, new: Value, *, replace_graph_outputs: bool = False) -> None:
         """Make every consumer read `new` instead of this value.
@@ -99,7 +99,7 @@ class Value:
         if new is self:
             return
         graph = self.graph
-        is_output = graph is not None and any(v is self for v in graph.outputs)
+        is_output = graph is not None and self in graph.outputs
         if is_output and not replace_graph_outputs and graph is not None:
             raise IRError(
                 f"%{self.name} is an output of graph {graph.name!r}: pass replace_graph_outputs=True "
@@ -108,7 +108,7 @@ class Value:
         for node, i in list(self._uses):
             node.set_input(i, new)
         if is_output and graph is not None:
-            was_output = any(v is new for v in graph.outputs)
+            was_output = new in graph.outputs
             graph.outputs = [new if v is self else v for v in graph.outputs]
             if not was_output and new.producer is not None:
                 old_name = self.name
@@ -137,8 +137,9 @@ STANDARD_DOMAINS = ("",)  # what `domain in STANDARD_DOMAINS` checks: the one sp
 class Node:
     """One operation. Inputs may hold `None` for an omitted optional input; outputs likewise."""
 
-    __slots__ = ("__weakref__", "_erased", "_inputs", "_next", "_outputs", "_prev", "attributes", "created_by",
-                 "doc_string", "domain", "graph", "metadata_props", "name", "op_type", "overload", "source")
+    __slots__ = ("__weakref__", "_erased", "_inputs", "_nests", "_next", "_outputs", "_prev", "attributes",
+                 "created_by", "doc_string", "domain", "graph", "metadata_props", "name", "op_type", "overload",
+                 "source")
 
     def __init__(
         self,
@@ -169,6 +170,7 @@ class Node:
         self._prev: Node | None = None
         self._next: Node | None = None
         self._erased = False
+        self._nests = False  # holds sub-graphs (set when it joins a graph: `Graph._nested`)
         self.attributes: dict[str, Attr] = {}
         if isinstance(attributes, dict):
             for key, value in attributes.items():
@@ -312,6 +314,10 @@ class Graph:
         self._head._prev = self._head._next = self._head
         self._head._erased = False
         self._count = 0
+        # How many of its nodes hold sub-graphs (counted as nodes join and leave; the verifier checks
+        # that no node gained or lost a graph attribute since): the walks over all graphs and all
+        # nodes skip the per-node question in the common graph that has none.
+        self._nested = 0
 
     def __repr__(self) -> str:
         return f"Graph({self.name!r}, {self._count} nodes)"
@@ -354,6 +360,8 @@ class Graph:
         node.graph = self
         node._erased = False
         self._count += 1
+        node._nests = bool(node.attributes) and bool(node.subgraphs())
+        self._nested += node._nests
 
     def append(self, *nodes: Node) -> Node:
         """Add nodes at the end; returns the last one."""
@@ -398,7 +406,7 @@ class Graph:
                         f"cannot remove {node!r}: its output %{out.name} is still read by {reader!r}; "
                         "call replace_all_uses_with first"
                     )
-                if any(v is out for v in self.outputs):
+                if out in self.outputs:
                     raise IRError(f"cannot remove {node!r}: %{out.name} is a graph output")
         node._detach_inputs()
         for sub in node.subgraphs():  # reads of outer values from inside its sub-graphs go with it
@@ -410,6 +418,7 @@ class Graph:
         node._erased = True
         node.graph = None
         self._count -= 1
+        self._nested -= node._nests
 
     def move_before(self, anchor: Node, nodes: Sequence[Node]) -> None:
         """Move nodes (of this graph or of a sub-graph) before `anchor`, keeping their uses: the
@@ -423,6 +432,7 @@ class Graph:
             assert prev is not None and nxt is not None
             prev._next, nxt._prev = nxt, prev
             owner._count -= 1
+            owner._nested -= node._nests
             node.graph = None
             before = anchor._prev
             assert before is not None
@@ -468,7 +478,7 @@ class Graph:
             raise IRError(f"initializer %{value.name} is still read by {next(iter(value._uses))[0]!r}")
         self.initializers.pop(value.name, None)
         self.sparse_initializers.pop(value.name, None)
-        if not any(v is value for v in self.inputs):
+        if value not in self.inputs:
             value._graph = None
 
     def clone(self) -> Graph:
@@ -508,6 +518,9 @@ class Graph:
 
     def all_nodes(self) -> Iterator[Node]:
         """Every node of this graph and, depth-first, of its sub-graphs."""
+        if not self._nested:
+            yield from self
+            return
         for node in self:
             yield node
             if node.attributes:  # (a node without attributes has no sub-graph to ask for)
@@ -517,6 +530,8 @@ class Graph:
     def all_graphs(self) -> Iterator[Graph]:
         """This graph and, depth-first, its sub-graphs (every pass walks these)."""
         yield self
+        if not self._nested:
+            return
         for node in self:
             if node.attributes:
                 for sub in node.subgraphs():

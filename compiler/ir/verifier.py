@@ -107,11 +107,14 @@ class _Verifier:
                 raise self.fail(graph, node, f"input %{read.name} is not defined in this scope")
             if (node, i) not in read._uses:
                 raise self.fail(graph, node, f"use of %{read.name} at input {i} is not recorded")
-        if node.attributes:
-            for sub in node.subgraphs():
-                if sub.parent is not node:
-                    raise self.fail(graph, node, f"sub-graph {sub.name!r} does not point back to its node")
-                self.graph(sub, visible)
+        subgraphs = node.subgraphs() if node.attributes else []
+        if bool(subgraphs) != node._nests:  # the graph's count of nesting nodes (its walks trust it) is stale
+            raise self.fail(graph, node, f"a graph attribute was {'added to' if subgraphs else 'removed from'} "
+                                         "the node after it joined the graph (build the node with its sub-graphs)")
+        for sub in subgraphs:
+            if sub.parent is not node:
+                raise self.fail(graph, node, f"sub-graph {sub.name!r} does not point back to its node")
+            self.graph(sub, visible)
         names = self.names
         for i, written in enumerate(node._outputs):
             if written is None:

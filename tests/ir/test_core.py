@@ -164,3 +164,58 @@ def test_removing_a_node_drops_the_reads_of_its_subgraphs() -> None:
     assert len(x.uses) == 3
     graph.remove(graph.nodes[0])
     assert [n.op_type for n, _ in x.uses] == ["Abs"]
+
+
+IF_GRAPH = '''graph "g" (%x: f32[3], %c: bool[]) {
+  %y: f32[3] = If(%c) {
+    else_branch = graph "e" () {
+      %n: f32[3] = Neg(%x)
+      return %n
+    },
+    then_branch = graph "t" () {
+      %m: f32[3] = Relu(%x)
+      return %m
+    }
+  }
+  %z: f32[3] = Abs(%y)
+  return %z
+}'''
+
+
+def test_walks_over_all_graphs_follow_nodes_that_join_and_leave() -> None:
+    """The graph counts its nodes that hold sub-graphs, so that walks skip graphs with none."""
+    from mlc.testing import as_graph
+
+    graph = as_graph(IF_GRAPH)
+    if_node, abs_node = graph.nodes
+    assert [g.name for g in graph.all_graphs()] == ["g", "e", "t"]
+    assert [n.op_type for n in graph.all_nodes()] == ["If", "Neg", "Relu", "Abs"]
+    inner = if_node.attributes["then_branch"].value
+    relu = inner.nodes[0]
+    graph.move_before(abs_node, [relu])  # out of the sub-graph: still counted right on both sides
+    assert [g.name for g in graph.all_graphs()] == ["g", "e", "t"]
+    abs_node.set_input(0, graph.inputs[0])
+    graph.outputs[0] = abs_node.outputs[0]
+    graph.remove(if_node)
+    assert [g.name for g in graph.all_graphs()] == ["g"]
+    assert [n.op_type for n in graph.all_nodes()] == ["Relu", "Abs"]
+
+
+def test_verifier_catches_a_graph_attribute_added_after_the_node_joined() -> None:
+    from mlc.ir.attributes import Attr, AttrType
+    from mlc.testing import as_graph
+
+    graph = as_graph(IF_GRAPH)
+    abs_node = graph.nodes[1]
+    body = Graph("late")
+    body.parent = abs_node
+    abs_node.attributes["body"] = Attr("body", AttrType.GRAPH, body)
+    with pytest.raises(VerificationError, match="graph attribute was added to the node after it joined"):
+        verify(graph)
+
+
+def test_values_and_nodes_compare_by_identity() -> None:
+    """`value in graph.outputs` (the IR's membership tests) is identity: neither type defines __eq__."""
+    assert Value.__eq__ is object.__eq__ and Node.__eq__ is object.__eq__
+    a, b = Value("same"), Value("same")
+    assert a in [a] and b not in [a]
