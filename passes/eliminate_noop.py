@@ -1,4 +1,4 @@
-"""Remove ops that provably hand their data input through unchanged (each line is a rule).
+"""Remove ops that provably hand their data input through unchanged (each line is a law, counted under its name).
 
     cast             Cast(x){to = dtype of x}                   -> x
     castlike         CastLike(x, like), like has x's dtype       -> x
@@ -48,7 +48,7 @@ become unused: `dce`, which the pipelines run last, deletes them.
 
 The laws are a table (`mlc.passes._noop_laws`) over matchers by op family (`_noop_laws_shape`,
 `_noop_laws_layout`, `_noop_laws_arith`), on the facts of `_noop_facts`, `_noop_splats` and
-`_zero_signs`; this module is the rule that applies one law, and the pass.
+`_zero_signs`; this module is the rule family that holds a node to its op's law, and the pass.
 """
 
 from __future__ import annotations
@@ -58,15 +58,19 @@ from mlc.pass_api import Numerics, PassOption, register_pass
 from mlc.passes._match_basics import output_name_blocked
 from mlc.passes._noop_laws import ARITHMETIC, LAWS, match_noop, type_mismatch
 from mlc.passes._zero_signs import ZeroSigns
-from mlc.rewrite import IRBuilder, Match, Reject, Rule, RulePass
+from mlc.rewrite import IRBuilder, Match, Reject, Rule, RulePass, label
 
 
 class NoopRule(Rule):
-    """The no-op law of one op (`LAWS`): the node's output becomes the input its matcher names."""
+    """The no-op laws as one rule family (`LAWS`): a node is held to its op's law, and a match or a
+    reject is counted under that law's name (`cast`, `add-zero`, ...). One rule for the table, not
+    one per law, so that a run builds one rule and its op dispatch once."""
 
-    def __init__(self, op: str, signed_zeros: bool, output_zero_signs: bool) -> None:
-        self.name, self.law = LAWS[op]
-        self.ops = (op,)
+    name = "noop"
+    law = "Op(x, ...) that hands x through unchanged -> x   (one law per op: LAWS)"
+    ops = tuple(LAWS)
+
+    def __init__(self, signed_zeros: bool, output_zero_signs: bool) -> None:
         self.signed_zeros, self.output_zero_signs = signed_zeros, output_zero_signs
         self.signs: dict[int, ZeroSigns] = {}  # per graph, built on first use
 
@@ -82,18 +86,19 @@ class NoopRule(Rule):
         found = match_noop(node, self.signed_zeros, self._signs(node.graph) if node.op_type in ARITHMETIC else None)
         if found is None:
             return None
+        law = LAWS[node.op_type][0]
         if isinstance(found, str):
-            return self.reject(node, found)
+            return Reject(law, label(node), found)
         _, source = found
         out = node.outputs[0]
         if out is None or len(node.outputs) != 1:
             return None
         mismatch = type_mismatch(out, source)
         if mismatch is not None:
-            return self.reject(node, mismatch)
+            return Reject(law, label(node), mismatch)
         if output_name_blocked(out, source, node.graph):
-            return self.reject(node, "it names a graph output and its input cannot take the name")
-        return Match(node, values={"x": source, "y": out})
+            return Reject(law, label(node), "it names a graph output and its input cannot take the name")
+        return Match(node, values={"x": source, "y": out}, rule=law)
 
     def rewrite(self, match: Match, builder: IRBuilder) -> None:
         builder.bypass(match.root, match["x"])
@@ -114,9 +119,8 @@ class EliminateNoop(RulePass):
     )
     statistics = ("removed",)
 
-    def rule_set(self) -> list[Rule]:
-        signed, outputs = bool(self.option("signed_zeros")), bool(self.option("output_zero_signs"))
-        return [NoopRule(op, signed, outputs) for op in LAWS]
+    def rule_set(self) -> tuple[Rule]:
+        return (NoopRule(bool(self.option("signed_zeros")), bool(self.option("output_zero_signs"))),)
 
 
 __all__ = ["LAWS", "EliminateNoop", "NoopRule", "match_noop"]
