@@ -37,6 +37,9 @@ class SliceRule(Rule):
     def start(self, graph: Graph) -> None:
         self.shapes.of(graph)
 
+    def walks(self, graph: Graph) -> bool:
+        return self.shapes.of(graph) is not None  # no candidate in the graph: no walk
+
     def info(self, node: Node) -> ShapeInfo | None:
         return None if node.graph is None else self.shapes.of(node.graph)
 

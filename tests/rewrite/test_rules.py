@@ -231,3 +231,30 @@ def test_rejects_of_unnamed_nodes_are_not_merged() -> None:
 }'''
     _, ctx = _run([AddZero()], text)
     assert ctx.remarks == ["add-zero at '<Add>': not applied, the constant is not 0"] * 2
+
+
+class OnlyInner(AddZero):
+    """add-zero, but only in sub-graphs: `walks` says no to the main graph."""
+
+    name = "add-zero-inner"
+
+    def walks(self, graph: Graph) -> bool:
+        return graph.parent is not None
+
+
+def test_a_rule_that_does_not_walk_a_graph_is_not_offered_its_nodes() -> None:
+    text = '''graph "g" (%x: f32[4], %p: bool[]) {
+  const %zero = dense<f32[]> [0.0]
+  %o: f32[4] = Add(%x, %zero) name="outer"
+  %y: f32[4] = If(%p) {then_branch = graph "t" () {
+      %t: f32[4] = Add(%o, %zero) name="inner"
+      return %t
+    }, else_branch = graph "e" () {
+      return %o
+    }}
+  return %y
+}'''
+    printed, ctx = _run([OnlyInner()], text)
+    assert ctx.rules["add-zero-inner"] == 1 and "inner" not in printed and "outer" in printed
+    printed, ctx = _run([OnlyInner(), AddZero()], text)  # another rule of the phase walks the main graph
+    assert ctx.rules == {"add-zero-inner": 1, "add-zero": 1}
