@@ -10,6 +10,9 @@ python, which must import all three from that revision's tree (not from the edit
 `models/*.onnx`, onnx's `light_*.onnx`, `~/.cache/mlc-zoo/*.onnx`. Per model and revision: main-graph nodes (as
 benchmarks/bench_reduction.py counts) after the portable -O2 and the onnxruntime target's -O3, or the error; the -O2
 PassManager.run wall time (import not timed), median of --runs, revisions interleaved model by model, alternating.
+`ratio` is after/before of the two medians; `paired` is the median over runs of after/before within one run (the two
+timings of a run are taken back to back, so a burst of load on this shared machine, which can double a 20 ms model's
+time for seconds, moves both): the figure to trust when the two disagree.
 """
 
 from __future__ import annotations
@@ -139,28 +142,36 @@ def compare(base: Worker, head: Worker, paths: dict[str, Path], runs: int) -> li
     for run in range(runs):
         for name, path in paths.items():
             for side, worker in list(zip(SIDES, (base, head), strict=True))[::1 if run % 2 == 0 else -1]:
-                ms = worker.ask("time", str(path))["ms"]
-                samples.setdefault((name, side), []).extend([] if ms is None else [ms])
+                samples.setdefault((name, side), []).append(worker.ask("time", str(path))["ms"])  # None: failed
         print(f"run {run + 1}/{runs} done", file=sys.stderr)
     for row in rows:
         for side in SIDES:
-            times = samples.get((row["model"], side), [])
+            times = [t for t in samples.get((row["model"], side), []) if t is not None]
             row[f"O2 ms {side}"] = round(statistics.median(times), 1) if times else None
             row[f"O2 ms samples {side}"] = [round(t, 1) for t in times]
         row["ratio"] = round(row["O2 ms after"] / b, 3) if (b := row["O2 ms before"]) and row["O2 ms after"] else None
+        pairs = [a / b for b, a in zip(samples.get((row["model"], "before"), []),
+                                       samples.get((row["model"], "after"), []), strict=True) if a and b]
+        row["paired"] = round(statistics.median(pairs), 3) if pairs else None
     return rows
 
 
 def markdown(rows: list[dict[str, Any]], labels: tuple[str, str], cpu: str, runs: int) -> str:
-    columns = [f"{figure} {side}" for figure in ("O2", "O3-ort", "O2 ms") for side in SIDES] + ["ratio"]
+    columns = [f"{figure} {side}" for figure in ("O2", "O3-ort", "O2 ms") for side in SIDES] + ["ratio", "paired"]
     lines = [f"before: `{labels[0]}`, after: `{labels[1]}`; {cpu}; -O2 ms: median of {runs} interleaved runs",
              "", "| model | " + " | ".join(columns) + " |", "|---|" + "--:|" * len(columns)]
     lines += [f"| {r['model']} | " + " | ".join(str(r[c]).replace("|", "/") for c in columns) + " |" for r in rows]
     totals = {c: sum(r[c] for r in rows if all(isinstance(r[f"{c.rsplit(' ', 1)[0]} {s}"], int | float) for s in SIDES))
-              for c in columns[:-1]}  # over the models where both sides have a figure
+              for c in columns[:-2]}  # over the models where both sides have a figure
     ratio = totals["O2 ms after"] / totals["O2 ms before"] if totals["O2 ms before"] else 0.0
+    paired = [r["paired"] for r in rows if r["paired"]]
     lines.append("| **total** | " + " | ".join(f"{totals[c]:.1f}" if "ms" in c else str(totals[c])
-                                               for c in columns[:-1]) + f" | {ratio:.3f} |")
+                                               for c in columns[:-2]) + f" | {ratio:.3f} | |")
+    lines.append("")
+    lines.append(f"per model: ratio of medians above 1.00 on {sum(1 for r in rows if (r['ratio'] or 0) > 1)}, "
+                 f"worst {max((r['ratio'] or 0) for r in rows):.3f}; paired ratio above 1.00 on "
+                 f"{sum(1 for p in paired if p > 1)}, worst {max(paired, default=0):.3f}, "
+                 f"median {statistics.median(paired) if paired else 0:.3f}")
     failed = {c: sum(1 for r in rows if isinstance(r[c], str)) for c in columns[:4]}
     changed = [r["model"] for r in rows if any(r[f"{p} before"] != r[f"{p} after"] for p in PIPELINES)]
     lines += ["", f"{len(rows)} models; pipeline errors per column: {failed}",
