@@ -31,7 +31,7 @@ OPTIONAL_OUTPUTS: dict[str, tuple[int, ...]] = {
 
 
 def _unread(value: Value | None) -> bool:
-    return value is None or (not value.uses and not value.is_graph_output)
+    return value is None or (not value.has_uses and not value.is_graph_output)
 
 
 class DeadNode(Rule):
@@ -40,8 +40,11 @@ class DeadNode(Rule):
     ops = ANY_OP
     domains = PURE_DOMAINS
 
-    def match(self, node: Node) -> Match | None:
-        return Match(node) if all(_unread(v) for v in node.outputs) else None
+    def match(self, node: Node) -> Match | None:  # asked of every node: a loop, not a generator
+        for value in node.outputs:
+            if value is not None and (value.has_uses or value.is_graph_output):
+                return None
+        return Match(node)
 
     def rewrite(self, match: Match, builder: IRBuilder) -> None:
         builder.graph.remove(match.root)

@@ -63,6 +63,11 @@ class Value:
         return list(self._uses)
 
     @property
+    def has_uses(self) -> bool:
+        """Whether any node reads it (`uses` without building the list)."""
+        return bool(self._uses)
+
+    @property
     def consumers(self) -> list[Node]:
         seen: dict[Node, None] = {}
         for node, _ in self._uses:
