@@ -126,6 +126,7 @@ class PassManager:
         for instrument in self.instruments:
             instrument.before_pass(index, pass_, graph)
         ctx = PassContext(pass_.name, max_rewrites=self.max_rewrites.get(index))
+
         def where() -> str:  # only a failure is told where it happened: no text for a pass that succeeds
             ran = ", ".join(p.spec() for p in before)
             return f"pass #{index} {pass_.spec()}" + (f" (after {ran})" if before else " (first pass)")

@@ -6,8 +6,10 @@ and stops the pass once `--max-rewrites` is spent, for the debugger's bisection)
 for a `Reject` it records the reason in the one uniform format. After the nodes of a graph, its
 constants (or the main graph's inputs) go to the value rules the same way. Each graph is walked by
 every phase of the pass in turn (`then`), last node first where asked (`reverse`), with each rule's
-`start` hook called first. With `fixpoint`, it repeats until a sweep changes nothing (bounded, so
-that two rules undoing each other end with a clear error rather than a hang).
+`start` hook called first; a rule whose `walks` then says it has nothing to do there sits the graph
+out, and a graph no rule of the phase walks is not walked. With `fixpoint`, it repeats until a sweep
+changes nothing (bounded, so that two rules undoing each other end with a clear error rather than a
+hang).
 """
 
 from __future__ import annotations
@@ -72,8 +74,8 @@ def _matcher(rule: Rule) -> Matcher:
 class _Dispatch:
     """Which rules a node of each op type is offered, in the rules' order, with their matchers and
     domains bound, built once per pass run by one walk over the rules: `by_op` for the ops some
-    rule names (a pass of many rules, eliminate-noop's laws, asks a node only those that name its
-    op), `default` (the rules offered every node) for the others."""
+    rule names (a pass of many rules, legalize-tvm's, asks a node only those that name its op),
+    `default` (the rules offered every node) for the others."""
 
     def __init__(self, rules: Sequence[Rule]) -> None:
         self.rules = list(rules)
@@ -86,7 +88,7 @@ class _Dispatch:
                 for listed in self.by_op.values():
                     listed.append(entry)
             else:
-                for op in rule.ops:
+                for op in dict.fromkeys(rule.ops):
                     self.by_op.setdefault(op, list(self.default)).append(entry)
 
 
@@ -140,7 +142,7 @@ class _Sweep:
             for rule, match, domains in by_op.get(node.op_type, default):
                 if node.graph is not sub:  # removed by an earlier rewrite: nothing left to look at
                     break
-                if node.domain not in domains:  # (its op was checked when `candidates` was built)
+                if node.domain not in domains:  # (its op was checked when the dispatch was built)
                     continue
                 answer = match(node)
                 if answer is None:  # not a candidate: the common case, kept cheap
