@@ -19,7 +19,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import networkx as nx
 import numpy as np
 import onnx
 from google.protobuf.message import DecodeError
@@ -289,6 +288,8 @@ class Importer:
             deps.append(mine)
         if not needs_sort:
             return
+        import networkx as nx  # only for a file out of order: importing it is 0.12 s of every command's start
+
         dag = nx.DiGraph()
         dag.add_nodes_from(range(len(nodes)))
         for i, mine in enumerate(deps):
