@@ -42,7 +42,7 @@ class DeadNode(Rule):
 
     def match(self, node: Node) -> Match | None:  # asked of every node: a loop, not a generator
         for value in node.outputs:
-            if value is not None and (value.has_uses or value.is_graph_output):
+            if not _unread(value):
                 return None
         return Match(node)
 

@@ -87,17 +87,21 @@ class NoopRule(Rule):
         if found is None:
             return None
         law = LAWS[node.op_type][0]
+
+        def reject(why: str) -> Reject:  # under the law's name, not the family's
+            return Reject(law, label(node), why)
+
         if isinstance(found, str):
-            return Reject(law, label(node), found)
+            return reject(found)
         _, source = found
         out = node.outputs[0]
         if out is None or len(node.outputs) != 1:
             return None
         mismatch = type_mismatch(out, source)
         if mismatch is not None:
-            return Reject(law, label(node), mismatch)
+            return reject(mismatch)
         if output_name_blocked(out, source, node.graph):
-            return Reject(law, label(node), "it names a graph output and its input cannot take the name")
+            return reject("it names a graph output and its input cannot take the name")
         return Match(node, values={"x": source, "y": out}, rule=law)
 
     def rewrite(self, match: Match, builder: IRBuilder) -> None:

@@ -365,7 +365,7 @@ class Graph:
         node.graph = self
         node._erased = False
         self._count += 1
-        node._nests = bool(node.attributes) and bool(node.subgraphs())
+        node._nests = bool(node.subgraphs())
         self._nested += node._nests
 
     def append(self, *nodes: Node) -> Node:
@@ -528,7 +528,7 @@ class Graph:
             return
         for node in self:
             yield node
-            if node.attributes:  # (a node without attributes has no sub-graph to ask for)
+            if node._nests:
                 for sub in node.subgraphs():
                     yield from sub.all_nodes()
 
@@ -538,7 +538,7 @@ class Graph:
         if not self._nested:
             return
         for node in self:
-            if node.attributes:
+            if node._nests:
                 for sub in node.subgraphs():
                     yield from sub.all_graphs()
 

@@ -107,7 +107,7 @@ class _Verifier:
                 raise self.fail(graph, node, f"input %{read.name} is not defined in this scope")
             if (node, i) not in read._uses:
                 raise self.fail(graph, node, f"use of %{read.name} at input {i} is not recorded")
-        subgraphs = node.subgraphs() if node.attributes else []
+        subgraphs = node.subgraphs()
         if bool(subgraphs) != node._nests:  # the graph's count of nesting nodes (its walks trust it) is stale
             raise self.fail(graph, node, f"a graph attribute was {'added to' if subgraphs else 'removed from'} "
                                          "the node after it joined the graph (build the node with its sub-graphs)")
